@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Launcher: Grantpool runs its TypeScript sources directly on Node >= 22.18
+// (type stripping). An older `node` on PATH hands over to the project's own
+// Node 24 from node_modules (the `node` devDependency).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (major < 22 || (major === 22 && minor < 18)) {
+  const local = join(root, 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(local)) {
+    console.error(`grantpool: Node ${process.versions.node} is too old (need >= 22.18); run \`npm install\` in ${root} first`);
+    process.exit(1);
+  }
+  const r = spawnSync(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

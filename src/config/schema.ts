@@ -1,0 +1,95 @@
+// config.json (SPEC section 2): snake_case keys, validated at start. An unknown
+// key or a bad value stops the start with a message naming the key.
+import { z } from 'zod';
+
+export const DEFAULT_SCOPES = [
+  'openid',
+  'email',
+  'profile',
+  'https://www.googleapis.com/auth/cloud-platform',
+  'https://www.googleapis.com/auth/generative-language.retriever',
+];
+
+/** Documented defaults; `model_aliases` in config.json or GRANTPOOL_MODEL_ALIASES replaces them. */
+export const DEFAULT_MODEL_ALIASES: Record<string, string> = {
+  'claude-opus-*': 'gemini-2.5-pro',
+  'claude-sonnet-*': 'gemini-2.5-flash',
+  'claude-3-5-sonnet*': 'gemini-2.5-flash',
+  'claude-3-7-sonnet*': 'gemini-2.5-flash',
+  'claude-haiku-*': 'gemini-2.5-flash-lite',
+  'claude-3-5-haiku*': 'gemini-2.5-flash-lite',
+  'claude-*': 'gemini-2.5-flash',
+  'gpt-4o-mini*': 'gemini-2.5-flash-lite',
+  'gpt-4.1-mini*': 'gemini-2.5-flash-lite',
+  'gpt-5-mini*': 'gemini-2.5-flash-lite',
+  'o*-mini*': 'gemini-2.5-flash',
+  'gpt-*': 'gemini-2.5-flash',
+};
+
+export const ApiKeySchema = z.strictObject({
+  key: z.string().min(8),
+  label: z.string().default('default'),
+  created_at: z.number().int().nullable().default(null),
+});
+
+const QuotaLimitSchema = z.strictObject({
+  requests_per_day: z.number().int().positive().optional(),
+  tokens_per_day: z.number().int().positive().optional(),
+});
+
+export const ConfigSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8045),
+  /** External base URL; the OAuth redirect URI is `<public_url>/oauth2callback`. Default http://localhost:<port>. */
+  public_url: z.string().url().nullable().default(null),
+  api_keys: z.array(ApiKeySchema).default([]),
+  auth_mode: z.enum(['off', 'strict', 'all_except_health', 'auto']).default('auto'),
+  admin_token: z.string().min(16).nullable().default(null),
+  client_secret_file: z.string().nullable().default(null),
+  oauth_issuer: z.string().url().default('https://accounts.google.com'),
+  scopes: z.array(z.string().min(1)).min(1).default(DEFAULT_SCOPES),
+  gemini_base_url: z.string().url().default('https://generativelanguage.googleapis.com'),
+  google_api_base_url: z.string().url().default('https://www.googleapis.com'),
+  model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
+
+  /** Account selection. */
+  strategy: z.enum(['round_robin', 'fill_first']).default('round_robin'),
+  session_affinity: z.boolean().default(true),
+  /** Refresh an access token when fewer than this many seconds remain. */
+  refresh_before_seconds: z.number().int().min(30).max(3000).default(300),
+  /** Transient refresh failures: exponential backoff with jitter between these bounds. */
+  refresh_backoff_min_seconds: z.number().positive().default(5),
+  refresh_backoff_max_seconds: z.number().positive().default(600),
+  /** Cooldown after an upstream 5xx or timeout. */
+  server_error_cooldown_seconds: z.number().nonnegative().default(10),
+
+  quota_protection: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Keep an account out for a model when less than this share of its daily limit remains. */
+      threshold_percent: z.number().min(0).max(100).default(10),
+      limits: z.record(z.string(), QuotaLimitSchema).default({}),
+    })
+    .default({ enabled: false, threshold_percent: 10, limits: {} }),
+
+  upstream: z
+    .strictObject({
+      connect_timeout_ms: z.number().int().positive().default(10_000),
+      /** Time to the response headers (first byte). Long generations need a generous value. */
+      first_byte_timeout_ms: z.number().int().positive().default(300_000),
+      /** Longest silence between two chunks of a streamed answer. */
+      idle_timeout_ms: z.number().int().positive().default(300_000),
+      /** Accounts tried for one request before giving up. */
+      max_attempts: z.number().int().min(1).max(50).default(5),
+    })
+    .default({ connect_timeout_ms: 10_000, first_byte_timeout_ms: 300_000, idle_timeout_ms: 300_000, max_attempts: 5 }),
+
+  /** Largest accepted request body. */
+  max_body_bytes: z.number().int().positive().default(20 * 1024 * 1024),
+  /** OpenAI image_url with an http(s) URL: fetched only when enabled, never from private addresses. */
+  allow_remote_images: z.boolean().default(false),
+  /** Keep the last N proxied requests in the request log. */
+  request_log_size: z.number().int().min(0).default(1000),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;

@@ -1,0 +1,119 @@
+// The contract between the token pool and its users (the proxy, the management
+// API) and its inputs (the OAuth client that refreshes tokens).
+import type { Account, Token } from '../store/account.ts';
+
+/** What the token endpoint said, classified from its `error` code (never from the description). */
+export type RefreshFailureKind =
+  /** Refresh token revoked or expired (also invalid_rapt): the account is dead until re-added. */
+  | 'invalid_grant'
+  /** invalid_client / unauthorized_client: the OAuth client setup is wrong, not the account. */
+  | 'client'
+  /** Network error, timeout, 5xx, 429, non-JSON answer: try again later. */
+  | 'transient';
+
+export class RefreshError extends Error {
+  readonly kind: RefreshFailureKind;
+  /** The OAuth `error` code, or a short tag such as `network`, `http_503`, `non_json`. */
+  readonly error: string;
+  /** The OAuth `error_description` (never contains secrets), may be empty. */
+  readonly description: string;
+  readonly status?: number;
+  constructor(kind: RefreshFailureKind, error: string, description = '', status?: number) {
+    super(description ? `${error}: ${description}` : error);
+    this.name = 'RefreshError';
+    this.kind = kind;
+    this.error = error;
+    this.description = description;
+    this.status = status;
+  }
+}
+
+/** Refreshes one account's access token with the OAuth client that issued it. */
+export interface TokenRefresher {
+  /**
+   * Returns the new token (refresh_token kept from `account` when the answer
+   * has none). Throws RefreshError for every failure.
+   */
+  refresh(account: Account): Promise<Token>;
+}
+
+/** Which account the proxy may use for one upstream attempt. */
+export interface AcquireRequest {
+  /** Upstream (Gemini) model name, after aliases; '' for the Google API pass-through. */
+  model: string;
+  /** Session affinity key (X-Grantpool-Session, Anthropic metadata.user_id, OpenAI user / prompt_cache_key). */
+  sessionKey?: string;
+  /** Scopes the route needs; an account must have at least one of them. Empty: any account. */
+  anyOfScopes?: readonly string[];
+  /** Pin one account by id or email (X-Grantpool-Account). */
+  pinned?: string;
+  /** Accounts already tried by this request. */
+  exclude?: ReadonlySet<string>;
+}
+
+export interface Lease {
+  accountId: string;
+  email: string;
+  projectId: string | null;
+  accessToken: string;
+}
+
+/** How an upstream attempt ended, as the pool needs to know it. */
+export type UpstreamOutcome =
+  | { kind: 'ok'; tokensIn?: number; tokensOut?: number }
+  /** 401 UNAUTHENTICATED */
+  | { kind: 'unauthorized' }
+  /** 429 RESOURCE_EXHAUSTED; `untilMs` is when Google says the account may try again (absolute time). */
+  | { kind: 'rate_limited'; untilMs: number; reason: string }
+  /** 403 PERMISSION_DENIED / SERVICE_DISABLED etc.: taken out of the proxy with this reason. */
+  | { kind: 'forbidden'; reason: string }
+  /** 5xx, timeout, connection reset. */
+  | { kind: 'server_error'; reason: string }
+  /** 4xx caused by the request itself (400, 404): the account is fine. */
+  | { kind: 'client_error' };
+
+/** Why no account can serve a request. `status` is what the client gets. */
+export class NoAccountError extends Error {
+  readonly status: 429 | 503 | 400 | 404;
+  /** Seconds, for Retry-After (set when every candidate is cooling down). */
+  readonly retryAfterSeconds?: number;
+  readonly code:
+    | 'no_accounts'
+    | 'all_disabled'
+    | 'all_cooling_down'
+    | 'no_scope'
+    | 'client_misconfigured'
+    | 'pinned_unknown'
+    | 'pinned_unusable'
+    | 'exhausted';
+  constructor(code: NoAccountError['code'], message: string, status: NoAccountError['status'], retryAfterSeconds?: number) {
+    super(message);
+    this.name = 'NoAccountError';
+    this.code = code;
+    this.status = status;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The live state of one account, as the API, CLI and dashboard show it. */
+export type AccountState =
+  | { state: 'active' }
+  | { state: 'refreshing' }
+  | { state: 'cooling_down'; until: number; reason: string; model?: string }
+  | { state: 'quota_protected'; model: string; until: number }
+  | { state: 'proxy_disabled'; reason: string }
+  | { state: 'disabled'; reason: string };
+
+/** What the proxy asks of the pool. */
+export interface TokenPool {
+  /** An access token that is valid now. Throws NoAccountError when nothing can serve. */
+  acquire(req: AcquireRequest): Promise<Lease>;
+  /** Report how an attempt with this lease ended (cooldowns, usage, proxy_disabled). */
+  report(lease: Lease, model: string, outcome: UpstreamOutcome): void;
+  /**
+   * After an upstream 401: refresh this account once (shared with concurrent
+   * callers) and return a fresh lease, or null when the account can no longer
+   * serve (e.g. the refresh said invalid_grant and it was disabled).
+   */
+  refreshAfterUnauthorized(lease: Lease): Promise<Lease | null>;
+}

@@ -1,0 +1,45 @@
+// The account store: the one interface between Grantpool and where accounts
+// live. The file backend (file-store.ts) is the embedded default; a database
+// backend implements the same interface.
+import type { Account, Identity } from './account.ts';
+
+export interface AccountChange {
+  id: string;
+  /** The account as it is now; null when it was removed. */
+  account: Account | null;
+}
+
+export interface AccountStore {
+  /** Every readable account. Unreadable entries are quarantined and logged, never fatal. */
+  list(): Promise<Account[]>;
+  get(id: string): Promise<Account | null>;
+  /**
+   * Read-modify-write of one account, serialised against every other writer
+   * (other processes included). `change` gets the current account and returns
+   * the new one, or null to leave it as it is. Returns the stored account
+   * (null when the account does not exist).
+   */
+  update(id: string, change: (current: Account) => Account | null): Promise<Account | null>;
+  /**
+   * Insert or update by Google identity (`sub`, else email), serialised like
+   * update(). `build` gets the stored account with that identity, or null.
+   */
+  upsertByIdentity(
+    identity: Identity,
+    build: (existing: Account | null) => Account,
+  ): Promise<{ account: Account; created: boolean }>;
+  /** Delete an account. Returns false when it did not exist. */
+  remove(id: string): Promise<boolean>;
+  /**
+   * Change notification: called for every account created, changed or removed
+   * by anyone (this process, another process, a person with an editor).
+   * Returns a function that stops watching.
+   */
+  watch(onChange: (change: AccountChange) => void): () => void;
+  /**
+   * Runs `fn` while holding the refresh lock of one account, so that at most
+   * one refresh per account is in flight across every gateway on this store.
+   */
+  withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

@@ -7,7 +7,10 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 export class FakeClock implements Clock {
-  constructor(private ms: number = Date.UTC(2026, 0, 1)) {}
+  private ms: number;
+  constructor(startMs: number = Date.UTC(2026, 0, 1)) {
+    this.ms = startMs;
+  }
   now(): number {
     return this.ms;
   }

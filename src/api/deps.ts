@@ -1,0 +1,76 @@
+// What the management API needs from the rest of the gateway. The gateway
+// provides it (src/server/gateway.ts); tests can provide fakes.
+import type { IncomingMessage } from 'node:http';
+import type { Account } from '../store/account.ts';
+import type { AccountStore } from '../store/store.ts';
+import type { AccountState } from '../pool/types.ts';
+import type { ResolvedConfig } from '../config/load.ts';
+
+export interface AddResult {
+  account: unknown;
+  created: boolean;
+  reenabled: boolean;
+  missing_scopes: string[];
+}
+
+export interface OAuthStatus {
+  configured: boolean;
+  problem: string | null;
+  fix: string | null;
+  clients: { client_id: string; failing: boolean; error: string | null; fix: string | null; since: number | null }[];
+}
+
+export interface RequestLogEntry {
+  time: number;
+  route: string;
+  protocol: string;
+  model_requested: string | null;
+  model_used: string | null;
+  account_id: string | null;
+  email: string | null;
+  status: number;
+  latency_ms: number;
+  first_byte_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  retries: number;
+  error: string | null;
+}
+
+export interface UsageRow {
+  date: string;
+  account_id: string;
+  email: string;
+  model: string;
+  requests: number;
+  tokens_in: number;
+  tokens_out: number;
+}
+
+export interface ApiDeps {
+  config: () => ResolvedConfig;
+  version: string;
+  listenUrl: () => string;
+  store: AccountStore;
+  /** Checks the admin bearer token or the dashboard session (with CSRF on mutations). */
+  authenticate: (req: IncomingMessage) => { ok: true } | { ok: false; status: number; message: string };
+  accountState: (account: Account) => AccountState;
+  usageToday: (accountId: string) => { requests: number; tokens: number };
+  usageDays: (days: number) => UsageRow[];
+  oauthStatus: () => OAuthStatus;
+  startConsent: (loginHint?: string) => Promise<{ auth_url: string }>;
+  completeConsent: (callbackUrl: string) => Promise<AddResult>;
+  importRefreshToken: (refreshToken: string) => Promise<AddResult>;
+  revoke: ((account: Account) => Promise<'revoked' | 'already_revoked'>) | null;
+  saveClientSecret: (json: string) => Promise<{ client_id: string }>;
+  requests: (filter: { account?: string; model?: string; status?: string; protocol?: string; limit?: number }) => RequestLogEntry[];
+  requestsSince: (sinceMs: number) => number;
+  /** Subscribe to live events (account state changes, request log entries). Returns unsubscribe. */
+  subscribe: (listener: (event: { type: 'accounts' | 'request'; data: unknown }) => void) => () => void;
+  /** API keys in config.json. */
+  keys: {
+    list: () => { id: string; label: string; prefix: string; created_at: number | null }[];
+    create: (label: string) => Promise<{ id: string; label: string; key: string }>;
+    revoke: (id: string) => Promise<boolean>;
+  };
+}

@@ -1,0 +1,214 @@
+// The management API (SPEC section 5): JSON under /api, admin token or
+// dashboard session. Never answers with a token value.
+import type { ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { Logger } from '../log/logger.ts';
+import type { Router, RequestContext } from '../server/router.ts';
+import { HttpError, readJson, sendJson } from '../server/http-util.ts';
+import { publicAccount, type Account } from '../store/account.ts';
+import { AccountNotFoundError, findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
+import type { AccountState } from '../pool/types.ts';
+import type { ApiDeps } from './deps.ts';
+
+const API_BODY_LIMIT = 1024 * 1024;
+
+const RefreshTokenBody = z.object({ refresh_token: z.string().trim().min(1, 'refresh_token must not be empty') });
+const StartBody = z.object({ login_hint: z.string().trim().min(1).optional() }).optional();
+const CompleteBody = z.object({ callback_url: z.string().trim().min(1, 'callback_url must not be empty') });
+const PatchBody = z.object({ proxy_disabled: z.boolean() });
+const KeyBody = z.object({ label: z.string().trim().min(1).max(100).default('key') });
+
+export type ApiAccount = ReturnType<typeof publicAccount> & {
+  state: AccountState;
+  usage_today: { requests: number; tokens: number };
+};
+
+export function apiAccount(deps: ApiDeps, account: Account): ApiAccount {
+  return { ...publicAccount(account), state: deps.accountState(account), usage_today: deps.usageToday(account.id) };
+}
+
+export function statusBody(deps: ApiDeps, accounts: Account[]) {
+  const config = deps.config();
+  const byState = { active: 0, refreshing: 0, cooling_down: 0, quota_protected: 0, proxy_disabled: 0, disabled: 0 };
+  for (const a of accounts) byState[deps.accountState(a).state]++;
+  return {
+    version: deps.version,
+    listen_url: deps.listenUrl(),
+    public_url: config.public_base_url,
+    redirect_uri: config.redirect_uri,
+    auth_mode: config.effective_auth_mode,
+    oauth: {
+      ...deps.oauthStatus(),
+      client_secret_file: config.client_secret_path,
+      issuer: config.oauth_issuer,
+      scopes: config.scopes,
+    },
+    pool: { total: accounts.length, by_state: byState },
+    requests_last_hour: deps.requestsSince(Date.now() - 3600_000),
+  };
+}
+
+async function body<T>(ctx: RequestContext, schema: z.ZodType<T>): Promise<T> {
+  const raw = ctx.req.headers['content-length'] === '0' ? undefined : await readJson(ctx.req, API_BODY_LIMIT).catch((e) => {
+    if (e instanceof HttpError && e.code === 'invalid_json' && /empty/.test(e.message)) return undefined;
+    throw e;
+  });
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new HttpError(400, 'invalid_request', `${where}${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string, fix?: string): void {
+  sendJson(res, status, { error: { code, message, ...(fix ? { fix } : {}) } });
+}
+
+/** Maps any error to a clear JSON answer; unexpected ones are logged, never shown. */
+function handleError(logger: Logger, ctx: RequestContext, e: unknown): void {
+  if (ctx.res.headersSent) {
+    ctx.res.destroy();
+    return;
+  }
+  if (e instanceof HttpError) return sendError(ctx.res, e.status, e.code, e.message);
+  if (e instanceof AccountNotFoundError) return sendError(ctx.res, 404, 'account_not_found', e.message);
+  const err = e as { status?: unknown; code?: unknown; message?: unknown; fix?: unknown };
+  if (typeof err?.code === 'string' && typeof err.message === 'string') {
+    const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 400;
+    return sendError(ctx.res, status, err.code, err.message, typeof err.fix === 'string' ? err.fix : undefined);
+  }
+  logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: ctx.url.pathname }, 'management API error');
+  sendError(ctx.res, 500, 'internal_error', 'the gateway could not complete this request; see its log');
+}
+
+export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger): void {
+  const guarded = (fn: (ctx: RequestContext) => Promise<void>) => async (ctx: RequestContext) => {
+    const auth = deps.authenticate(ctx.req);
+    if (!auth.ok) {
+      return sendError(ctx.res, auth.status, auth.status === 401 ? 'unauthenticated' : 'forbidden', auth.message);
+    }
+    try {
+      await fn(ctx);
+    } catch (e) {
+      handleError(logger, ctx, e);
+    }
+  };
+  const on = (method: string, path: string, fn: (ctx: RequestContext) => Promise<void>) => router.on(method, path, guarded(fn));
+
+  on('GET', '/api/status', async ({ res }) => {
+    sendJson(res, 200, statusBody(deps, await deps.store.list()));
+  });
+
+  on('GET', '/api/accounts', async ({ res }) => {
+    const accounts = await deps.store.list();
+    accounts.sort((a, b) => a.created_at - b.created_at || a.email.localeCompare(b.email));
+    sendJson(res, 200, { accounts: accounts.map((a) => apiAccount(deps, a)) });
+  });
+
+  on('GET', '/api/accounts/:id', async ({ res, params }) => {
+    const account = await findAccount(deps.store, params.id!);
+    sendJson(res, 200, { account: apiAccount(deps, account) });
+  });
+
+  on('POST', '/api/accounts', async (ctx) => {
+    const { refresh_token } = await body(ctx, RefreshTokenBody);
+    const result = await deps.importRefreshToken(refresh_token);
+    sendJson(ctx.res, result.created ? 201 : 200, result);
+  });
+
+  on('PATCH', '/api/accounts/:id', async (ctx) => {
+    const { proxy_disabled } = await body(ctx, PatchBody);
+    const account = await findAccount(deps.store, ctx.params.id!);
+    const updated = await setProxyDisabled(deps.store, account.id, proxy_disabled, 'manual');
+    sendJson(ctx.res, 200, { account: apiAccount(deps, updated) });
+  });
+
+  on('DELETE', '/api/accounts/:id', async (ctx) => {
+    const account = await findAccount(deps.store, ctx.params.id!);
+    const skip = ctx.url.searchParams.get('revoke') === 'false';
+    const result = await removeAccount(deps.store, account, skip ? null : deps.revoke);
+    logger.info({ account_id: account.id, email: account.email, revocation: result.revocation }, `Account removed (${account.email})`);
+    sendJson(ctx.res, 200, { removed: true, revocation: result.revocation, ...(result.revocationError ? { revocation_error: result.revocationError } : {}) });
+  });
+
+  on('POST', '/api/oauth/start', async (ctx) => {
+    const b = await body(ctx, StartBody);
+    sendJson(ctx.res, 200, await deps.startConsent(b?.login_hint));
+  });
+
+  on('POST', '/api/oauth/complete', async (ctx) => {
+    const { callback_url } = await body(ctx, CompleteBody);
+    const result = await deps.completeConsent(callback_url);
+    sendJson(ctx.res, result.created ? 201 : 200, result);
+  });
+
+  on('GET', '/api/requests', async ({ res, url }) => {
+    const q = url.searchParams;
+    const limit = Number(q.get('limit') ?? 200);
+    sendJson(res, 200, {
+      requests: deps.requests({
+        account: q.get('account') ?? undefined,
+        model: q.get('model') ?? undefined,
+        status: q.get('status') ?? undefined,
+        protocol: q.get('protocol') ?? undefined,
+        limit: Number.isFinite(limit) ? Math.min(Math.max(1, limit), 1000) : 200,
+      }),
+    });
+  });
+
+  on('GET', '/api/usage', async ({ res, url }) => {
+    const days = Number(url.searchParams.get('days') ?? 14);
+    sendJson(res, 200, { days: deps.usageDays(Number.isFinite(days) ? Math.min(Math.max(1, days), 90) : 14) });
+  });
+
+  on('GET', '/api/keys', async ({ res }) => {
+    sendJson(res, 200, { keys: deps.keys.list() });
+  });
+
+  on('POST', '/api/keys', async (ctx) => {
+    const { label } = await body(ctx, KeyBody.optional().transform((v) => v ?? { label: 'key' }));
+    sendJson(ctx.res, 201, await deps.keys.create(label));
+  });
+
+  on('DELETE', '/api/keys/:id', async ({ res, params }) => {
+    if (!(await deps.keys.revoke(params.id!))) throw new HttpError(404, 'key_not_found', `no API key with id "${params.id}"`);
+    sendJson(res, 200, { revoked: true });
+  });
+
+  on('GET', '/api/proxy', async ({ res }) => {
+    const c = deps.config();
+    const base = deps.listenUrl();
+    sendJson(res, 200, {
+      base_url: base,
+      auth_mode: c.effective_auth_mode,
+      model_aliases: c.model_aliases,
+      endpoints: { openai: `${base}/v1`, anthropic: base, gemini: base, google: `${base}/google` },
+    });
+  });
+
+  on('POST', '/api/client-secret', async (ctx) => {
+    const raw = await readJson(ctx.req, API_BODY_LIMIT);
+    sendJson(ctx.res, 200, { ok: true, ...(await deps.saveClientSecret(JSON.stringify(raw))) });
+  });
+
+  on('GET', '/api/events', async ({ req, res }) => {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write(': connected\n\n');
+    const unsubscribe = deps.subscribe((event) => {
+      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    ping.unref();
+    req.on('close', () => {
+      clearInterval(ping);
+      unsubscribe();
+    });
+  });
+}

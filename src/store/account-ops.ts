@@ -1,0 +1,65 @@
+// Account operations shared by the CLI and the management API. They work on
+// the store directly, so they work whether or not a gateway is running; a
+// running gateway sees the change through the store's change notification.
+import type { Account } from './account.ts';
+import type { AccountStore } from './store.ts';
+import { unixNow } from './account.ts';
+
+export class AccountNotFoundError extends Error {
+  constructor(ref: string) {
+    super(`no account matches "${ref}" (give its email or id; \`grantpool accounts list\` shows them)`);
+    this.name = 'AccountNotFoundError';
+  }
+}
+
+/** Finds an account by id, else by email (case-insensitive). */
+export async function findAccount(store: AccountStore, ref: string): Promise<Account> {
+  const byId = /^[A-Za-z0-9_-]{1,64}$/.test(ref) ? await store.get(ref) : null;
+  if (byId) return byId;
+  const wanted = ref.trim().toLowerCase();
+  const match = (await store.list()).find((a) => a.email.toLowerCase() === wanted);
+  if (!match) throw new AccountNotFoundError(ref);
+  return match;
+}
+
+/** Takes an account out of the proxy (or puts it back). Leaves `disabled` alone. */
+export async function setProxyDisabled(
+  store: AccountStore,
+  id: string,
+  proxyDisabled: boolean,
+  reason = 'manual',
+  nowMs = Date.now(),
+): Promise<Account> {
+  const updated = await store.update(id, (a) =>
+    proxyDisabled
+      ? { ...a, proxy_disabled: true, proxy_disabled_at: unixNow(nowMs), proxy_disabled_reason: reason }
+      : { ...a, proxy_disabled: false, proxy_disabled_at: null, proxy_disabled_reason: null },
+  );
+  if (!updated) throw new AccountNotFoundError(id);
+  return updated;
+}
+
+export type RevocationResult = 'revoked' | 'already_revoked' | 'skipped' | 'failed';
+
+/**
+ * Removes an account, revoking its refresh token at the issuer first (best
+ * effort: a failed revocation is reported, the account is removed anyway).
+ */
+export async function removeAccount(
+  store: AccountStore,
+  account: Account,
+  revoke: ((account: Account) => Promise<'revoked' | 'already_revoked'>) | null,
+): Promise<{ revocation: RevocationResult; revocationError?: string }> {
+  let revocation: RevocationResult = 'skipped';
+  let revocationError: string | undefined;
+  if (revoke) {
+    try {
+      revocation = await revoke(account);
+    } catch (e) {
+      revocation = 'failed';
+      revocationError = (e as Error).message;
+    }
+  }
+  await store.remove(account.id);
+  return { revocation, revocationError };
+}

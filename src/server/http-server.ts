@@ -1,0 +1,45 @@
+// The one HTTP port: routes requests to the router, answers unknown routes,
+// and turns unexpected errors into a clean 500 without a stack trace.
+import { createServer, type Server } from 'node:http';
+import type { Logger } from '../log/logger.ts';
+import type { Router } from './router.ts';
+import { sendJson } from './http-util.ts';
+
+export function createHttpServer(router: Router, logger: Logger): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway');
+    } catch {
+      sendJson(res, 400, { error: { code: 'bad_url', message: 'the request URL could not be parsed' } });
+      return;
+    }
+    const found = router.match(req.method ?? 'GET', url.pathname);
+    if (!found) {
+      sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${url.pathname}` } });
+      return;
+    }
+    if ('allowed' in found) {
+      sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${url.pathname}; use ${found.allowed.join(', ')}` } }, { allow: found.allowed.join(', ') });
+      return;
+    }
+    let result: Promise<void> | void;
+    try {
+      result = found.handler({ req, res, url, params: found.params });
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    if (result) {
+      result.catch((e: unknown) => {
+        logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: url.pathname }, 'unhandled error in route');
+        if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal_error', message: 'the gateway failed to handle this request; see its log' } });
+        else res.destroy();
+      });
+    }
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}

@@ -15,6 +15,30 @@ export interface ParsedRequest {
   sessionKey?: string;
   /** What to send to the Gemini API (without `model`, which goes in the URL). */
   gemini: GeminiRequest;
+  /**
+   * Request options that shape the answer (e.g. OpenAI `stream_options.include_usage`).
+   * The engine passes them on as `ResponseInfo.options`. (Added by the door translations.)
+   */
+  responseOptions?: Record<string, unknown>;
+}
+
+/**
+ * Token counting (Anthropic `/v1/messages/count_tokens`). `parseRequest`
+ * returns a Gemini `countTokens` body of the form `{generateContentRequest: {...}}`;
+ * the engine must set `generateContentRequest.model` to `models/<upstream model>`
+ * (see `setCountTokensModel`) before sending it. (Added by the door translations.)
+ */
+export interface CountTokensTranslation {
+  parseRequest(body: unknown): ParsedRequest;
+  /** The Gemini countTokens answer (`{totalTokens}`) in this protocol's shape. */
+  toResponse(gemini: GeminiResponse): unknown;
+}
+
+/** Puts the upstream model into a countTokens body from `CountTokensTranslation.parseRequest`. */
+export function setCountTokensModel(body: GeminiRequest, upstreamModel: string): GeminiRequest {
+  const inner = body.generateContentRequest;
+  if (typeof inner !== 'object' || inner === null) return body;
+  return { ...body, generateContentRequest: { ...(inner as Record<string, unknown>), model: `models/${upstreamModel.replace(/^models\//, '')}` } };
 }
 
 export interface ResponseInfo {
@@ -52,4 +76,6 @@ export interface Door {
   streamTranslator(info: ResponseInfo): StreamTranslator;
   /** An error body in this protocol's shape. `type` is a short machine code. */
   errorBody(status: number, message: string, type?: string): unknown;
+  /** Present on doors with a token-counting route (Anthropic). */
+  countTokens?: CountTokensTranslation;
 }

@@ -1,0 +1,84 @@
+// One account file: its name, its text, and reading it back with reasons that
+// are safe to log (never a piece of the file's content, which holds tokens).
+import { AccountSchema, type Account } from './account.ts';
+import type { z } from 'zod';
+
+export const ACCOUNT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const ACCOUNT_FILE_RE = /^([A-Za-z0-9_-]{1,64})\.json$/;
+
+export function isAccountId(id: string): boolean {
+  return ACCOUNT_ID_RE.test(id);
+}
+
+export function accountFileName(id: string): string {
+  return `${id}.json`;
+}
+
+/** The account id of an account file name, or null for any other entry of the folder. */
+export function accountIdOfFileName(name: string): string | null {
+  const m = ACCOUNT_FILE_RE.exec(name);
+  return m ? m[1]! : null;
+}
+
+/** The stored text: pretty JSON (2 spaces) with a final newline. */
+export function formatAccount(account: Account): string {
+  return `${JSON.stringify(account, null, 2)}\n`;
+}
+
+export type ParsedAccountFile =
+  | { ok: true; account: Account }
+  | { ok: false; reason: string };
+
+/** Where a JSON syntax error is, without the snippet of text V8 puts in its message. */
+function describeJsonError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : '';
+  const lineCol = /\(line (\d+) column (\d+)\)/.exec(msg);
+  if (lineCol) return `not valid JSON (line ${lineCol[1]} column ${lineCol[2]})`;
+  const pos = /at position (\d+)/.exec(msg);
+  if (pos) return `not valid JSON (at position ${pos[1]})`;
+  if (/end of JSON input/.test(msg)) return 'not valid JSON (ends too early)';
+  return 'not valid JSON';
+}
+
+/** The zod issues as "path: message" (zod's messages say what was expected, not the value). */
+export function describeSchemaError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/** Parses and validates the text of `<id>.json`. */
+export function parseAccountFile(text: string, id: string): ParsedAccountFile {
+  if (text.trim() === '') return { ok: false, reason: 'empty file' };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, reason: describeJsonError(e) };
+  }
+  const result = AccountSchema.safeParse(data);
+  if (!result.success) return { ok: false, reason: describeSchemaError(result.error) };
+  if (result.data.id !== id) return { ok: false, reason: `id: "${result.data.id}" does not match the file name ${accountFileName(id)}` };
+  return { ok: true, account: result.data };
+}
+
+export class InvalidAccountError extends Error {
+  constructor(reason: string) {
+    super(`invalid account: ${reason}`);
+    this.name = 'InvalidAccountError';
+  }
+}
+
+/** Validates an account about to be written (defaults filled in, unknown fields kept). */
+export function validateAccount(candidate: unknown): Account {
+  // A JSON round trip first, so that what is compared and cached is exactly what a reader gets back.
+  let plain: unknown;
+  try {
+    plain = JSON.parse(JSON.stringify(candidate));
+  } catch {
+    throw new InvalidAccountError('not representable as JSON');
+  }
+  const result = AccountSchema.safeParse(plain);
+  if (!result.success) throw new InvalidAccountError(describeSchemaError(result.error));
+  return result.data;
+}

@@ -1,0 +1,116 @@
+// Shared helpers for the file store tests: temp data dirs, accounts, a log
+// capture, and child processes running test/support/store-child.ts.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { createLogger, type Logger } from '../../src/log/logger.ts';
+import type { Account } from '../../src/store/account.ts';
+
+export const CHILD_SCRIPT = fileURLToPath(new URL('./store-child.ts', import.meta.url));
+
+export async function tempDataDir(): Promise<{ dataDir: string; cleanup: () => Promise<void> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'grantpool-store-'));
+  return { dataDir, cleanup: () => rm(dataDir, { recursive: true, force: true }) };
+}
+
+export function makeAccount(id: string, overrides: Partial<Account> & Record<string, unknown> = {}): Account {
+  return {
+    id,
+    email: `${id}@example.com`,
+    sub: `sub-${id}`,
+    name: `User ${id}`,
+    token: {
+      access_token: `ya29.access-${id}`,
+      refresh_token: `1//refresh-${id}`,
+      expiry_timestamp: 1_700_003_600,
+      token_type: 'Bearer',
+      scope: 'openid email',
+    },
+    oauth_client_id: 'client.apps.googleusercontent.com',
+    project_id: null,
+    disabled: false,
+    disabled_at: null,
+    disabled_reason: null,
+    proxy_disabled: false,
+    proxy_disabled_at: null,
+    proxy_disabled_reason: null,
+    missing_scopes: [],
+    created_at: 1_700_000_000,
+    last_used: null,
+    ...overrides,
+  } as Account;
+}
+
+/** A pino logger whose JSON lines are collected in `lines`. */
+export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(String(chunk));
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'debug', destination: destination as never });
+  const text = () => chunks.join('');
+  const lines = () =>
+    text()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { logger, lines, text };
+}
+
+export function startChild(args: string[]): ChildProcess {
+  return spawn(process.execPath, [CHILD_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs the child script to completion; rejects on a non-zero exit with its stderr. */
+export function runChild(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = startChild(args);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`store child ${args[0]} exited with ${code ?? signal}: ${err}`));
+    });
+  });
+}
+
+/** Resolves when `child` prints a line equal to `line`. */
+export function waitForLine(child: ChildProcess, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += String(d);
+      if (buf.split('\n').includes(line)) {
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before printing "${line}"`)));
+  });
+}
+
+export function waitForExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => T | undefined, what: string, timeoutMs = 3000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

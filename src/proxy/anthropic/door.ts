@@ -1,0 +1,32 @@
+// The Anthropic Messages door: POST /v1/messages and /v1/messages/count_tokens on the Gemini API.
+import type { Door } from '../door.ts';
+import type { ThoughtSignatureCache } from '../thought-signatures.ts';
+import { isObj } from '../translate-util.ts';
+import { parseAnthropicCountTokens, parseAnthropicRequest } from './request.ts';
+import { anthropicErrorBody, createAnthropicStreamTranslator, toAnthropicResponse } from './response.ts';
+
+export interface AnthropicDoorOptions {
+  /** Where Gemini thought signatures are kept between turns, keyed by tool_use id. */
+  signatures: ThoughtSignatureCache;
+  /** Accept image/document sources of type "url" (as Gemini fileData parts); default false: a 400. */
+  allowRemoteImages?: boolean;
+  /** 'openapi' (default) converts input_schema to Gemini's Schema; 'json-schema' uses parametersJsonSchema. */
+  schemaMode?: 'openapi' | 'json-schema';
+  /** On a lost signature, send Google's documented placeholder instead (default true). */
+  fillMissingSignatures?: boolean;
+}
+
+export function createAnthropicDoor(options: AnthropicDoorOptions): Door {
+  const { signatures } = options;
+  return {
+    name: 'anthropic',
+    parseRequest: (body) => parseAnthropicRequest(body, options),
+    toResponse: (gemini, info) => toAnthropicResponse(gemini, info, signatures),
+    streamTranslator: (info) => createAnthropicStreamTranslator(info, signatures),
+    errorBody: (status, message) => anthropicErrorBody(status, message),
+    countTokens: {
+      parseRequest: (body) => parseAnthropicCountTokens(body, options),
+      toResponse: (gemini) => ({ input_tokens: isObj(gemini) && typeof gemini.totalTokens === 'number' ? gemini.totalTokens : 0 }),
+    },
+  };
+}

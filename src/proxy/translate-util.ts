@@ -1,0 +1,138 @@
+// Small helpers shared by the OpenAI and Anthropic doors.
+import { randomBytes } from 'node:crypto';
+import { HttpError } from '../server/http-util.ts';
+
+export type Json = Record<string, unknown>;
+export type Part = Record<string, unknown>;
+export interface Content {
+  role: 'user' | 'model';
+  parts: Part[];
+}
+
+export function isObj(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function bad(message: string, code = 'invalid_request'): HttpError {
+  return new HttpError(400, code, message);
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** `prefix` + n random alphanumerics. */
+export function randomId(prefix: string, n = 24): string {
+  const bytes = randomBytes(n);
+  let s = prefix;
+  for (const b of bytes) s += ALNUM[b % ALNUM.length];
+  return s;
+}
+
+/** Appends a content, merging it into the previous one when the role is the same (Gemini wants turns to alternate). */
+export function pushContent(contents: Content[], role: Content['role'], parts: Part[]): void {
+  if (parts.length === 0) return;
+  const last = contents.at(-1);
+  if (last && last.role === role) last.parts.push(...parts);
+  else contents.push({ role, parts: [...parts] });
+}
+
+const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
+
+/** Parses a `data:` URL into Gemini inlineData; throws a 400 for a malformed one. */
+export function dataUrlToInlineData(url: string, what: string): Part {
+  const m = /^data:([^,;]*)((?:;[^,;=]+=[^,;]*)*)(;base64)?,(.*)$/s.exec(url);
+  if (!m) throw bad(`${what}: malformed data URL`);
+  const mimeType = m[1] || 'text/plain';
+  let data = m[4]!;
+  if (m[3]) {
+    data = data.replace(/\s+/g, '');
+    if (!BASE64.test(data)) throw bad(`${what}: the data URL is not valid base64`);
+  } else {
+    try {
+      data = Buffer.from(decodeURIComponent(data), 'utf8').toString('base64');
+    } catch {
+      throw bad(`${what}: the data URL is not valid percent-encoding`);
+    }
+  }
+  return { inlineData: { mimeType, data } };
+}
+
+const EXT_MIME: Record<string, string> = {
+  png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', heic: 'image/heic', heif: 'image/heif', pdf: 'application/pdf',
+};
+
+/** A remote http(s) URL as a Gemini fileData part (the engine may fetch it), or a 400 when not allowed. */
+export function remoteUrlPart(url: string, allow: boolean, what: string, mimeType?: string): Part {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw bad(`${what}: "${url.slice(0, 100)}" is not a valid URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw bad(`${what}: only data: URLs${allow ? ' and http(s) URLs' : ''} are supported`);
+  if (!allow) {
+    throw bad(`${what}: remote image URLs are not enabled on this gateway; send the image inline as a base64 data: URL`, 'remote_images_disabled');
+  }
+  const ext = parsed.pathname.split('.').pop()?.toLowerCase() ?? '';
+  const mime = mimeType ?? EXT_MIME[ext];
+  return { fileData: { ...(mime ? { mimeType: mime } : {}), fileUri: parsed.href } };
+}
+
+export function num(v: unknown, name: string, opts: { min?: number; max?: number; int?: boolean } = {}): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`"${name}" must be a number`);
+  if (opts.int && !Number.isInteger(v)) throw bad(`"${name}" must be an integer`);
+  if (opts.min !== undefined && v < opts.min) throw bad(`"${name}" must be at least ${opts.min}`);
+  if (opts.max !== undefined && v > opts.max) throw bad(`"${name}" must be at most ${opts.max}`);
+  return v;
+}
+
+export function str(v: unknown, name: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw bad(`"${name}" must be a string`);
+  return v;
+}
+
+/** Gemini usageMetadata fields as numbers (0 when absent). */
+export function usageOf(meta: unknown): { prompt: number; candidates: number; thoughts: number; cached: number; total: number; toolPrompt: number } {
+  const m = isObj(meta) ? meta : {};
+  const n = (k: string) => (typeof m[k] === 'number' ? (m[k] as number) : 0);
+  const prompt = n('promptTokenCount');
+  const candidates = n('candidatesTokenCount');
+  const thoughts = n('thoughtsTokenCount');
+  const toolPrompt = n('toolUsePromptTokenCount');
+  return { prompt, candidates, thoughts, cached: n('cachedContentTokenCount'), toolPrompt, total: n('totalTokenCount') || prompt + toolPrompt + candidates + thoughts };
+}
+
+export function candidatesOf(resp: unknown): Json[] {
+  const c = isObj(resp) ? resp.candidates : undefined;
+  return Array.isArray(c) ? c.filter(isObj) : [];
+}
+
+export function partsOf(candidate: Json): Part[] {
+  const content = candidate.content;
+  if (!isObj(content) || !Array.isArray(content.parts)) return [];
+  return content.parts.filter(isObj);
+}
+
+export const FILTER_REASONS = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'LANGUAGE']);
+
+/** Parses tool call arguments text; '' is {}, non-objects are wrapped. */
+export function parseArguments(text: unknown, what: string): Json {
+  if (isObj(text)) return text;
+  if (text === undefined || text === null || (typeof text === 'string' && text.trim() === '')) return {};
+  if (typeof text !== 'string') throw bad(`${what} must be a JSON string`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw bad(`${what} is not valid JSON`);
+  }
+  return isObj(v) ? v : { value: v };
+}
+
+export function sseData(obj: unknown): string {
+  return `data: ${JSON.stringify(obj)}\n\n`;
+}
+
+export function sseEvent(event: string, obj: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(obj)}\n\n`;
+}

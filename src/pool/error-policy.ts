@@ -1,0 +1,64 @@
+// What a failed refresh means, decided from the token endpoint's `error` code
+// (carried by RefreshError.kind), never from the description text. Plus the
+// texts that go into account files and logs for it: bounded, and never a token.
+import type { Account } from '../store/account.ts';
+import { RefreshError, type RefreshFailureKind } from './types.ts';
+
+export const MAX_REASON_CHARS = 800;
+
+export interface RefreshFailure {
+  kind: RefreshFailureKind;
+  /** OAuth error code or short tag (`network`, `http_503`, `non_json`, ...). */
+  error: string;
+  description: string;
+  /** `error: description`, safe to log. */
+  message: string;
+}
+
+/** Any thrown value as a classified failure. Something that is not a RefreshError is transient. */
+export function classifyRefreshFailure(e: unknown, account?: Account): RefreshFailure {
+  if (e instanceof RefreshError) {
+    const description = scrubSecrets(e.description, account);
+    const error = scrubSecrets(e.error, account);
+    return { kind: e.kind, error, description, message: description ? `${error}: ${description}` : error };
+  }
+  const text = scrubSecrets(e instanceof Error ? e.message : String(e), account);
+  return { kind: 'transient', error: 'unexpected', description: text, message: `unexpected: ${text}` };
+}
+
+/** `invalid_grant: <description>`, at most 800 characters, no secrets. */
+export function invalidGrantReason(f: RefreshFailure): string {
+  const detail = f.description || 'the refresh token was revoked or has expired';
+  return truncate(`invalid_grant: ${detail}`, MAX_REASON_CHARS);
+}
+
+/** A proxy_disabled / cooldown reason: bounded, no secrets. */
+export function boundedReason(text: string, account?: Account): string {
+  return truncate(scrubSecrets(text, account), MAX_REASON_CHARS);
+}
+
+/** How to fix an OAuth client failure, for the log, /api/status and the dashboard. */
+export function clientFixText(error: string): string {
+  if (error === 'unauthorized_client') {
+    return 'The refresh token was issued to a different OAuth client than the one Grantpool used for it (the account\'s oauth_client_id), or this client may not use the refresh_token grant. Configure the client that issued the token (its client_secret.json), or re-add the account with the current client.';
+  }
+  return 'Google rejected the OAuth client (invalid_client): the client secret is wrong, or the client was deleted or disabled in Google Cloud Console (APIs & Services > Credentials). Download a fresh client_secret.json for this client and save it in Grantpool; no account was disabled for this.';
+}
+
+export function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/** Removes anything that looks like a Google token, and the account's own token values. */
+export function scrubSecrets(s: string, account?: Account): string {
+  let out = s;
+  if (account) {
+    for (const secret of [account.token.access_token, account.token.refresh_token]) {
+      if (secret && secret.length >= 8) out = out.split(secret).join('[redacted]');
+    }
+  }
+  return out
+    .replace(/ya29\.[\w.-]+/g, '[redacted]')
+    .replace(/1\/\/[\w.-]{8,}/g, '[redacted]')
+    .replace(/GOCSPX-[\w-]+/g, '[redacted]');
+}

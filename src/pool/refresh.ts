@@ -1,0 +1,128 @@
+// Refreshing one account's access token: at most one refresh per account in
+// flight (every concurrent caller shares it), run under the store's refresh
+// lock (other gateways on the same store), re-reading the account inside the
+// lock, and writing the new token atomically before anyone gets it.
+import type { Account, Token } from '../store/account.ts';
+import type { AccountStore } from '../store/store.ts';
+import type { Clock } from '../util/clock.ts';
+import { classifyRefreshFailure, type RefreshFailure } from './error-policy.ts';
+import type { TokenRefresher } from './types.ts';
+
+/** One promise per key while it runs; callers arriving meanwhile get the same promise. */
+export class SingleFlight<T> {
+  private inflight = new Map<string, Promise<T>>();
+
+  run(key: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = (async () => {
+      try {
+        return await fn();
+      } finally {
+        this.inflight.delete(key);
+      }
+    })();
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  has(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
+  get size(): number {
+    return this.inflight.size;
+  }
+}
+
+export type RefreshAttempt =
+  /** `account` holds a usable token; `called` is false when a token someone else wrote was adopted. */
+  | { ok: true; account: Account; called: boolean }
+  /** The account was removed, or is disabled in the store. */
+  | { ok: false; reason: 'gone' | 'disabled'; account: Account | null }
+  /** The token endpoint (or the write of its answer) failed. `account` is the one the refresh used. */
+  | { ok: false; reason: 'failed'; failure: RefreshFailure; account: Account };
+
+export interface RefreshDeps {
+  store: AccountStore;
+  refresher: TokenRefresher;
+  clock: Clock;
+}
+
+export interface RefreshOptions {
+  /** The access token the caller considers stale; a different, unexpired one in the store is adopted. */
+  staleAccessToken: string;
+  /** After an upstream 401: refresh even when the token looks fresh (unless the store holds a newer one). */
+  force: boolean;
+  /** A token with less than this left is not usable (on-demand margin). */
+  marginMs: number;
+  /** Without force, a token with more than this left needs no refresh. */
+  refreshBeforeMs: number;
+  /** Called right before the token endpoint is called. */
+  beforeCall?: (account: Account) => void;
+}
+
+/** Merges a refresh answer into the stored token: no refresh_token in the answer keeps the stored one. */
+export function mergeToken(stored: Token, answer: Token, sentRefreshToken: string): Token {
+  const rotated = answer.refresh_token && answer.refresh_token !== sentRefreshToken;
+  return {
+    ...stored,
+    ...answer,
+    refresh_token: rotated ? answer.refresh_token : stored.refresh_token,
+    scope: answer.scope || stored.scope,
+  };
+}
+
+/** Runs one refresh under the store's refresh lock. Never throws: failures come back classified. */
+export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: RefreshOptions): Promise<RefreshAttempt> {
+  const { store, refresher, clock } = deps;
+  try {
+    return await store.withRefreshLock(id, async (): Promise<RefreshAttempt> => {
+      const current = await store.get(id);
+      if (!current) return { ok: false, reason: 'gone', account: null };
+      if (current.disabled) return { ok: false, reason: 'disabled', account: current };
+      const left = current.token.expiry_timestamp * 1000 - clock.now();
+      if (current.token.access_token !== opts.staleAccessToken && left > opts.marginMs) {
+        return { ok: true, account: current, called: false };
+      }
+      if (!opts.force && left > opts.refreshBeforeMs) return { ok: true, account: current, called: false };
+
+      opts.beforeCall?.(current);
+      let answer: Token;
+      try {
+        answer = await refresher.refresh(current);
+      } catch (e) {
+        return { ok: false, reason: 'failed', failure: classifyRefreshFailure(e, current), account: current };
+      }
+      const sent = current.token.refresh_token;
+      let written: Account | null;
+      try {
+        written = await store.update(id, (now) =>
+          // re-added with other credentials meanwhile: keep what the person stored
+          now.token.refresh_token !== sent ? null : { ...now, token: mergeToken(now.token, answer, sent) },
+        );
+      } catch (e) {
+        const f = classifyRefreshFailure(e, current);
+        return {
+          ok: false,
+          reason: 'failed',
+          failure: { kind: 'transient', error: 'store_write', description: f.description, message: `store_write: ${f.description}` },
+          account: current,
+        };
+      }
+      if (!written) return { ok: false, reason: 'gone', account: null };
+      return { ok: true, account: written, called: true };
+    });
+  } catch (e) {
+    // the lock itself failed (e.g. a lock file could not be taken)
+    const f = classifyRefreshFailure(e);
+    const account = (await store.get(id).catch(() => null)) ?? null;
+    if (!account) return { ok: false, reason: 'gone', account: null };
+    return {
+      ok: false,
+      reason: 'failed',
+      failure: { kind: 'transient', error: 'refresh_lock', description: f.description, message: `refresh_lock: ${f.description}` },
+      account,
+    };
+  }
+}

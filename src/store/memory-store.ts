@@ -1,0 +1,130 @@
+// An in-memory AccountStore with the same semantics as the file store: every
+// write is validated, callers get copies (never live objects), watch() is told
+// about every change, upsertByIdentity matches `sub` else email, and
+// withRefreshLock serialises per account id. Used in tests and by anyone who
+// needs a store without a disk.
+import { AccountSchema, sameIdentity, type Account, type Identity } from './account.ts';
+import type { AccountChange, AccountStore } from './store.ts';
+
+export class MemoryAccountStore implements AccountStore {
+  private accounts = new Map<string, Account>();
+  private watchers = new Set<(change: AccountChange) => void>();
+  /** Tail of the refresh-lock queue per account id. */
+  private refreshLocks = new Map<string, Promise<unknown>>();
+  /** Tail of the write queue per account id (update/upsert/remove are serialised like the file store's). */
+  private writeQueue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(initial: readonly Account[] = []) {
+    for (const a of initial) {
+      const parsed = AccountSchema.parse(a);
+      this.accounts.set(parsed.id, parsed);
+    }
+  }
+
+  async list(): Promise<Account[]> {
+    return [...this.accounts.values()].map(copy);
+  }
+
+  async get(id: string): Promise<Account | null> {
+    const a = this.accounts.get(id);
+    return a ? copy(a) : null;
+  }
+
+  update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
+    return this.serial(async () => {
+      const current = this.accounts.get(id);
+      if (!current) return null;
+      const next = change(copy(current));
+      if (next === null) return copy(current);
+      const parsed = AccountSchema.parse({ ...next, id });
+      this.accounts.set(id, parsed);
+      this.emit(id, parsed);
+      return copy(parsed);
+    });
+  }
+
+  upsertByIdentity(
+    identity: Identity,
+    build: (existing: Account | null) => Account,
+  ): Promise<{ account: Account; created: boolean }> {
+    return this.serial(async () => {
+      let existing: Account | null = null;
+      for (const a of this.accounts.values()) {
+        if (sameIdentity({ sub: a.sub, email: a.email }, identity)) {
+          existing = a;
+          break;
+        }
+      }
+      const built = AccountSchema.parse(build(existing ? copy(existing) : null));
+      const id = existing ? existing.id : built.id;
+      const stored = { ...built, id };
+      if (!existing && this.accounts.has(id)) throw new Error(`an account with id ${id} already exists`);
+      this.accounts.set(id, stored);
+      this.emit(id, stored);
+      return { account: copy(stored), created: !existing };
+    });
+  }
+
+  remove(id: string): Promise<boolean> {
+    return this.serial(async () => {
+      if (!this.accounts.delete(id)) return false;
+      this.emit(id, null);
+      return true;
+    });
+  }
+
+  /** Test helper: insert or replace an account as a person with an editor would (validated, watchers told). */
+  put(account: Account): Promise<Account> {
+    return this.serial(async () => {
+      const parsed = AccountSchema.parse(account);
+      this.accounts.set(parsed.id, parsed);
+      this.emit(parsed.id, parsed);
+      return copy(parsed);
+    });
+  }
+
+  watch(onChange: (change: AccountChange) => void): () => void {
+    this.watchers.add(onChange);
+    return () => {
+      this.watchers.delete(onChange);
+    };
+  }
+
+  withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.refreshLocks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.refreshLocks.set(id, tail);
+    void tail.then(() => {
+      if (this.refreshLocks.get(id) === tail) this.refreshLocks.delete(id);
+    });
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watchers.clear();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the account store is closed'));
+    const run = this.writeQueue.then(fn, fn);
+    this.writeQueue = run.catch(() => {});
+    return run;
+  }
+
+  private emit(id: string, account: Account | null): void {
+    for (const w of [...this.watchers]) {
+      try {
+        w({ id, account: account ? copy(account) : null });
+      } catch {
+        // a watcher's failure is its own business
+      }
+    }
+  }
+}
+
+function copy(a: Account): Account {
+  return structuredClone(a);
+}

@@ -1,0 +1,95 @@
+// The gateway's OAuth client, which may not exist yet: without a valid
+// client_secret.json the gateway still starts and says what is missing, and a
+// file dropped in place (or uploaded on the dashboard) is picked up without a
+// restart.
+import { stat } from 'node:fs/promises';
+import type { Logger } from '../log/logger.ts';
+import type { Account, Token } from '../store/account.ts';
+import { RefreshError, type TokenRefresher } from '../pool/types.ts';
+import { OAuthClient } from '../oauth/oauth-client.ts';
+import { ClientSecretError, readClientSecretFile, type ClientSecret } from '../oauth/client-secret.ts';
+import type { ResolvedConfig } from '../config/load.ts';
+import type { Clock } from '../util/clock.ts';
+
+export interface OAuthProblem {
+  code: 'missing' | 'invalid';
+  message: string;
+  fix: string;
+}
+
+export class OAuthHolder implements TokenRefresher {
+  private client: OAuthClient | null = null;
+  private problem: OAuthProblem | null = null;
+  private loadedMtime = -1;
+  private readonly config: () => ResolvedConfig;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+
+  constructor(opts: { config: () => ResolvedConfig; logger: Logger; clock: Clock }) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.clock = opts.clock;
+  }
+
+  /** (Re)reads client_secret.json when it changed since the last read. */
+  async reload(): Promise<void> {
+    const path = this.config().client_secret_path;
+    const mtime = await stat(path).then((s) => s.mtimeMs, () => 0);
+    if (mtime === this.loadedMtime && (this.client || this.problem)) return;
+    this.loadedMtime = mtime;
+    try {
+      const secret = await readClientSecretFile(path);
+      this.setClient(secret);
+    } catch (e) {
+      if (!(e instanceof ClientSecretError)) throw e;
+      this.client = null;
+      this.problem = { code: e.code, message: e.message, fix: e.fix };
+      this.logger.warn({ client_secret_file: path, problem: e.code }, `OAuth client not configured: ${e.message}`);
+    }
+  }
+
+  setClient(secret: ClientSecret): void {
+    const c = this.config();
+    this.client = new OAuthClient({
+      issuer: c.oauth_issuer,
+      scopes: c.scopes,
+      redirectUri: c.redirect_uri,
+      clients: [secret],
+      logger: this.logger,
+      clock: this.clock,
+    });
+    this.problem = null;
+    this.logger.info({ client_id: secret.client_id, issuer: c.oauth_issuer }, 'OAuth client loaded');
+  }
+
+  /** The OAuth client, re-reading the file first when none is loaded. */
+  async get(): Promise<OAuthClient | null> {
+    if (!this.client) await this.reload();
+    return this.client;
+  }
+
+  /** The OAuth client or an error that says what is missing. */
+  async require(): Promise<OAuthClient> {
+    const client = await this.get();
+    if (client) return client;
+    const p = this.problem!;
+    throw Object.assign(new Error(p.message), { code: 'oauth_client_not_configured', status: 409, fix: p.fix });
+  }
+
+  status(): { configured: boolean; problem: string | null; fix: string | null; clientId: string | null } {
+    return {
+      configured: this.client !== null,
+      problem: this.problem?.message ?? null,
+      fix: this.problem?.fix ?? null,
+      clientId: this.client?.primaryClientId ?? null,
+    };
+  }
+
+  async refresh(account: Account): Promise<Token> {
+    const client = await this.get();
+    if (!client) {
+      throw new RefreshError('client', 'client_not_configured', this.problem?.message ?? 'no OAuth client configured');
+    }
+    return client.refresh(account);
+  }
+}

@@ -385,7 +385,7 @@ export function createPool(opts: PoolOptions): Pool {
   function startBackground(e: Entry): boolean {
     if (backgroundRunning >= backgroundConcurrency) return false;
     backgroundRunning++;
-    void refreshEntry(e, false, e.account.token.access_token)
+    void refreshEntry(e, e.rejectedToken === e.account.token.access_token, e.account.token.access_token)
       .catch((err) => logger.error({ account_id: e.id, error: (err as Error).message }, 'Background refresh crashed'))
       .finally(() => {
         backgroundRunning--;
@@ -421,7 +421,8 @@ export function createPool(opts: PoolOptions): Pool {
       }
       return leaseOf(e.account);
     }
-    const attempt = await refreshEntry(e, false, e.account.token.access_token);
+    const token = e.account.token.access_token;
+    const attempt = await refreshEntry(e, e.rejectedToken === token, token);
     if (!attempt.ok) return null;
     const live = entries.get(e.id);
     if (!live) return null;

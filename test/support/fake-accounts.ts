@@ -78,7 +78,7 @@ export interface Harness {
 /** A started pool over a memory store holding `accounts`. */
 export async function poolHarness(
   accounts: Account[],
-  opts: { config?: Partial<PoolConfig>; usage?: UsageStore; clock?: FakeClock; store?: MemoryAccountStore } & Partial<PoolOptions> = {},
+  opts: { config?: Partial<PoolConfig>; usage?: UsageStore; clock?: FakeClock; store?: MemoryAccountStore } & Omit<Partial<PoolOptions>, 'config'> = {},
 ): Promise<Harness> {
   const clock = opts.clock ?? new FakeClock(T0);
   const store = opts.store ?? new MemoryAccountStore(accounts);

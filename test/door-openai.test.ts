@@ -66,7 +66,7 @@ for (const c of golden.streams) {
   test(`stream: ${c.name}`, () => {
     const door = createOpenAIDoor({ signatures: createThoughtSignatureCache() });
     const t = door.streamTranslator(info(c.options));
-    const text = t.start() + c.gemini.map((g: unknown) => t.chunk(g)).join('') + t.end();
+    const text = t.start() + c.gemini.map((g: Record<string, unknown>) => t.chunk(g)).join('') + t.end();
     assert.deepEqual(normalizeIds(sseEvents(text)), c.sse);
   });
 }

@@ -401,7 +401,8 @@ function describeTransport(e: unknown): string {
   const chain: string[] = [];
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur instanceof Error; i++) {
-    const code = (cur as NodeJS.ErrnoException).code;
+    const raw = (cur as { code?: unknown }).code;
+    const code = typeof raw === 'string' ? raw : '';
     const name = cur.name === 'TimeoutError' || cur.name === 'AbortError' ? 'timed out' : '';
     chain.push([name, code && !code.startsWith('OAUTH_') ? code : '', cur.message].filter(Boolean).join(' '));
     cur = (cur as Error & { cause?: unknown }).cause;

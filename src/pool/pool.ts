@@ -158,7 +158,12 @@ export function createPool(opts: PoolOptions): Pool {
 
   // ---- entries: apply the store's view --------------------------------------------------
 
-  function applyAccount(account: Account): void {
+  /**
+   * Takes in the store's view of one account. `notified`: it came from the
+   * store's change notification (which, unlike a write's return value, also
+   * confirms that a decision made here has reached the store).
+   */
+  function applyAccount(account: Account, notified = false): void {
     let e = entries.get(account.id);
     if (!e) {
       e = {
@@ -187,8 +192,10 @@ export function createPool(opts: PoolOptions): Pool {
       if (byEmail.get(e.emailLower) === e.id) byEmail.delete(e.emailLower);
       e.account = account;
     }
-    if (account.disabled) e.pendingDisable = null;
-    if (account.proxy_disabled) e.pendingProxyDisable = null;
+    // a decision made here stays in force until the store's notification shows it
+    // (an older notification still on its way must not undo it)
+    if (notified && account.disabled) e.pendingDisable = null;
+    if (notified && account.proxy_disabled) e.pendingProxyDisable = null;
     e.emailLower = account.email.toLowerCase();
     byEmail.set(e.emailLower, e.id);
     e.scopes = new Set(account.token.scope.split(/\s+/).filter(Boolean));
@@ -224,7 +231,7 @@ export function createPool(opts: PoolOptions): Pool {
     }
     const known = entries.get(change.id);
     const wasOut = known ? staticallyOut(known) : true;
-    applyAccount(change.account);
+    applyAccount(change.account, true);
     const e = entries.get(change.id)!;
     if (wasOut && !staticallyOut(e)) {
       logger.info({ account_id: e.id, email: e.account.email }, `Account ${known ? 'back in' : 'added to'} the pool (${e.account.email})`);

@@ -1,0 +1,158 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  quotaDay,
+  nextQuotaResetMs,
+  limitForModel,
+  isQuotaProtected,
+  remainingPercent,
+  wildcardMatch,
+  quotaDayKeyBefore,
+} from '../src/pool/quota.ts';
+import { FileUsageStore, MemoryUsageStore } from '../src/pool/usage.ts';
+import { fakeAccount, poolHarness } from './support/fake-accounts.ts';
+import { FakeClock } from '../src/util/clock.ts';
+import { NoAccountError } from '../src/pool/types.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+test('quota day: midnight America/Los_Angeles, standard and daylight time', () => {
+  // winter: UTC-8
+  let d = quotaDay(Date.parse('2026-01-15T20:00:00Z'));
+  assert.equal(d.key, '2026-01-15');
+  assert.equal(iso(d.start), '2026-01-15T08:00:00.000Z');
+  assert.equal(iso(d.end), '2026-01-16T08:00:00.000Z');
+  // summer: UTC-7
+  d = quotaDay(Date.parse('2026-07-01T06:59:59Z'));
+  assert.equal(d.key, '2026-06-30');
+  assert.equal(iso(d.end), '2026-07-01T07:00:00.000Z');
+  // the day clocks spring forward (2026-03-08) is 23 hours long
+  d = quotaDay(Date.parse('2026-03-08T12:00:00Z'));
+  assert.equal(d.key, '2026-03-08');
+  assert.equal(d.end - d.start, 23 * 3600_000);
+  // the day clocks fall back (2026-11-01) is 25 hours long
+  d = quotaDay(Date.parse('2026-11-01T12:00:00Z'));
+  assert.equal(d.key, '2026-11-01');
+  assert.equal(d.end - d.start, 25 * 3600_000);
+  assert.equal(iso(nextQuotaResetMs(Date.parse('2026-11-01T12:00:00Z'))), '2026-11-02T08:00:00.000Z');
+  // the boundary itself belongs to the new day
+  assert.equal(quotaDay(Date.parse('2026-01-16T08:00:00Z')).key, '2026-01-16');
+  assert.equal(quotaDay(Date.parse('2026-01-16T07:59:59.999Z')).key, '2026-01-15');
+  assert.equal(quotaDayKeyBefore(Date.parse('2026-03-01T20:00:00Z'), 1), '2026-02-28');
+});
+
+test('quota limits: exact model key first, else the most specific wildcard', () => {
+  const limits = {
+    'gemini-2.5-pro': { requests_per_day: 100 },
+    'gemini-2.5-*': { requests_per_day: 500 },
+    'gemini-2.5-flash*': { tokens_per_day: 1_000_000 },
+    '*': { requests_per_day: 9999 },
+  };
+  assert.deepEqual(limitForModel('gemini-2.5-pro', limits), { requests_per_day: 100 });
+  assert.deepEqual(limitForModel('gemini-2.5-flash-lite', limits), { tokens_per_day: 1_000_000 });
+  assert.deepEqual(limitForModel('gemini-2.5-computer', limits), { requests_per_day: 500 });
+  assert.deepEqual(limitForModel('other', limits), { requests_per_day: 9999 });
+  assert.equal(limitForModel('x', {}), null);
+  assert.ok(wildcardMatch('a.b*', 'a.bc'));
+  assert.ok(!wildcardMatch('a.b*', 'axbc'), 'dots are literal');
+});
+
+test('quota protection: kept out when the remaining share is below the threshold (requests or tokens)', () => {
+  const limit = { requests_per_day: 100, tokens_per_day: 10_000 };
+  const u = (requests: number, tokens = 0) => ({ requests, tokens_in: tokens, tokens_out: 0 });
+  assert.equal(remainingPercent(u(0), limit), 100);
+  assert.equal(isQuotaProtected(u(89), limit, 10), false);
+  assert.equal(isQuotaProtected(u(90), limit, 10), false, '10% left is not below 10%');
+  assert.equal(isQuotaProtected(u(91), limit, 10), true);
+  assert.equal(isQuotaProtected(u(1, 9_500), limit, 10), true, 'the tokens limit counts too');
+  assert.equal(isQuotaProtected(u(100), limit, 0), true, 'an exhausted quota is out even at threshold 0');
+  assert.equal(isQuotaProtected(u(1000), null, 10), false);
+});
+
+test('pool with quota protection: accounts near their daily limit are kept out for that model until the reset', async () => {
+  const h = await poolHarness([fakeAccount('a'), fakeAccount('b')], {
+    config: { quota_protection: { enabled: true, threshold_percent: 20, limits: { 'gemini-*-flash': { requests_per_day: 10 } } } },
+  });
+  // 8 requests on each account: 20% left is not below 20%; the 9th tips it
+  for (let i = 0; i < 18; i++) {
+    const l = await h.pool.acquire({ model: 'gemini-2.5-flash' });
+    h.pool.report(l, 'gemini-2.5-flash', { kind: 'ok', tokensIn: 1, tokensOut: 1 });
+  }
+  const reset = Date.parse('2026-01-16T08:00:00Z');
+  assert.deepEqual(h.pool.stateOf('a'), { state: 'quota_protected', model: 'gemini-2.5-flash', until: reset / 1000 });
+  await assert.rejects(h.pool.acquire({ model: 'gemini-2.5-flash' }), (e: NoAccountError) => {
+    assert.equal(e.code, 'all_cooling_down');
+    assert.equal(e.status, 429);
+    assert.equal(e.retryAfterSeconds, (reset - h.clock.now()) / 1000);
+    return true;
+  });
+  assert.ok(await h.pool.acquire({ model: 'gemini-2.5-pro' }), 'a model without a limit is not affected');
+  h.clock.set(reset);
+  assert.deepEqual(h.pool.stateOf('a'), { state: 'active' });
+  assert.ok(await h.pool.acquire({ model: 'gemini-2.5-flash' }));
+  // history for the chart
+  const rows = h.pool.usage({ days: 2 });
+  assert.deepEqual(rows.map((r) => [r.date, r.account_id, r.requests]), [
+    ['2026-01-15', 'a', 9],
+    ['2026-01-15', 'b', 9],
+  ]);
+});
+
+test('quota protection is off by default', async () => {
+  const h = await poolHarness([fakeAccount('a')], { config: { quota_protection: { enabled: false, threshold_percent: 50, limits: { '*': { requests_per_day: 1 } } } } });
+  for (let i = 0; i < 5; i++) {
+    const l = await h.pool.acquire({ model: 'm' });
+    h.pool.report(l, 'm', { kind: 'ok' });
+  }
+  assert.deepEqual(h.pool.stateOf('a'), { state: 'active' });
+});
+
+test('usage file: debounced atomic writes, survives a restart (and quota protection with it)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grantpool-usage-'));
+  try {
+    const clock = new FakeClock(Date.parse('2026-01-15T20:00:00Z'));
+    const usage = new FileUsageStore(dir, { debounceMs: 10_000 });
+    const config = { quota_protection: { enabled: true, threshold_percent: 10, limits: { flash: { requests_per_day: 5 } } } };
+    const h = await poolHarness([fakeAccount('a')], { usage, clock, config });
+    for (let i = 0; i < 5; i++) {
+      const l = await h.pool.acquire({ model: 'flash' });
+      h.pool.report(l, 'flash', { kind: 'ok', tokensIn: 3, tokensOut: 4 });
+    }
+    await assert.rejects(readFile(join(dir, 'usage.json'), 'utf8'), 'not written per request');
+    await h.pool.stop(); // flushes
+    const saved = JSON.parse(await readFile(join(dir, 'usage.json'), 'utf8'));
+    assert.deepEqual(saved.days['2026-01-15'].a.flash, { requests: 5, tokens_in: 15, tokens_out: 20 });
+
+    const again = new FileUsageStore(dir);
+    const h2 = await poolHarness([], { usage: again, clock, config, store: h.store });
+    assert.equal(h2.pool.stateOf('a')!.state, 'quota_protected');
+    assert.deepEqual(h2.pool.usageToday('a'), { requests: 5, tokens: 35 });
+    await h2.pool.stop();
+
+    // a damaged file does not stop the start
+    await writeFile(join(dir, 'usage.json'), '{nope');
+    const errors: string[] = [];
+    const damaged = new FileUsageStore(dir, { onError: (e) => errors.push(e.message) });
+    await damaged.load();
+    assert.equal(damaged.records('0000').length, 0);
+    assert.match(errors[0]!, /not valid JSON/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('usage store: records by day and account; prune drops old days', () => {
+  const u = new MemoryUsageStore();
+  u.add('2026-01-01', 'a', 'm', { requests: 1 });
+  u.add('2026-01-02', 'a', 'm', { requests: 2, tokens_in: 5 });
+  u.add('2026-01-02', 'b', 'm', { requests: 3, tokens_out: -4 });
+  assert.deepEqual(u.get('2026-01-02', 'a', 'm'), { requests: 2, tokens_in: 5, tokens_out: 0 });
+  assert.deepEqual(u.get('2026-01-09', 'a', 'm'), { requests: 0, tokens_in: 0, tokens_out: 0 });
+  assert.equal(u.records('2026-01-02').length, 2);
+  assert.equal(u.records('2026-01-01', 'a').length, 2);
+  u.prune('2026-01-02');
+  assert.equal(u.records('0000').length, 2);
+});

@@ -62,6 +62,11 @@ export class OAuthHolder implements TokenRefresher {
     this.logger.info({ client_id: secret.client_id, issuer: c.oauth_issuer }, 'OAuth client loaded');
   }
 
+  /** The OAuth client loaded now, if any. */
+  current(): OAuthClient | null {
+    return this.client;
+  }
+
   /** The OAuth client, re-reading the file first when none is loaded. */
   async get(): Promise<OAuthClient | null> {
     if (!this.client) await this.reload();

@@ -1,0 +1,99 @@
+// `grantpool doctor`: checks the setup, one line per check with the fix.
+import { stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { ConfigError, configPath, loadConfig, type ResolvedConfig } from '../config/load.ts';
+import { checkRedirectUri } from '../config/redirect-uri.ts';
+import { ClientSecretError, listsRedirectUri, readClientSecretFile, type ClientSecret } from '../oauth/client-secret.ts';
+import { OAuthClient } from '../oauth/oauth-client.ts';
+import type { Out } from './output.ts';
+import { paint } from './output.ts';
+import type { CliContext } from './context.ts';
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export async function doctor(ctx: CliContext, out: Out): Promise<number> {
+  const checks: Check[] = [];
+  const add = (c: Check) => {
+    checks.push(c);
+    const mark = c.ok ? paint(out, 'green', 'ok  ') : paint(out, 'red', 'FAIL');
+    out.write(`${mark} ${c.name}: ${c.detail}\n${!c.ok && c.fix ? `     fix: ${c.fix}\n` : ''}`);
+  };
+
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  const nodeOk = major > 22 || (major === 22 && minor >= 18);
+  add({ name: 'Node.js', ok: nodeOk, detail: `v${process.versions.node}${nodeOk ? '' : ' (need >= 22.18)'}`, fix: 'run through npm (`npx grantpool …`), which uses the Node 24 that `npm install` brought' });
+
+  let config: ResolvedConfig | null = null;
+  try {
+    config = (await loadConfig({ env: ctx.env })).config;
+    add({ name: 'config', ok: true, detail: `${configPath(config.data_dir)} is valid` });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    add({ name: 'config', ok: false, detail: e.message, fix: 'correct the key named above in config.json or its environment variable' });
+  }
+  if (!config) return 1;
+
+  const dirMode = (await stat(config.data_dir)).mode & 0o777;
+  add({ name: 'data directory', ok: (dirMode & 0o077) === 0, detail: `${config.data_dir} mode ${dirMode.toString(8)}`, fix: `chmod 700 ${config.data_dir}` });
+  const cfgMode = await stat(configPath(config.data_dir)).then((s) => s.mode & 0o777, () => null);
+  if (cfgMode !== null) {
+    add({ name: 'config.json permissions', ok: (cfgMode & 0o077) === 0, detail: `mode ${cfgMode.toString(8)}`, fix: `chmod 600 ${configPath(config.data_dir)}` });
+  }
+  add({
+    name: 'API key',
+    ok: config.api_keys.length > 0,
+    detail: config.api_keys.length ? `${config.api_keys.length} key(s) configured` : 'none yet',
+    fix: 'start the gateway once (`npm start`) to generate one, or set GRANTPOOL_API_KEYS',
+  });
+
+  const broken = checkRedirectUri(config.redirect_uri);
+  add({ name: 'redirect URI', ok: !broken, detail: broken ? `${config.redirect_uri}: ${broken}` : config.redirect_uri, fix: 'set GRANTPOOL_PUBLIC_URL (or public_url) to an https URL, or http://localhost:<port>' });
+
+  let secret: ClientSecret | null = null;
+  try {
+    secret = await readClientSecretFile(config.client_secret_path);
+    add({ name: 'client_secret.json', ok: true, detail: `${secret.kind} client ${secret.client_id}` });
+    const listed = listsRedirectUri(secret, config.redirect_uri);
+    if (listed === false) {
+      add({ name: 'redirect URI registered', ok: false, detail: `${config.redirect_uri} is not among the client's authorized redirect URIs`, fix: `add ${config.redirect_uri} to the client in the Google Cloud console (Clients > your client > Authorized redirect URIs) and download the file again` });
+    }
+  } catch (e) {
+    if (!(e instanceof ClientSecretError)) throw e;
+    add({ name: 'client_secret.json', ok: false, detail: e.message.replace(/\. .*$/, ''), fix: e.fix });
+  }
+
+  if (secret) {
+    try {
+      const client = new OAuthClient({ issuer: config.oauth_issuer, scopes: config.scopes, redirectUri: config.redirect_uri, clients: [secret], timeoutMs: 5000 });
+      await client.discover();
+      add({ name: 'issuer discovery', ok: true, detail: `${config.oauth_issuer} answers` });
+    } catch (e) {
+      add({ name: 'issuer discovery', ok: false, detail: (e as Error).message, fix: `check the network and GRANTPOOL_OAUTH_ISSUER (${config.oauth_issuer})` });
+    }
+  }
+
+  const gw = await ctx.gateway().catch(() => null);
+  if (gw) {
+    add({ name: 'port', ok: true, detail: `a gateway is running on ${gw.baseUrl}` });
+  } else {
+    const free = await portFree(config.host, config.port);
+    add({ name: 'port', ok: free, detail: free ? `${config.host}:${config.port} is free` : `${config.host}:${config.port} is used by another program`, fix: 'stop that program or set GRANTPOOL_PORT' });
+  }
+
+  const failed = checks.filter((c) => !c.ok).length;
+  out.write(failed ? `\n${failed} check(s) failed\n` : '\nall checks passed\n');
+  return failed ? 1 : 0;
+}
+
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}

@@ -1,0 +1,95 @@
+// The `grantpool` command line. Exit code 0 on success, non-zero with a
+// one-line reason otherwise.
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/load.ts';
+import { AccountNotFoundError } from '../store/account-ops.ts';
+import { OAuthFlowError } from '../oauth/errors.ts';
+import { CliError, createCliContext } from './context.ts';
+import { processOut, type Out } from './output.ts';
+import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';
+import { serve } from './serve.ts';
+import { status } from './status.ts';
+import { doctor } from './doctor.ts';
+
+const USAGE = `Usage: grantpool <command>
+
+  serve                                   run the gateway (npm start)
+  status                                  summary of the running gateway
+  doctor                                  check the setup, one line per check with the fix
+  accounts list [--json]                  accounts with their state and reason
+  accounts add [--paste] [--login-hint E] connect a Google account (consent in a browser)
+  accounts import --refresh-token T       add an account from a refresh token
+  accounts import --file F                add many (JSON array of {"email"?, "refresh_token"} or {"accounts": [...]})
+  accounts enable <email or id>           put an account back into the proxy
+  accounts disable <email or id>          take an account out of the proxy (reason "manual")
+  accounts remove <email or id> [--no-revoke]  revoke at Google and delete
+
+Environment: GRANTPOOL_DATA_DIR (default ~/.grantpool) and the other GRANTPOOL_* variables of the README.
+`;
+
+export async function main(argv: string[], out: Out = processOut, env: Record<string, string | undefined> = process.env): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean' },
+        paste: { type: 'boolean' },
+        'login-hint': { type: 'string' },
+        'refresh-token': { type: 'string' },
+        file: { type: 'string' },
+        'no-revoke': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    out.error(`grantpool: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const { values: o, positionals: [command, sub, ref, ...extra] } = args;
+  if (o.help || !command || command === 'help') {
+    out.write(USAGE);
+    return command || o.help ? 0 : 2;
+  }
+  if (command === 'serve') return serve(out, env);
+
+  const ctx = createCliContext(env);
+  try {
+    if (command === 'status') return await status(ctx, out);
+    if (command === 'doctor') return await doctor(ctx, out);
+    if (command === 'accounts') {
+      const needRef = ['enable', 'disable', 'remove'].includes(sub ?? '');
+      if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);
+      switch (sub) {
+        case 'list':
+          return await listAccounts(ctx, out, { json: !!o.json });
+        case 'add':
+          return await addAccount(ctx, out, { paste: !!o.paste, pasteUrl: ref, loginHint: o['login-hint'] });
+        case 'import':
+          return await importAccounts(ctx, out, { refreshToken: o['refresh-token'], file: o.file });
+        case 'enable':
+        case 'disable':
+          return await setEnabled(ctx, out, ref!, sub === 'enable');
+        case 'remove':
+          return await remove(ctx, out, ref!, { revoke: !o['no-revoke'] });
+      }
+    }
+    out.error(`grantpool: unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${USAGE}`);
+    return 2;
+  } catch (e) {
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof AccountNotFoundError) {
+      out.error(`grantpool: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof OAuthFlowError) {
+      out.error(`grantpool: ${e.message}\n  fix: ${e.fix}\n`);
+      return 1;
+    }
+    out.error(`grantpool: ${(e as Error).message ?? String(e)}\n`);
+    return 1;
+  } finally {
+    await ctx.close();
+  }
+}

@@ -1,0 +1,37 @@
+// `grantpool status`: a summary of the running gateway.
+import type { Out } from './output.ts';
+import { paint } from './output.ts';
+import { CliError, localBaseUrl, type CliContext } from './context.ts';
+
+interface StatusBody {
+  version: string;
+  listen_url: string;
+  auth_mode: string;
+  redirect_uri: string;
+  oauth: { configured: boolean; problem: string | null; fix: string | null; clients: { client_id: string; failing: boolean; error: string | null; fix: string | null }[] };
+  pool: { total: number; by_state: Record<string, number> };
+  requests_last_hour: number;
+}
+
+export async function status(ctx: CliContext, out: Out): Promise<number> {
+  const gw = await ctx.gateway();
+  if (!gw) throw new CliError(`no gateway is running at ${localBaseUrl(await ctx.config())} (start it with \`npm start\` or \`grantpool serve\`)`);
+  const s = await gw.request<StatusBody>('GET', '/api/status');
+  const lines = [
+    `Grantpool ${s.version} on ${s.listen_url}  (auth mode: ${s.auth_mode})`,
+  ];
+  if (!s.oauth.configured) {
+    lines.push(`OAuth client: ${paint(out, 'red', 'not configured')}: ${s.oauth.problem}`);
+  } else {
+    for (const c of s.oauth.clients) {
+      lines.push(c.failing ? `OAuth client ${c.client_id}: ${paint(out, 'red', 'FAILING')}: ${c.error}${c.fix ? `\n  fix: ${c.fix}` : ''}` : `OAuth client ${c.client_id}: ${paint(out, 'green', 'ok')}`);
+    }
+  }
+  const parts = Object.entries(s.pool.by_state)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state.replace('_', ' ')}`);
+  lines.push(`Accounts: ${s.pool.total}${parts.length ? ` (${parts.join(', ')})` : ''}`);
+  lines.push(`Requests in the last hour: ${s.requests_last_hour}`);
+  out.write(lines.join('\n') + '\n');
+  return 0;
+}

@@ -196,6 +196,9 @@ test('expired state (10 minutes, fake clock): 400, nothing added', async () => {
   assert.equal(page.error, 'state_expired');
   assert.match(page.html, /10 minutes/);
   assert.deepEqual((await store.list()).map((a) => a.email), ['quick@example.com']);
+  assert.equal((await visit(lateCallback)).error, 'state_expired', 'still expired (not "already used") on a second visit');
+  assert.deepEqual(flows.take('never-issued'), { ok: false, reason: 'unknown' });
+  assert.equal(flows.pending, 0);
 });
 
 test('access_denied: explained in plain words, nothing added', async () => {

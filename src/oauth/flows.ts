@@ -67,8 +67,8 @@ export class ConsentFlows {
     const flow = this.flows.get(state);
     if (!flow) return { ok: false, reason: 'unknown' };
     if (flow.usedAt !== null) return { ok: false, reason: 'used' };
-    flow.usedAt = now;
     if (now >= flow.expiresAt) return { ok: false, reason: 'expired' };
+    flow.usedAt = now;
     return { ok: true, flow };
   }
 

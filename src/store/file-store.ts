@@ -9,7 +9,7 @@
 //   `<name>.corrupt-<unix time>` and logged; the rest loads.
 // - watch(): fs.watch on the folder (debounced per file) plus a slow safety rescan.
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +25,7 @@ import {
   InvalidAccountError,
 } from './account-file.ts';
 import { fsyncDir, isAtomicTempFile, writeFileAtomic } from './atomic-write.ts';
-import { KeyedQueue, withFileLock } from './file-lock.ts';
+import { KeyedQueue, isLockLeftover, withFileLock } from './file-lock.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export interface FileStoreOptions {
@@ -228,7 +228,7 @@ export class FileStore implements AccountStore {
     await fsyncDir(this.dir);
     this.logger.warn(
       { id, file: name, moved_to: target, reason },
-      `Account file ${name} is unreadable (${reason}); moved aside to ${target}`,
+      `Account file ${name} is unreadable, moved aside to ${target}: ${reason}`,
     );
     return true;
   }
@@ -273,7 +273,7 @@ export class FileStore implements AccountStore {
     for (const name of names) {
       const id = accountIdOfFileName(name);
       if (id) present.add(id);
-      else if (opts.cleanTemp && isAtomicTempFile(name)) temps.push(name);
+      else if (opts.cleanTemp && (isAtomicTempFile(name) || isLockLeftover(name))) temps.push(name);
     }
     const toCheck = [...present];
     for (const id of this.known.keys()) if (!present.has(id)) toCheck.push(id);
@@ -298,7 +298,7 @@ export class FileStore implements AccountStore {
       try {
         const st = await stat(p);
         if (now - st.mtimeMs < TEMP_FILE_MAX_AGE_MS) return;
-        await unlink(p);
+        await rm(p, { recursive: true, force: true });
         this.logger.debug({ file: name }, 'Removed a temp file left by an interrupted write');
       } catch {
         // gone already, or not ours to remove
@@ -359,7 +359,7 @@ export class FileStore implements AccountStore {
     return this.withStoreLock(() =>
       this.perFile.run(id, async () => {
         try {
-          await unlink(this.path(id));
+          await rm(this.path(id));
         } catch (e) {
           if (!isNotFound(e)) throw e;
           this.record(id, null);

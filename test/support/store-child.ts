@@ -8,11 +8,14 @@
 import { open, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFileStore } from '../../src/store/file-store.ts';
-import { silentLogger } from '../../src/log/logger.ts';
+import type { Logger } from '../../src/log/logger.ts';
 
 const [command, dataDir, ...rest] = process.argv.slice(2);
 if (!command || !dataDir) throw new Error('usage: store-child.ts <command> <dataDir> ...');
-const store = await createFileStore({ dataDir, logger: silentLogger() });
+// A no-op logger without loading pino: these children are started hundreds of times.
+const noop = () => {};
+const logger = { debug: noop, info: noop, warn: noop, error: noop } as unknown as Logger;
+const store = await createFileStore({ dataDir, logger });
 
 function counterOf(a: Record<string, unknown>): number {
   return typeof a.counter === 'number' ? a.counter : 0;

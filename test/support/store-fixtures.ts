@@ -63,8 +63,14 @@ export function captureLogger(): { logger: Logger; lines: () => Array<Record<str
   return { logger, lines, text };
 }
 
+/** Node's compile cache makes the many short-lived children of the kill test start about twice as fast. */
+const COMPILE_CACHE = join(tmpdir(), 'grantpool-test-compile-cache');
+
 export function startChild(args: string[]): ChildProcess {
-  return spawn(process.execPath, [CHILD_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [CHILD_SCRIPT, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
+  });
 }
 
 /** Runs the child script to completion; rejects on a non-zero exit with its stderr. */

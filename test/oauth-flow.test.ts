@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { startIssuer, CLOUD_PLATFORM, RETRIEVER, GOOGLE_LIKE_SCOPES, type StandInIssuer } from './support/oidc-issuer.ts';
 import { OAuthClient } from '../src/oauth/oauth-client.ts';
 import { ConsentFlows } from '../src/oauth/flows.ts';
-import { completeConsent, type AddAccountDeps } from '../src/oauth/add-account.ts';
+import { completeConsent, missingScopes, type AddAccountDeps } from '../src/oauth/add-account.ts';
 import { oauthCallbackHandler } from '../src/oauth/callback-route.ts';
 import { OAuthFlowError } from '../src/oauth/errors.ts';
 import { Router } from '../src/server/router.ts';
@@ -330,4 +330,11 @@ test('HEAD does not use up the state', async () => {
   const head = await fetch(callback, { method: 'HEAD' });
   assert.equal(head.status, 405);
   assert.equal((await visit(callback)).outcome, 'added');
+});
+
+test('granted scopes as Google names them: userinfo.email / userinfo.profile count as email / profile', () => {
+  const granted = 'openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile ' + CLOUD_PLATFORM;
+  assert.deepEqual(missingScopes(GOOGLE_LIKE_SCOPES, granted), [RETRIEVER]);
+  assert.deepEqual(missingScopes(GOOGLE_LIKE_SCOPES, null), [], 'no scope in the answer: as requested (RFC 6749 5.1)');
+  assert.deepEqual(missingScopes(GOOGLE_LIKE_SCOPES, 'openid'), ['email', 'profile', CLOUD_PLATFORM, RETRIEVER]);
 });

@@ -55,7 +55,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const loaded = await loadConfig({ env, persistSecrets: true });
   let config = loaded.config;
   const broken = checkRedirectUri(config.redirect_uri);
-  if (broken) throw new ConfigError(`the OAuth redirect URI ${config.redirect_uri} breaks Google's rules: ${broken} (set GRANTPOOL_PUBLIC_URL or public_url)`);
+  if (broken) throw new ConfigError(`the OAuth redirect URI breaks Google's rules: ${broken} (set GRANTPOOL_PUBLIC_URL or public_url)`);
 
   const store = await createFileStore({ dataDir: config.data_dir, logger });
   const oauth = new OAuthHolder({ config: () => config, logger, clock });

@@ -29,6 +29,10 @@ export class FakeRefresher implements TokenRefresher {
   private scripts = new Map<string, RefreshStep[]>();
   /** Answer when an account has no script left. */
   defaultStep: RefreshStep = { ok: true };
+  /** Decides the answer per call when set (before scripts and defaultStep). */
+  decide: ((account: Account) => RefreshStep) | null = null;
+  /** Extra waiting inside each call (lets calls for different accounts interleave). */
+  delay: (() => Promise<void>) | null = null;
   private gate: Promise<void> | null = null;
   private openGate: (() => void) | null = null;
   private serial = 0;
@@ -70,8 +74,9 @@ export class FakeRefresher implements TokenRefresher {
     try {
       await Promise.resolve();
       if (this.gate) await this.gate;
+      if (this.delay) await this.delay();
       const queue = this.scripts.get(account.id);
-      const step = queue && queue.length > 0 ? queue.shift()! : this.defaultStep;
+      const step = this.decide ? this.decide(account) : queue && queue.length > 0 ? queue.shift()! : this.defaultStep;
       if (!step.ok) throw step.error;
       this.serial++;
       return {

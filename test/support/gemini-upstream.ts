@@ -121,8 +121,6 @@ export interface GeminiUpstreamOptions {
   streamChunkChars?: number;
   /** Keep a record of requests (default true; the benchmark turns it off). */
   record?: boolean;
-  /** Accept Google's documented dummy thought signatures (default false: the gateway must carry the real ones). */
-  acceptDummySignatures?: boolean;
 }
 
 export interface GeminiUpstream {
@@ -698,7 +696,7 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       for (const p of c.parts as Record<string, unknown>[]) {
         const sig = field(p, 'thoughtSignature');
         if (sig !== undefined) {
-          const ok = typeof sig === 'string' && (issuedSignatures.has(sig) || (options.acceptDummySignatures && DUMMY_SIGNATURES.has(sig)));
+          const ok = typeof sig === 'string' && (issuedSignatures.has(sig) || DUMMY_SIGNATURES.has(sig));
           if (!ok) throw new ApiError(400, 'Thought signature is not valid.');
         }
         if (c.role !== 'model' || i < turnStart) continue;
@@ -706,7 +704,9 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
         if (!isObject(fc)) continue;
         const given = signedCalls.get(callKey(String(fc.name), fc.args));
         if (!given) continue;
-        if (typeof sig !== 'string' || !(given.has(sig) || (options.acceptDummySignatures && DUMMY_SIGNATURES.has(sig)))) {
+        // A call this upstream signed needs its own signature back; Google's
+        // documented dummy signatures are only accepted for calls it did not sign.
+        if (typeof sig !== 'string' || !given.has(sig)) {
           throw new ApiError(
             400,
             `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${String(fc.name)}\` , position ${i + 1}. Please refer to ${SIGNATURE_DOCS} for more details.`,

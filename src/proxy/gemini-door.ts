@@ -1,0 +1,108 @@
+// The Gemini-native door: clients already speak the upstream's protocol, so
+// requests go through as they are (only the model in the URL is aliased) and
+// answers are forwarded byte for byte. This module holds what the engine needs
+// around that: light request checks, Google-shaped errors, and the stream
+// error event.
+import type { Door, GeminiResponse, ParsedRequest, StreamTranslator } from './door.ts';
+import { HttpError } from '../server/http-util.ts';
+
+const STATUS_NAMES: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  405: 'UNIMPLEMENTED',
+  409: 'ABORTED',
+  413: 'INVALID_ARGUMENT',
+  429: 'RESOURCE_EXHAUSTED',
+  499: 'CANCELLED',
+  500: 'INTERNAL',
+  501: 'UNIMPLEMENTED',
+  502: 'UNAVAILABLE',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+};
+
+/** Google's canonical status name for an HTTP status. */
+export function googleStatusName(status: number): string {
+  return STATUS_NAMES[status] ?? (status >= 500 ? 'INTERNAL' : status >= 400 ? 'FAILED_PRECONDITION' : 'UNKNOWN');
+}
+
+/** Google's error body: `{"error":{"code","message","status"}}`. */
+export function googleErrorBody(status: number, message: string): { error: { code: number; message: string; status: string } } {
+  return { error: { code: status, message, status: googleStatusName(status) } };
+}
+
+export type GeminiAction = 'generateContent' | 'streamGenerateContent' | 'countTokens';
+export const GEMINI_ACTIONS: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens'];
+
+/** Splits the `{model}:{action}` path segment. */
+export function splitModelAction(segment: string): { model: string; action: string } | null {
+  const at = segment.lastIndexOf(':');
+  if (at <= 0) return null;
+  return { model: segment.slice(0, at), action: segment.slice(at + 1) };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The checks the gateway makes itself before spending an account on a
+ * request (everything finer is the upstream's to judge, and its 400 comes
+ * back in this same shape). Throws HttpError 400.
+ */
+export function checkGeminiBody(body: unknown, action: GeminiAction): Record<string, unknown> {
+  if (!isObject(body)) throw new HttpError(400, 'invalid_request', 'request body must be a JSON object');
+  if (action === 'countTokens') {
+    const inner = body.generateContentRequest ?? body.generate_content_request;
+    if (inner !== undefined) {
+      if (!isObject(inner)) throw new HttpError(400, 'invalid_request', 'generateContentRequest must be an object');
+      checkContents(inner.contents, 'generateContentRequest.contents');
+      return body;
+    }
+  }
+  checkContents(body.contents, 'contents');
+  return body;
+}
+
+function checkContents(contents: unknown, name: string): void {
+  if (contents === undefined || contents === null) throw new HttpError(400, 'invalid_request', `${name} is required`);
+  if (!Array.isArray(contents)) throw new HttpError(400, 'invalid_request', `${name} must be an array of Content objects`);
+  if (contents.length === 0) throw new HttpError(400, 'invalid_request', `${name} must not be empty`);
+  for (let i = 0; i < contents.length; i++) {
+    const c = contents[i];
+    if (!isObject(c)) throw new HttpError(400, 'invalid_request', `${name}[${i}] must be a Content object`);
+    if (c.parts !== undefined && !Array.isArray(c.parts)) throw new HttpError(400, 'invalid_request', `${name}[${i}].parts must be an array`);
+  }
+}
+
+function sseEvent(payload: unknown): string {
+  return `data: ${JSON.stringify(payload)}\r\n\r\n`;
+}
+
+export function createGeminiDoor(): Door {
+  return {
+    name: 'gemini',
+    parseRequest(body: unknown): ParsedRequest {
+      const gemini = checkGeminiBody(body, 'generateContent');
+      return { requestedModel: '', stream: false, gemini };
+    },
+    toResponse(gemini: GeminiResponse): unknown {
+      return gemini;
+    },
+    streamTranslator(): StreamTranslator {
+      return {
+        start: () => '',
+        chunk: (chunk) => sseEvent(chunk),
+        end: () => '',
+        error: (status, message) => sseEvent(googleErrorBody(status, message)),
+      };
+    },
+    errorBody(status: number, message: string): unknown {
+      return googleErrorBody(status, message);
+    },
+  };
+}
+
+export const geminiDoor: Door = createGeminiDoor();

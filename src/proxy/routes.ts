@@ -1,0 +1,465 @@
+// Every proxy route of SPEC section 5 on the Router: health, model lists, the
+// OpenAI, Anthropic and Gemini doors, and the Google API pass-through. Each
+// route checks the proxy API key per the auth mode and answers every error,
+// bad input included, in its own protocol's shape (never a bare 500).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log/logger.ts';
+import type { TokenPool } from '../pool/types.ts';
+import type { Router, RequestContext } from '../server/router.ts';
+import { HttpError, readBody } from '../server/http-util.ts';
+import { systemClock, type Clock } from '../util/clock.ts';
+import type { Door } from './door.ts';
+import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
+import {
+  clientSignal,
+  finishTrack,
+  forwardCountTokens,
+  forwardRaw,
+  forwardTranslated,
+  newTrack,
+  openUpstream,
+  ProxyFailure,
+  sendJsonBody,
+  type EngineDeps,
+  type Protocol,
+  type Track,
+} from './engine.ts';
+import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction } from './gemini-door.ts';
+import { aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList, type GeminiModel } from './models.ts';
+import type { RequestLog } from './request-log.ts';
+import { createUpstreamClient, type UpstreamClient } from './upstream-client.ts';
+import { upstreamMessage } from './upstream-errors.ts';
+import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thought-signatures.ts';
+import { createOpenAIDoor } from './openai/door.ts';
+import { createAnthropicDoor } from './anthropic/door.ts';
+import { buildPassthrough } from './google-passthrough.ts';
+
+export type ProxyConfig = Config & { effective_auth_mode?: EffectiveAuthMode };
+
+export interface ProxyRouteDeps {
+  config: () => ProxyConfig;
+  pool: TokenPool;
+  logger: Logger;
+  requestLog?: RequestLog;
+  clock?: Clock;
+  /** Shared upstream HTTP client (created here when absent; closed by the returned close()). */
+  client?: UpstreamClient;
+  /** Overrides for the translation doors (tests); default: the OpenAI and Anthropic doors. */
+  doors?: { openai?: Door; anthropic?: Door };
+  /** Thought signatures carried across turns by the OpenAI and Anthropic doors. */
+  signatures?: ThoughtSignatureCache;
+  /** Extra fields for GET /healthz. */
+  health?: () => Record<string, unknown>;
+  /** How long the upstream model list is cached (default 60 s). */
+  modelListTtlMs?: number;
+}
+
+export interface ProxyRoutes {
+  /** Closes the upstream client if it was created here. */
+  close(): Promise<void>;
+}
+
+/** Header that pins the Google API pass-through (and any route) to one account. */
+export const PIN_HEADER = 'x-grantpool-account';
+/** Optional session affinity key for every door. */
+export const SESSION_HEADER = 'x-grantpool-session';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// ---------------------------------------------------------------------------
+// Error shapes for gateway-made errors (auth, bad input) per protocol
+
+function openaiError(status: number, message: string, code?: string) {
+  const type =
+    status === 401 ? 'authentication_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
+  return { error: { message, type, param: null, code: code ?? null } };
+}
+
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  503: 'overloaded_error',
+  529: 'overloaded_error',
+};
+function anthropicError(status: number, message: string) {
+  return { type: 'error', error: { type: ANTHROPIC_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'), message } };
+}
+
+type Shaper = (status: number, message: string, type?: string) => unknown;
+
+function authErrorBody(protocol: Protocol, message: string): unknown {
+  switch (protocol) {
+    case 'openai':
+      return { error: { message, type: 'invalid_request_error', code: 'invalid_api_key' } };
+    case 'anthropic':
+      return { type: 'error', error: { type: 'authentication_error', message } };
+    default:
+      return { error: { code: 401, message, status: 'UNAUTHENTICATED' } };
+  }
+}
+
+/** Google clients (the Gen AI SDK, Gemini CLI) identify themselves; OpenAI clients do not send these. */
+function isGoogleClient(req: IncomingMessage, url: URL): boolean {
+  return (
+    req.headers['x-goog-api-key'] !== undefined ||
+    req.headers['x-goog-api-client'] !== undefined ||
+    url.searchParams.has('key') ||
+    /google-genai|gemini-cli|GeminiCLI/i.test(String(req.headers['user-agent'] ?? ''))
+  );
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+}
+
+/** Reads a JSON request body, keeping the raw bytes; errors are HttpError 400/413. */
+async function readJsonRaw(req: IncomingMessage, limit: number): Promise<{ raw: Buffer; body: unknown }> {
+  const raw = await readBody(req, limit);
+  if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'request body is empty; expected a JSON object');
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    throw new HttpError(400, 'invalid_utf8', 'request body is not valid UTF-8');
+  }
+  try {
+    return { raw, body: JSON.parse(text) };
+  } catch (e) {
+    throw new HttpError(400, 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function baseOf(url: string): { origin: string; prefix: string } {
+  const u = new URL(url);
+  return { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+}
+
+// ---------------------------------------------------------------------------
+
+export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): ProxyRoutes {
+  const clock = deps.clock ?? systemClock;
+  const ownClient = !deps.client;
+  const client = deps.client ?? createUpstreamClient({ connectTimeoutMs: deps.config().upstream.connect_timeout_ms });
+  const engine: EngineDeps = { config: deps.config, pool: deps.pool, logger: deps.logger, clock, client, requestLog: deps.requestLog };
+  const signatures = deps.signatures ?? createThoughtSignatureCache();
+
+  // Doors follow config.allow_remote_images (rebuilt only when it changes).
+  let doorsFor: boolean | null = null;
+  let doors: { openai: Door; anthropic: Door } | null = null;
+  function getDoors(): { openai: Door; anthropic: Door } {
+    const allow = deps.config().allow_remote_images;
+    if (!doors || doorsFor !== allow) {
+      doorsFor = allow;
+      doors = {
+        openai: deps.doors?.openai ?? createOpenAIDoor({ signatures, allowRemoteImages: allow }),
+        anthropic: deps.doors?.anthropic ?? createAnthropicDoor({ signatures, allowRemoteImages: allow }),
+      };
+    }
+    return doors;
+  }
+
+  function shaper(protocol: Protocol): Shaper {
+    if (protocol === 'openai') return (s, m, t) => getDoors().openai.errorBody(s, m, t) ?? openaiError(s, m, t);
+    if (protocol === 'anthropic') return (s, m, t) => getDoors().anthropic.errorBody(s, m, t) ?? anthropicError(s, m);
+    return (s, m) => googleErrorBody(s, m);
+  }
+
+  /** Auth check, then the handler; every failure is answered in the protocol's shape. */
+  function guarded(
+    which: Protocol | ((ctx: RequestContext) => Protocol),
+    handler: (ctx: RequestContext) => Promise<void> | void,
+    opts: { health?: boolean } = {},
+  ) {
+    return async (ctx: RequestContext): Promise<void> => {
+      const protocol = typeof which === 'function' ? which(ctx) : which;
+      const shape = shaper(protocol);
+      try {
+        const auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
+        if (!auth.ok) {
+          ctx.req.resume();
+          sendJsonBody(ctx.res, 401, authErrorBody(protocol, auth.message), undefined);
+          return;
+        }
+        await handler(ctx);
+      } catch (e) {
+        if (!ctx.req.complete) ctx.req.resume();
+        if (e instanceof HttpError) {
+          sendJsonBody(ctx.res, e.status, shape(e.status, e.message, e.code));
+        } else if (e instanceof ProxyFailure) {
+          sendJsonBody(ctx.res, e.status, shape(e.status, e.message, e.type), e.retryAfterSeconds);
+        } else {
+          deps.logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: ctx.url.pathname }, 'proxy route failed');
+          sendJsonBody(ctx.res, 500, shape(500, 'The gateway failed to handle this request; see its log.', 'internal_error'));
+        }
+      }
+    };
+  }
+
+  // --- model list -----------------------------------------------------------
+
+  async function fetchModels(): Promise<GeminiModel[]> {
+    const cfg = deps.config();
+    const { origin, prefix } = baseOf(cfg.gemini_base_url);
+    const out: GeminiModel[] = [];
+    let pageToken = '';
+    for (let page = 0; page < 10; page++) {
+      const track = newTrack(engine, '/v1beta/models', 'gemini');
+      track.modelRequested = null;
+      try {
+        const q = `?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ''}`;
+        const opened = await openUpstream(
+          engine,
+          { model: '', consume: 'full', origin, method: 'GET', path: `${prefix}/v1beta/models${q}`, body: null, headers: {}, signal: new AbortController().signal },
+          track,
+        );
+        if (opened.kind === 'client_error') {
+          track.status = opened.status;
+          throw new ProxyFailure(opened.status, 'upstream_error', upstreamMessage(opened.status, opened.text));
+        }
+        if (opened.kind !== 'ok') throw new ProxyFailure(502, 'bad_upstream_answer', 'unexpected streamed model list');
+        track.status = 200;
+        deps.pool.report(opened.lease, '', { kind: 'ok' });
+        const parsed = JSON.parse(opened.full.toString('utf8')) as { models?: unknown; nextPageToken?: unknown };
+        if (Array.isArray(parsed.models)) {
+          for (const m of parsed.models) if (m && typeof (m as GeminiModel).name === 'string') out.push(m as GeminiModel);
+        }
+        pageToken = typeof parsed.nextPageToken === 'string' ? parsed.nextPageToken : '';
+      } catch (e) {
+        if (!track.status) track.status = e instanceof ProxyFailure ? e.status : 502;
+        track.error = (e as Error).message.slice(0, 300);
+        if (e instanceof SyntaxError) throw new ProxyFailure(502, 'bad_upstream_answer', 'The upstream model list is not valid JSON.');
+        throw e;
+      } finally {
+        finishTrack(engine, track);
+      }
+      if (!pageToken) break;
+    }
+    return out;
+  }
+  const modelCache = new ModelListCache(fetchModels, deps.modelListTtlMs ?? 60_000, () => clock.now());
+
+  function sendJsonOk(res: ServerResponse, body: unknown): void {
+    sendJsonBody(res, 200, body);
+  }
+
+
+  async function listGemini(ctx: RequestContext): Promise<void> {
+    const models = await modelCache.get();
+    sendJsonOk(ctx.res, geminiModelList(models, aliasesFor(deps.config().model_aliases)));
+  }
+
+  async function listOpenAI(ctx: RequestContext): Promise<void> {
+    const models = await modelCache.get();
+    sendJsonOk(ctx.res, openAIModelList(models, aliasesFor(deps.config().model_aliases), Math.floor(clock.now() / 1000)));
+  }
+
+  async function getModel(ctx: RequestContext, version: string, google: boolean): Promise<void> {
+    const name = ctx.params.model!;
+    if (name.includes(':')) throw new HttpError(405, 'method_not_allowed', `use POST for ${version}/models/${name}`);
+    const aliases = aliasesFor(deps.config().model_aliases);
+    const models = await modelCache.get();
+    const bare = name.replace(/^models\//, '');
+    const isAlias = Object.hasOwn(aliases.source, bare);
+    const target = aliases.resolve(bare);
+    const found = models.find((m) => m.name === `models/${bare}`) ?? models.find((m) => m.name === `models/${target}`);
+    if (!found && !isAlias) {
+      const msg = `models/${bare} is not found for API version ${version}. Call ListModels to see the list of available models.`;
+      throw new HttpError(404, 'model_not_found', msg);
+    }
+    if (google) {
+      sendJsonOk(ctx.res, found && found.name === `models/${bare}` ? found : { ...(found ?? {}), name: `models/${bare}`, description: `Grantpool alias for ${target}` });
+    } else {
+      sendJsonOk(ctx.res, openAIModel(bare, Math.floor(clock.now() / 1000), !found || found.name !== `models/${bare}`));
+    }
+  }
+
+  // --- Gemini native --------------------------------------------------------
+
+  function geminiGenerate(version: 'v1' | 'v1beta') {
+    return async (ctx: RequestContext): Promise<void> => {
+      const split = splitModelAction(ctx.params.modelAction!);
+      if (!split || !split.model || !GEMINI_ACTIONS.includes(split.action)) {
+        ctx.req.resume();
+        throw new HttpError(
+          404,
+          'not_found',
+          `Unknown method ${ctx.params.modelAction}; the gateway serves models/{model}:generateContent, :streamGenerateContent and :countTokens.`,
+        );
+      }
+      const action = split.action as GeminiAction;
+      const cfg = deps.config();
+      const track = newTrack(engine, `/${version}/models/{model}:${action}`, 'gemini');
+      track.modelRequested = split.model.replace(/^models\//, '');
+      let raw: Buffer;
+      let body: Record<string, unknown>;
+      try {
+        const read = await readJsonRaw(ctx.req, cfg.max_body_bytes);
+        raw = read.raw;
+        body = checkGeminiBody(read.body, action);
+      } catch (e) {
+        if (e instanceof HttpError) {
+          track.status = e.status;
+          track.error = e.message;
+          finishTrack(engine, track);
+        }
+        throw e;
+      }
+      const model = aliasesFor(cfg.model_aliases).resolve(split.model);
+      track.modelUsed = model;
+      let payload: Buffer = raw;
+      if (action === 'countTokens') {
+        const inner = body.generateContentRequest as Record<string, unknown> | undefined;
+        if (inner && typeof inner === 'object' && inner.model !== `models/${model}`) {
+          payload = Buffer.from(JSON.stringify({ ...body, generateContentRequest: { ...inner, model: `models/${model}` } }));
+        }
+      }
+      const params = new URLSearchParams(ctx.url.search);
+      params.delete('key');
+      const query = params.toString();
+      const { origin, prefix } = baseOf(cfg.gemini_base_url);
+      const stream = action === 'streamGenerateContent';
+      await forwardRaw(engine, ctx.res, {
+        spec: {
+          model,
+          sessionKey: header(ctx.req, SESSION_HEADER),
+          pinned: header(ctx.req, PIN_HEADER),
+          consume: stream ? 'first' : 'full',
+          origin,
+          method: 'POST',
+          path: `${prefix}/${version}/models/${encodeURIComponent(model)}:${action}${query ? `?${query}` : ''}`,
+          body: payload,
+          headers: { 'content-type': 'application/json' },
+          signal: clientSignal(ctx.res),
+        },
+        track,
+        errorBody: (s, m) => googleErrorBody(s, m),
+        sse: stream && params.get('alt') === 'sse',
+        streamError: (s, m) => `data: ${JSON.stringify(googleErrorBody(s, m))}\r\n\r\n`,
+        usage: action !== 'countTokens',
+      });
+    };
+  }
+
+  // --- OpenAI and Anthropic -------------------------------------------------
+
+  function translated(protocol: 'openai' | 'anthropic', route: string, kind: 'generate' | 'count') {
+    return async (ctx: RequestContext): Promise<void> => {
+      const cfg = deps.config();
+      const door = getDoors()[protocol];
+      const track = newTrack(engine, route, protocol);
+      let parsed;
+      try {
+        const { body } = await readJsonRaw(ctx.req, cfg.max_body_bytes);
+        if (kind === 'count') {
+          if (!door.countTokens) throw new HttpError(404, 'not_found', 'token counting is not available on this route');
+          parsed = door.countTokens.parseRequest(body);
+        } else {
+          parsed = door.parseRequest(body);
+        }
+      } catch (e) {
+        if (e instanceof HttpError) {
+          track.status = e.status;
+          track.error = e.message;
+          finishTrack(engine, track);
+        }
+        throw e;
+      }
+      track.modelRequested = parsed.requestedModel;
+      const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel);
+      track.modelUsed = model;
+      const { origin, prefix } = baseOf(cfg.gemini_base_url);
+      const call = {
+        door,
+        parsed: { ...parsed, sessionKey: header(ctx.req, SESSION_HEADER) ?? parsed.sessionKey },
+        model,
+        origin,
+        modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
+        signal: clientSignal(ctx.res),
+        track,
+      };
+      if (kind === 'count') await forwardCountTokens(engine, ctx.res, call);
+      else await forwardTranslated(engine, ctx.res, call);
+    };
+  }
+
+  // --- Google API pass-through ------------------------------------------------
+
+  async function google(ctx: RequestContext): Promise<void> {
+    const cfg = deps.config();
+    const track: Track = newTrack(engine, '/google/*', 'google');
+    const method = (ctx.req.method ?? 'GET').toUpperCase();
+    let body: Buffer | null = null;
+    if (method !== 'GET' && method !== 'HEAD') {
+      try {
+        const b = await readBody(ctx.req, cfg.max_body_bytes);
+        body = b.length ? b : null;
+      } catch (e) {
+        if (e instanceof HttpError) {
+          track.status = e.status;
+          track.error = e.message;
+          finishTrack(engine, track);
+        }
+        throw e;
+      }
+    }
+    const target = buildPassthrough(cfg.google_api_base_url, ctx.url, ctx.req.headers);
+    track.modelRequested = null;
+    await forwardRaw(engine, ctx.res, {
+      spec: {
+        model: '',
+        passthrough: true,
+        pinned: header(ctx.req, PIN_HEADER),
+        consume: 'first',
+        origin: target.origin,
+        method,
+        path: target.path,
+        body,
+        headers: target.headers,
+        signal: clientSignal(ctx.res),
+      },
+      track,
+      errorBody: (s, m) => googleErrorBody(s, m),
+      sse: false,
+      usage: false,
+    });
+  }
+
+  // --- registration -----------------------------------------------------------
+
+  router.on(
+    'GET',
+    '/healthz',
+    guarded(
+      'gemini',
+      ({ res }) => {
+        sendJsonOk(res, { status: 'ok', ...(deps.health?.() ?? {}) });
+      },
+      { health: true },
+    ),
+  );
+
+  const v1Protocol = (ctx: RequestContext): Protocol => (isGoogleClient(ctx.req, ctx.url) ? 'gemini' : 'openai');
+  router.on('GET', '/v1/models', guarded(v1Protocol, (ctx) => (isGoogleClient(ctx.req, ctx.url) ? listGemini(ctx) : listOpenAI(ctx))));
+  router.on('GET', '/v1beta/models', guarded('gemini', listGemini));
+  router.on('GET', '/v1beta/models/:model', guarded('gemini', (ctx) => getModel(ctx, 'v1beta', true)));
+  router.on('GET', '/v1/models/:model', guarded(v1Protocol, (ctx) => getModel(ctx, 'v1', isGoogleClient(ctx.req, ctx.url))));
+  router.on('POST', '/v1beta/models/:modelAction', guarded('gemini', geminiGenerate('v1beta')));
+  router.on('POST', '/v1/models/:modelAction', guarded('gemini', geminiGenerate('v1')));
+  router.on('POST', '/v1/chat/completions', guarded('openai', translated('openai', '/v1/chat/completions', 'generate')));
+  router.on('POST', '/v1/messages', guarded('anthropic', translated('anthropic', '/v1/messages', 'generate')));
+  router.on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
+  router.on('ANY', '/google/*path', guarded('google', google));
+
+  return {
+    async close() {
+      if (ownClient) await client.close();
+    },
+  };
+}

@@ -288,3 +288,46 @@ test('state order: disabled before quota protection before proxy_disabled', asyn
   assert.equal(h.pool.stateOf('quota')!.state, 'quota_protected');
   assert.deepEqual(h.pool.summary().by_state, { active: 0, refreshing: 0, cooling_down: 0, quota_protected: 1, proxy_disabled: 0, disabled: 1 });
 });
+
+test('unauthorized_client for one account: it retries slowly on its own even after other accounts of the client work again', async () => {
+  const h = await poolHarness([expired('wrong'), expired('fine')]);
+  h.refresher.script('wrong', { ok: false, error: refreshErrors.unauthorizedClient() }, { ok: false, error: refreshErrors.unauthorizedClient() });
+  await h.pool.acquire({ model: 'm', pinned: 'wrong' }).catch(() => {});
+  assert.equal(h.refresher.callsFor('wrong'), 1);
+  // after the client's retry interval, another account of the client refreshes fine
+  h.clock.advance(300_000);
+  assert.match((await h.pool.acquire({ model: 'm', pinned: 'fine' })).accessToken, /fresh-fine/);
+  assert.equal(h.pool.failingClients().length, 0);
+  h.clock.advance(1000);
+  h.pool.tick();
+  await settle();
+  // "wrong" was probed again at most once per interval
+  const before = h.refresher.callsFor('wrong');
+  for (let i = 0; i < 5; i++) await h.pool.acquire({ model: 'm' });
+  h.pool.tick();
+  await settle();
+  assert.equal(h.refresher.callsFor('wrong'), before, 'not retried on every request');
+  assert.ok(before <= 2);
+  assert.equal((await h.store.get('wrong'))!.disabled, false);
+  assert.match((h.pool.stateOf('wrong') as { reason: string }).reason, /misconfigured \(unauthorized_client\)/);
+});
+
+test('state listeners hear about refreshes, cooldowns, disables and file changes; accountState covers unseen accounts', async () => {
+  const h = await poolHarness([expired('a'), fakeAccount('b')]);
+  const heard: string[] = [];
+  const stop = h.pool.onStateChange((id) => heard.push(id));
+  h.refresher.script('a', { ok: false, error: refreshErrors.invalidGrant() });
+  await h.pool.acquire({ model: 'm' });
+  assert.ok(heard.includes('a'));
+  heard.length = 0;
+  const lb = await h.pool.acquire({ model: 'm', pinned: 'b' });
+  h.pool.report(lb, 'm', { kind: 'rate_limited', untilMs: T0 + 1000, reason: 'x' });
+  assert.deepEqual(heard, ['b']);
+  await h.store.update('b', (c) => ({ ...c, name: 'n' }));
+  assert.deepEqual(heard, ['b', 'b']);
+  stop();
+  await h.store.update('b', (c) => ({ ...c, name: 'm' }));
+  assert.equal(heard.length, 2);
+  assert.deepEqual(h.pool.accountState(fakeAccount('unseen', { proxy_disabled: true, proxy_disabled_reason: 'manual' })), { state: 'proxy_disabled', reason: 'manual' });
+  assert.equal(h.pool.accountState((await h.store.get('a'))!).state, 'disabled');
+});

@@ -54,6 +54,8 @@ export interface RefreshBackoff {
   /** Epoch ms before which no new refresh is attempted. */
   until: number;
   reason: string;
+  /** 'client': the OAuth client was rejected for this account (retried slowly, shown as a client problem). */
+  kind?: 'transient' | 'client';
 }
 
 /**

@@ -89,6 +89,10 @@ export interface Pool extends TokenPool {
   /** One background pass: proactive refreshes (the timer calls it; tests call it with a fake clock). */
   tick(): void;
   stateOf(id: string): AccountState | null;
+  /** The live state of an account from the store (falls back to its file flags when the pool has not seen it yet). */
+  accountState(account: Account): AccountState;
+  /** Called with an account id whenever its live state may have changed. Returns unsubscribe. */
+  onStateChange(listener: (accountId: string) => void): () => void;
   states(): { id: string; email: string; state: AccountState }[];
   summary(): PoolSummary;
   /** Usage rows of the last `days` quota days (today included), optionally for one account. */
@@ -150,6 +154,16 @@ export function createPool(opts: PoolOptions): Pool {
   const clients = new ClientHealth(opts.clientRetryMs ?? DEFAULT_CLIENT_RETRY_MS);
   const flights = new SingleFlight<RefreshAttempt>();
   let unwatch: (() => void) | null = null;
+  const stateListeners = new Set<(accountId: string) => void>();
+  function changed(id: string): void {
+    for (const l of [...stateListeners]) {
+      try {
+        l(id);
+      } catch (err) {
+        logger.warn({ account_id: id, error: (err as Error).message }, 'A pool state listener failed');
+      }
+    }
+  }
   let timer: NodeJS.Timeout | null = null;
   let backgroundRunning = 0;
   let lastPruneDay = '';
@@ -227,6 +241,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (change.account === null) {
       removeEntry(change.id);
       logger.info({ account_id: change.id }, 'Account removed from the pool');
+      changed(change.id);
       return;
     }
     const known = entries.get(change.id);
@@ -236,6 +251,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (wasOut && !staticallyOut(e)) {
       logger.info({ account_id: e.id, email: e.account.email }, `Account ${known ? 'back in' : 'added to'} the pool (${e.account.email})`);
     }
+    changed(e.id);
   }
 
   // ---- eligibility ----------------------------------------------------------------------
@@ -264,7 +280,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (a.proxy_disabled || e.pendingProxyDisable !== null) return 'proxy_disabled';
     if (e.cooldowns.active(model, now)) return 'cooling';
     if (tokenUnusable(e, now)) {
-      if (e.backoff && now < e.backoff.until) return 'backoff';
+      if (e.backoff && now < e.backoff.until) return e.backoff.kind === 'client' ? 'client' : 'backoff';
       if (clients.blocked(e.clientKey, now)) return 'client';
     }
     if (scopes && scopes.length > 0 && !hasAnyScope(e, scopes)) return 'scope';
@@ -277,8 +293,10 @@ export function createPool(opts: PoolOptions): Pool {
     return flights.run(e.id, async () => {
       // while its client is failing, this refresh is the client's probe: the next waits an interval
       clients.claimAttempt(e.clientKey, clock.now());
+      changed(e.id); // refreshing
       const attempt = await refreshUnderLock({ store, refresher, clock }, e.id, { staleAccessToken, force, marginMs, refreshBeforeMs });
       await settle(e.id, attempt);
+      changed(e.id);
       return attempt;
     });
   }
@@ -312,6 +330,15 @@ export function createPool(opts: PoolOptions): Pool {
       const fix = clientFixText(f.error);
       const key = clientKey(account.oauth_client_id);
       const failure = clients.markFailing(key, f.error, f.description, fix, clock.now());
+      if (e && e.account.token.refresh_token === account.token.refresh_token) {
+        // this account retries slowly on its own too (a token issued to another client fails even when the client works)
+        e.backoff = {
+          attempts: (e.backoff?.attempts ?? 0) + 1,
+          until: failure.nextRetryAt,
+          reason: `OAuth client ${key} is misconfigured (${f.error}): ${fix}`,
+          kind: 'client',
+        };
+      }
       logger.error(
         { oauth_client_id: key, account_id: id, email, error: f.error, error_description: f.description, fix, next_retry_at: new Date(failure.nextRetryAt).toISOString() },
         `OAuth client ${key} was rejected by the token endpoint (${f.message}); no account is disabled for this. Fix: ${fix}`,
@@ -319,7 +346,7 @@ export function createPool(opts: PoolOptions): Pool {
     } else if (e && e.account.token.refresh_token === account.token.refresh_token) {
       const attempts = (e.backoff?.attempts ?? 0) + 1;
       const wait = backoffMs(attempts, cfg.refresh_backoff_min_seconds, cfg.refresh_backoff_max_seconds, random);
-      e.backoff = { attempts, until: clock.now() + wait, reason: `token refresh failed: ${f.message}` };
+      e.backoff = { attempts, until: clock.now() + wait, reason: `token refresh failed: ${f.message}`, kind: 'transient' };
       logger.warn(
         { account_id: id, email, error: f.error, attempt: attempts, retry_in_ms: wait },
         `Token refresh for ${email} will be retried in ${Math.ceil(wait / 1000)} s (transient error, the account is not disabled)`,
@@ -335,6 +362,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (e && e.account.token.refresh_token === used.token.refresh_token) {
       e.pendingDisable = used.token.refresh_token;
       syncRing(e);
+      changed(id);
     }
     logger.error(
       { account_id: id, email, error: f.error, error_description: f.description },
@@ -361,6 +389,7 @@ export function createPool(opts: PoolOptions): Pool {
     const bounded = boundedReason(reason, e.account);
     e.pendingProxyDisable = bounded;
     syncRing(e);
+    changed(e.id);
     logger.warn(
       { account_id: e.id, email: e.account.email, reason: bounded },
       `Taking account out of the proxy (${e.account.email}): ${bounded}`,
@@ -495,7 +524,10 @@ export function createPool(opts: PoolOptions): Pool {
     if (b === 'cooling') return e.cooldowns.active(model, now)?.until ?? now + 1000;
     if (b === 'quota') return quotaDays.current(now).end;
     if (b === 'backoff') return e.backoff?.until ?? now + 1000;
-    if (b === 'client') return clients.failure(e.clientKey)?.nextRetryAt ?? now + 1000;
+    if (b === 'client') {
+      if (e.backoff?.kind === 'client' && now < e.backoff.until) return e.backoff.until;
+      return clients.failure(e.clientKey)?.nextRetryAt ?? now + 1000;
+    }
     return now;
   }
 
@@ -519,7 +551,8 @@ export function createPool(opts: PoolOptions): Pool {
         return `${e.backoff?.reason ?? 'token refresh failed'}; retrying at ${new Date(e.backoff?.until ?? now).toISOString()}`;
       case 'client': {
         const f = clients.failure(e.clientKey);
-        return `OAuth client ${e.clientKey} is misconfigured (${f?.error ?? 'failing'}): ${f?.fix ?? ''}`;
+        if (f) return `OAuth client ${e.clientKey} is misconfigured (${f.error}): ${f.fix}`;
+        return e.backoff?.reason ?? `OAuth client ${e.clientKey} is misconfigured`;
       }
       case 'scope':
         return `the account was not granted the scope this route needs`;
@@ -555,7 +588,7 @@ export function createPool(opts: PoolOptions): Pool {
     let waiting = 0;
     let earliest = Infinity;
     const waitReasons = new Set<string>();
-    const failingClients = new Set<string>();
+    const failingClients = new Map<string, string>();
     let usedUp = 0;
     for (const e of entries.values()) {
       if (scopes.length > 0 && !hasAnyScope(e, scopes)) continue;
@@ -574,7 +607,7 @@ export function createPool(opts: PoolOptions): Pool {
         earliest = Math.min(earliest, blockUntil(e, b, model, now));
         waitReasons.add(b === 'cooling' ? (e.cooldowns.active(model, now)?.reason ?? 'cooling down') : b === 'quota' ? 'quota protection' : 'token refresh retry');
       } else if (b === 'client') {
-        failingClients.add(e.clientKey);
+        if (!failingClients.has(e.clientKey)) failingClients.set(e.clientKey, describeBlock(e, b, model, now));
       } else {
         usedUp++; // servable, but excluded or already tried by this request
       }
@@ -597,11 +630,11 @@ export function createPool(opts: PoolOptions): Pool {
       );
     }
     if (failingClients.size > 0) {
-      const details = [...failingClients].map((k) => {
-        const f = clients.failure(k);
-        return `${k}: ${f?.error ?? 'failing'}. ${f?.fix ?? ''}`;
-      });
-      return new NoAccountError('client_misconfigured', `The OAuth client is misconfigured, so no access token can be refreshed: ${details.join(' | ')}`, 503);
+      return new NoAccountError(
+        'client_misconfigured',
+        `The OAuth client is misconfigured, so no access token can be refreshed: ${[...failingClients.values()].join(' | ')}`,
+        503,
+      );
     }
     if (usedUp === 0) {
       const parts: string[] = [];
@@ -644,6 +677,7 @@ export function createPool(opts: PoolOptions): Pool {
       case 'rate_limited': {
         const reason = boundedReason(outcome.reason || 'rate limited (429)', e.account);
         e.cooldowns.set(model, outcome.untilMs, reason);
+        changed(e.id);
         logger.info(
           { account_id: e.id, email: e.account.email, model, until: new Date(outcome.untilMs).toISOString(), reason },
           `Account ${e.account.email} cooling down for ${model || 'the Google API'} until ${new Date(outcome.untilMs).toISOString()}: ${reason}`,
@@ -653,6 +687,7 @@ export function createPool(opts: PoolOptions): Pool {
       case 'server_error': {
         const until = now + cfg.server_error_cooldown_seconds * 1000;
         e.cooldowns.set(model, until, boundedReason(`upstream error: ${outcome.reason}`, e.account));
+        changed(e.id);
         return;
       }
       case 'forbidden':
@@ -703,6 +738,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (e.backoff && now < e.backoff.until) {
         return { state: 'cooling_down', until: Math.ceil(e.backoff.until / 1000), reason: e.backoff.reason };
       }
+
       const f = clients.blocked(e.clientKey, now) ? clients.failure(e.clientKey) : null;
       if (f) {
         return { state: 'cooling_down', until: Math.ceil(f.nextRetryAt / 1000), reason: `OAuth client ${f.client_id} is misconfigured (${f.error}): ${f.fix}` };
@@ -716,6 +752,14 @@ export function createPool(opts: PoolOptions): Pool {
   function stateOf(id: string): AccountState | null {
     const e = entries.get(id);
     return e ? stateOfEntry(e, clock.now()) : null;
+  }
+
+  function accountState(account: Account): AccountState {
+    const e = entries.get(account.id);
+    if (e) return stateOfEntry(e, clock.now());
+    if (account.disabled) return { state: 'disabled', reason: account.disabled_reason ?? 'disabled' };
+    if (account.proxy_disabled) return { state: 'proxy_disabled', reason: account.proxy_disabled_reason ?? 'taken out of the proxy' };
+    return { state: 'active' };
   }
 
   function states(): { id: string; email: string; state: AccountState }[] {
@@ -817,6 +861,13 @@ export function createPool(opts: PoolOptions): Pool {
     stop,
     tick,
     stateOf,
+    accountState,
+    onStateChange: (listener: (accountId: string) => void) => {
+      stateListeners.add(listener);
+      return () => {
+        stateListeners.delete(listener);
+      };
+    },
     states,
     summary,
     usage: usageRows,

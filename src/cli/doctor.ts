@@ -1,7 +1,7 @@
 // `grantpool doctor`: checks the setup, one line per check with the fix.
 import { stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { ConfigError, configPath, loadConfig, type ResolvedConfig } from '../config/load.ts';
+import { ConfigError, configPath, loadConfig, resolveDataDir, type ResolvedConfig } from '../config/load.ts';
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { ClientSecretError, listsRedirectUri, readClientSecretFile, type ClientSecret } from '../oauth/client-secret.ts';
 import { OAuthClient } from '../oauth/oauth-client.ts';
@@ -28,6 +28,13 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
   const nodeOk = major > 22 || (major === 22 && minor >= 18);
   add({ name: 'Node.js', ok: nodeOk, detail: `v${process.versions.node}${nodeOk ? '' : ' (need >= 22.18)'}`, fix: 'run through npm (`npx grantpool …`), which uses the Node 24 that `npm install` brought' });
 
+  // Looked at before loading the config, which tightens the mode of the folder.
+  const dataDir = resolveDataDir(ctx.env);
+  const dirMode = await stat(dataDir).then((s) => s.mode & 0o777, () => null);
+  if (dirMode !== null) {
+    add({ name: 'data directory', ok: (dirMode & 0o077) === 0, detail: `${dataDir} mode ${dirMode.toString(8)}`, fix: `chmod 700 ${dataDir} (Grantpool tightens it itself at its next start)` });
+  }
+
   let config: ResolvedConfig | null = null;
   try {
     config = (await loadConfig({ env: ctx.env })).config;
@@ -38,8 +45,6 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
   }
   if (!config) return 1;
 
-  const dirMode = (await stat(config.data_dir)).mode & 0o777;
-  add({ name: 'data directory', ok: (dirMode & 0o077) === 0, detail: `${config.data_dir} mode ${dirMode.toString(8)}`, fix: `chmod 700 ${config.data_dir}` });
   const cfgMode = await stat(configPath(config.data_dir)).then((s) => s.mode & 0o777, () => null);
   if (cfgMode !== null) {
     add({ name: 'config.json permissions', ok: (cfgMode & 0o077) === 0, detail: `mode ${cfgMode.toString(8)}`, fix: `chmod 600 ${configPath(config.data_dir)}` });

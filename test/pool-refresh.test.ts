@@ -221,3 +221,27 @@ test('a 401 reported through report() keeps the rejected token from being handed
   assert.notEqual(next.accessToken, lease.accessToken);
   assert.equal(h.refresher.calls.length, 1);
 });
+
+test('background refresh works off every due account with bounded concurrency, most urgent first', async () => {
+  const accounts = Array.from({ length: 50 }, (_, i) => fakeAccount(`a${i}`, { expiresIn: 250 - i }));
+  const h = await poolHarness(accounts, { backgroundConcurrency: 3 });
+  h.refresher.delay = () => new Promise((r) => setImmediate(r));
+  h.pool.tick();
+  for (let i = 0; i < 100 && h.refresher.calls.length < 50; i++) await settle();
+  await settle();
+  assert.equal(h.refresher.calls.length, 50, 'one tick is enough: finished refreshes make room for the next');
+  assert.equal(h.refresher.maxConcurrentTotal, 3);
+  assert.deepEqual(h.refresher.calls.slice(0, 3).map((c) => c.id), ['a49', 'a48', 'a47']);
+  for (const a of accounts) assert.match((await h.store.get(a.id))!.token.access_token, /fresh/);
+});
+
+test('stop() waits for a refresh in flight so its token is written', async () => {
+  const h = await poolHarness([fakeAccount('a', { expiresIn: 100 })]);
+  h.refresher.hold();
+  h.pool.tick();
+  await settle();
+  const stopping = h.pool.stop();
+  h.refresher.release();
+  await stopping;
+  assert.match((await h.store.get('a'))!.token.access_token, /fresh/);
+});

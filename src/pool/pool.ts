@@ -166,6 +166,8 @@ export function createPool(opts: PoolOptions): Pool {
   }
   let timer: NodeJS.Timeout | null = null;
   let backgroundRunning = 0;
+  let backgroundQueue: string[] = [];
+  let stopped = false;
   let lastPruneDay = '';
   /** Ids changed while start() was listing (list() results for them are stale); null once loaded. */
   let changedDuringLoad: Set<string> | null = null;
@@ -419,22 +421,35 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   function startBackground(e: Entry): boolean {
-    if (backgroundRunning >= backgroundConcurrency) return false;
+    if (backgroundRunning >= backgroundConcurrency || stopped) return false;
     backgroundRunning++;
     void refreshEntry(e, e.rejectedToken === e.account.token.access_token, e.account.token.access_token)
       .catch((err) => logger.error({ account_id: e.id, error: (err as Error).message }, 'Background refresh crashed'))
       .finally(() => {
         backgroundRunning--;
+        pump();
       });
     return true;
   }
 
+  /** Starts queued background refreshes while there is room (each finished one makes room for the next). */
+  function pump(): void {
+    const now = clock.now();
+    while (backgroundQueue.length > 0 && backgroundRunning < backgroundConcurrency && !stopped) {
+      const e = entries.get(backgroundQueue.shift()!);
+      if (e && wantsBackgroundRefresh(e, now)) startBackground(e);
+    }
+  }
+
   function tick(): void {
     const now = clock.now();
-    for (const e of entries.values()) {
-      if (backgroundRunning >= backgroundConcurrency) break;
-      if (wantsBackgroundRefresh(e, now)) startBackground(e);
+    if (backgroundQueue.length === 0) {
+      // one pass over every account; the queue is worked off as refreshes finish
+      for (const e of entries.values()) if (wantsBackgroundRefresh(e, now)) backgroundQueue.push(e.id);
+      // the most urgent first
+      backgroundQueue.sort((x, y) => (entries.get(x)?.expiresAtMs ?? 0) - (entries.get(y)?.expiresAtMs ?? 0));
     }
+    pump();
     const today = quotaDays.current(now).key;
     if (today !== lastPruneDay) {
       lastPruneDay = today;
@@ -819,6 +834,7 @@ export function createPool(opts: PoolOptions): Pool {
 
   async function start(): Promise<void> {
     if (unwatch) return;
+    stopped = false;
     await usage.load();
     const changed = new Set<string>();
     changedDuringLoad = changed;
@@ -845,11 +861,26 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
+  /** Stops the timer and the store subscription; waits (up to 5 s) for refreshes in flight, so their tokens are written. */
   async function stop(): Promise<void> {
+    stopped = true;
     if (timer) clearInterval(timer);
     timer = null;
+    backgroundQueue = [];
     unwatch?.();
     unwatch = null;
+    const inflight = flights.pending();
+    if (inflight.length > 0) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(inflight),
+        new Promise<void>((r) => {
+          t = setTimeout(r, 5000);
+          t.unref();
+        }),
+      ]);
+      clearTimeout(t);
+    }
     await usage.flush();
   }
 

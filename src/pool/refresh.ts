@@ -26,6 +26,11 @@ export class SingleFlight<T> {
     return p;
   }
 
+  /** The promises running now. */
+  pending(): Promise<T>[] {
+    return [...this.inflight.values()];
+  }
+
   has(key: string): boolean {
     return this.inflight.has(key);
   }

@@ -25,6 +25,9 @@ export class FakeRefresher implements TokenRefresher {
   readonly calls: { id: string; refreshToken: string }[] = [];
   /** Largest number of calls for one account that were running at the same time. */
   maxConcurrentPerAccount = 0;
+  /** Largest number of calls (any accounts) running at the same time. */
+  maxConcurrentTotal = 0;
+  private total = 0;
   private running = new Map<string, number>();
   private scripts = new Map<string, RefreshStep[]>();
   /** Answer when an account has no script left. */
@@ -71,6 +74,8 @@ export class FakeRefresher implements TokenRefresher {
     const n = (this.running.get(account.id) ?? 0) + 1;
     this.running.set(account.id, n);
     this.maxConcurrentPerAccount = Math.max(this.maxConcurrentPerAccount, n);
+    this.total++;
+    this.maxConcurrentTotal = Math.max(this.maxConcurrentTotal, this.total);
     try {
       await Promise.resolve();
       if (this.gate) await this.gate;
@@ -88,6 +93,7 @@ export class FakeRefresher implements TokenRefresher {
         scope: step.scope ?? account.token.scope,
       };
     } finally {
+      this.total--;
       this.running.set(account.id, (this.running.get(account.id) ?? 1) - 1);
     }
   }

@@ -17,6 +17,7 @@ import { completeConsent, importRefreshToken, type AddAccountDeps } from '../oau
 import { oauthCallbackHandler } from '../oauth/callback-route.ts';
 import { validateClientSecretJson } from '../oauth/client-secret.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
+import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
@@ -184,6 +185,14 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
 
   const router = new Router();
+  const proxy = registerProxyRoutes(router, {
+    config: () => config,
+    pool,
+    logger,
+    requestLog,
+    clock,
+    health: () => ({ accounts: pool.summary().by_state }),
+  });
   router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: currentAddDeps, logger }));
   registerApiRoutes(router, apiDeps, logger);
   router.on('ANY', '/api/*rest', ({ res }) => {
@@ -222,6 +231,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       unsubscribeLog();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await proxy.close();
       await pool.stop();
       await usage.flush?.();
       await store.close();

@@ -132,7 +132,7 @@ export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: R
       await gateway.close().catch(() => {});
       await upstream.close();
       await issuer.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
   return stack;

@@ -204,7 +204,11 @@ export function createPool(opts: PoolOptions): Pool {
         e.backoff = null;
         e.pendingDisable = null;
       }
-      if (old.token.access_token !== account.token.access_token) e.rejectedToken = null;
+      if (old.token.access_token !== account.token.access_token) {
+        e.rejectedToken = null;
+        // a changed access token while disabled is how a re-add looks (SPEC section 4)
+        if (!account.disabled) e.pendingDisable = null;
+      }
       if (byEmail.get(e.emailLower) === e.id) byEmail.delete(e.emailLower);
       e.account = account;
     }
@@ -505,7 +509,7 @@ export function createPool(opts: PoolOptions): Pool {
           blockOf(x, model, scopes, now) === null,
         req.sessionKey,
       );
-      if (!e) throw nothingCanServe(req, tried);
+      if (!e) throw nothingCanServe(req);
       const lease = await leaseFor(e, model, scopes);
       if (lease) return lease;
       (tried ??= new Set()).add(e.id);
@@ -588,7 +592,7 @@ export function createPool(opts: PoolOptions): Pool {
     return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} cannot serve: ${b === 'disabled' ? 'disabled: ' : b === 'proxy_disabled' ? 'taken out of the proxy: ' : ''}${why}`, 503);
   }
 
-  function nothingCanServe(req: AcquireRequest, tried: Set<string> | null): NoAccountError {
+  function nothingCanServe(req: AcquireRequest): NoAccountError {
     const now = clock.now();
     const model = req.model ?? '';
     const scopes = req.anyOfScopes ?? [];
@@ -627,7 +631,6 @@ export function createPool(opts: PoolOptions): Pool {
         usedUp++; // servable, but excluded or already tried by this request
       }
     }
-    void tried;
     if (candidates === 0) {
       return new NoAccountError(
         'no_scope',

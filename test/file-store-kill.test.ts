@@ -21,7 +21,7 @@ test('writers killed with SIGKILL at random points leave valid files and no stuc
   }
 
   // Three lanes, each: start a writer, let it write for 5-40 ms, SIGKILL it, repeat.
-  const KILLS = 105;
+  const KILLS = 100;
   let kills = 0;
   const lane = async () => {
     while (kills < KILLS) {

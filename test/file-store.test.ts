@@ -241,3 +241,38 @@ test('withRefreshLock runs one caller at a time per account, and releases on err
   assert.equal(await store.withRefreshLock('a', async () => 'next'), 'next');
   await assert.rejects(store.withRefreshLock('../x', async () => 1), /letters, digits/);
 });
+
+test('the store can be used from inside a refresh and from a listener; a nested refresh of the same account is refused', async (t) => {
+  const { dataDir, cleanup } = await tempDataDir();
+  t.after(cleanup);
+  const store = await createFileStore({ dataDir, logger: silentLogger() });
+  t.after(() => store.close());
+  await store.upsertByIdentity({ sub: 'sub-a', email: 'a@example.com' }, () => makeAccount('a'));
+
+  // A refresh stores its new token while holding the refresh lock.
+  const stored = await store.withRefreshLock('a', () =>
+    store.update('a', (a) => ({ ...a, token: { ...a.token, access_token: 'ya29.new' } })),
+  );
+  assert.equal(stored?.token.access_token, 'ya29.new');
+
+  // Waiting for the same refresh lock from inside it would wait forever: it is an error instead.
+  await assert.rejects(
+    store.withRefreshLock('a', () => store.withRefreshLock('a', async () => 1)),
+    (e: Error) => e.name === 'LockReentryError',
+  );
+
+  // A listener that writes in reaction to a change (started during the first write) gets through.
+  const seen: Array<string | null> = [];
+  const followUps: Array<Promise<unknown>> = [];
+  store.watch((change) => {
+    seen.push(change.account?.name ?? null);
+    if (change.account?.name === 'first') {
+      followUps.push(store.update('a', (a) => ({ ...a, name: 'second' })));
+    }
+  });
+  await store.update('a', (a) => ({ ...a, name: 'first' }));
+  await Promise.all(followUps);
+  assert.equal(followUps.length, 1);
+  assert.equal((await store.get('a'))?.name, 'second');
+  assert.deepEqual(seen, ['first', 'second']);
+});

@@ -23,6 +23,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AsyncLocalStorage } from 'node:async_hooks';
 
 const OWNER_FILE = 'owner';
 const HOST = hostname();
@@ -260,19 +261,39 @@ async function acquire(lockDir: string, opts: FileLockOptions): Promise<() => Pr
   }
 }
 
+/** The locks held by the current asynchronous call chain (to refuse re-entry instead of waiting forever). */
+const holding = new AsyncLocalStorage<ReadonlySet<string>>();
+
+export class LockReentryError extends Error {
+  constructor(lockDir: string) {
+    super(`${lockDir} is already held by this call chain: the lock is not re-entrant (it would wait for itself)`);
+    this.name = 'LockReentryError';
+  }
+}
+
 /**
  * Runs `fn` while holding the lock directory `lockDir` (created on acquire,
  * removed on release), serialised with every other caller in this process and
- * in other processes.
+ * in other processes. Calling it again for the same lock from inside `fn` is an
+ * error (LockReentryError), not a deadlock.
  */
 export function withFileLock<T>(lockDir: string, fn: () => Promise<T>, opts: FileLockOptions = {}): Promise<T> {
+  const outer = holding.getStore();
+  if (outer?.has(lockDir)) return Promise.reject(new LockReentryError(lockDir));
+  const inner = new Set(outer);
+  inner.add(lockDir);
   return lockQueue.run(lockDir, async () => {
     const release = await acquire(lockDir, opts);
     try {
-      return await fn();
+      return await holding.run(inner, fn);
     } finally {
       // A compromised lock is already gone; nothing more to release.
       await release().catch(() => {});
     }
   });
+}
+
+/** Runs `fn` outside every held lock's call chain (for callbacks that may start work of their own). */
+export function outsideLocks<T>(fn: () => T): T {
+  return holding.exit(fn);
 }

@@ -8,8 +8,9 @@
 // - A file that does not parse or fails the schema is moved aside to
 //   `<name>.corrupt-<unix time>` and logged; the rest loads.
 // - watch(): fs.watch on the folder (debounced per file) plus a slow safety rescan.
-import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import fs, { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +26,7 @@ import {
   InvalidAccountError,
 } from './account-file.ts';
 import { fsyncDir, isAtomicTempFile, writeFileAtomic } from './atomic-write.ts';
-import { KeyedQueue, isLockLeftover, withFileLock } from './file-lock.ts';
+import { KeyedQueue, isLockLeftover, outsideLocks, withFileLock } from './file-lock.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export interface FileStoreOptions {
@@ -70,6 +71,30 @@ const TEMP_FILE_MAX_AGE_MS = 60_000;
 const SCAN_CONCURRENCY = 64;
 
 const STORE_LOCK = '.store.lock';
+
+// The callback forms: about twice as fast as fs/promises for many small files.
+const statCb = promisify(fs.stat);
+const openCb = promisify(fs.open);
+const fstatCb = promisify(fs.fstat);
+const readCb = promisify(fs.read);
+const closeCb = promisify(fs.close);
+
+/** Reads a whole file from an open descriptor; `sizeHint` is its size when opened. */
+async function readAll(fd: number, sizeHint: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let position = 0;
+  let size = Math.max(sizeHint, 1024);
+  for (;;) {
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await readCb(fd, buf, 0, size, position);
+    if (bytesRead === 0) break;
+    chunks.push(bytesRead === size ? buf : buf.subarray(0, bytesRead));
+    position += bytesRead;
+    if (bytesRead < size) break;
+    size = 64 * 1024;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 function hash(text: string): string {
   return createHash('sha1').update(text).digest('base64');
@@ -144,20 +169,22 @@ export class FileStore implements AccountStore {
     return join(this.dir, accountFileName(id));
   }
 
+  /** The text of `<id>.json` and the signature (inode, size, times) of what was read; null if absent. */
   private async readFileWithSig(id: string): Promise<{ raw: string; sig: string } | null> {
-    let fh;
+    let fd: number;
     try {
-      fh = await open(this.path(id), 'r');
+      fd = await openCb(this.path(id), 'r');
     } catch (e) {
       if (isNotFound(e)) return null;
       throw e;
     }
     try {
-      const st = await fh.stat();
-      const raw = await fh.readFile('utf8');
-      return { raw, sig: sigOf(st) };
+      // The signature is taken before reading: if the file changes meanwhile, it is the older one
+      // and the next rescan reads the file again (never the other way round, which would miss a change).
+      const st = await fstatCb(fd);
+      return { raw: await readAll(fd, st.size), sig: sigOf(st) };
     } finally {
-      await fh.close();
+      await closeCb(fd);
     }
   }
 
@@ -243,13 +270,16 @@ export class FileStore implements AccountStore {
       return;
     }
     this.known.set(id, entry);
-    if (!prev || prev.contentHash !== entry.contentHash) this.emit({ id, account: structuredClone(entry.account) });
+    if ((!prev || prev.contentHash !== entry.contentHash) && this.listeners.size) {
+      this.emit({ id, account: structuredClone(entry.account) });
+    }
   }
 
   private emit(change: AccountChange): void {
     for (const listener of this.listeners) {
       try {
-        listener(change);
+        // A listener may call the store (without waiting for it inside this write).
+        outsideLocks(() => listener(change));
       } catch (e) {
         this.logger.error({ id: change.id, err: (e as Error).message }, 'Account change listener failed');
       }
@@ -281,7 +311,7 @@ export class FileStore implements AccountStore {
       const prev = this.known.get(id);
       if (prev?.sig && present.has(id)) {
         try {
-          if (sigOf(await stat(this.path(id))) === prev.sig) return;
+          if (sigOf(await statCb(this.path(id))) === prev.sig) return;
         } catch (e) {
           if (!isNotFound(e)) throw e;
         }
@@ -324,7 +354,7 @@ export class FileStore implements AccountStore {
     return this.withStoreLock(async () => {
       const current = await this.refresh(id, true);
       if (!current) return null;
-      const proposed = change(structuredClone(current.account));
+      const proposed = outsideLocks(() => change(structuredClone(current.account)));
       if (proposed == null) return structuredClone(current.account);
       const next = validateAccount(proposed);
       if (next.id !== id) throw new InvalidAccountError(`id: an update cannot change the id ("${id}" to "${next.id}")`);
@@ -341,7 +371,7 @@ export class FileStore implements AccountStore {
       // Another process may have added this identity a moment ago: look at the folder, not the memory.
       await this.rescan({ cleanTemp: false, lockHeld: true });
       const existing = this.findByIdentity(identity);
-      const next = validateAccount(build(existing ? structuredClone(existing.account) : null));
+      const next = validateAccount(outsideLocks(() => build(existing ? structuredClone(existing.account) : null)));
       if (existing && next.id !== existing.account.id) {
         throw new InvalidAccountError(`id: the account of this identity is "${existing.account.id}", not "${next.id}"`);
       }

@@ -356,6 +356,10 @@ export function sendJsonBody(res: ServerResponse, status: number, body: unknown,
 /** Forwards a stream's remaining chunks with backpressure; resolves at its end, rejects on its error. */
 function pump(body: Readable, res: ServerResponse, onChunk: (c: Buffer) => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
+    // A paused stream may already have ended (or failed) after its first chunk.
+    if (body.errored) return reject(body.errored);
+    if (body.readableEnded) return resolve();
+    if (body.destroyed) return reject(Object.assign(new Error('upstream stream closed'), { code: 'UND_ERR_SOCKET' }));
     const onDrain = () => body.resume();
     body.on('data', (c: Buffer) => {
       if (!onChunk(c)) {

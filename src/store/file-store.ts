@@ -138,6 +138,7 @@ export class FileStore implements AccountStore {
   private readonly listeners = new Set<(change: AccountChange) => void>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly unreadable = new Set<string>();
   private watcher: FSWatcher | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling = false;
@@ -308,15 +309,25 @@ export class FileStore implements AccountStore {
     const toCheck = [...present];
     for (const id of this.known.keys()) if (!present.has(id)) toCheck.push(id);
     await forEachLimit(toCheck, SCAN_CONCURRENCY, async (id) => {
-      const prev = this.known.get(id);
-      if (prev?.sig && present.has(id)) {
-        try {
-          if (sigOf(await statCb(this.path(id))) === prev.sig) return;
-        } catch (e) {
-          if (!isNotFound(e)) throw e;
+      try {
+        const prev = this.known.get(id);
+        if (prev?.sig && present.has(id)) {
+          const st = await statCb(this.path(id)).catch((e) => {
+            if (isNotFound(e)) return null;
+            throw e;
+          });
+          if (st && sigOf(st) === prev.sig) return;
+        }
+        await this.refresh(id, opts.lockHeld);
+        this.unreadable.delete(id);
+      } catch (e) {
+        // Not readable at all (permissions, I/O error): the others still load. Said once, not at every rescan.
+        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        if (!this.unreadable.has(id)) {
+          this.unreadable.add(id);
+          this.logger.warn({ id, err: code }, `Cannot read account file ${accountFileName(id)} (${code}); skipped`);
         }
       }
-      await this.refresh(id, opts.lockHeld);
     });
     if (temps.length) await this.removeOldTempFiles(temps);
   }

@@ -30,8 +30,9 @@ const HOST = hostname();
 /** A `.break` folder older than this was left by a process killed while taking over a lock. */
 const BREAKER_STALE_MS = 2000;
 
-/** Lock directories this process holds right now. */
-const held = new Set<string>();
+/** Lock directories this process holds right now, with the nonce of their owner record. */
+const held = new Map<string, string>();
+const heldNonces = new Set<string>();
 
 /** Folders named like this next to a lock are leftovers of killed processes (see isLockLeftover). */
 function asideName(path: string, kind: 'new' | 'old'): string {
@@ -94,12 +95,12 @@ function processIsGone(pid: number): boolean {
 }
 
 /** True when the owner record names a process on this host that no longer runs. */
-function ownerIsGone(record: string, path: string): boolean {
-  const [pidText, host] = record.trim().split(' ');
+function ownerIsGone(record: string): boolean {
+  const [pidText, host, nonce] = record.trim().split(' ');
   const pid = Number(pidText);
   if (!Number.isSafeInteger(pid) || pid <= 0 || host !== HOST) return false;
   // Our own pid on a lock we do not hold: left behind by an earlier process with the same pid.
-  if (pid === process.pid) return !held.has(path);
+  if (pid === process.pid) return !heldNonces.has(nonce ?? '');
   return processIsGone(pid);
 }
 
@@ -128,9 +129,10 @@ async function createLock(path: string): Promise<void> {
   // Cheap answer while someone holds it (the usual case when waiting).
   if (await fsp.stat(path).then(() => true, () => false)) throw errorWithCode('lock exists', 'EEXIST');
   const aside = asideName(path, 'new');
+  const nonce = randomBytes(6).toString('hex');
   await fsp.mkdir(aside);
   try {
-    await fsp.writeFile(join(aside, OWNER_FILE), `${process.pid} ${HOST} ${randomBytes(6).toString('hex')}\n`);
+    await fsp.writeFile(join(aside, OWNER_FILE), `${process.pid} ${HOST} ${nonce}\n`);
     await fsp.rename(aside, path);
   } catch (e) {
     await removeTree(aside).catch(() => {});
@@ -138,7 +140,14 @@ async function createLock(path: string): Promise<void> {
     if (code === 'ENOTEMPTY' || code === 'EEXIST') throw errorWithCode('lock exists', 'EEXIST');
     throw e;
   }
-  held.add(path);
+  held.set(path, nonce);
+  heldNonces.add(nonce);
+}
+
+function forget(path: string): void {
+  const nonce = held.get(path);
+  if (nonce) heldNonces.delete(nonce);
+  held.delete(path);
 }
 
 /** The stat proper-lockfile judges staleness by: a lock whose owner is gone looks ancient. */
@@ -146,13 +155,13 @@ async function lockStat(path: string): Promise<fs.Stats | { mtime: Date }> {
   const st = await fsp.stat(path);
   if (held.has(path)) return st;
   const owner = await readOwner(path);
-  if (owner !== null && ownerIsGone(owner, path)) return { ...st, mtime: new Date(0) };
+  if (owner !== null && ownerIsGone(owner)) return { ...st, mtime: new Date(0) };
   return st;
 }
 
 /** Releases a lock this process holds: moved out of the way first, so the name is free at once. */
 async function releaseLock(path: string): Promise<void> {
-  held.delete(path);
+  forget(path);
   const old = asideName(path, 'old');
   await fsp.rename(path, old);
   await removeTree(old);
@@ -223,7 +232,7 @@ function lockFs(staleMs: number): object {
       rmdir: callbackify((path: string) => (held.has(path) ? releaseLock(path) : breakLock(path, staleMs))),
       // Only called at exit for the locks still held.
       rmdirSync(path: string) {
-        held.delete(path);
+        forget(path);
         const old = asideName(path, 'old');
         fs.renameSync(path, old);
         fs.rmSync(old, { recursive: true, force: true });

@@ -11,7 +11,7 @@
 import fs, { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
@@ -145,7 +145,8 @@ export class FileStore implements AccountStore {
   private closed = false;
 
   constructor(opts: FileStoreOptions) {
-    this.dir = join(opts.dataDir, 'accounts');
+    // Absolute, so that every lock of this folder has one name in this process.
+    this.dir = resolve(opts.dataDir, 'accounts');
     this.logger = opts.logger;
     this.pollIntervalMs = opts.pollIntervalMs ?? 5000;
     this.debounceMs = opts.debounceMs ?? 25;

@@ -1,0 +1,94 @@
+// Child processes of the benchmark (upstream, baseline proxy, gateway) with a
+// small request/answer protocol over the IPC channel.
+import { fork, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+
+export interface Child {
+  proc: ChildProcess;
+  /** The child's first message ({type:'ready', ...}). */
+  ready: Record<string, unknown>;
+  ask<T = Record<string, unknown>>(type: string, fields?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
+  /** Waits for a message with this type and id (for answers that come later, e.g. `reloaded`). */
+  waitFor<T = Record<string, unknown>>(type: string, id: number, timeoutMs?: number): Promise<T>;
+  stop(): Promise<void>;
+}
+
+let nextId = 1;
+
+export async function startChild(
+  file: string,
+  opts: { args?: string[]; env?: Record<string, string | undefined>; execArgv?: string[]; logFile?: string; readyTimeoutMs?: number } = {},
+): Promise<Child> {
+  const fd = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
+  const proc = fork(file, opts.args ?? [], {
+    execPath: process.execPath,
+    execArgv: opts.execArgv ?? [],
+    env: opts.env ?? process.env,
+    stdio: ['ignore', fd, fd, 'ipc'],
+    serialization: 'advanced',
+  });
+  if (typeof fd === 'number') closeSync(fd);
+  const waiting = new Map<string, (m: Record<string, unknown>) => void>();
+  const early = new Map<string, Record<string, unknown>>();
+  proc.on('message', (m: Record<string, unknown>) => {
+    const key = `${m.type}:${m.id ?? ''}`;
+    const w = waiting.get(key);
+    if (w) {
+      waiting.delete(key);
+      w(m);
+    } else early.set(key, m);
+  });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+
+  function waitFor<T>(type: string, id: number | '', timeoutMs = 60_000): Promise<T> {
+    const key = `${type}:${id}`;
+    const got = early.get(key);
+    if (got) {
+      early.delete(key);
+      return Promise.resolve(got as T);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting.delete(key);
+        reject(new Error(`${file}: no "${type}" message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiting.set(key, (m) => {
+        clearTimeout(timer);
+        resolve(m as T);
+      });
+      void exited.then((code) => {
+        if (waiting.has(key)) {
+          clearTimeout(timer);
+          waiting.delete(key);
+          reject(new Error(`${file} exited (code ${code}) before sending "${type}"${opts.logFile ? `; see ${opts.logFile}` : ''}`));
+        }
+      });
+    });
+  }
+
+  const ready = await waitFor<Record<string, unknown>>('ready', '', opts.readyTimeoutMs ?? 60_000);
+  const child: Child = {
+    proc,
+    ready,
+    async ask<T>(type: string, fields: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<T> {
+      const id = nextId++;
+      const answerType = { stats: 'stats', 'gc-mem': 'gc-mem', 'sample-stop': 'sample', 'reload-mark': 'marked', 'select-bench': 'select-bench', idle: 'idle', 'stream-stats': 'stream-stats', close: 'closed' }[type] ?? 'ok';
+      const p = waitFor<T>(answerType, id, timeoutMs);
+      proc.send({ type, id, ...fields });
+      return p;
+    },
+    waitFor: (type, id, timeoutMs) => waitFor(type, id, timeoutMs),
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.send({ type: 'close', id: nextId++ });
+      const t = setTimeout(() => proc.kill('SIGTERM'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  return child;
+}
+
+export function newId(): number {
+  return nextId++;
+}

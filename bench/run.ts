@@ -1,0 +1,577 @@
+// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]`
+//
+// Measures what the gateway costs, as ratios and differences against
+// baselines taken in the same run (these machines are shared and noisy):
+//   (a) the client calling the upstream directly,
+//   (b) a bare pass-through proxy (node:http + undici, no parsing).
+// The upstream (bench/upstream.ts), the baseline proxy (bench/passthrough.ts)
+// and the gateway (bench/gateway-child.ts) each run in their own process; the
+// load generator (autocannon, and a timing client for streams) runs here.
+// Prints a table with each target and PASS/MISS, and writes
+// bench/results/bench-<time>.json (and latest.json, latest.md).
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, get as httpGet } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir, cpus, totalmem, release } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { startChild, type Child } from './proc.ts';
+import { burst, cannon, keepAliveAgent, timedRequest, type Target } from './load.ts';
+import { median, percentile, round } from './stats.ts';
+import { benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts } from './accounts.ts';
+import { accountFileName } from '../src/store/account-file.ts';
+import { writeFileAtomic } from '../src/store/atomic-write.ts';
+import type { UpstreamShape } from './upstream.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const RESULTS = join(HERE, 'results');
+const API_KEY = 'gp-bench-key-0123456789abcdef';
+
+// ---- options ---------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const PROFILE = argv.includes('--profile');
+const KEEP = argv.includes('--keep');
+const onlyArg = argv.find((a) => a.startsWith('--only='));
+const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
+const accountsArg = argv.find((a) => a.startsWith('--accounts='));
+const N_ACCOUNTS = accountsArg ? Number(accountsArg.slice(11)) : 10_000;
+const phase = (name: string) => !ONLY || ONLY.has(name);
+
+const P = QUICK
+  ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0 }
+  : { rounds: 7, latAmount: 4000, latWarm: 800, streamReqs: 120, streamWarm: 20, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_500 };
+
+// ---- report rows -----------------------------------------------------------------------
+
+interface Row {
+  section: string;
+  metric: string;
+  value: number | string;
+  unit: string;
+  target?: string;
+  pass?: boolean;
+  note?: string;
+}
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+
+function row(r: Row): void {
+  rows.push(r);
+  const mark = r.pass === undefined ? '' : r.pass ? '  PASS' : '  MISS';
+  console.log(`  ${r.metric}: ${typeof r.value === 'number' ? round(r.value, 3) : r.value} ${r.unit}${r.target ? ` (target ${r.target})` : ''}${mark}`);
+}
+
+function log(s: string): void {
+  console.log(s);
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function healthz(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpGet(`${url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.setTimeout(2000, () => req.destroy());
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface GatewayRun {
+  child: Child;
+  url: string;
+  spawnToHealthyMs: number;
+  startGatewayMs: number;
+}
+
+async function startGatewayChild(name: string, dataDir: string, env: Record<string, string>, logFile: string): Promise<GatewayRun> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const spawnedAt = Date.now();
+  const t0 = performance.now();
+  const execArgv = ['--expose-gc'];
+  if (PROFILE) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
+  const childP = startChild(join(HERE, 'gateway-child.ts'), {
+    execArgv,
+    logFile,
+    env: {
+      ...process.env,
+      GRANTPOOL_DATA_DIR: dataDir,
+      GRANTPOOL_HOST: '127.0.0.1',
+      GRANTPOOL_PORT: String(port),
+      GRANTPOOL_PUBLIC_URL: 'http://localhost:8045',
+      GRANTPOOL_AUTH_MODE: 'strict',
+      GRANTPOOL_API_KEYS: API_KEY,
+      GRANTPOOL_ADMIN_TOKEN: 'gpa-bench-admin-token-0123456789',
+      BENCH_SPAWNED_AT: String(spawnedAt),
+      ...env,
+    },
+  });
+  let healthyAt = -1;
+  let failed = false;
+  childP.catch(() => {
+    failed = true;
+  });
+  while (!failed) {
+    if ((await healthz(url)) === 200) {
+      healthyAt = performance.now();
+      break;
+    }
+    await sleep(5);
+  }
+  const child = await childP;
+  return { child, url, spawnToHealthyMs: healthyAt - t0, startGatewayMs: child.ready.startGatewayMs as number };
+}
+
+// ---- request shapes --------------------------------------------------------------------
+
+const GEMINI_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Hello' }] }] });
+const OPENAI_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello' }] });
+const OPENAI_STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'Hello' }] });
+const ANTHROPIC_BODY = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'Hello' }] });
+const ANTHROPIC_STREAM_BODY = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Hello' }] });
+const GEN_PATH = '/v1beta/models/gemini-2.5-flash:generateContent';
+const STREAM_PATH = '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse';
+
+const googleHeaders = { 'x-goog-api-key': API_KEY };
+const openaiHeaders = { authorization: `Bearer ${API_KEY}` };
+const anthropicHeaders = { 'x-api-key': API_KEY, 'anthropic-version': '2023-06-01' };
+
+function targets(direct: string, passthrough: string, gateway: string) {
+  return {
+    direct: { name: '(a) direct', url: direct, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    passthrough: { name: '(b) bare proxy', url: passthrough, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    gemini: { name: 'gateway Gemini', url: gateway, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    openai: { name: 'gateway OpenAI', url: gateway, path: '/v1/chat/completions', body: OPENAI_BODY, headers: openaiHeaders } as Target,
+    anthropic: { name: 'gateway Anthropic', url: gateway, path: '/v1/messages', body: ANTHROPIC_BODY, headers: anthropicHeaders } as Target,
+    directStream: { name: '(a) direct stream', url: direct, path: STREAM_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    passthroughStream: { name: '(b) bare proxy stream', url: passthrough, path: STREAM_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    geminiStream: { name: 'gateway Gemini stream', url: gateway, path: STREAM_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+    openaiStream: { name: 'gateway OpenAI stream', url: gateway, path: '/v1/chat/completions', body: OPENAI_STREAM_BODY, headers: openaiHeaders } as Target,
+    anthropicStream: { name: 'gateway Anthropic stream', url: gateway, path: '/v1/messages', body: ANTHROPIC_STREAM_BODY, headers: anthropicHeaders } as Target,
+  };
+}
+type Targets = ReturnType<typeof targets>;
+
+/** One request to each target: a 200 with a plausible body, or the benchmark stops here. */
+async function sanity(t: Targets): Promise<void> {
+  const checks: [Target, (body: string) => boolean][] = [
+    [t.direct, (b) => b.includes('"candidates"')],
+    [t.passthrough, (b) => b.includes('"candidates"')],
+    [t.gemini, (b) => b.includes('"candidates"')],
+    [t.openai, (b) => b.includes('"chat.completion"')],
+    [t.anthropic, (b) => b.includes('"type":"message"')],
+    [t.geminiStream, (b) => b.startsWith('data: ')],
+    [t.openaiStream, (b) => b.includes('[DONE]')],
+    [t.anthropicStream, (b) => b.includes('message_stop')],
+  ];
+  const agent = keepAliveAgent();
+  for (const [target, ok] of checks) {
+    const r = await timedRequest(target, agent, { keepBody: true });
+    if (r.status !== 200 || !ok(r.body ?? '')) {
+      agent.destroy();
+      throw new Error(`${target.name} ${target.path} answered ${r.status}: ${(r.body ?? '').slice(0, 300)}`);
+    }
+  }
+  agent.destroy();
+}
+
+// ---- phases ----------------------------------------------------------------------------
+
+function checkAllOk(name: string, r: { ok: number; failed: number; statuses: Record<string, number> }): void {
+  if (r.failed > 0) throw new Error(`${name}: ${r.failed} request(s) failed (${JSON.stringify(r.statuses)})`);
+}
+
+/** 1. Added latency of non-streaming requests at concurrency 1. */
+async function latencyPhase(t: Targets): Promise<void> {
+  log('\n1. Added latency, non-streaming, one request at a time (zero-delay upstream)');
+  const list = [t.direct, t.passthrough, t.gemini, t.openai, t.anthropic];
+  const per: Record<string, { p50: number[]; p99: number[] }> = {};
+  for (const x of list) per[x.name] = { p50: [], p99: [] };
+  for (let r = 0; r < P.rounds; r++) {
+    for (const x of list) {
+      await cannon(x, { connections: 1, amount: P.latWarm });
+      const res = await cannon(x, { connections: 1, amount: P.latAmount });
+      checkAllOk(x.name, res);
+      per[x.name]!.p50.push(percentile(res.latencies, 50));
+      per[x.name]!.p99.push(percentile(res.latencies, 99));
+    }
+    process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
+  }
+  raw.latency = per;
+  const base = per[t.direct.name]!;
+  row({ section: '1', metric: '(a) direct upstream p50 / p99', value: `${round(median(base.p50))} / ${round(median(base.p99))}`, unit: 'ms' });
+  const added = (name: string, q: 'p50' | 'p99') => median(per[name]![q].map((v, i) => v - base[q][i]!));
+  row({ section: '1', metric: '(b) bare proxy added p50 / p99 (the floor)', value: `${round(added(t.passthrough.name, 'p50'))} / ${round(added(t.passthrough.name, 'p99'))}`, unit: 'ms' });
+  for (const [x, label] of [[t.gemini, 'Gemini native'], [t.openai, 'OpenAI chat (translated)'], [t.anthropic, 'Anthropic messages (translated)']] as const) {
+    const a50 = added(x.name, 'p50');
+    const a99 = added(x.name, 'p99');
+    row({ section: '1', metric: `${label} added p50`, value: a50, unit: 'ms', target: '<= 1', pass: a50 <= 1 });
+    row({ section: '1', metric: `${label} added p99`, value: a99, unit: 'ms', target: '<= 5', pass: a99 <= 5 });
+  }
+}
+
+/** 1b. Streaming: time to first and last byte, one request at a time. */
+async function streamPhase(t: Targets, upstream: Child): Promise<void> {
+  const shape: Partial<UpstreamShape> = { delayMs: 0, events: 10, gapMs: 2, eventChars: 40 };
+  await upstream.ask('config', { shape });
+  log(`\n1b. Streaming: ${shape.events} events, ${shape.gapMs} ms apart; time to first / last body byte`);
+  const list = [t.directStream, t.passthroughStream, t.geminiStream, t.openaiStream, t.anthropicStream];
+  const per: Record<string, { ttfb50: number[]; ttfb99: number[]; ttlb50: number[]; ttlb99: number[]; chunks: number[] }> = {};
+  for (const x of list) per[x.name] = { ttfb50: [], ttfb99: [], ttlb50: [], ttlb99: [], chunks: [] };
+  for (let r = 0; r < P.rounds; r++) {
+    for (const x of list) {
+      const agent = keepAliveAgent();
+      for (let i = 0; i < P.streamWarm; i++) await timedRequest(x, agent);
+      const ttfb: number[] = [];
+      const ttlb: number[] = [];
+      const chunks: number[] = [];
+      for (let i = 0; i < P.streamReqs; i++) {
+        const s = await timedRequest(x, agent);
+        if (s.status !== 200) throw new Error(`${x.name}: status ${s.status}`);
+        ttfb.push(s.ttfb);
+        ttlb.push(s.ttlb);
+        chunks.push(s.chunks);
+      }
+      agent.destroy();
+      const p = per[x.name]!;
+      p.ttfb50.push(percentile(ttfb, 50));
+      p.ttfb99.push(percentile(ttfb, 99));
+      p.ttlb50.push(percentile(ttlb, 50));
+      p.ttlb99.push(percentile(ttlb, 99));
+      p.chunks.push(median(chunks));
+    }
+    process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
+  }
+  await upstream.ask('config', { shape: { events: 10, gapMs: 0, eventChars: 40 } });
+  raw.stream = per;
+  const base = per[t.directStream.name]!;
+  const added = (name: string, q: 'ttfb50' | 'ttfb99' | 'ttlb50' | 'ttlb99') => median(per[name]![q].map((v, i) => v - base[q][i]!));
+  row({ section: '1', metric: '(a) direct stream TTFB p50 / TTLB p50', value: `${round(median(base.ttfb50))} / ${round(median(base.ttlb50))}`, unit: 'ms' });
+  row({ section: '1', metric: '(b) bare proxy added TTFB p50 / TTLB p50', value: `${round(added(t.passthroughStream.name, 'ttfb50'))} / ${round(added(t.passthroughStream.name, 'ttlb50'))}`, unit: 'ms' });
+  for (const [x, label] of [[t.geminiStream, 'Gemini stream'], [t.openaiStream, 'OpenAI stream'], [t.anthropicStream, 'Anthropic stream']] as const) {
+    const f50 = added(x.name, 'ttfb50');
+    row({ section: '1', metric: `${label} added TTFB p50`, value: f50, unit: 'ms', target: '<= 1', pass: f50 <= 1 });
+    row({ section: '1', metric: `${label} added TTFB p99`, value: added(x.name, 'ttfb99'), unit: 'ms' });
+    row({ section: '1', metric: `${label} added TTLB p50 / p99`, value: `${round(added(x.name, 'ttlb50'))} / ${round(added(x.name, 'ttlb99'))}`, unit: 'ms' });
+    const chunks = median(per[x.name]!.chunks);
+    row({ section: '1', metric: `${label} chunks seen by the client`, value: chunks, unit: `(upstream sent ${shape.events})`, target: '> 1 (as they arrive)', pass: chunks >= shape.events! / 2 });
+  }
+}
+
+/** 2. Throughput at concurrency 64, against the bare proxy. */
+async function throughputPhase(t: Targets, upstream: Child): Promise<void> {
+  const c = 64;
+  const variants: { label: string; delayMs: number; list: Target[] }[] = [
+    { label: 'zero-delay upstream (CPU-bound)', delayMs: 0, list: [t.direct, t.passthrough, t.gemini, t.openai, t.anthropic] },
+  ];
+  if (P.delayedTput) variants.push({ label: 'upstream with 20 ms delay', delayMs: 20, list: [t.passthrough, t.gemini, t.openai] });
+  const out: Record<string, Record<string, number[]>> = {};
+  for (const v of variants) {
+    log(`\n2. Throughput at concurrency ${c}, ${v.label}`);
+    await upstream.ask('config', { shape: { delayMs: v.delayMs } });
+    const rps: Record<string, number[]> = {};
+    for (const x of v.list) rps[x.name] = [];
+    for (let r = 0; r < P.rounds; r++) {
+      for (const x of v.list) {
+        await cannon(x, { connections: c, amount: P.tputWarm });
+        const res = await cannon(x, { connections: c, amount: v.delayMs ? Math.min(P.tputAmount, 8000) : P.tputAmount });
+        checkAllOk(x.name, res);
+        rps[x.name]!.push(res.rps);
+      }
+      process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
+    }
+    out[v.label] = rps;
+    const base = rps[t.passthrough.name]!;
+    if (rps[t.direct.name]) row({ section: '2', metric: `${v.label}: (a) direct`, value: Math.round(median(rps[t.direct.name]!)), unit: 'req/s' });
+    row({ section: '2', metric: `${v.label}: (b) bare proxy`, value: Math.round(median(base)), unit: 'req/s' });
+    for (const x of v.list) {
+      if (x === t.direct || x === t.passthrough) continue;
+      const ratio = median(rps[x.name]!.map((n, i) => n / base[i]!));
+      const isTarget = v.delayMs === 0;
+      row({
+        section: '2',
+        metric: `${v.label}: ${x.name}`,
+        value: `${Math.round(median(rps[x.name]!))} req/s = ${round(ratio * 100, 1)}`,
+        unit: '% of (b)',
+        ...(isTarget ? { target: '>= 70%', pass: ratio >= 0.7 } : {}),
+      });
+    }
+  }
+  await upstream.ask('config', { shape: { delayMs: 0 } });
+  raw.throughput = out;
+}
+
+interface Mem {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+const MB = 1024 * 1024;
+
+/**
+ * 5. A 2 MB streamed answer through each door with a client that stops reading
+ * for a while: what the gateway holds meanwhile (after a full GC, so garbage
+ * does not count) and its peak RSS. Then a 32 MB answer, more than the kernel's
+ * socket buffers absorb, to show that backpressure reaches the upstream.
+ */
+async function memoryPhase(t: Targets, upstream: Child, gw: Child): Promise<void> {
+  const sizes = [
+    { events: 2048, eventChars: 850, target: true },
+    { events: 4096, eventChars: 8000, target: false },
+  ];
+  const result: Record<string, unknown> = {};
+  for (const size of sizes) {
+    await upstream.ask('config', { shape: { delayMs: 0, events: size.events, gapMs: 0, eventChars: size.eventChars } });
+    log(`\n5. A streamed answer of ${size.events} events of ${size.eventChars} characters; the client stops reading for 400 ms after the first chunk`);
+    const doors = size.target
+      ? ([[t.geminiStream, 'Gemini stream'], [t.openaiStream, 'OpenAI stream'], [t.anthropicStream, 'Anthropic stream']] as const)
+      : ([[t.geminiStream, 'Gemini stream'], [t.openaiStream, 'OpenAI stream']] as const);
+    for (const [x, label] of doors) {
+      const agent = keepAliveAgent();
+      await timedRequest(x, agent); // warm
+      const before = (await gw.ask<{ mem: Mem }>('gc-mem')).mem;
+      const upBefore = (await upstream.ask<{ stats: { bytesWritten: number } }>('stream-stats')).stats.bytesWritten;
+      await gw.ask('sample-start', { everyMs: 2 });
+      let during: Mem | null = null;
+      let upDuring = 0;
+      const s = await timedRequest(x, agent, {
+        pauseAfterFirstMs: 400,
+        duringPause: async () => {
+          during = (await gw.ask<{ mem: Mem }>('gc-mem')).mem;
+          upDuring = (await upstream.ask<{ stats: { bytesWritten: number } }>('stream-stats')).stats.bytesWritten - upBefore;
+        },
+      });
+      const sample = await gw.ask<{ base: Mem; peak: Mem; samples: number }>('sample-stop');
+      const upTotal = (await upstream.ask<{ stats: { bytesWritten: number } }>('stream-stats')).stats.bytesWritten - upBefore;
+      agent.destroy();
+      const d = during as Mem | null;
+      const held = d ? (d.heapUsed + d.arrayBuffers - before.heapUsed - before.arrayBuffers) / MB : NaN;
+      const peakRss = (sample.peak.rss - sample.base.rss) / MB;
+      const mb = round(s.bytes / MB, 1);
+      result[`${label} ${mb} MB`] = { bytes: s.bytes, upstreamBytes: upTotal, upstreamBytesWhilePaused: upDuring, heldMB: held, peakRssGrowthMB: peakRss, samples: sample.samples, ttlbMs: s.ttlb };
+      const complete = s.status === 200 && s.bytes >= upTotal * 0.8;
+      const detail = `MB (peak RSS +${round(peakRss, 1)} MB; upstream had sent ${round(upDuring / MB, 2)} of ${round(upTotal / MB, 2)} MB meanwhile)`;
+      if (size.target) {
+        row({ section: '5', metric: `${label}: ${mb} MB answer; gateway memory held while the client paused`, value: round(held, 2), unit: detail, target: '< 1 MB, complete', pass: complete && held < 1 });
+      } else {
+        row({ section: '5', metric: `${label}: ${mb} MB answer (backpressure); gateway memory held while the client paused`, value: round(held, 2), unit: detail, ...(complete ? {} : { target: 'complete', pass: false }) });
+      }
+    }
+  }
+  await upstream.ask('config', { shape: { events: 10, gapMs: 0, eventChars: 40 } });
+  raw.memory = result;
+}
+
+/** 4. Live reload of one changed account file, with N accounts loaded. */
+async function reloadPhase(gw: Child, dataDir: string): Promise<void> {
+  log(`\n4. Live reload: one account file changed on disk (atomic replace), ${P.reloadRounds} times`);
+  const active: number[] = [];
+  const wall: number[] = [];
+  for (let r = 0; r < P.reloadRounds; r++) {
+    const id = benchAccountId((r * 7919) % N_ACCOUNTS);
+    const path = join(dataDir, 'accounts', accountFileName(id));
+    const account = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    account.name = `Bench User reloaded ${r} ${Date.now()}`;
+    const marked = await gw.ask<{ id: number }>('reload-mark', { accountId: id });
+    await writeFileAtomic(path, JSON.stringify(account, null, 2) + '\n');
+    const done = await gw.waitFor<{ wallMs: number; activeMs: number }>('reloaded', marked.id, 15_000);
+    active.push(done.activeMs);
+    wall.push(done.wallMs);
+    await sleep(150);
+  }
+  raw.reload = { activeMs: active, wallMs: wall };
+  const med = median(active);
+  row({ section: '4', metric: `reload of one changed file: gateway main-thread work (median of ${active.length})`, value: med, unit: 'ms', target: '<= 5', pass: med <= 5 });
+  row({ section: '4', metric: 'reload: worst round work / median wall time to applied (incl. debounce)', value: `${round(Math.max(...active))} / ${round(median(wall))}`, unit: 'ms' });
+}
+
+async function selectPhase(gw: Child): Promise<void> {
+  log(`\n4. Account selection: ${P.selectN} x pool.acquire() in the running gateway`);
+  const r = await gw.ask<{ nsPerOp: number; poolSize: number }>('select-bench', { n: P.selectN, model: 'gemini-2.5-flash' });
+  raw.select = r;
+  const us = r.nsPerOp / 1000;
+  row({ section: '4', metric: `one account selection (pool.acquire, ${r.poolSize} accounts)`, value: us, unit: 'µs', target: '<= 10', pass: us <= 10 });
+}
+
+/** 3. The refresh herd: 1,000 concurrent requests on one account whose token has expired. */
+async function herdPhase(root: string, upstreamUrl: string): Promise<void> {
+  log('\n3. Refresh herd: 1,000 concurrent requests (connections opened beforehand), one account, expired access token');
+  const { startIssuer } = await import('../test/support/oidc-issuer.ts');
+  const issuer = await startIssuer();
+  let gw: GatewayRun | null = null;
+  try {
+    const dataDir = join(root, 'herd');
+    await mkdir(join(dataDir, 'accounts'), { recursive: true, mode: 0o700 });
+    const secretPath = join(root, 'client_secret.json');
+    const redirect = 'http://localhost:8045/oauth2callback';
+    await issuer.writeClientSecret(secretPath, redirect);
+    const account = await expiredIssuerAccount(issuer, redirect, 'herd@bench.example.com');
+    await writeAccountFile(dataDir, account);
+    const afterConsent = { ...issuer.counters };
+    gw = await startGatewayChild('herd', dataDir, {
+      GRANTPOOL_GEMINI_BASE_URL: upstreamUrl,
+      GRANTPOOL_OAUTH_ISSUER: issuer.url,
+      GRANTPOOL_CLIENT_SECRET_FILE: secretPath,
+    }, join(root, 'gateway-herd.log'));
+    const direct: Target = { name: 'direct', url: upstreamUrl, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders };
+    const viaGw: Target = { name: 'gateway', url: gw.url, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders };
+    const n = 1000;
+    const base = await burst(direct, n, '/v1beta/models');
+    checkAllOk('herd direct', base);
+    const before = { ...issuer.counters };
+    const early = before.refreshRequests - afterConsent.refreshRequests;
+    if (early !== 0) throw new Error(`the gateway refreshed the token before the burst (${early} refreshes); the herd was not measured`);
+    const herd = await burst(viaGw, n, '/healthz');
+    const refreshes = issuer.counters.refreshRequests - before.refreshRequests;
+    const tokenCalls = issuer.counters.tokenRequests - before.tokenRequests;
+    const warm = await burst(viaGw, n, '/healthz');
+    const after = issuer.counters.refreshRequests - before.refreshRequests;
+    raw.herd = {
+      refreshes,
+      tokenEndpointCalls: tokenCalls,
+      refreshesAfterSecondBurst: after,
+      ok: herd.ok,
+      failed: herd.failed,
+      statuses: herd.statuses,
+      direct: { p50: percentile(base.latencies, 50), p99: percentile(base.latencies, 99) },
+      herd: { p50: percentile(herd.latencies, 50), p99: percentile(herd.latencies, 99) },
+      warm: { p50: percentile(warm.latencies, 50), p99: percentile(warm.latencies, 99) },
+    };
+    row({ section: '3', metric: `token-endpoint calls for ${n} concurrent requests (${herd.ok} answered 200)`, value: tokenCalls, unit: 'calls', target: '= 1, all 200', pass: tokenCalls === 1 && refreshes === 1 && herd.ok === n });
+    row({
+      section: '3',
+      metric: 'herd burst (refresh included) added latency p50 / p99 over the same burst direct',
+      value: `${round(percentile(herd.latencies, 50) - percentile(base.latencies, 50))} / ${round(percentile(herd.latencies, 99) - percentile(base.latencies, 99))}`,
+      unit: 'ms',
+    });
+    row({
+      section: '3',
+      metric: 'same burst once the token is fresh: added p50 / p99',
+      value: `${round(percentile(warm.latencies, 50) - percentile(base.latencies, 50))} / ${round(percentile(warm.latencies, 99) - percentile(base.latencies, 99))}`,
+      unit: 'ms',
+    });
+  } finally {
+    await gw?.child.stop();
+    await issuer.close();
+  }
+}
+
+// ---- output ----------------------------------------------------------------------------
+
+function table(rs: Row[]): string {
+  const head = ['#', 'measurement', 'result', 'target', ''];
+  const body = rs.map((r) => [r.section, r.metric, `${typeof r.value === 'number' ? round(r.value, 3) : r.value} ${r.unit}`, r.target ?? '', r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS']);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
+
+function markdown(rs: Row[], meta: Record<string, unknown>): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [
+    `Measured ${meta.date} on ${meta.machine} (${meta.mode}); reproduce with \`${meta.command}\`.`,
+    '',
+    '| # | measurement | result | target | |',
+    '|---|---|---|---|---|',
+    ...rs.map((r) => `| ${r.section} | ${esc(r.metric)} | ${esc(`${typeof r.value === 'number' ? round(r.value, 3) : r.value} ${r.unit}`)} | ${esc(r.target ?? '')} | ${r.pass === undefined ? '' : r.pass ? 'PASS' : '**MISS**'} |`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+// ---- main ------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const root = await mkdtemp(join(tmpdir(), 'grantpool-bench-'));
+  await mkdir(RESULTS, { recursive: true });
+  const children: Child[] = [];
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ${Math.round(totalmem() / 1024 ** 3)} GB RAM, Linux ${release()}, Node ${process.version}`,
+    mode: QUICK ? 'quick' : 'full',
+    command: `npm run bench${QUICK ? ' -- --quick' : ''}`,
+    accounts: N_ACCOUNTS,
+    params: P,
+  };
+  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}`);
+  log(`work dir ${root}`);
+  try {
+    const upstream = await startChild(join(HERE, 'upstream.ts'), { logFile: join(root, 'upstream.log') });
+    children.push(upstream);
+    const upstreamUrl = upstream.ready.url as string;
+    const passthrough = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], logFile: join(root, 'passthrough.log') });
+    children.push(passthrough);
+
+    const needMain = ['latency', 'stream', 'throughput', 'memory', 'reload', 'select', 'start'].some(phase);
+    if (needMain) {
+      const dataDir = join(root, 'gateway');
+      const tw = performance.now();
+      await writeAccounts(dataDir, N_ACCOUNTS);
+      log(`wrote ${N_ACCOUNTS} account files in ${Math.round(performance.now() - tw)} ms`);
+      const gw = await startGatewayChild('main', dataDir, { GRANTPOOL_GEMINI_BASE_URL: upstreamUrl }, join(root, 'gateway.log'));
+      children.push(gw.child);
+      const poolSize = gw.child.ready.poolSize as number;
+      if (poolSize !== N_ACCOUNTS) throw new Error(`the gateway loaded ${poolSize} accounts, expected ${N_ACCOUNTS}`);
+      log(`\n4. Start with ${N_ACCOUNTS} accounts`);
+      row({ section: '4', metric: `start to healthy, ${N_ACCOUNTS} accounts (process spawn to first 200 from /healthz)`, value: gw.spawnToHealthyMs / 1000, unit: 's', target: '<= 2', pass: gw.spawnToHealthyMs <= 2000 });
+      row({ section: '4', metric: 'of which startGateway() (config, store load, pool, listen)', value: gw.startGatewayMs, unit: 'ms' });
+      const startMem = gw.child.ready.mem as Mem;
+      row({ section: '4', metric: `RSS right after start, ${N_ACCOUNTS} accounts`, value: startMem.rss / MB, unit: 'MB' });
+
+      const t = targets(upstreamUrl, passthrough.ready.url as string, gw.url);
+      await sanity(t);
+      if (phase('latency')) await latencyPhase(t);
+      if (phase('stream')) await streamPhase(t, upstream);
+      if (phase('throughput')) await throughputPhase(t, upstream);
+      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number } }>('stats');
+      log(`\n4. Memory after load`);
+      row({ section: '4', metric: `gateway RSS after load, ${N_ACCOUNTS} accounts`, value: s.mem.rss / MB, unit: 'MB', target: '<= 150', pass: s.mem.rss / MB <= 150 });
+      row({ section: '4', metric: 'gateway heap used after load', value: s.mem.heapUsed / MB, unit: 'MB' });
+      raw.afterLoad = s;
+      if (phase('memory')) await memoryPhase(t, upstream, gw.child);
+      if (phase('reload')) await reloadPhase(gw.child, dataDir);
+      if (phase('select')) await selectPhase(gw.child);
+      if (P.idleMs > 0 && phase('reload')) {
+        const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);
+        row({ section: '4', metric: `idle gateway CPU with ${N_ACCOUNTS} accounts (safety rescan, pool timer)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
+        raw.idle = idle;
+      }
+      await gw.child.stop();
+      children.pop();
+    }
+    if (phase('herd')) await herdPhase(root, upstreamUrl);
+  } finally {
+    for (const c of children.reverse()) await c.stop().catch(() => {});
+    if (!KEEP) await rm(root, { recursive: true, force: true });
+  }
+
+  const elapsed = (performance.now() - started) / 1000;
+  log(`\n${table(rows)}\n`);
+  const misses = rows.filter((r) => r.pass === false).length;
+  log(`${rows.filter((r) => r.pass !== undefined).length - misses} targets met, ${misses} missed; ${round(elapsed, 1)} s`);
+  const stamp = meta.date.replace(/[:.]/g, '-');
+  const json = JSON.stringify({ meta: { ...meta, elapsedSeconds: elapsed }, rows, raw }, null, 2);
+  await writeFile(join(RESULTS, `bench-${stamp}.json`), json);
+  await writeFile(join(RESULTS, 'latest.json'), json);
+  await writeFile(join(RESULTS, 'latest.md'), markdown(rows, meta));
+  log(`results: ${join(RESULTS, `bench-${stamp}.json`)} (and latest.json, latest.md)`);
+}
+
+await main();

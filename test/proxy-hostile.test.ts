@@ -105,7 +105,7 @@ async function send(method: string, path: string, body: string | Buffer | null, 
   const res = await fetch(h.url + path, {
     method,
     headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', ...headers },
-    body: method === 'GET' ? null : body,
+    body: method === 'GET' || body === null ? null : typeof body === 'string' ? body : new Uint8Array(body),
   });
   const text = await res.text();
   return { status: res.status, route: `${method} ${path}`, body: text.slice(0, 300) };

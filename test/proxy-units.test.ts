@@ -100,7 +100,7 @@ function entry(over: Partial<RequestLogEntry>): RequestLogEntry {
 
 test('request log: bounded ring, filters, live events, usage per day', () => {
   const clock = new FakeClock(NOW);
-  const log = createRequestLog({ size: 3, clock });
+  const log = createRequestLog({ size: 3, clock, trackUsage: true });
   const events: RequestLogEntry[] = [];
   const stop = log.subscribe((e) => events.push(e));
   log.record(entry({ time: NOW - 3000, status: 429, account_id: 'b', email: 'b@example.com' }));

@@ -5,6 +5,7 @@
 // every request in the request log.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
@@ -116,7 +117,7 @@ export interface AttemptSpec {
   body: Buffer | null;
   /** Request headers besides authorization and x-goog-user-project. */
   headers: Record<string, string>;
-  signal: AbortSignal;
+  signal: ClientAbort;
 }
 
 export type Opened =
@@ -379,13 +380,27 @@ function pump(body: Readable, res: ServerResponse, onChunk: (c: Buffer) => boole
   });
 }
 
-/** An AbortSignal that fires when the client goes away before the answer is complete. */
-export function clientSignal(res: ServerResponse): AbortSignal {
-  const ac = new AbortController();
+/**
+ * Fires 'abort' when the client goes away before its answer is complete.
+ * A plain EventEmitter (undici accepts one as a signal): much cheaper per
+ * request than an AbortController.
+ */
+export class ClientAbort extends EventEmitter {
+  aborted = false;
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
+/** A ClientAbort tied to the client's response. */
+export function clientSignal(res: ServerResponse): ClientAbort {
+  const signal = new ClientAbort();
   res.once('close', () => {
-    if (!res.writableFinished) ac.abort();
+    if (!res.writableFinished) signal.abort();
   });
-  return ac.signal;
+  return signal;
 }
 
 const HOP_BY_HOP = new Set([
@@ -521,11 +536,11 @@ export async function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawFo
 // ---------------------------------------------------------------------------
 // Translated doors (OpenAI, Anthropic)
 
-const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+// Response ids: a random per-process prefix and a counter (unique, no per-request entropy needed).
+const ID_PREFIX = randomBytes(9).toString('base64url').replace(/[-_]/g, 'x');
+let idCounter = 0;
 export function responseId(door: Door['name']): string {
-  const bytes = randomBytes(24);
-  let s = '';
-  for (const b of bytes) s += ID_ALPHABET[b % 62];
+  const s = `${ID_PREFIX}${(++idCounter).toString(36).padStart(8, '0')}`;
   return door === 'openai' ? `chatcmpl-${s}` : door === 'anthropic' ? `msg_${s}` : s;
 }
 
@@ -537,7 +552,7 @@ export interface TranslatedCall {
   origin: string;
   /** `/v1beta/models/{model}` (the action is appended). */
   modelPath: string;
-  signal: AbortSignal;
+  signal: ClientAbort;
   track: Track;
 }
 

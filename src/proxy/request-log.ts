@@ -29,17 +29,25 @@ export interface RequestLog {
   countSince(sinceMs: number): number;
   /** Called for every new entry. Returns unsubscribe. */
   subscribe(listener: (entry: RequestLogEntry) => void): () => void;
-  /** Requests and tokens today (UTC day) for one account. */
+  /** Requests and tokens today (UTC day) for one account (with trackUsage). */
   usageToday(accountId: string): { requests: number; tokens: number };
-  /** Usage rows of the last `days` days (UTC), newest first. */
+  /** Usage rows of the last `days` days (UTC), newest first (with trackUsage). */
   usageDays(days: number): UsageRow[];
   readonly size: number;
 }
 
 const USAGE_KEEP_DAYS = 90;
 
+let dayStart = 0;
+let dayEnd = 0;
+let dayText = '';
+/** YYYY-MM-DD (UTC) of a time; the current day's string is reused. */
 function utcDate(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  if (ms >= dayStart && ms < dayEnd) return dayText;
+  dayStart = Math.floor(ms / 86_400_000) * 86_400_000;
+  dayEnd = dayStart + 86_400_000;
+  dayText = new Date(ms).toISOString().slice(0, 10);
+  return dayText;
 }
 
 function statusMatches(status: number, filter: string): boolean {
@@ -50,7 +58,14 @@ function statusMatches(status: number, filter: string): boolean {
   return String(status) === f;
 }
 
-export function createRequestLog(opts: { size: number; clock?: Clock }): RequestLog {
+export interface RequestLogOptions {
+  size: number;
+  clock?: Clock;
+  /** Keep per-day usage per account and model (usageToday / usageDays). Off by default: the pool keeps usage too. */
+  trackUsage?: boolean;
+}
+
+export function createRequestLog(opts: RequestLogOptions): RequestLog {
   const size = Math.max(0, Math.floor(opts.size));
   const clock = opts.clock ?? systemClock;
   const ring: (RequestLogEntry | undefined)[] = new Array(size);
@@ -99,7 +114,7 @@ export function createRequestLog(opts: { size: number; clock?: Clock }): Request
         next = (next + 1) % size;
         if (count < size) count++;
       }
-      addUsage(entry);
+      if (opts.trackUsage) addUsage(entry);
       for (const l of listeners) {
         try {
           l(entry);

@@ -7,11 +7,12 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../server/router.ts';
-import { HttpError, readBody } from '../server/http-util.ts';
+import { HttpError } from '../server/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import type { Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
 import {
+  ClientAbort,
   clientSignal,
   finishTrack,
   forwardCountTokens,
@@ -119,9 +120,50 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
 }
 
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, 'body_too_large', `request body is larger than the limit of ${limit} bytes`);
+}
+
+/**
+ * Reads a request body of at most `limit` bytes (413 beyond, the rest drained).
+ * Event based: cheaper than async iteration on the hot path.
+ */
+export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(tooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const fail = (e: HttpError) => {
+      if (settled) return;
+      settled = true;
+      chunks.length = 0;
+      reject(e);
+    };
+    req.on('data', (c: Buffer) => {
+      if (settled) return;
+      size += c.length;
+      if (size > limit) fail(tooLarge(limit));
+      else chunks.push(c);
+    });
+    req.once('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    req.once('error', () => fail(new HttpError(400, 'body_read_error', 'the request body could not be read')));
+    req.once('close', () => fail(new HttpError(400, 'body_read_error', 'the client closed the connection before the body was complete')));
+  });
+}
+
 /** Reads a JSON request body, keeping the raw bytes; errors are HttpError 400/413. */
 async function readJsonRaw(req: IncomingMessage, limit: number): Promise<{ raw: Buffer; body: unknown }> {
-  const raw = await readBody(req, limit);
+  const raw = await readRequestBody(req, limit);
   if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'request body is empty; expected a JSON object');
   let text: string;
   try {
@@ -136,9 +178,17 @@ async function readJsonRaw(req: IncomingMessage, limit: number): Promise<{ raw: 
   }
 }
 
+const baseCache = new Map<string, { origin: string; prefix: string }>();
+/** Origin and path prefix of an upstream base URL (cached: URL parsing is not free). */
 function baseOf(url: string): { origin: string; prefix: string } {
-  const u = new URL(url);
-  return { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+  let b = baseCache.get(url);
+  if (!b) {
+    const u = new URL(url);
+    b = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+    if (baseCache.size > 16) baseCache.clear();
+    baseCache.set(url, b);
+  }
+  return b;
 }
 
 // ---------------------------------------------------------------------------
@@ -216,7 +266,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         const q = `?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ''}`;
         const opened = await openUpstream(
           engine,
-          { model: '', consume: 'full', origin, method: 'GET', path: `${prefix}/v1beta/models${q}`, body: null, headers: {}, signal: new AbortController().signal },
+          { model: '', consume: 'full', origin, method: 'GET', path: `${prefix}/v1beta/models${q}`, body: null, headers: {}, signal: new ClientAbort() },
           track,
         );
         if (opened.kind === 'client_error') {
@@ -398,7 +448,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
     let body: Buffer | null = null;
     if (method !== 'GET' && method !== 'HEAD') {
       try {
-        const b = await readBody(ctx.req, cfg.max_body_bytes);
+        const b = await readRequestBody(ctx.req, cfg.max_body_bytes);
         body = b.length ? b : null;
       } catch (e) {
         if (e instanceof HttpError) {

@@ -2,6 +2,7 @@
 // and the Google API pass-through). Timeouts are per request: time to the
 // response headers (first byte) and the longest silence between two body
 // chunks (idle); there is no total timeout, so long streams are fine.
+import type { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 
 export interface UpstreamRequest {
@@ -12,7 +13,8 @@ export interface UpstreamRequest {
   method: string;
   headers: Record<string, string>;
   body?: Buffer | string | null;
-  signal?: AbortSignal;
+  /** Aborts the request: an AbortSignal or an EventEmitter that emits 'abort'. */
+  signal?: AbortSignal | EventEmitter;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
 }

@@ -1,7 +1,7 @@
 // Proxy API keys (SPEC section 5): read from `Authorization: Bearer`,
 // `x-api-key`, `x-goog-api-key` or `?key=`, compared in constant time, and
 // required according to GRANTPOOL_AUTH_MODE.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isLoopbackHost } from '../util/net.ts';
 
@@ -34,7 +34,7 @@ export function presentedKeys(req: IncomingMessage, url: URL): string[] {
 }
 
 function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  return hash('sha256', s, 'buffer');
 }
 
 const digestCache = new WeakMap<object, Buffer[]>();

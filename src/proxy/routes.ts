@@ -139,16 +139,17 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const fail = (e: HttpError) => {
+    // Errors are built only when needed (an Error captures a stack trace).
+    const fail = (make: () => HttpError) => {
       if (settled) return;
       settled = true;
       chunks.length = 0;
-      reject(e);
+      reject(make());
     };
     req.on('data', (c: Buffer) => {
       if (settled) return;
       size += c.length;
-      if (size > limit) fail(tooLarge(limit));
+      if (size > limit) fail(() => tooLarge(limit));
       else chunks.push(c);
     });
     req.once('end', () => {
@@ -156,8 +157,8 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
       settled = true;
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
-    req.once('error', () => fail(new HttpError(400, 'body_read_error', 'the request body could not be read')));
-    req.once('close', () => fail(new HttpError(400, 'body_read_error', 'the client closed the connection before the body was complete')));
+    req.once('error', () => fail(() => new HttpError(400, 'body_read_error', 'the request body could not be read')));
+    req.once('close', () => fail(() => new HttpError(400, 'body_read_error', 'the client closed the connection before the body was complete')));
   });
 }
 

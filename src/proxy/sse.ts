@@ -54,8 +54,14 @@ export interface Usage {
   tokensOut: number;
 }
 
-function num(text: string, name: string): number {
-  const m = new RegExp(`"${name}"\\s*:\\s*(\\d+)`).exec(text);
+const COUNT_RE: Record<string, RegExp> = {
+  promptTokenCount: /"promptTokenCount"\s*:\s*(\d+)/,
+  candidatesTokenCount: /"candidatesTokenCount"\s*:\s*(\d+)/,
+  thoughtsTokenCount: /"thoughtsTokenCount"\s*:\s*(\d+)/,
+};
+
+function num(text: string, name: keyof typeof COUNT_RE): number {
+  const m = COUNT_RE[name]!.exec(text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -102,7 +102,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     }, 100);
   };
   const unwatch = store.watch(() => scheduleAccountsEvent());
-  const stateTicker = setInterval(scheduleAccountsEvent, 2000);
+  const unsubscribeStates = pool.onStateChange(() => scheduleAccountsEvent());
+  // Cooldowns end by the clock, not by an event.
+  const stateTicker = setInterval(scheduleAccountsEvent, 5000);
   stateTicker.unref();
   const unsubscribeLog = requestLog.subscribe((entry) => {
     emit({ type: 'request', data: entry });
@@ -119,7 +121,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       const r = sessions.authenticate(req);
       return r.ok ? { ok: true } : { ok: false, status: r.status, message: r.message };
     },
-    accountState: (a) => pool.stateOf(a.id) ?? (a.disabled ? { state: 'disabled', reason: a.disabled_reason ?? 'disabled' } : { state: 'active' }),
+    accountState: (a) => pool.accountState(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
     oauthStatus: () => {
@@ -212,6 +214,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
   logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
+  let closing: Promise<void> | null = null;
   return {
     url: listenUrl,
     get config() {
@@ -224,10 +227,14 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestLog,
     logger,
     server,
-    close: async () => {
+    close: () => (closing ??= closeAll()),
+  };
+
+  async function closeAll(): Promise<void> {
       clearInterval(stateTicker);
       if (accountsEventTimer) clearTimeout(accountsEventTimer);
       unwatch();
+      unsubscribeStates();
       unsubscribeLog();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -235,8 +242,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await pool.stop();
       await usage.flush?.();
       await store.close();
-    },
-  };
+  }
 }
 
 function keyId(key: string): string {

@@ -125,3 +125,12 @@ test('a client that disconnects aborts the upstream request', async () => {
   for (let i = 0; i < 100 && h.upstream.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(h.upstream.inFlight, 0, 'upstream request closed');
 });
+
+test('query parameters the gateway does not translate are ignored, not forwarded', async () => {
+  const res = await fetch(`${h.url}/v1beta/models/gemini-2.5-flash:generateContent?beta=true&key=client-key&prettyPrint=false`, {
+    method: 'POST',
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'q' }] }] }),
+  });
+  assert.equal(res.status, 200);
+  assert.deepEqual(h.upstream.requests.at(-1)!.query, { prettyPrint: 'false' });
+});

@@ -89,6 +89,9 @@ test('unknown models, fields and bad schemas are refused like the real API', asy
   assert.match(role.json.error.message, /valid role/);
   const json = await call('/v1beta/models/gemini-2.5-flash:generateContent', '{nope');
   assert.equal(json.status, 400);
+  const param = await call('/v1beta/models/gemini-2.5-flash:generateContent?beta=true', hello);
+  assert.equal(param.status, 400);
+  assert.match(param.json.error.message, /Unknown name "beta": Cannot bind query parameter/);
 });
 
 test('thought signatures: a function call it issued must come back with its signature', async () => {

@@ -68,6 +68,9 @@ export const SESSION_HEADER = 'x-grantpool-session';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Query parameters of a Gemini-native request that are passed to the upstream. */
+const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', '$prettyPrint']);
+
 // ---------------------------------------------------------------------------
 // Error shapes for gateway-made errors (auth, bad input) per protocol
 
@@ -371,9 +374,16 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
           payload = Buffer.from(JSON.stringify({ ...body, generateContentRequest: { ...inner, model: `models/${model}` } }));
         }
       }
-      const params = new URLSearchParams(ctx.url.search);
-      params.delete('key');
-      const query = params.toString();
+      // Only Google's system parameters that shape the answer go upstream; anything
+      // else (beta flags, a client's API key) is ignored, as the real API would refuse it.
+      let query = '';
+      let sse = false;
+      if (ctx.url.search) {
+        const params = new URLSearchParams();
+        for (const [k, v] of ctx.url.searchParams) if (FORWARDED_GEMINI_PARAMS.has(k)) params.append(k, v);
+        query = params.toString();
+        sse = params.get('alt') === 'sse' || params.get('$alt') === 'sse';
+      }
       const { origin, prefix } = baseOf(cfg.gemini_base_url);
       const stream = action === 'streamGenerateContent';
       await forwardRaw(engine, ctx.res, {
@@ -391,7 +401,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         },
         track,
         errorBody: (s, m) => googleErrorBody(s, m),
-        sse: stream && params.get('alt') === 'sse',
+        sse: stream && sse,
         streamError: (s, m) => `data: ${JSON.stringify(googleErrorBody(s, m))}\r\n\r\n`,
         usage: action !== 'countTokens',
       });

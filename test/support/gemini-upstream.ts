@@ -176,6 +176,11 @@ const MSG_MISSING_CREDENTIAL =
   'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.';
 const MSG_QUOTA =
   'You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.';
+/** Google's system parameters, accepted on every method. */
+const SYSTEM_PARAMS = new Set([
+  'alt', '$alt', 'key', 'fields', '$fields', 'prettyPrint', '$prettyPrint', 'quotaUser', '$quotaUser', 'callback',
+  'upload_protocol', 'uploadType', 'access_token', '$.xgafv',
+]);
 const SIGNATURE_DOCS = 'https://ai.google.dev/gemini-api/docs/thought-signatures';
 const DUMMY_SIGNATURES = new Set(['context_engineering_is_the_way_to_go', 'skip_thought_signature_validator']);
 
@@ -843,6 +848,16 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       return 403;
     }
 
+    // Like Google's front end: a query parameter that is neither a system
+    // parameter nor a field of the request message is an error.
+    for (const name of url.searchParams.keys()) {
+      if (SYSTEM_PARAMS.has(name) || (action === 'list' && (name === 'pageSize' || name === 'pageToken'))) continue;
+      sendError(
+        res,
+        googleError(400, `Invalid JSON payload received. Unknown name "${name}": Cannot bind query parameter. Field '${name}' could not be found in request message.`),
+      );
+      return 400;
+    }
     const expectedMethod = action === 'list' || action === 'get' ? 'GET' : 'POST';
     if (req.method !== expectedMethod) {
       sendError(res, googleError(404, `Method not found.`));
@@ -1075,6 +1090,7 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       revoked.add(token);
     },
     failNext(tokenOrAny, kind, opts = {}) {
+      if ((opts.times ?? 1) <= 0) return;
       let queue = failures.get(tokenOrAny);
       if (!queue) failures.set(tokenOrAny, (queue = []));
       queue.push({ kind, opts, left: opts.times ?? 1 });

@@ -26,16 +26,25 @@ export class SseReader {
     this.drain();
     if (this.buffer.trim()) this.emit(this.buffer);
     this.buffer = '';
+    this.scanned = 0;
   }
 
+  /** Where the search for the next blank line resumes (what was searched before holds none). */
+  private scanned = 0;
+
   private drain(): void {
+    const buf = this.buffer;
+    let start = 0;
+    const re = /\r\n\r\n|\n\n|\r\r/g;
+    re.lastIndex = Math.max(0, this.scanned - 3);
     for (;;) {
-      const m = /\r\n\r\n|\n\n|\r\r/.exec(this.buffer);
-      if (!m) return;
-      const event = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      this.emit(event);
+      const m = re.exec(buf);
+      if (!m) break;
+      this.emit(buf.slice(start, m.index));
+      start = m.index + m[0].length;
     }
+    this.buffer = start === 0 ? buf : buf.slice(start);
+    this.scanned = this.buffer.length;
   }
 
   private emit(event: string): void {

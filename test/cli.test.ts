@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStack, type Stack } from './support/stack.ts';
 
@@ -32,12 +32,6 @@ function cli(args: string[], env: Record<string, string> = {}, node = process.ex
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
 }
 
-async function files() {
-  const dir = join(stack.dataDir, 'accounts');
-  const out = [];
-  for (const n of await readdir(dir)) if (n.endsWith('.json')) out.push(JSON.parse(await readFile(join(dir, n), 'utf8')));
-  return out;
-}
 
 async function until(check: () => Promise<boolean>, what: string, ms = 3000) {
   const end = Date.now() + ms;
@@ -57,15 +51,15 @@ test('accounts list prints an aligned table with state words, no colour when pip
   const j = await cli(['accounts', 'list', '--json']);
   const list = JSON.parse(j.out);
   assert.equal(list.length, 2);
-  const secrets = (await files()).flatMap((a) => [a.token.refresh_token, a.token.access_token]);
+  const secrets = (await stack.accountFiles()).flatMap((a) => [a.token.refresh_token, a.token.access_token]);
   for (const s of secrets) assert.ok(!j.out.includes(s) && !r.out.includes(s), 'no token in CLI output');
 });
 
 test('disable / enable set proxy_disabled with reason "manual" and the running gateway sees it at once', async () => {
-  const ann = (await files()).find((a) => a.email === 'ann@example.com');
+  const ann = (await stack.accountFiles()).find((a) => a.email === 'ann@example.com');
   const r = await cli(['accounts', 'disable', 'ann@example.com']);
   assert.equal(r.code, 0, r.err);
-  const after = (await files()).find((a) => a.email === 'ann@example.com');
+  const after = (await stack.accountFiles()).find((a) => a.email === 'ann@example.com');
   assert.equal(after.proxy_disabled, true);
   assert.equal(after.proxy_disabled_reason, 'manual');
   await until(async () => (await stack.api('GET', `/api/accounts/${ann.id}`)).body.account.state.state === 'proxy_disabled', 'gateway to see the disable');
@@ -94,7 +88,7 @@ test('status summarises the running gateway', async () => {
 test('import --refresh-token and --file report per entry; a bad entry fails the command', async () => {
   stack.issuer.addUser({ email: 'cid@example.com', name: 'cid' });
   await stack.addAccount('cid@example.com');
-  const cid = (await files()).find((a) => a.email === 'cid@example.com');
+  const cid = (await stack.accountFiles()).find((a) => a.email === 'cid@example.com');
   await stack.api('DELETE', `/api/accounts/${cid.id}?revoke=false`);
   const one = await cli(['accounts', 'import', '--refresh-token', cid.token.refresh_token]);
   assert.equal(one.code, 0, one.err);
@@ -112,12 +106,12 @@ test('import --refresh-token and --file report per entry; a bad entry fails the 
 });
 
 test('remove revokes the refresh token at the issuer', async () => {
-  const cid = (await files()).find((a) => a.email === 'cid@example.com');
+  const cid = (await stack.accountFiles()).find((a) => a.email === 'cid@example.com');
   const r = await cli(['accounts', 'remove', 'cid@example.com']);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /removed \(refresh token revoked at Google\)/);
   assert.equal(await stack.issuer.refreshTokenIsActive(cid.token.refresh_token), false);
-  assert.ok(!(await files()).some((a) => a.email === 'cid@example.com'));
+  assert.ok(!(await stack.accountFiles()).some((a) => a.email === 'cid@example.com'));
 });
 
 test('accounts add --paste finishes a consent through the running gateway', async () => {
@@ -191,7 +185,7 @@ test('with the gateway stopped, list still works from the files and add listens 
     assert.equal(page.status, 200);
     const code = await new Promise((r) => child.on('exit', r));
     assert.equal(code, 0, out);
-    assert.ok((await files()).some((a) => a.email === 'eve@example.com'));
+    assert.ok((await stack.accountFiles()).some((a) => a.email === 'eve@example.com'));
   } finally {
     await stack.restartGateway();
   }

@@ -2,7 +2,7 @@
 // HTTP, against the OIDC stand-in acting as accounts.google.com.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStack, type Stack } from './support/stack.ts';
 import { CLOUD_PLATFORM, RETRIEVER } from './support/oidc-issuer.ts';
@@ -15,15 +15,6 @@ after(async () => {
   await stack.close();
 });
 
-async function accountFile(email: string) {
-  const dir = join(stack.dataDir, 'accounts');
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.json')) continue;
-    const a = JSON.parse(await readFile(join(dir, name), 'utf8'));
-    if (a.email === email) return a;
-  }
-  return null;
-}
 
 test('the consent URL carries everything Google needs', async () => {
   const { body } = await stack.api('POST', '/api/oauth/start', { login_hint: 'hint@example.com' });
@@ -47,7 +38,7 @@ test('a consent adds the account, stored 0600 with its identity and tokens, neve
   const r = await stack.addAccount('alice@example.com');
   assert.equal(r.status, 200);
   assert.match(r.html, /alice@example\.com/);
-  const file = await accountFile('alice@example.com');
+  const file = await stack.accountFile('alice@example.com');
   assert.ok(file, 'account file written');
   assert.equal(file.name, 'Alice');
   assert.ok(file.sub);
@@ -58,7 +49,7 @@ test('a consent adds the account, stored 0600 with its identity and tokens, neve
   assert.ok(!text.includes(file.token.refresh_token) && !text.includes(file.token.access_token), 'no token in the API answer');
   assert.ok(!r.html.includes(file.token.refresh_token));
   assert.equal(body.accounts.find((a: any) => a.email === 'alice@example.com').state.state, 'active');
-  const { mode } = await import('node:fs/promises').then((fs) => fs.stat(join(stack.dataDir, 'accounts', `${file.id}.json`)));
+  const { mode } = await stat(join(stack.dataDir, 'accounts', `${file.id}.json`));
   assert.equal(mode & 0o777, 0o600);
 });
 
@@ -71,7 +62,7 @@ test('a wrong, reused or unknown state is refused with 400 and adds nothing', as
   forged.searchParams.set('state', 'not-the-state');
   const bad = await fetch(forged);
   assert.equal(bad.status, 400);
-  assert.equal(await accountFile('bob@example.com'), null);
+  assert.equal(await stack.accountFile('bob@example.com'), null);
   const ok = await fetch(local);
   assert.equal(ok.status, 200);
   const again = await fetch(local);
@@ -88,7 +79,7 @@ test('an expired state (over 10 minutes) is refused', async () => {
     const res = await fetch(callback.replace(/^http:\/\/localhost:\d+/, stack.gateway.url));
     assert.equal(res.status, 400);
     assert.match(await res.text(), /expired/i);
-    assert.equal(await accountFile('late@example.com'), null);
+    assert.equal(await stack.accountFile('late@example.com'), null);
   } finally {
     stack.clock.advance(-11 * 60_000);
   }
@@ -99,7 +90,7 @@ test('access_denied is explained in plain words', async () => {
   const r = await stack.addAccount('denier@example.com', { deny: true });
   assert.equal(r.status, 400);
   assert.match(r.html, /denied|did not allow|cancel/i);
-  assert.equal(await accountFile('denier@example.com'), null);
+  assert.equal(await stack.accountFile('denier@example.com'), null);
 });
 
 test('granular consent: fewer scopes still add the account and say which are missing', async () => {
@@ -107,7 +98,7 @@ test('granular consent: fewer scopes still add the account and say which are mis
   const r = await stack.addAccount('partial@example.com', { grantScopes: ['openid', 'email', 'profile', RETRIEVER] });
   assert.equal(r.status, 200);
   assert.match(r.html, /cloud-platform/);
-  const file = await accountFile('partial@example.com');
+  const file = await stack.accountFile('partial@example.com');
   assert.deepEqual(file.missing_scopes, [CLOUD_PLATFORM]);
 });
 
@@ -116,7 +107,7 @@ test('a token answer without refresh_token is explained and adds nothing', async
   const r = await stack.addAccount('norefresh@example.com', { omitRefreshToken: true });
   assert.equal(r.status, 400);
   assert.match(r.html, /myaccount\.google\.com\/permissions|remove/i);
-  assert.equal(await accountFile('norefresh@example.com'), null);
+  assert.equal(await stack.accountFile('norefresh@example.com'), null);
 });
 
 test('paste completion: the redirect URL given to POST /api/oauth/complete adds the account, once', async () => {
@@ -134,12 +125,12 @@ test('paste completion: the redirect URL given to POST /api/oauth/complete adds 
 test('re-adding a disabled account with new credentials clears the disable flags and serves it at once', async () => {
   stack.issuer.addUser({ email: 'phoenix@example.com' });
   await stack.addAccount('phoenix@example.com');
-  const before = await accountFile('phoenix@example.com');
+  const before = await stack.accountFile('phoenix@example.com');
   await stack.gateway.store.update(before.id, (a) => ({ ...a, disabled: true, disabled_at: 1700000000, disabled_reason: 'invalid_grant: Token has been expired or revoked.' }));
   assert.equal((await stack.api('GET', `/api/accounts/${before.id}`)).body.account.state.state, 'disabled');
   const r = await stack.addAccount('phoenix@example.com');
   assert.equal(r.status, 200);
-  const after = await accountFile('phoenix@example.com');
+  const after = await stack.accountFile('phoenix@example.com');
   assert.equal(after.id, before.id, 'same account, upserted by identity');
   assert.equal(after.disabled, false);
   assert.equal(after.disabled_reason, null);
@@ -153,7 +144,7 @@ test('refresh-token import validates the token and upserts; a dead token is refu
   const { body } = await stack.api('POST', '/api/oauth/start', {});
   const callback = await stack.issuer.consent(body.auth_url, { email: 'import@example.com' });
   await stack.api('POST', '/api/oauth/complete', { callback_url: callback });
-  const file = await accountFile('import@example.com');
+  const file = await stack.accountFile('import@example.com');
   await stack.api('DELETE', `/api/accounts/${file.id}?revoke=false`);
   const imported = await stack.api('POST', '/api/accounts', { refresh_token: file.token.refresh_token });
   assert.equal(imported.status, 201);
@@ -169,11 +160,11 @@ test('refresh-token import validates the token and upserts; a dead token is refu
 test('removal revokes the refresh token at the issuer', async () => {
   stack.issuer.addUser({ email: 'gone@example.com' });
   await stack.addAccount('gone@example.com');
-  const file = await accountFile('gone@example.com');
+  const file = await stack.accountFile('gone@example.com');
   assert.equal(await stack.issuer.refreshTokenIsActive(file.token.refresh_token), true);
   const r = await stack.api('DELETE', `/api/accounts/${file.id}`);
   assert.equal(r.body.revocation, 'revoked');
-  assert.equal(await accountFile('gone@example.com'), null);
+  assert.equal(await stack.accountFile('gone@example.com'), null);
   assert.equal(await stack.issuer.refreshTokenIsActive(file.token.refresh_token), false);
   assert.equal((await stack.api('GET', `/api/accounts/${file.id}`, undefined, { allowError: true })).status, 404);
 });

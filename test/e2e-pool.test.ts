@@ -2,8 +2,6 @@
 // OIDC stand-in and the Gemini API stand-in, driven by the official SDKs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { GoogleGenAI } from '@google/genai';
 import { startStack, type Stack } from './support/stack.ts';
@@ -23,15 +21,6 @@ after(async () => {
   await stack.close();
 });
 
-async function accountFile(email: string) {
-  const dir = join(stack.dataDir, 'accounts');
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.json')) continue;
-    const a = JSON.parse(await readFile(join(dir, name), 'utf8'));
-    if (a.email === email) return a;
-  }
-  return null;
-}
 
 function openai() {
   return new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 });
@@ -53,14 +42,14 @@ test('requests rotate over the accounts through the OpenAI SDK and the Gen AI SD
 });
 
 test('a revoked account is disabled persistently with the reason and log lines, and no request fails', async () => {
-  const victim = await accountFile('p2@example.com');
+  const victim = await stack.accountFile('p2@example.com');
   stack.issuer.revokeUser('p2@example.com');
   const client = openai();
   for (let i = 0; i < 9; i++) {
     const r = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `after revoke ${i}` }] });
     assert.ok(r.choices[0]!.message.content, 'served by another account');
   }
-  const file = await accountFile('p2@example.com');
+  const file = await stack.accountFile('p2@example.com');
   assert.equal(file.disabled, true);
   assert.ok(Math.abs(file.disabled_at - Date.now() / 1000) < 120);
   assert.match(file.disabled_reason, /^invalid_grant: /);
@@ -82,7 +71,7 @@ test('a restart keeps the disabled account out; re-adding it brings it back with
   stack.upstream.clearRequests();
   const client = openai();
   for (let i = 0; i < 6; i++) await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] });
-  const victim = await accountFile('p2@example.com');
+  const victim = await stack.accountFile('p2@example.com');
   const used = new Set(stack.upstream.requests.map((r) => r.token));
   assert.ok(!used.has(victim.token.access_token), 'the disabled account is not used after a restart');
   assert.equal(used.size, 2);
@@ -90,7 +79,7 @@ test('a restart keeps the disabled account out; re-adding it brings it back with
   const r = await stack.addAccount('p2@example.com');
   assert.equal(r.status, 200);
   assert.match(r.html, /re-?enabled|enabled again|back/i);
-  const back = await accountFile('p2@example.com');
+  const back = await stack.accountFile('p2@example.com');
   assert.equal(back.disabled, false);
   stack.upstream.clearRequests();
   for (let i = 0; i < 6; i++) await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'y' }] });
@@ -107,7 +96,7 @@ test('expired tokens are refreshed; an issuer failing with 500 or HTML 403 disab
     assert.ok([429, 503].includes(failed.status), `status ${failed.status}`);
     stack.issuer.failTokenEndpoint('500');
     await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'z' }] }).catch(() => {});
-    for (const email of EMAILS) assert.equal((await accountFile(email)).disabled, false, `${email} not disabled for a transient error`);
+    for (const email of EMAILS) assert.equal((await stack.accountFile(email)).disabled, false, `${email} not disabled for a transient error`);
     stack.issuer.failTokenEndpoint(null);
     stack.clock.advance(11 * 60_000); // past the longest backoff
     const before = stack.issuer.counters.refreshRequests;

@@ -37,15 +37,8 @@ export interface RequestLogEntry {
   error: string | null;
 }
 
-export interface UsageRow {
-  date: string;
-  account_id: string;
-  email: string;
-  model: string;
-  requests: number;
-  tokens_in: number;
-  tokens_out: number;
-}
+export type { UsageRow } from '../pool/pool.ts';
+import type { UsageRow } from '../pool/pool.ts';
 
 export interface ApiDeps {
   config: () => ResolvedConfig;

@@ -1,7 +1,7 @@
 // The whole system for end-to-end tests: the OIDC stand-in (acting as
 // accounts.google.com), the Gemini API stand-in (accepting exactly the access
 // tokens the issuer says are valid), and the real gateway on a temp data dir.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,10 @@ export interface Stack {
   api<T = any>(method: string, path: string, body?: unknown, opts?: { allowError?: boolean }): Promise<{ status: number; body: T }>;
   /** Runs a consent for `email` through the gateway (start → issuer → browser redirect to /oauth2callback). */
   addAccount(email: string, opts?: Omit<ConsentOptions, 'email'> & { loginHint?: string }): Promise<{ status: number; html: string }>;
+  /** Every account file as it is on disk. */
+  accountFiles(): Promise<any[]>;
+  /** The account file of `email`, or null. */
+  accountFile(email: string): Promise<any | null>;
   /** Stops the gateway and starts it again on the same data directory and port. */
   restartGateway(): Promise<void>;
   close(): Promise<void>;
@@ -123,6 +127,14 @@ export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: R
       const callback = await issuer.consent(body.auth_url, { email, ...o });
       const res = await fetch(callback.replace(`http://localhost:${port}`, gateway.url), { redirect: 'manual' });
       return { status: res.status, html: await res.text() };
+    },
+    async accountFiles() {
+      const dir = join(dataDir, 'accounts');
+      const names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+      return Promise.all(names.map(async (n) => JSON.parse(await readFile(join(dir, n), 'utf8'))));
+    },
+    async accountFile(email) {
+      return (await stack.accountFiles()).find((a) => a.email === email) ?? null;
     },
     async restartGateway() {
       await gateway.close();

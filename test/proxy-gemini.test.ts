@@ -134,3 +134,10 @@ test('query parameters the gateway does not translate are ignored, not forwarded
   assert.equal(res.status, 200);
   assert.deepEqual(h.upstream.requests.at(-1)!.query, { prettyPrint: 'false' });
 });
+
+test('embeddings pass through', async () => {
+  const r = await ai.models.embedContent({ model: 'text-embedding-004', contents: ['first text', 'second text'] });
+  assert.equal(r.embeddings?.length, 2);
+  assert.equal(r.embeddings?.[0]?.values?.length, 8);
+  assert.match(h.upstream.requests.at(-1)!.action, /embedContent|batchEmbedContents/);
+});

@@ -33,8 +33,9 @@ export function googleErrorBody(status: number, message: string): { error: { cod
   return { error: { code: status, message, status: googleStatusName(status) } };
 }
 
-export type GeminiAction = 'generateContent' | 'streamGenerateContent' | 'countTokens';
-export const GEMINI_ACTIONS: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens'];
+export type GeminiAction = 'generateContent' | 'streamGenerateContent' | 'countTokens' | 'embedContent' | 'batchEmbedContents';
+/** Model methods the Gemini door serves (embeddings pass through as they are, e.g. for Gemini CLI). */
+export const GEMINI_ACTIONS: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens', 'embedContent', 'batchEmbedContents'];
 
 /** Splits the `{model}:{action}` path segment. */
 export function splitModelAction(segment: string): { model: string; action: string } | null {
@@ -54,6 +55,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 export function checkGeminiBody(body: unknown, action: GeminiAction): Record<string, unknown> {
   if (!isObject(body)) throw new HttpError(400, 'invalid_request', 'request body must be a JSON object');
+  if (action === 'embedContent') {
+    if (!isObject(body.content)) throw new HttpError(400, 'invalid_request', 'content is required (a Content object)');
+    return body;
+  }
+  if (action === 'batchEmbedContents') {
+    if (!Array.isArray(body.requests) || body.requests.length === 0) throw new HttpError(400, 'invalid_request', 'requests must be a non-empty array');
+    return body;
+  }
   if (action === 'countTokens') {
     const inner = body.generateContentRequest ?? body.generate_content_request;
     if (inner !== undefined) {

@@ -344,7 +344,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         throw new HttpError(
           404,
           'not_found',
-          `Unknown method ${ctx.params.modelAction}; the gateway serves models/{model}:generateContent, :streamGenerateContent and :countTokens.`,
+          `Unknown method ${ctx.params.modelAction}; the gateway serves models/{model}:generateContent, :streamGenerateContent, :countTokens, :embedContent and :batchEmbedContents.`,
         );
       }
       const action = split.action as GeminiAction;
@@ -403,7 +403,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         errorBody: (s, m) => googleErrorBody(s, m),
         sse: stream && sse,
         streamError: (s, m) => `data: ${JSON.stringify(googleErrorBody(s, m))}\r\n\r\n`,
-        usage: action !== 'countTokens',
+        usage: action === 'generateContent' || action === 'streamGenerateContent',
       });
     };
   }

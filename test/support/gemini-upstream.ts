@@ -888,6 +888,40 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       sendJson(res, 200, info);
       return 200;
     }
+    if (action === 'embedContent' || action === 'batchEmbedContents') {
+      if (!(info.supportedGenerationMethods ?? []).includes('embedContent')) {
+        sendError(res, googleError(404, `models/${modelName} is not found for API version ${m[1]}, or is not supported for ${action}. Call ListModels to see the list of available models and their supported methods.`));
+        return 404;
+      }
+      let parsed: unknown;
+      try {
+        parsed = parseJson(bodyText);
+      } catch (e) {
+        sendError(res, googleError(400, (e as Error).message));
+        return 400;
+      }
+      const embed = (content: unknown) => {
+        const out: string[] = [];
+        collectText(content, out);
+        const text = out.join(' ');
+        return { values: Array.from({ length: 8 }, (_, i) => ((text.charCodeAt(i % Math.max(1, text.length)) || 0) % 17) / 17) };
+      };
+      if (action === 'embedContent') {
+        if (!isObject(parsed) || !isObject(parsed.content)) {
+          sendError(res, googleError(400, '* EmbedContentRequest.content: content is required\n'));
+          return 400;
+        }
+        sendJson(res, 200, { embedding: embed(parsed.content) });
+        return 200;
+      }
+      const reqs = isObject(parsed) && Array.isArray(parsed.requests) ? parsed.requests : null;
+      if (!reqs || reqs.length === 0) {
+        sendError(res, googleError(400, '* BatchEmbedContentsRequest.requests: requests is required\n'));
+        return 400;
+      }
+      sendJson(res, 200, { embeddings: reqs.map((r) => embed(isObject(r) ? r.content : null)) });
+      return 200;
+    }
     if (action !== 'generateContent' && action !== 'streamGenerateContent' && action !== 'countTokens') {
       sendError(res, googleError(400, `* ${action} is not supported by the stand-in.\n`));
       return 400;

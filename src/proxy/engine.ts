@@ -430,6 +430,16 @@ export interface RawForward {
   usage: boolean;
 }
 
+/** Usage in a whole Gemini answer: usageMetadata sits near its end, so the tail is searched first. */
+function usageInBody(body: Buffer): Usage | null {
+  const TAIL = 8192;
+  if (body.length > TAIL) {
+    const u = findUsage(body.subarray(body.length - TAIL).toString('utf8'));
+    if (u) return u;
+  }
+  return findUsage(body.toString('utf8'));
+}
+
 function reportEnd(deps: EngineDeps, track: Track, model: string, usage: Usage | null): void {
   if (!track.lease) return;
   if (usage) {
@@ -481,8 +491,7 @@ export async function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawFo
       track.firstByteAt = deps.clock.now();
       res.writeHead(opened.status, headers);
       res.end(opened.full);
-      if (f.usage) reportEnd(deps, track, spec.model, findUsage(opened.full.toString('utf8')));
-      else reportEnd(deps, track, spec.model, null);
+      reportEnd(deps, track, spec.model, f.usage ? usageInBody(opened.full) : null);
       return;
     }
     const headers = passHeaders(opened.headers);
@@ -496,6 +505,13 @@ export async function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawFo
     if (opened.first) {
       tail?.push(opened.first);
       res.write(opened.first);
+    } else if (f.sse && f.streamError) {
+      const reason = 'upstream ended the stream without any data';
+      track.status = 502;
+      track.error = reason;
+      deps.pool.report(opened.lease, spec.model, { kind: 'server_error', reason });
+      res.end(f.streamError(502, `The upstream answered with an empty stream (${reason}).`));
+      return;
     } else {
       res.end();
       reportEnd(deps, track, spec.model, null);

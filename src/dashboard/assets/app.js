@@ -1,0 +1,229 @@
+// The dashboard app: loads the data, keeps it live (server-sent events with a
+// polling fallback), draws the banners and switches between the views.
+import { api, setUnauthorizedHandler } from './api.js';
+import { h, replaceChildren, clear } from './dom.js';
+import { toast } from './ui.js';
+import { mountAccounts } from './accounts.js';
+import { mountProxy } from './proxy.js';
+import { mountRequests } from './requests.js';
+import { mountSetup } from './setup.js';
+
+const VIEWS = { accounts: mountAccounts, proxy: mountProxy, requests: mountRequests, setup: mountSetup };
+const TITLES = { accounts: 'Accounts', proxy: 'Proxy', requests: 'Requests', setup: 'Setup' };
+const POLL_MS = 5000;
+const STATUS_MS = 30000;
+const MAX_REQUESTS = 500;
+
+const app = {
+  state: {
+    status: null,
+    accounts: null,
+    requests: [],
+    /** Accounts we are waiting for after "Add with Google" / "Re-authorize". */
+    pending: { adding: false, reauth: new Set() },
+    /** A just-created API key: { id, label, key }, shown once. */
+    newKey: null,
+    sessionEnded: false,
+  },
+  view: null,
+  viewName: null,
+  /** Notifies the mounted view that something changed ('accounts', 'status', 'request'). */
+  emit(kind, payload) {
+    if (kind === 'status' || kind === 'accounts') renderBanners();
+    app.view?.update?.(kind, payload);
+  },
+  async refreshAccounts() {
+    const data = await api.accounts();
+    setAccounts(data.accounts ?? []);
+  },
+  async refreshStatus() {
+    app.state.status = await api.status();
+    app.emit('status');
+  },
+  go(view) {
+    if (location.hash !== `#${view}`) location.hash = `#${view}`;
+    else showView();
+  },
+};
+
+function setAccounts(accounts) {
+  const before = app.state.accounts;
+  app.state.accounts = accounts;
+  if (before) noticeChanges(before, accounts);
+  app.emit('accounts');
+}
+
+/** Tells the operator when an account they were adding or re-authorizing arrives. */
+function noticeChanges(before, after) {
+  const old = new Map(before.map((a) => [a.id, a]));
+  for (const a of after) {
+    const prev = old.get(a.id);
+    if (!prev) {
+      toast(`Added ${a.email}.`, 'ok');
+      app.state.pending.adding = false;
+    } else if (prev.state?.state === 'disabled' && a.state?.state !== 'disabled') {
+      toast(`${a.email} is working again.`, 'ok');
+      app.state.pending.reauth.delete(a.id);
+    } else if (prev.state?.state !== 'disabled' && a.state?.state === 'disabled') {
+      toast(`${a.email} was disabled: ${a.state.reason || a.disabled_reason || 'its credentials stopped working'}`, 'error');
+    }
+  }
+}
+
+// ---- banners ------------------------------------------------------------------
+
+function renderBanners() {
+  const box = document.getElementById('banners');
+  if (!box) return;
+  clear(box);
+  const st = app.state.status;
+  if (app.state.sessionEnded) {
+    box.append(h('div', { class: 'banner banner-bad', role: 'alert' },
+      h('strong', null, 'Your dashboard session has ended. '),
+      h('a', { href: '/login' }, 'Log in again')));
+    return;
+  }
+  if (!st) return;
+  const oauth = st.oauth ?? {};
+  if (!oauth.configured) {
+    box.append(h('div', { class: 'banner banner-info', role: 'status' },
+      h('strong', null, 'No Google OAuth client yet. '),
+      'Accounts can be added once the client_secret.json is in place. ',
+      app.viewName === 'setup' ? null : h('a', { href: '#setup' }, 'Set it up')));
+  } else if (oauth.problem) {
+    box.append(h('div', { class: 'banner banner-bad', role: 'alert' },
+      h('strong', null, 'OAuth client problem: '), oauth.problem,
+      oauth.fix ? h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '), oauth.fix) : null));
+  }
+  for (const c of oauth.clients ?? []) {
+    if (!c.failing) continue;
+    box.append(h('div', { class: 'banner banner-bad', role: 'alert', 'data-testid': 'client-failing' },
+      h('strong', null, 'Google rejects the OAuth client '), h('code', null, c.client_id ?? ''), h('strong', null, ': '),
+      c.error ?? 'requests with this client fail',
+      c.since ? h('span', { class: 'muted' }, ` (since ${new Date(c.since * 1000).toLocaleString()})`) : null,
+      h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '),
+        c.fix ?? 'Check the OAuth client in the Google Cloud console (it may be deleted, disabled, or its secret rotated) and upload a fresh client_secret.json on the Setup page. No account was disabled for this.')));
+  }
+}
+
+// ---- live updates ---------------------------------------------------------------
+
+let source = null;
+let pollTimer = null;
+let statusTimer = null;
+
+function setLive(text, tone) {
+  const el = document.getElementById('live');
+  if (!el) return;
+  el.textContent = text;
+  el.className = `live live-${tone}`;
+}
+
+function startPolling() {
+  if (pollTimer || app.state.sessionEnded) return;
+  setLive(`Updating every ${POLL_MS / 1000} s`, 'warn');
+  pollTimer = setInterval(() => {
+    app.refreshAccounts().catch(() => {});
+    if (app.viewName === 'requests') app.view?.update?.('poll');
+  }, POLL_MS);
+}
+
+function stopPolling() {
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+function connectLive() {
+  if (typeof EventSource !== 'function') return startPolling();
+  source = new EventSource('/api/events');
+  source.addEventListener('open', () => {
+    stopPolling();
+    setLive('Live', 'ok');
+    app.refreshAccounts().catch(() => {});
+  });
+  source.addEventListener('accounts', (ev) => {
+    try {
+      const data = JSON.parse(ev.data);
+      if (Array.isArray(data.accounts)) setAccounts(data.accounts);
+    } catch {
+      /* a malformed event is ignored; the next one or the poll repairs it */
+    }
+  });
+  source.addEventListener('request', (ev) => {
+    try {
+      const entry = JSON.parse(ev.data);
+      app.state.requests.unshift(entry);
+      if (app.state.requests.length > MAX_REQUESTS) app.state.requests.length = MAX_REQUESTS;
+      app.emit('request', entry);
+    } catch {
+      /* ignored */
+    }
+  });
+  source.addEventListener('error', () => {
+    startPolling();
+    if (source && source.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(() => { if (!source && !app.state.sessionEnded) connectLive(); }, 30000);
+    }
+  });
+}
+
+function endSession() {
+  if (app.state.sessionEnded) return;
+  app.state.sessionEnded = true;
+  stopPolling();
+  if (statusTimer) clearInterval(statusTimer);
+  source?.close();
+  source = null;
+  setLive('Logged out', 'bad');
+  renderBanners();
+}
+
+// ---- views -----------------------------------------------------------------------
+
+function currentViewName() {
+  const name = location.hash.replace(/^#/, '');
+  if (VIEWS[name]) return name;
+  return app.state.status && !app.state.status.oauth?.configured && !(app.state.accounts?.length) ? 'setup' : 'accounts';
+}
+
+function showView() {
+  const name = currentViewName();
+  const main = document.getElementById('main');
+  if (app.viewName !== name) {
+    app.view?.unmount?.();
+    replaceChildren(main);
+    app.viewName = name;
+    app.view = VIEWS[name](main, app) ?? null;
+    document.title = `${TITLES[name]} · Grantpool`;
+  }
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  renderBanners();
+}
+
+async function start() {
+  setUnauthorizedHandler(endSession);
+  try {
+    const [status, accounts] = await Promise.all([api.status(), api.accounts()]);
+    app.state.status = status;
+    app.state.accounts = accounts.accounts ?? [];
+  } catch (err) {
+    replaceChildren(document.getElementById('main'),
+      h('div', { class: 'container' }, h('div', { class: 'form-error', role: 'alert' },
+        h('strong', null, 'The dashboard could not load: '), err.message ?? String(err))));
+    if (!app.state.sessionEnded) setTimeout(start, 5000);
+    return;
+  }
+  window.addEventListener('hashchange', () => {
+    showView();
+    document.getElementById('main')?.focus({ preventScroll: true });
+  });
+  showView();
+  connectLive();
+  statusTimer = setInterval(() => app.refreshStatus().catch(() => {}), STATUS_MS);
+}
+
+start();

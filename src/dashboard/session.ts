@@ -1,0 +1,244 @@
+// Browser sessions for the dashboard: log in with the admin token, get an
+// HttpOnly session cookie plus a per-session CSRF token. `authenticate` is the
+// one gate for /api/*: a bearer admin token, or a session cookie whose
+// mutating requests carry the CSRF header and come from this origin.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Clock } from '../util/clock.ts';
+
+export const SESSION_COOKIE = 'gp_session';
+export const CSRF_HEADER = 'x-grantpool-csrf';
+
+export interface Session {
+  id: string;
+  csrf: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Hash of the admin token the session was opened with; a changed token ends the session. */
+  adminTokenHash: string;
+}
+
+export type AuthResult =
+  | { ok: true; via: 'bearer' | 'session'; session?: Session }
+  | { ok: false; status: 401 | 403; message: string };
+
+export type LoginResult =
+  | { ok: true; session: Session; setCookie: string }
+  | { ok: false; status: 401 | 429; message: string };
+
+export interface DashboardSessionOptions {
+  /** The current admin token (read on every check, so a changed token takes effect at once). */
+  adminToken: () => string;
+  clock: Clock;
+  /** The gateway's public URL; the cookie gets `Secure` when it is https, and its origin counts as same-origin. */
+  publicUrl?: () => string | null | undefined;
+  /** A session ends this long after login, whatever happens (default 12 h). */
+  maxAgeMs?: number;
+  /** A session ends after this long without a request (default 2 h). */
+  idleMs?: number;
+  /** At most this many live sessions; the oldest goes first (default 100). */
+  maxSessions?: number;
+  /** Failed logins allowed per minute before answering 429 (default 10). */
+  maxFailuresPerMinute?: number;
+}
+
+export interface DashboardSessions {
+  /** Checks a submitted admin token and opens a session. */
+  login(token: string, req?: IncomingMessage): LoginResult;
+  /** Ends the session named by the request's cookie; returns the Set-Cookie that clears it. */
+  logout(req: IncomingMessage): string;
+  /** The live session named by the request's cookie, or null (touches its idle timer). */
+  sessionFor(req: IncomingMessage): Session | null;
+  /** Gate for /api/*: bearer admin token, or session cookie (+ CSRF and same origin for mutations). */
+  authenticate(req: IncomingMessage): AuthResult;
+  /** True when the request's Origin/Sec-Fetch-Site say it comes from another site. */
+  isCrossSite(req: IncomingMessage): boolean;
+  /** True when `candidate` equals the admin token (constant time). */
+  checkAdminToken(candidate: string): boolean;
+  /** Number of live sessions (for tests and status). */
+  size(): number;
+}
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time string equality (hashing first makes the lengths equal). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (name && !(name in out)) out[name] = value;
+  }
+  return out;
+}
+
+function originOf(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+export function createDashboardSessions(opts: DashboardSessionOptions): DashboardSessions {
+  const maxAgeMs = opts.maxAgeMs ?? 12 * 3600_000;
+  const idleMs = opts.idleMs ?? 2 * 3600_000;
+  const maxSessions = opts.maxSessions ?? 100;
+  const maxFailures = opts.maxFailuresPerMinute ?? 10;
+  const sessions = new Map<string, Session>();
+  let failures: number[] = [];
+
+  const secure = (): boolean => {
+    const pub = opts.publicUrl?.();
+    return typeof pub === 'string' && pub.toLowerCase().startsWith('https:');
+  };
+
+  const cookie = (value: string, maxAgeSeconds: number): string =>
+    `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}${secure() ? '; Secure' : ''}`;
+
+  const currentTokenHash = (): string => {
+    const token = opts.adminToken();
+    return token ? sha256(token).toString('hex') : '';
+  };
+
+  const expired = (s: Session, now: number): boolean =>
+    now - s.createdAt >= maxAgeMs || now - s.lastSeenAt >= idleMs || s.adminTokenHash !== currentTokenHash();
+
+  const sweep = (now: number): void => {
+    for (const [id, s] of sessions) if (expired(s, now)) sessions.delete(id);
+  };
+
+  const checkAdminToken = (candidate: string): boolean => {
+    const token = opts.adminToken();
+    if (!token || !candidate) return false;
+    return safeEqual(candidate, token);
+  };
+
+  const sessionFor = (req: IncomingMessage): Session | null => {
+    const id = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (!id) return null;
+    const s = sessions.get(id);
+    if (!s) return null;
+    const now = opts.clock.now();
+    if (expired(s, now)) {
+      sessions.delete(id);
+      return null;
+    }
+    s.lastSeenAt = now;
+    return s;
+  };
+
+  const sameOriginSet = (req: IncomingMessage): Set<string> => {
+    const set = new Set<string>();
+    const host = req.headers.host;
+    if (host) {
+      set.add(`http://${host}`.toLowerCase());
+      set.add(`https://${host}`.toLowerCase());
+    }
+    const pub = originOf(opts.publicUrl?.());
+    if (pub) set.add(pub.toLowerCase());
+    return set;
+  };
+
+  const isCrossSite = (req: IncomingMessage): boolean => {
+    const site = req.headers['sec-fetch-site'];
+    if (site === 'cross-site' || site === 'same-site') return true;
+    const origin = req.headers.origin;
+    if (origin === undefined) return false;
+    if (origin === 'null') return true;
+    return !sameOriginSet(req).has(origin.toLowerCase());
+  };
+
+  return {
+    checkAdminToken,
+    sessionFor,
+    isCrossSite,
+    size: () => {
+      sweep(opts.clock.now());
+      return sessions.size;
+    },
+
+    login(token, req) {
+      const now = opts.clock.now();
+      failures = failures.filter((t) => now - t < 60_000);
+      if (failures.length >= maxFailures) {
+        return { ok: false, status: 429, message: 'Too many wrong admin tokens in the last minute. Wait a minute and try again.' };
+      }
+      if (req && isCrossSite(req)) {
+        return { ok: false, status: 401, message: 'Log in from the Grantpool page itself, not from another site.' };
+      }
+      if (!checkAdminToken(token.trim())) {
+        failures.push(now);
+        return { ok: false, status: 401, message: 'That admin token is not right.' };
+      }
+      sweep(now);
+      while (sessions.size >= maxSessions) {
+        const oldest = sessions.keys().next().value;
+        if (oldest === undefined) break;
+        sessions.delete(oldest);
+      }
+      const session: Session = {
+        id: randomBytes(32).toString('base64url'),
+        csrf: randomBytes(32).toString('base64url'),
+        createdAt: now,
+        lastSeenAt: now,
+        adminTokenHash: currentTokenHash(),
+      };
+      sessions.set(session.id, session);
+      return { ok: true, session, setCookie: cookie(session.id, Math.floor(maxAgeMs / 1000)) };
+    },
+
+    logout(req) {
+      const id = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+      if (id) sessions.delete(id);
+      return cookie('', 0);
+    },
+
+    authenticate(req) {
+      const auth = req.headers.authorization;
+      if (auth !== undefined) {
+        const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
+        if (m && checkAdminToken(m[1]!.trim())) return { ok: true, via: 'bearer' };
+        return {
+          ok: false,
+          status: 401,
+          message: 'The Authorization header does not carry the admin token. Send "Authorization: Bearer <admin token>" or log in to the dashboard.',
+        };
+      }
+      const session = sessionFor(req);
+      if (!session) {
+        const had = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+        return {
+          ok: false,
+          status: 401,
+          message: had
+            ? 'Your dashboard session has ended. Log in again with the admin token.'
+            : 'Not logged in. Send "Authorization: Bearer <admin token>" or log in to the dashboard.',
+        };
+      }
+      if (MUTATING.has((req.method ?? 'GET').toUpperCase())) {
+        if (isCrossSite(req)) {
+          return { ok: false, status: 403, message: 'Cross-site request refused: changes can only be made from the Grantpool dashboard itself.' };
+        }
+        const header = req.headers[CSRF_HEADER];
+        const sent = Array.isArray(header) ? header[0] : header;
+        if (!sent || !safeEqual(sent, session.csrf)) {
+          return { ok: false, status: 403, message: 'Missing or wrong X-Grantpool-CSRF header; reload the dashboard and try again.' };
+        }
+      }
+      return { ok: true, via: 'session', session };
+    },
+  };
+}

@@ -669,6 +669,9 @@ export function createPool(opts: PoolOptions): Pool {
 
   // ---- feedback ---------------------------------------------------------------------------
 
+  /** A last_used write is in flight (see report). */
+  let lastUsedWriting = false;
+
   function report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
     const e = entries.get(lease.accountId);
     if (!e) return;
@@ -680,12 +683,19 @@ export function createPool(opts: PoolOptions): Pool {
           tokens_in: outcome.tokensIn ?? 0,
           tokens_out: outcome.tokensOut ?? 0,
         });
-        if (now - e.lastUsedPersistedMs >= lastUsedPersistMs) {
+        // At most one last_used write in flight: with thousands of accounts in rotation, one
+        // write per account per minute would otherwise queue up thousands of file writes.
+        // An account skipped here stays due and is written at a later use.
+        if (now - e.lastUsedPersistedMs >= lastUsedPersistMs && !lastUsedWriting) {
           e.lastUsedPersistedMs = now;
           const at = unixNow(now);
+          lastUsedWriting = true;
           store
             .update(e.id, (cur) => (cur.last_used !== null && cur.last_used >= at ? null : { ...cur, last_used: at }))
-            .catch((err) => logger.warn({ account_id: e.id, error: (err as Error).message }, 'Could not write last_used'));
+            .catch((err) => logger.warn({ account_id: e.id, error: (err as Error).message }, 'Could not write last_used'))
+            .finally(() => {
+              lastUsedWriting = false;
+            });
         }
         return;
       }

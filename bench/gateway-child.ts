@@ -13,6 +13,8 @@
 //   idle {ms}               CPU time used while nothing is asked of the gateway
 //   close
 import { performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { readFileSync } from 'node:fs';
 import { startGateway } from '../src/server/gateway.ts';
 import { createLogger } from '../src/log/logger.ts';
 
@@ -29,6 +31,38 @@ const startGatewayMs = performance.now() - t0;
 function mem() {
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+/**
+ * Where the resident memory is (Linux): the node binary's own pages (file-backed,
+ * the same for any Node process), malloc's heap, and anonymous memory (V8's heap,
+ * buffers, wasm). Null elsewhere.
+ */
+function residentBreakdown(): { nodeBinary: number; mallocHeap: number; anonymous: number; other: number } | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/smaps', 'utf8');
+  } catch {
+    return null;
+  }
+  const out = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, other: 0 };
+  let kind: keyof typeof out = 'other';
+  for (const line of text.split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[1] ?? '';
+      kind = name === process.execPath ? 'nodeBinary' : name === '[heap]' ? 'mallocHeap' : name === '' ? 'anonymous' : 'other';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r) out[kind] += Number(r[1]) * 1024;
+  }
+  return out;
+}
+
+/** V8 heap spaces (size and used, bytes): where RSS beyond the live data goes. */
+function spaces() {
+  return Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
 }
 
 function gcNow(): void {
@@ -55,11 +89,11 @@ let sampler: { timer: NodeJS.Timeout; base: ReturnType<typeof mem>; peak: Return
 process.on('message', async (m: Msg) => {
   switch (m.type) {
     case 'stats':
-      send({ type: 'stats', id: m.id, mem: mem(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
+      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), resident: residentBreakdown(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
       return;
     case 'gc-mem':
       gcNow();
-      send({ type: 'gc-mem', id: m.id, mem: mem() });
+      send({ type: 'gc-mem', id: m.id, mem: mem(), spaces: spaces() });
       return;
     case 'sample-start': {
       if (sampler) clearInterval(sampler.timer);

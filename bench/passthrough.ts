@@ -48,7 +48,8 @@ export async function startPassthrough(upstream: string): Promise<{ url: string;
 
 if (import.meta.main && process.send) {
   const p = await startPassthrough(process.argv[2]!);
-  process.on('message', (m: { type: string }) => {
+  process.on('message', (m: { type: string; id?: number }) => {
+    if (m.type === 'stats') process.send!({ type: 'stats', id: m.id, mem: process.memoryUsage(), cpu: process.cpuUsage() });
     if (m.type === 'close') void p.close().then(() => process.exit(0));
   });
   process.on('disconnect', () => process.exit(0));

@@ -39,10 +39,13 @@ const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const accountsArg = argv.find((a) => a.startsWith('--accounts='));
 const N_ACCOUNTS = accountsArg ? Number(accountsArg.slice(11)) : 10_000;
 const phase = (name: string) => !ONLY || ONLY.has(name);
+/** Extra Node flags for the gateway processes (e.g. --gateway-flags="--max-semi-space-size=8"), to try a launch setting. */
+const flagsArg = argv.find((a) => a.startsWith('--gateway-flags='));
+const GATEWAY_FLAGS = flagsArg ? flagsArg.slice(16).split(' ').filter(Boolean) : [];
 
 const P = QUICK
-  ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0 }
-  : { rounds: 7, latAmount: 4000, latWarm: 800, streamReqs: 120, streamWarm: 20, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_500 };
+  ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
+  : { rounds: 7, latAmount: 4000, latWarm: 800, streamReqs: 120, streamWarm: 20, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_000, floor: true };
 
 // ---- report rows -----------------------------------------------------------------------
 
@@ -103,7 +106,7 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
   const url = `http://127.0.0.1:${port}`;
   const spawnedAt = Date.now();
   const t0 = performance.now();
-  const execArgv = ['--expose-gc'];
+  const execArgv = ['--expose-gc', ...GATEWAY_FLAGS];
   if (PROFILE) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   const childP = startChild(join(HERE, 'gateway-child.ts'), {
     execArgv,
@@ -273,43 +276,67 @@ async function streamPhase(t: Targets, upstream: Child): Promise<void> {
   }
 }
 
-/** 2. Throughput at concurrency 64, against the bare proxy. */
-async function throughputPhase(t: Targets, upstream: Child): Promise<void> {
+/**
+ * 2. Throughput at concurrency 64 against the bare proxy. Each gateway run is
+ * paired with a (b) run right before it, so that a noisy neighbour hits both.
+ */
+async function throughputPhase(t: Targets, upstream: Child, procs: { gateway: Child; passthrough: Child }): Promise<void> {
   const c = 64;
-  const variants: { label: string; delayMs: number; list: Target[] }[] = [
-    { label: 'zero-delay upstream (CPU-bound)', delayMs: 0, list: [t.direct, t.passthrough, t.gemini, t.openai, t.anthropic] },
+  const variants: { label: string; delayMs: number; doors: Target[]; amount: number }[] = [
+    { label: 'zero-delay upstream (CPU-bound)', delayMs: 0, doors: [t.gemini, t.openai, t.anthropic], amount: P.tputAmount },
   ];
-  if (P.delayedTput) variants.push({ label: 'upstream with 20 ms delay', delayMs: 20, list: [t.passthrough, t.gemini, t.openai] });
-  const out: Record<string, Record<string, number[]>> = {};
+  if (P.delayedTput) variants.push({ label: 'upstream with 20 ms delay', delayMs: 20, doors: [t.gemini, t.openai], amount: Math.min(P.tputAmount, 8000) });
+  const out: Record<string, Record<string, { rps: number[]; baseline: number[] }>> = {};
   for (const v of variants) {
     log(`\n2. Throughput at concurrency ${c}, ${v.label}`);
     await upstream.ask('config', { shape: { delayMs: v.delayMs } });
-    const rps: Record<string, number[]> = {};
-    for (const x of v.list) rps[x.name] = [];
+    const res: Record<string, { rps: number[]; baseline: number[]; cpuUs: number[]; baselineCpuUs: number[] }> = {};
+    const direct: number[] = [];
+    for (const x of v.doors) res[x.name] = { rps: [], baseline: [], cpuUs: [], baselineCpuUs: [] };
+    /** Requests per second, and the proxy's CPU time per request (µs) during the measured run. */
+    const run = async (x: Target, proxy: Child | null) => {
+      await cannon(x, { connections: c, amount: P.tputWarm });
+      const cpu0 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
+      const r = await cannon(x, { connections: c, amount: v.amount });
+      const cpu1 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
+      checkAllOk(x.name, r);
+      const cpuUs = cpu0 && cpu1 ? (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / v.amount : NaN;
+      return { rps: r.rps, cpuUs };
+    };
     for (let r = 0; r < P.rounds; r++) {
-      for (const x of v.list) {
-        await cannon(x, { connections: c, amount: P.tputWarm });
-        const res = await cannon(x, { connections: c, amount: v.delayMs ? Math.min(P.tputAmount, 8000) : P.tputAmount });
-        checkAllOk(x.name, res);
-        rps[x.name]!.push(res.rps);
+      if (v.delayMs === 0) direct.push((await run(t.direct, null)).rps);
+      for (const x of v.doors) {
+        const b = await run(t.passthrough, procs.passthrough);
+        const g = await run(x, procs.gateway);
+        res[x.name]!.baseline.push(b.rps);
+        res[x.name]!.baselineCpuUs.push(b.cpuUs);
+        res[x.name]!.rps.push(g.rps);
+        res[x.name]!.cpuUs.push(g.cpuUs);
       }
       process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
     }
-    out[v.label] = rps;
-    const base = rps[t.passthrough.name]!;
-    if (rps[t.direct.name]) row({ section: '2', metric: `${v.label}: (a) direct`, value: Math.round(median(rps[t.direct.name]!)), unit: 'req/s' });
-    row({ section: '2', metric: `${v.label}: (b) bare proxy`, value: Math.round(median(base)), unit: 'req/s' });
-    for (const x of v.list) {
-      if (x === t.direct || x === t.passthrough) continue;
-      const ratio = median(rps[x.name]!.map((n, i) => n / base[i]!));
+    out[v.label] = res;
+    if (direct.length) row({ section: '2', metric: `${v.label}: (a) direct`, value: Math.round(median(direct)), unit: 'req/s' });
+    row({ section: '2', metric: `${v.label}: (b) bare proxy`, value: Math.round(median(v.doors.flatMap((x) => res[x.name]!.baseline))), unit: 'req/s' });
+    for (const x of v.doors) {
+      const { rps, baseline } = res[x.name]!;
+      const ratio = median(rps.map((n, i) => n / baseline[i]!));
       const isTarget = v.delayMs === 0;
       row({
         section: '2',
         metric: `${v.label}: ${x.name}`,
-        value: `${Math.round(median(rps[x.name]!))} req/s = ${round(ratio * 100, 1)}`,
+        value: `${Math.round(median(rps))} req/s = ${round(ratio * 100, 1)}`,
         unit: '% of (b)',
         ...(isTarget ? { target: '>= 70%', pass: ratio >= 0.7 } : {}),
       });
+      if (isTarget) {
+        row({
+          section: '2',
+          metric: `${v.label}: ${x.name} CPU per request, gateway / (b)`,
+          value: `${round(median(res[x.name]!.cpuUs), 1)} / ${round(median(res[x.name]!.baselineCpuUs), 1)}`,
+          unit: 'µs',
+        });
+      }
     }
   }
   await upstream.ask('config', { shape: { delayMs: 0 } });
@@ -507,10 +534,11 @@ async function main(): Promise<void> {
     machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ${Math.round(totalmem() / 1024 ** 3)} GB RAM, Linux ${release()}, Node ${process.version}`,
     mode: QUICK ? 'quick' : 'full',
     command: `npm run bench${QUICK ? ' -- --quick' : ''}`,
+    gatewayFlags: GATEWAY_FLAGS.join(' '),
     accounts: N_ACCOUNTS,
     params: P,
   };
-  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}`);
+  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}${GATEWAY_FLAGS.length ? `; gateway flags: ${GATEWAY_FLAGS.join(' ')}` : ''}`);
   log(`work dir ${root}`);
   try {
     const upstream = await startChild(join(HERE, 'upstream.ts'), { logFile: join(root, 'upstream.log') });
@@ -537,24 +565,44 @@ async function main(): Promise<void> {
 
       const t = targets(upstreamUrl, passthrough.ready.url as string, gw.url);
       await sanity(t);
-      if (phase('latency')) await latencyPhase(t);
-      if (phase('stream')) await streamPhase(t, upstream);
-      if (phase('throughput')) await throughputPhase(t, upstream);
-      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number } }>('stats');
-      log(`\n4. Memory after load`);
-      row({ section: '4', metric: `gateway RSS after load, ${N_ACCOUNTS} accounts`, value: s.mem.rss / MB, unit: 'MB', target: '<= 150', pass: s.mem.rss / MB <= 150 });
-      row({ section: '4', metric: 'gateway heap used after load', value: s.mem.heapUsed / MB, unit: 'MB' });
-      raw.afterLoad = s;
-      if (phase('memory')) await memoryPhase(t, upstream, gw.child);
+      // Measured while the gateway is otherwise idle, so that the work counted is the reload's.
       if (phase('reload')) await reloadPhase(gw.child, dataDir);
       if (phase('select')) await selectPhase(gw.child);
-      if (P.idleMs > 0 && phase('reload')) {
+      if (phase('latency')) await latencyPhase(t);
+      if (phase('stream')) await streamPhase(t, upstream);
+      if (phase('throughput')) await throughputPhase(t, upstream, { gateway: gw.child, passthrough });
+      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number }; resident: { nodeBinary: number; mallocHeap: number; anonymous: number } | null }>('stats');
+      const ptStats = await passthrough.ask<{ mem: Mem }>('stats');
+      log(`\n4. Memory after load`);
+      row({ section: '4', metric: `gateway RSS after load, ${N_ACCOUNTS} accounts`, value: s.mem.rss / MB, unit: `MB (V8 heap ${round(s.mem.heapTotal / MB, 1)} MB, ${round(s.mem.heapUsed / MB, 1)} MB used)`, target: '<= 150', pass: s.mem.rss / MB <= 150 });
+      if (s.resident) {
+        const r = s.resident;
+        row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers)', value: `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`, unit: 'MB' });
+      }
+      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts)', value: ptStats.mem.rss / MB, unit: 'MB' });
+      raw.afterLoad = { gateway: s, passthrough: ptStats };
+      if (phase('memory')) await memoryPhase(t, upstream, gw.child);
+      if (P.idleMs > 0) {
         const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);
-        row({ section: '4', metric: `idle gateway CPU with ${N_ACCOUNTS} accounts (safety rescan, pool timer)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
+        row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
         raw.idle = idle;
       }
       await gw.child.stop();
       children.pop();
+      if (P.floor && phase('throughput')) {
+        // The floor: the same gateway code with 10 accounts and the same load.
+        const floorDir = join(root, 'floor');
+        await writeAccounts(floorDir, 10);
+        const fl = await startGatewayChild('floor', floorDir, { GRANTPOOL_GEMINI_BASE_URL: upstreamUrl }, join(root, 'gateway-floor.log'));
+        children.push(fl.child);
+        const ft = targets(upstreamUrl, passthrough.ready.url as string, fl.url);
+        for (const x of [ft.gemini, ft.openai, ft.anthropic]) await cannon(x, { connections: 64, amount: P.tputAmount * P.rounds });
+        const fs = await fl.child.ask<{ mem: Mem }>('stats');
+        row({ section: '4', metric: 'floor: gateway RSS with 10 accounts after a similar load', value: fs.mem.rss / MB, unit: `MB (V8 heap ${round(fs.mem.heapTotal / MB, 1)} MB)` });
+        raw.floor = fs;
+        await fl.child.stop();
+        children.pop();
+      }
     }
     if (phase('herd')) await herdPhase(root, upstreamUrl);
   } finally {
@@ -563,14 +611,15 @@ async function main(): Promise<void> {
   }
 
   const elapsed = (performance.now() - started) / 1000;
-  log(`\n${table(rows)}\n`);
+  const sorted = [...rows].sort((a, b) => a.section.localeCompare(b.section));
+  log(`\n${table(sorted)}\n`);
   const misses = rows.filter((r) => r.pass === false).length;
   log(`${rows.filter((r) => r.pass !== undefined).length - misses} targets met, ${misses} missed; ${round(elapsed, 1)} s`);
   const stamp = meta.date.replace(/[:.]/g, '-');
   const json = JSON.stringify({ meta: { ...meta, elapsedSeconds: elapsed }, rows, raw }, null, 2);
   await writeFile(join(RESULTS, `bench-${stamp}.json`), json);
   await writeFile(join(RESULTS, 'latest.json'), json);
-  await writeFile(join(RESULTS, 'latest.md'), markdown(rows, meta));
+  await writeFile(join(RESULTS, 'latest.md'), markdown(sorted, meta));
   log(`results: ${join(RESULTS, `bench-${stamp}.json`)} (and latest.json, latest.md)`);
 }
 

@@ -194,7 +194,7 @@ export function mountProxy(root, app) {
           ? 'Authentication is off, so any key value works.'
           : `Replace ${KEY_PLACEHOLDER} with one of your keys (create a new one above to have it filled in).`)
         : h('p', { class: 'hint' }, 'Filled in with the key you just created.'),
-      tablist, panels);
+      tablist, ...panels);
   }
 
   async function loadKeys() {

@@ -429,6 +429,8 @@ export function mountAccounts(root, app) {
     // Keep keyboard focus on the same control across live re-renders.
     const focusedKey = document.activeElement?.getAttribute?.('data-key');
     for (const id of [...selection]) if (!accounts().some((a) => a.id === id)) selection.delete(id);
+    // The consent being waited for has arrived: the notice has done its job.
+    if (!app.state.pending.adding && app.state.pending.reauth.size === 0) clear(pendingBox);
     renderSummary();
     const list = shown();
     clear(tbody);

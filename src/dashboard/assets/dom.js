@@ -130,7 +130,7 @@ export function formatRelative(unixSeconds, nowMs = Date.now()) {
   const diff = Math.round(unixSeconds - nowMs / 1000);
   const abs = Math.abs(diff);
   let text;
-  if (abs < 45) return diff >= 0 ? 'in a moment' : 'just now';
+  if (abs < 45) return diff > 5 ? 'in a moment' : 'just now';
   if (abs < 90 * 60) text = `${Math.round(abs / 60)} min`;
   else if (abs < 36 * 3600) text = `${Math.round(abs / 3600)} h`;
   else text = `${Math.round(abs / 86400)} days`;

@@ -107,3 +107,15 @@ test('expired tokens are refreshed; an issuer failing with 500 or HTML 403 disab
     stack.issuer.failTokenEndpoint(null);
   }
 });
+
+test('an account that did not grant a Gemini scope is never used for the Gemini API, and no request fails for it', async () => {
+  stack.issuer.addUser({ email: 'noscope@example.com' });
+  const r = await stack.addAccount('noscope@example.com', { grantScopes: ['openid', 'email', 'profile'] });
+  assert.equal(r.status, 200);
+  const file = await stack.accountFile('noscope@example.com');
+  assert.ok(file.missing_scopes.length >= 2);
+  stack.upstream.clearRequests();
+  const client = openai();
+  for (let i = 0; i < 8; i++) await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 's' }] });
+  assert.ok(!stack.upstream.requests.some((q) => q.token === file.token.access_token));
+});

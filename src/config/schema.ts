@@ -10,6 +10,14 @@ export const DEFAULT_SCOPES = [
   'https://www.googleapis.com/auth/generative-language.retriever',
 ];
 
+/** An account needs one of these to call the Gemini API (the three front doors). */
+export const GEMINI_API_SCOPES = [
+  'https://www.googleapis.com/auth/cloud-platform',
+  'https://www.googleapis.com/auth/generative-language',
+  'https://www.googleapis.com/auth/generative-language.retriever',
+  'https://www.googleapis.com/auth/generative-language.tuning',
+];
+
 /** Documented defaults; `model_aliases` in config.json or GRANTPOOL_MODEL_ALIASES replaces them. */
 export const DEFAULT_MODEL_ALIASES: Record<string, string> = {
   'claude-opus-*': 'gemini-2.5-pro',

@@ -273,7 +273,9 @@ export function createPool(opts: PoolOptions): Pool {
     return isQuotaProtected(usage.get(quotaDays.current(now).key, e.id, model), limit, quota.threshold_percent);
   }
 
+  /** An account whose file records no scope (unknown) is not excluded by a scope rule. */
   function hasAnyScope(e: Entry, scopes: readonly string[]): boolean {
+    if (e.scopes.size === 0) return true;
     for (const s of scopes) if (e.scopes.has(s)) return true;
     return false;
   }

@@ -3,6 +3,7 @@
 // before anything reached the client, forwards or translates the answer
 // (streams as they arrive), reports every outcome to the pool and records
 // every request in the request log.
+import { GEMINI_API_SCOPES } from '../config/schema.ts';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { EventEmitter } from 'node:events';
@@ -252,7 +253,7 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, track: T
         model: spec.model,
         sessionKey: spec.sessionKey,
         pinned: spec.pinned,
-        anyOfScopes: spec.anyOfScopes,
+        anyOfScopes: spec.anyOfScopes ?? (spec.passthrough ? undefined : GEMINI_API_SCOPES),
         exclude: tried,
       });
     } catch (e) {

@@ -1,11 +1,9 @@
 // The request log: every proxied request (never a body, never a token) in a
-// bounded ring, with filters for GET /api/requests, a live event hook for the
-// dashboard, and per-day usage per account and model.
-import type { RequestLogEntry, UsageRow } from '../api/deps.ts';
-import type { Clock } from '../util/clock.ts';
-import { systemClock } from '../util/clock.ts';
+// bounded ring, with filters for GET /api/requests and a live event hook for
+// the dashboard. (Usage per day lives in the pool, which persists it.)
+import type { RequestLogEntry } from '../api/deps.ts';
 
-export type { RequestLogEntry, UsageRow };
+export type { RequestLogEntry };
 
 export interface RequestLogFilter {
   /** Account id or email (case-insensitive). */
@@ -29,25 +27,7 @@ export interface RequestLog {
   countSince(sinceMs: number): number;
   /** Called for every new entry. Returns unsubscribe. */
   subscribe(listener: (entry: RequestLogEntry) => void): () => void;
-  /** Requests and tokens today (UTC day) for one account (with trackUsage). */
-  usageToday(accountId: string): { requests: number; tokens: number };
-  /** Usage rows of the last `days` days (UTC), newest first (with trackUsage). */
-  usageDays(days: number): UsageRow[];
   readonly size: number;
-}
-
-const USAGE_KEEP_DAYS = 90;
-
-let dayStart = 0;
-let dayEnd = 0;
-let dayText = '';
-/** YYYY-MM-DD (UTC) of a time; the current day's string is reused. */
-function utcDate(ms: number): string {
-  if (ms >= dayStart && ms < dayEnd) return dayText;
-  dayStart = Math.floor(ms / 86_400_000) * 86_400_000;
-  dayEnd = dayStart + 86_400_000;
-  dayText = new Date(ms).toISOString().slice(0, 10);
-  return dayText;
 }
 
 function statusMatches(status: number, filter: string): boolean {
@@ -60,42 +40,14 @@ function statusMatches(status: number, filter: string): boolean {
 
 export interface RequestLogOptions {
   size: number;
-  clock?: Clock;
-  /** Keep per-day usage per account and model (usageToday / usageDays). Off by default: the pool keeps usage too. */
-  trackUsage?: boolean;
 }
 
 export function createRequestLog(opts: RequestLogOptions): RequestLog {
   const size = Math.max(0, Math.floor(opts.size));
-  const clock = opts.clock ?? systemClock;
   const ring: (RequestLogEntry | undefined)[] = new Array(size);
   let next = 0;
   let count = 0;
   const listeners = new Set<(entry: RequestLogEntry) => void>();
-  const usage = new Map<string, UsageRow>();
-  let oldestDay = '';
-
-  function addUsage(e: RequestLogEntry): void {
-    if (!e.account_id) return;
-    const date = utcDate(e.time);
-    const model = e.model_used ?? e.model_requested ?? '';
-    const key = `${date}\u0000${e.account_id}\u0000${model}`;
-    let row = usage.get(key);
-    if (!row) {
-      row = { date, account_id: e.account_id, email: e.email ?? '', model, requests: 0, tokens_in: 0, tokens_out: 0 };
-      usage.set(key, row);
-    }
-    row.requests += 1;
-    row.tokens_in += e.tokens_in;
-    row.tokens_out += e.tokens_out;
-    if (date !== oldestDay) prune();
-  }
-
-  function prune(): void {
-    const cutoff = utcDate(clock.now() - USAGE_KEEP_DAYS * 86_400_000);
-    oldestDay = utcDate(clock.now());
-    for (const [key, row] of usage) if (row.date < cutoff) usage.delete(key);
-  }
 
   function* newestFirst(): Generator<RequestLogEntry> {
     for (let i = 1; i <= count; i++) {
@@ -114,7 +66,6 @@ export function createRequestLog(opts: RequestLogOptions): RequestLog {
         next = (next + 1) % size;
         if (count < size) count++;
       }
-      if (opts.trackUsage) addUsage(entry);
       for (const l of listeners) {
         try {
           l(entry);
@@ -149,25 +100,6 @@ export function createRequestLog(opts: RequestLogOptions): RequestLog {
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
-    },
-    usageToday(accountId) {
-      const date = utcDate(clock.now());
-      let requests = 0;
-      let tokens = 0;
-      for (const row of usage.values()) {
-        if (row.date === date && row.account_id === accountId) {
-          requests += row.requests;
-          tokens += row.tokens_in + row.tokens_out;
-        }
-      }
-      return { requests, tokens };
-    },
-    usageDays(days) {
-      const cutoff = utcDate(clock.now() - (Math.max(1, days) - 1) * 86_400_000);
-      return [...usage.values()]
-        .filter((r) => r.date >= cutoff)
-        .sort((a, b) => (a.date === b.date ? a.email.localeCompare(b.email) || a.model.localeCompare(b.model) : a.date < b.date ? 1 : -1))
-        .map((r) => ({ ...r }));
     },
   };
 }

@@ -67,7 +67,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await usage.load?.();
   const pool = createPool({ store, refresher: oauth, config, clock, logger, usage });
   await pool.start();
-  const requestLog = createRequestLog({ size: config.request_log_size, clock });
+  const requestLog = createRequestLog({ size: config.request_log_size });
   // Pending consents belong to the OAuth client that started them.
   let current: AddAccountDeps | null = null;
   const currentAddDeps = (): AddAccountDeps | null => {

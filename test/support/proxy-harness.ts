@@ -149,7 +149,7 @@ export async function startProxy(opts: HarnessOptions = {}): Promise<Harness & {
     google_api_base_url: opts.googleApiBaseUrl ?? upstream.url,
     ...opts.config,
   };
-  const requestLog = createRequestLog({ size: config.request_log_size, clock });
+  const requestLog = createRequestLog({ size: config.request_log_size });
   const router = new Router();
   const routes = registerProxyRoutes(router, { config: () => config, pool, logger: silentLogger(), requestLog, clock });
   const server = createHttpServer(router, silentLogger());

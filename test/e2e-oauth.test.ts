@@ -175,3 +175,14 @@ test('the management API refuses requests without the admin token', async () => 
   const body = await res.json();
   assert.ok(body.error.message);
 });
+
+test('fields a person added to an account file never reach an API answer', async () => {
+  stack.issuer.addUser({ email: 'extra@example.com' });
+  await stack.addAccount('extra@example.com');
+  const file = await stack.accountFile('extra@example.com');
+  await stack.gateway.store.update(file.id, (a) => ({ ...a, refresh_token: 'LEAKED-top-level-secret', credentials: { client_secret: 'LEAKED-client-secret' } }) as typeof a);
+  const { body } = await stack.api('GET', `/api/accounts/${file.id}`);
+  const text = JSON.stringify(body) + JSON.stringify((await stack.api('GET', '/api/accounts')).body);
+  assert.ok(!text.includes('LEAKED'), text);
+  assert.equal(body.account.email, 'extra@example.com');
+});

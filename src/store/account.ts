@@ -48,16 +48,32 @@ export function unixNow(nowMs: number = Date.now()): number {
   return Math.floor(nowMs / 1000);
 }
 
-/** An account as an API answer or CLI output: every token value removed. */
+/**
+ * An account as an API answer or CLI output: known fields only (a file may
+ * carry anything a person or an older tool put in it), no token value.
+ */
 export function publicAccount(a: Account) {
-  const { token, ...rest } = a;
   return {
-    ...rest,
+    id: a.id,
+    email: a.email,
+    sub: a.sub,
+    name: a.name,
+    oauth_client_id: a.oauth_client_id,
+    project_id: a.project_id,
+    disabled: a.disabled,
+    disabled_at: a.disabled_at,
+    disabled_reason: a.disabled_reason,
+    proxy_disabled: a.proxy_disabled,
+    proxy_disabled_at: a.proxy_disabled_at,
+    proxy_disabled_reason: a.proxy_disabled_reason,
+    missing_scopes: a.missing_scopes,
+    created_at: a.created_at,
+    last_used: a.last_used,
     token: {
-      expiry_timestamp: token.expiry_timestamp,
-      token_type: token.token_type,
-      scope: token.scope,
-      refresh_token_fingerprint: fingerprint(token.refresh_token),
+      expiry_timestamp: a.token.expiry_timestamp,
+      token_type: a.token.token_type,
+      scope: a.token.scope,
+      refresh_token_fingerprint: fingerprint(a.token.refresh_token),
     },
   };
 }

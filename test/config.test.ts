@@ -46,6 +46,8 @@ test('an unknown key or a bad value stops the start naming the key', async () =>
   await assert.rejects(loadConfig({ env: { GRANTPOOL_DATA_DIR: dataDir } }), /config key "upstream\.max_attempts"/);
   await writeFile(join(dataDir, 'config.json'), '{ not json');
   await assert.rejects(loadConfig({ env: { GRANTPOOL_DATA_DIR: dataDir } }), /config\.json is not valid JSON/);
+  await writeFile(join(dataDir, 'config.json'), '{"admin_token": gpa-SECRETVALUE123}');
+  await assert.rejects(loadConfig({ env: { GRANTPOOL_DATA_DIR: dataDir } }), (e: Error) => /not valid JSON/.test(e.message) && !e.message.includes('SECRETVALUE'));
   await writeFile(join(dataDir, 'config.json'), '{}');
   await assert.rejects(loadConfig({ env: { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_PORT: 'eighty' } }), /"port" \(from GRANTPOOL_PORT\)/);
   await assert.rejects(loadConfig({ env: { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_MODEL_ALIASES: '{bad' } }), /GRANTPOOL_MODEL_ALIASES is not valid JSON/);

@@ -1,6 +1,7 @@
 // `grantpool accounts …`: list, add, import, enable, disable, remove. Every
 // command works whether or not a gateway is running; a running gateway sees
 // the change at once through the store's change notification.
+import { describeJsonError } from '../util/json.ts';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { z } from 'zod';
@@ -130,7 +131,9 @@ export async function importAccounts(
   try {
     parsed = ImportFile.parse(JSON.parse(await readFile(opts.file!, 'utf8')));
   } catch (e) {
-    const why = e instanceof z.ZodError ? 'expected a JSON array of {"email"?, "refresh_token"} or {"accounts": [...]}' : (e as Error).message;
+    const why = e instanceof z.ZodError
+      ? 'expected a JSON array of {"email"?, "refresh_token"} or {"accounts": [...]}'
+      : e instanceof SyntaxError ? describeJsonError(e) : (e as Error).message;
     throw new CliError(`cannot import ${opts.file}: ${why}`);
   }
   const entries = Array.isArray(parsed) ? parsed : parsed.accounts;

@@ -1,5 +1,6 @@
 // Loading the configuration: data directory, config.json, environment
 // variables (which win), and the secrets generated on first start.
+import { describeJsonError } from '../util/json.ts';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -63,7 +64,7 @@ export async function readConfigFile(dataDir: string): Promise<Record<string, un
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${configPath(dataDir)} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${configPath(dataDir)} is ${describeJsonError(e)}`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${configPath(dataDir)} must hold a JSON object`);
@@ -104,7 +105,7 @@ function envOverrides(env: Env): Record<string, unknown> {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
     } catch (e) {
-      throw new ConfigError(`GRANTPOOL_MODEL_ALIASES is not valid JSON: ${(e as Error).message}`);
+      throw new ConfigError(`GRANTPOOL_MODEL_ALIASES is ${describeJsonError(e)}`);
     }
   }
   return o;

@@ -1,6 +1,7 @@
 // The Google OAuth client file (client_secret.json as the Cloud console
 // downloads it): `{"web": {...}}` for a "Web application" client or
 // `{"installed": {...}}` for a "Desktop app" client.
+import { describeJsonError } from '../util/json.ts';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
@@ -48,7 +49,7 @@ export function validateClientSecretJson(text: string, source = 'the client file
   try {
     raw = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
-    throw new ClientSecretError('invalid', `${source} is not valid JSON (${(e as Error).message})`, `${CREATE_CLIENT} again; use the file exactly as downloaded`);
+    throw new ClientSecretError('invalid', `${source} is ${describeJsonError(e)}`, `${CREATE_CLIENT} again; use the file exactly as downloaded`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ClientSecretError('invalid', `${source} must hold a JSON object like {"web": {...}}`, CREATE_CLIENT);

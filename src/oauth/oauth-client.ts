@@ -191,7 +191,7 @@ export class OAuthClient implements TokenRefresher {
       });
       return this.toAnswer(answer, this.primaryClientId);
     } catch (e) {
-      throw this.flowError(e, []);
+      throw this.flowError(e, [callback.searchParams.get('code') ?? '', checks.codeVerifier, ...this.clients.map((c) => c.client_secret)]);
     }
   }
 

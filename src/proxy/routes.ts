@@ -2,6 +2,7 @@
 // OpenAI, Anthropic and Gemini doors, and the Google API pass-through. Each
 // route checks the proxy API key per the auth mode and answers every error,
 // bad input included, in its own protocol's shape (never a bare 500).
+import { describeJsonError } from '../util/json.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
@@ -178,7 +179,7 @@ async function readJsonRaw(req: IncomingMessage, limit: number): Promise<{ raw: 
   try {
     return { raw, body: JSON.parse(text) };
   } catch (e) {
-    throw new HttpError(400, 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+    throw new HttpError(400, 'invalid_json', `request body is ${describeJsonError(e)}`);
   }
 }
 

@@ -1,4 +1,5 @@
 // Small helpers for reading requests and writing answers on node:http.
+import { describeJsonError } from '../util/json.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export class HttpError extends Error {
@@ -46,7 +47,7 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new HttpError(400, 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+    throw new HttpError(400, 'invalid_json', `request body is ${describeJsonError(e)}`);
   }
 }
 

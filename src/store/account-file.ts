@@ -1,5 +1,6 @@
 // One account file: its name, its text, and reading it back with reasons that
 // are safe to log (never a piece of the file's content, which holds tokens).
+import { describeJsonError } from '../util/json.ts';
 import { AccountSchema, type Account } from './account.ts';
 import type { z } from 'zod';
 
@@ -29,16 +30,6 @@ export type ParsedAccountFile =
   | { ok: true; account: Account }
   | { ok: false; reason: string };
 
-/** Where a JSON syntax error is, without the snippet of text V8 puts in its message. */
-function describeJsonError(e: unknown): string {
-  const msg = e instanceof Error ? e.message : '';
-  const lineCol = /\(line (\d+) column (\d+)\)/.exec(msg);
-  if (lineCol) return `not valid JSON (line ${lineCol[1]} column ${lineCol[2]})`;
-  const pos = /at position (\d+)/.exec(msg);
-  if (pos) return `not valid JSON (at position ${pos[1]})`;
-  if (/end of JSON input/.test(msg)) return 'not valid JSON (ends too early)';
-  return 'not valid JSON';
-}
 
 /** The zod issues as "path: message" (zod's messages say what was expected, not the value). */
 export function describeSchemaError(error: z.ZodError): string {

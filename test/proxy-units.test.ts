@@ -136,3 +136,18 @@ test('SSE reader handles CRLF, LF, split chunks and multi-line data; usage found
   assert.deepEqual(usage, { tokensIn: 12, tokensOut: 12 });
   assert.equal(findUsage('{"candidates":[]}'), null);
 });
+
+test('a 403 takes the account out only when it is about the account (SERVICE_DISABLED, billing), not about what the request names', () => {
+  const disabled = JSON.stringify({
+    error: {
+      code: 403, status: 'PERMISSION_DENIED', message: 'Generative Language API has not been used in project 123 before or it is disabled.',
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'SERVICE_DISABLED', metadata: { activationUrl: 'https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=123' } }],
+    },
+  });
+  const o = classifyUpstream(403, disabled, NOW);
+  assert.equal(o.kind, 'forbidden');
+  assert.match((o as { reason: string }).reason, /SERVICE_DISABLED.*activate: https:\/\/console\.developers\.google\.com/);
+  const foreignFile = JSON.stringify({ error: { code: 403, status: 'PERMISSION_DENIED', message: 'You do not have permission to access the File abc or it may not exist.' } });
+  assert.equal(classifyUpstream(403, foreignFile, NOW).kind, 'client_error');
+  assert.equal(classifyUpstream(403, disabled, NOW, { passthrough: true }).kind, 'client_error');
+});

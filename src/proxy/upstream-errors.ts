@@ -98,6 +98,18 @@ function short(s: string, max = 300): string {
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 
+/** google.rpc.ErrorInfo reasons of a 403 that are about the account's project, not the request. */
+const ACCOUNT_LEVEL_403 = new Set([
+  'SERVICE_DISABLED',
+  'API_DISABLED',
+  'BILLING_DISABLED',
+  'CONSUMER_SUSPENDED',
+  'CONSUMER_INVALID',
+  'USER_PROJECT_DENIED',
+  'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
+  'IAM_PERMISSION_DENIED',
+]);
+
 export interface ClassifyOptions {
   /** Google API pass-through: a 403 is the route's business, not the account's (client_error). */
   passthrough?: boolean;
@@ -129,6 +141,10 @@ export function classifyUpstream(status: number, body: string, nowMs: number, op
     const ei = detail(info, 'ErrorInfo');
     const meta = (ei?.metadata ?? {}) as Record<string, unknown>;
     const reasonCode = typeof ei?.reason === 'string' ? ei.reason : info.status ?? 'PERMISSION_DENIED';
+    // Only a 403 about the account itself takes it out of the proxy. A 403
+    // about something the request names (a file or cached content of another
+    // project) goes back to the client and leaves the pool alone.
+    if (!ACCOUNT_LEVEL_403.has(reasonCode) && typeof meta.activationUrl !== 'string') return { kind: 'client_error' };
     let url = typeof meta.activationUrl === 'string' ? meta.activationUrl : null;
     if (!url) {
       const help = detail(info, 'Help');

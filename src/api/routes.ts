@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { Router, RequestContext } from '../server/router.ts';
 import { HttpError, readJson, sendJson } from '../server/http-util.ts';
-import { publicAccount, type Account } from '../store/account.ts';
+import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { AccountNotFoundError, findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
 import type { ApiDeps } from './deps.ts';
@@ -103,7 +103,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
 
   on('GET', '/api/accounts', async ({ res }) => {
     const accounts = await deps.store.list();
-    accounts.sort((a, b) => a.created_at - b.created_at || a.email.localeCompare(b.email));
+    accounts.sort(byCreation);
     sendJson(res, 200, { accounts: accounts.map((a) => apiAccount(deps, a)) });
   });
 

@@ -5,7 +5,7 @@ import { describeJsonError } from '../util/json.ts';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { z } from 'zod';
-import { publicAccount, type Account } from '../store/account.ts';
+import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
 import { completeConsent, importRefreshToken, type AddAccountResult } from '../oauth/add-account.ts';
@@ -38,7 +38,7 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
     accounts = (await gw.request<{ accounts: ListedAccount[] }>('GET', '/api/accounts')).accounts;
   } else {
     const stored = await (await ctx.store()).list();
-    stored.sort((a, b) => a.created_at - b.created_at || a.email.localeCompare(b.email));
+    stored.sort(byCreation);
     accounts = stored.map((a) => ({ ...publicAccount(a), state: storedState(a) }));
   }
   if (opts.json) {

@@ -105,6 +105,8 @@ export interface Pool extends TokenPool {
   resetClientFailures(clientId?: string): void;
   /** Ids with a refresh in flight (for tests and the dashboard). */
   refreshingIds(): string[];
+  /** Every account as the pool last saw it in the store (no I/O). */
+  accounts(): Account[];
   /** Number of accounts known. */
   readonly size: number;
 }
@@ -921,6 +923,7 @@ export function createPool(opts: PoolOptions): Pool {
     failingClients: () => clients.list(),
     resetClientFailures: (id?: string) => clients.reset(id),
     refreshingIds: () => [...entries.keys()].filter((id) => flights.has(id)),
+    accounts: () => [...entries.values()].map((e) => e.account),
     get size() {
       return entries.size;
     },

@@ -19,6 +19,7 @@ import { validateClientSecretJson } from '../oauth/client-secret.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
 import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
+import { byCreation } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
 import { registerDashboardRoutes } from '../dashboard/routes.ts';
@@ -95,11 +96,16 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   let accountsEventTimer: NodeJS.Timeout | null = null;
   const scheduleAccountsEvent = () => {
     if (accountsEventTimer || listeners.size === 0) return;
-    accountsEventTimer = setTimeout(async () => {
+    // At most one accounts event per 250 ms, built from the pool's memory (no I/O).
+    accountsEventTimer = setTimeout(() => {
       accountsEventTimer = null;
-      const accounts = await store.list();
-      emit({ type: 'accounts', data: { accounts: accounts.map((a) => apiAccount(apiDeps, a)) } });
-    }, 100);
+      try {
+        const accounts = pool.accounts().sort(byCreation);
+        emit({ type: 'accounts', data: { accounts: accounts.map((a) => apiAccount(apiDeps, a)) } });
+      } catch (e) {
+        logger.warn({ err: { message: (e as Error).message } }, 'could not build the live accounts event');
+      }
+    }, 250);
   };
   const unwatch = store.watch(() => scheduleAccountsEvent());
   const unsubscribeStates = pool.onStateChange(() => scheduleAccountsEvent());

@@ -43,6 +43,11 @@ export function sameIdentity(a: Identity, b: Identity): boolean {
   return a.email.toLowerCase() === b.email.toLowerCase();
 }
 
+/** Oldest first, then by email, then by id: the order of every account list. */
+export function byCreation(a: Account, b: Account): number {
+  return a.created_at - b.created_at || a.email.localeCompare(b.email) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 /** Unix seconds. */
 export function unixNow(nowMs: number = Date.now()): number {
   return Math.floor(nowMs / 1000);

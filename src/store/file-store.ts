@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
-import { sameIdentity, type Account, type Identity } from './account.ts';
+import { byCreation, sameIdentity, type Account, type Identity } from './account.ts';
 import {
   accountFileName,
   accountIdOfFileName,
@@ -118,10 +118,6 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-function byCreation(a: Account, b: Account): number {
-  return a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export class FileStore implements AccountStore {

@@ -9,8 +9,12 @@ import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { AccountNotFoundError, findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
 import type { ApiDeps } from './deps.ts';
+import { OAuthFlowError } from '../oauth/errors.ts';
+import { ClientSecretError } from '../oauth/client-secret.ts';
 
 const API_BODY_LIMIT = 1024 * 1024;
+/** Bytes queued for one /api/events client before it is dropped (it reconnects and gets a fresh state). */
+const EVENTS_BUFFER_LIMIT = 4 * 1024 * 1024;
 
 const RefreshTokenBody = z.object({ refresh_token: z.string().trim().min(1, 'refresh_token must not be empty') });
 const StartBody = z.object({ login_hint: z.string().trim().min(1).optional() }).optional();
@@ -74,10 +78,11 @@ function handleError(logger: Logger, ctx: RequestContext, e: unknown): void {
   }
   if (e instanceof HttpError) return sendError(ctx.res, e.status, e.code, e.message);
   if (e instanceof AccountNotFoundError) return sendError(ctx.res, 404, 'account_not_found', e.message);
+  // Errors that speak to the user: the OAuth flow's and the gateway's own (they carry a status).
   const err = e as { status?: unknown; code?: unknown; message?: unknown; fix?: unknown };
-  if (typeof err?.code === 'string' && typeof err.message === 'string') {
+  if ((e instanceof OAuthFlowError || e instanceof ClientSecretError || typeof err?.status === 'number') && typeof err.code === 'string') {
     const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 400;
-    return sendError(ctx.res, status, err.code, err.message, typeof err.fix === 'string' ? err.fix : undefined);
+    return sendError(ctx.res, status, err.code, String(err.message), typeof err.fix === 'string' ? err.fix : undefined);
   }
   logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: ctx.url.pathname }, 'management API error');
   sendError(ctx.res, 500, 'internal_error', 'the gateway could not complete this request; see its log');
@@ -202,6 +207,11 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     });
     res.write(': connected\n\n');
     const unsubscribe = deps.subscribe((event) => {
+      // A client that stopped reading (a laptop asleep) is dropped, not buffered for.
+      if (res.writableLength > EVENTS_BUFFER_LIMIT) {
+        res.destroy();
+        return;
+      }
       res.write(`event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
     });
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.ts';
 import { writeFileAtomic } from '../store/atomic-write.ts';
+import { withFileLock } from '../store/file-lock.ts';
 import { isLoopbackHost } from '../util/net.ts';
 
 export class ConfigError extends Error {
@@ -72,8 +73,19 @@ export async function readConfigFile(dataDir: string): Promise<Record<string, un
   return raw as Record<string, unknown>;
 }
 
-export async function writeConfigFile(dataDir: string, raw: Record<string, unknown>): Promise<void> {
-  await writeFileAtomic(configPath(dataDir), JSON.stringify(raw, null, 2) + '\n', 0o600);
+/**
+ * Read-modify-write of config.json, serialised across processes (the gateway's
+ * key management, first starts). `change` returns the new object, or null to
+ * leave the file as it is.
+ */
+export async function updateConfigFile(
+  dataDir: string,
+  change: (raw: Record<string, unknown>) => Record<string, unknown> | null,
+): Promise<void> {
+  await withFileLock(join(dataDir, '.config.lock'), async () => {
+    const next = change(await readConfigFile(dataDir));
+    if (next) await writeFileAtomic(configPath(dataDir), JSON.stringify(next, null, 2) + '\n', 0o600);
+  });
 }
 
 /** Environment variables, as config keys (they win over config.json). */
@@ -156,28 +168,30 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
   const env = opts.env ?? process.env;
   const dataDir = resolveDataDir(env);
   await ensureDataDir(dataDir);
-  const fileRaw = await readConfigFile(dataDir);
   const overrides = envOverrides(env);
   const generated: LoadedConfig['generated'] = {};
+  let fileRaw = await readConfigFile(dataDir);
 
-  if (opts.persistSecrets) {
-    const missingKey = !overrides.api_keys && !(Array.isArray(fileRaw.api_keys) && fileRaw.api_keys.length > 0);
-    const missingAdmin = !overrides.admin_token && !fileRaw.admin_token;
-    if (missingKey || missingAdmin) {
+  const missingKey = (raw: Record<string, unknown>) =>
+    !overrides.api_keys && !(Array.isArray(raw.api_keys) && raw.api_keys.length > 0);
+  const missingAdmin = (raw: Record<string, unknown>) => !overrides.admin_token && !raw.admin_token;
+  if (opts.persistSecrets && (missingKey(fileRaw) || missingAdmin(fileRaw))) {
+    await updateConfigFile(dataDir, (raw) => {
       const now = Math.floor(Date.now() / 1000);
-      if (missingKey) {
+      if (missingKey(raw)) {
         generated.apiKey = generateApiKey();
-        fileRaw.api_keys = [{ key: generated.apiKey, label: 'default', created_at: now }];
+        raw.api_keys = [{ key: generated.apiKey, label: 'default', created_at: now }];
       }
-      if (missingAdmin) {
+      if (missingAdmin(raw)) {
         generated.adminToken = generateAdminToken();
-        fileRaw.admin_token = generated.adminToken;
+        raw.admin_token = generated.adminToken;
       }
       // Validate before saving so that a broken config.json is reported, not overwritten.
-      const check = ConfigSchema.safeParse(fileRaw);
+      const check = ConfigSchema.safeParse(raw);
       if (!check.success) throw new ConfigError(formatIssues(check.error, new Set()));
-      await writeConfigFile(dataDir, fileRaw);
-    }
+      fileRaw = raw;
+      return generated.apiKey || generated.adminToken ? raw : null;
+    });
   }
 
   const parsed = ConfigSchema.safeParse({ ...fileRaw, ...overrides });

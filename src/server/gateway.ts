@@ -1,9 +1,9 @@
 // Wires the gateway together: configuration, account store, OAuth client,
 // token pool, proxy, management API, dashboard, on one HTTP port.
 import type { Server } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, loadConfig, readConfigFile, writeConfigFile, type ResolvedConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.ts';
+import { apiKeyId, createApiKey, listedKey, revokeApiKey } from '../config/api-keys.ts';
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
@@ -169,24 +169,17 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       return () => listeners.delete(listener);
     },
     keys: {
-      list: () =>
-        config.api_keys.map((k) => ({ id: keyId(k.key), label: k.label, prefix: `${k.key.slice(0, 6)}…`, created_at: k.created_at })),
+      list: () => config.api_keys.map(listedKey),
       create: async (label) => {
         assertKeysEditable(env);
-        const key = `gp-${randomBytes(24).toString('base64url')}`;
-        const entry = { key, label, created_at: Math.floor(clock.now() / 1000) };
-        await editConfig(config.data_dir, (raw) => ({ ...raw, api_keys: [...(Array.isArray(raw.api_keys) ? raw.api_keys : []), entry] }));
+        const entry = await createApiKey(config.data_dir, label, Math.floor(clock.now() / 1000));
         config = { ...config, api_keys: [...config.api_keys, entry] };
-        return { id: keyId(key), label, key };
+        return { id: apiKeyId(entry.key), label, key: entry.key };
       },
       revoke: async (id) => {
         assertKeysEditable(env);
-        if (!config.api_keys.some((k) => keyId(k.key) === id)) return false;
-        await editConfig(config.data_dir, (raw) => ({
-          ...raw,
-          api_keys: (Array.isArray(raw.api_keys) ? raw.api_keys : []).filter((k: { key: string }) => keyId(k.key) !== id),
-        }));
-        config = { ...config, api_keys: config.api_keys.filter((k) => keyId(k.key) !== id) };
+        if (!(await revokeApiKey(config.data_dir, id))) return false;
+        config = { ...config, api_keys: config.api_keys.filter((k) => apiKeyId(k.key) !== id) };
         return true;
       },
     },
@@ -251,18 +244,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   }
 }
 
-function keyId(key: string): string {
-  let h = 0;
-  for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) >>> 0;
-  return `k${h.toString(36)}`;
-}
-
 function assertKeysEditable(env: Record<string, string | undefined>): void {
   if (env.GRANTPOOL_API_KEYS) {
     throw Object.assign(new Error('the API keys come from GRANTPOOL_API_KEYS; change that variable instead'), { code: 'keys_from_env', status: 409 });
   }
-}
-
-async function editConfig(dataDir: string, change: (raw: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
-  await writeConfigFile(dataDir, change(await readConfigFile(dataDir)));
 }

@@ -245,3 +245,12 @@ test('stop() waits for a refresh in flight so its token is written', async () =>
   await stopping;
   assert.match((await h.store.get('a'))!.token.access_token, /fresh/);
 });
+
+test('with the token endpoint down, one request waits on at most three failing refreshes, then takes a ready token', async () => {
+  const accounts = [...Array.from({ length: 10 }, (_, i) => expired(`x${i}`)), fakeAccount('ready', { expiresIn: 3600 })];
+  const h = await poolHarness(accounts, { config: { strategy: 'fill_first' } });
+  h.refresher.defaultStep = { ok: false, error: refreshErrors.http500() };
+  const lease = await h.pool.acquire({ model: 'gemini-2.5-flash' });
+  assert.equal(lease.accountId, 'ready');
+  assert.ok(h.refresher.calls.length <= 3, `${h.refresher.calls.length} refreshes waited on`);
+});

@@ -131,6 +131,9 @@ interface Entry {
 
 type Block = 'disabled' | 'quota' | 'proxy_disabled' | 'cooling' | 'backoff' | 'client' | 'scope';
 
+/** Refreshes one acquire() may wait on and see fail before it takes only ready tokens. */
+const MAX_REFRESH_FAILURES_PER_ACQUIRE = 3;
+
 export function createPool(opts: PoolOptions): Pool {
   const { store, refresher, clock, logger } = opts;
   const cfg = opts.config;
@@ -506,11 +509,15 @@ export function createPool(opts: PoolOptions): Pool {
     for (;;) {
       const now = clock.now();
       const exclude = req.exclude;
+      // After a few failed refreshes (the token endpoint is slow or down), one
+      // request stops waiting on refreshes and takes only ready tokens.
+      const readyOnly = tried !== null && tried.size >= MAX_REFRESH_FAILURES_PER_ACQUIRE;
       const e = selector.pick(
         (x) =>
           (exclude === undefined || !exclude.has(x.id)) &&
           (tried === null || !tried.has(x.id)) &&
-          blockOf(x, model, scopes, now) === null,
+          blockOf(x, model, scopes, now) === null &&
+          (!readyOnly || !tokenUnusable(x, now)),
         req.sessionKey,
       );
       if (!e) throw nothingCanServe(req);

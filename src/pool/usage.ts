@@ -60,8 +60,12 @@ export class MemoryUsageStore implements UsageStore {
     const out: UsageRecord[] = [];
     for (const [date, day] of [...this.table].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (date < fromDate) continue;
+      if (accountId !== undefined) {
+        // One account: a lookup, not a walk over every account of the day.
+        for (const [model, u] of day.get(accountId) ?? []) out.push({ date, account_id: accountId, model, ...u });
+        continue;
+      }
       for (const [acct, models] of day) {
-        if (accountId !== undefined && acct !== accountId) continue;
         for (const [model, u] of models) out.push({ date, account_id: acct, model, ...u });
       }
     }

@@ -2,7 +2,8 @@
 // Launcher: Grantpool runs its TypeScript sources directly on Node >= 22.18
 // (type stripping). An older `node` on PATH hands over to the project's own
 // Node 24 from node_modules (the `node` devDependency).
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -15,8 +16,11 @@ if (major < 22 || (major === 22 && minor < 18)) {
     console.error(`grantpool: Node ${process.versions.node} is too old (need >= 22.18); run \`npm install\` in ${root} first`);
     process.exit(1);
   }
-  const r = spawnSync(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
+  const child = spawn(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  // Signals reach the real process, so that Ctrl-C and `docker stop` shut the gateway down cleanly.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
+} else {
+  const { main } = await import('../src/cli/main.ts');
+  process.exitCode = await main(process.argv.slice(2));
 }
-const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));

@@ -1,9 +1,7 @@
 // The Gemini-native door: clients already speak the upstream's protocol, so
 // requests go through as they are (only the model in the URL is aliased) and
 // answers are forwarded byte for byte. This module holds what the engine needs
-// around that: light request checks, Google-shaped errors, and the stream
-// error event.
-import type { Door, GeminiResponse, ParsedRequest, StreamTranslator } from './door.ts';
+// around that: light request checks and Google-shaped errors.
 import { HttpError } from '../server/http-util.ts';
 
 const STATUS_NAMES: Record<number, string> = {
@@ -85,33 +83,3 @@ function checkContents(contents: unknown, name: string): void {
     if (c.parts !== undefined && !Array.isArray(c.parts)) throw new HttpError(400, 'invalid_request', `${name}[${i}].parts must be an array`);
   }
 }
-
-function sseEvent(payload: unknown): string {
-  return `data: ${JSON.stringify(payload)}\r\n\r\n`;
-}
-
-export function createGeminiDoor(): Door {
-  return {
-    name: 'gemini',
-    parseRequest(body: unknown): ParsedRequest {
-      const gemini = checkGeminiBody(body, 'generateContent');
-      return { requestedModel: '', stream: false, gemini };
-    },
-    toResponse(gemini: GeminiResponse): unknown {
-      return gemini;
-    },
-    streamTranslator(): StreamTranslator {
-      return {
-        start: () => '',
-        chunk: (chunk) => sseEvent(chunk),
-        end: () => '',
-        error: (status, message) => sseEvent(googleErrorBody(status, message)),
-      };
-    },
-    errorBody(status: number, message: string): unknown {
-      return googleErrorBody(status, message);
-    },
-  };
-}
-
-export const geminiDoor: Door = createGeminiDoor();

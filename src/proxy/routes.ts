@@ -75,27 +75,6 @@ const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'pr
 // ---------------------------------------------------------------------------
 // Error shapes for gateway-made errors (auth, bad input) per protocol
 
-function openaiError(status: number, message: string, code?: string) {
-  const type =
-    status === 401 ? 'authentication_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
-  return { error: { message, type, param: null, code: code ?? null } };
-}
-
-const ANTHROPIC_TYPES: Record<number, string> = {
-  400: 'invalid_request_error',
-  401: 'authentication_error',
-  403: 'permission_error',
-  404: 'not_found_error',
-  413: 'request_too_large',
-  429: 'rate_limit_error',
-  500: 'api_error',
-  503: 'overloaded_error',
-  529: 'overloaded_error',
-};
-function anthropicError(status: number, message: string) {
-  return { type: 'error', error: { type: ANTHROPIC_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'), message } };
-}
-
 type Shaper = (status: number, message: string, type?: string) => unknown;
 
 function authErrorBody(protocol: Protocol, message: string): unknown {
@@ -221,8 +200,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   }
 
   function shaper(protocol: Protocol): Shaper {
-    if (protocol === 'openai') return (s, m, t) => getDoors().openai.errorBody(s, m, t) ?? openaiError(s, m, t);
-    if (protocol === 'anthropic') return (s, m, t) => getDoors().anthropic.errorBody(s, m, t) ?? anthropicError(s, m);
+    if (protocol === 'openai') return (s, m, t) => getDoors().openai.errorBody(s, m, t);
+    if (protocol === 'anthropic') return (s, m, t) => getDoors().anthropic.errorBody(s, m, t);
     return (s, m) => googleErrorBody(s, m);
   }
 

@@ -4,6 +4,7 @@
 // quota, or a short default; 403 PERMISSION_DENIED -> forbidden with Google's
 // message and the activation URL; 5xx, timeouts and resets -> server_error;
 // any other 4xx -> client_error (the request's fault, passed back to the client).
+import { nextQuotaResetMs } from '../pool/quota.ts';
 import type { UpstreamOutcome } from '../pool/types.ts';
 
 /** Cooldown after a 429 that says nothing about when to retry. */
@@ -50,35 +51,9 @@ export function parseDuration(value: unknown): number | null {
   return m ? Math.round(Number(m[1]) * 1000) : null;
 }
 
-const laParts = new Intl.DateTimeFormat('en-US', {
-  timeZone: 'America/Los_Angeles',
-  hourCycle: 'h23',
-  year: 'numeric',
-  month: 'numeric',
-  day: 'numeric',
-  hour: 'numeric',
-  minute: 'numeric',
-  second: 'numeric',
-});
-
-/** Offset of Los Angeles wall-clock time from UTC at `ms`, in ms (e.g. -8 h). */
-function laOffset(ms: number): number {
-  const p: Record<string, number> = {};
-  for (const part of laParts.formatToParts(new Date(ms))) if (part.type !== 'literal') p[part.type] = Number(part.value);
-  const wall = Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
-  return wall - Math.floor(ms / 1000) * 1000;
-}
 
 /** The next midnight in America/Los_Angeles after `nowMs` (when Gemini daily quotas reset). */
-export function nextPacificMidnight(nowMs: number): number {
-  const wallNow = nowMs + laOffset(nowMs);
-  const d = new Date(wallNow);
-  const wallMidnight = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
-  // Convert the wall time back to UTC with the offset in force at that moment (DST aware).
-  let t = wallMidnight - laOffset(wallMidnight - laOffset(nowMs));
-  t = wallMidnight - laOffset(t);
-  return t;
-}
+export const nextPacificMidnight = nextQuotaResetMs;
 
 function isDailyQuota(info: GoogleErrorInfo): boolean {
   const qf = detail(info, 'QuotaFailure');

@@ -2,6 +2,7 @@
 // tests), through openid-client: discovery, consent URL, code exchange,
 // refresh, userinfo, revocation. Errors from the token endpoint are classified
 // from the OAuth `error` code only (never from the description).
+import { isLoopbackHost } from '../util/net.ts';
 import * as oidc from 'openid-client';
 import type { Account, Token } from '../store/account.ts';
 import { unixNow } from '../store/account.ts';
@@ -69,7 +70,7 @@ export class OAuthClient implements TokenRefresher {
     if (opts.clients.length === 0) throw new Error('OAuthClient needs at least one OAuth client (client_secret.json)');
     const issuerUrl = new URL(opts.issuer);
     this.insecure = issuerUrl.protocol === 'http:';
-    if (this.insecure && !isLoopbackHostname(issuerUrl.hostname)) {
+    if (this.insecure && !isLoopbackHost(issuerUrl.hostname)) {
       throw new Error(`OAuth issuer ${opts.issuer} must use https (http is accepted only on a loopback address, for local testing)`);
     }
     if (issuerUrl.protocol !== 'http:' && issuerUrl.protocol !== 'https:') {
@@ -410,7 +411,3 @@ function describeTransport(e: unknown): string {
   return chain.join(': ').slice(0, 300);
 }
 
-function isLoopbackHostname(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-}

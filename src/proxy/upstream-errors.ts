@@ -51,7 +51,6 @@ export function parseDuration(value: unknown): number | null {
   return m ? Math.round(Number(m[1]) * 1000) : null;
 }
 
-
 /** The next midnight in America/Los_Angeles after `nowMs` (when Gemini daily quotas reset). */
 export const nextPacificMidnight = nextQuotaResetMs;
 

@@ -2,13 +2,12 @@
 // OpenAI, Anthropic and Gemini doors, and the Google API pass-through. Each
 // route checks the proxy API key per the auth mode and answers every error,
 // bad input included, in its own protocol's shape (never a bare 500).
-import { describeJsonError } from '../util/json.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../server/router.ts';
-import { HttpError } from '../server/http-util.ts';
+import { HttpError, readBody, readJsonWithRaw } from '../server/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import type { Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
@@ -67,8 +66,6 @@ export const PIN_HEADER = 'x-grantpool-account';
 /** Optional session affinity key for every door. */
 export const SESSION_HEADER = 'x-grantpool-session';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** Query parameters of a Gemini-native request that are passed to the upstream. */
 const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', '$prettyPrint']);
 
@@ -101,65 +98,6 @@ function isGoogleClient(req: IncomingMessage, url: URL): boolean {
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
-}
-
-function tooLarge(limit: number): HttpError {
-  return new HttpError(413, 'body_too_large', `request body is larger than the limit of ${limit} bytes`);
-}
-
-/**
- * Reads a request body of at most `limit` bytes (413 beyond, the rest drained).
- * Event based: cheaper than async iteration on the hot path.
- */
-export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      reject(tooLarge(limit));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    // Errors are built only when needed (an Error captures a stack trace).
-    const fail = (make: () => HttpError) => {
-      if (settled) return;
-      settled = true;
-      chunks.length = 0;
-      reject(make());
-    };
-    req.on('data', (c: Buffer) => {
-      if (settled) return;
-      size += c.length;
-      if (size > limit) fail(() => tooLarge(limit));
-      else chunks.push(c);
-    });
-    req.once('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.once('error', () => fail(() => new HttpError(400, 'body_read_error', 'the request body could not be read')));
-    req.once('close', () => fail(() => new HttpError(400, 'body_read_error', 'the client closed the connection before the body was complete')));
-  });
-}
-
-/** Reads a JSON request body, keeping the raw bytes; errors are HttpError 400/413. */
-async function readJsonRaw(req: IncomingMessage, limit: number): Promise<{ raw: Buffer; body: unknown }> {
-  const raw = await readRequestBody(req, limit);
-  if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'request body is empty; expected a JSON object');
-  let text: string;
-  try {
-    text = utf8.decode(raw);
-  } catch {
-    throw new HttpError(400, 'invalid_utf8', 'request body is not valid UTF-8');
-  }
-  try {
-    return { raw, body: JSON.parse(text) };
-  } catch (e) {
-    throw new HttpError(400, 'invalid_json', `request body is ${describeJsonError(e)}`);
-  }
 }
 
 const baseCache = new Map<string, { origin: string; prefix: string }>();
@@ -283,7 +221,6 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
     sendJsonBody(res, 200, body);
   }
 
-
   async function listGemini(ctx: RequestContext): Promise<void> {
     const models = await modelCache.get();
     sendJsonOk(ctx.res, geminiModelList(models, aliasesFor(deps.config().model_aliases)));
@@ -334,7 +271,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       let raw: Buffer;
       let body: Record<string, unknown>;
       try {
-        const read = await readJsonRaw(ctx.req, cfg.max_body_bytes);
+        const read = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
         raw = read.raw;
         body = checkGeminiBody(read.body, action);
       } catch (e) {
@@ -397,7 +334,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       const track = newTrack(engine, route, protocol);
       let parsed;
       try {
-        const { body } = await readJsonRaw(ctx.req, cfg.max_body_bytes);
+        const { body } = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
         if (kind === 'count') {
           if (!door.countTokens) throw new HttpError(404, 'not_found', 'token counting is not available on this route');
           parsed = door.countTokens.parseRequest(body);
@@ -439,7 +376,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
     let body: Buffer | null = null;
     if (method !== 'GET' && method !== 'HEAD') {
       try {
-        const b = await readRequestBody(ctx.req, cfg.max_body_bytes);
+        const b = await readBody(ctx.req, cfg.max_body_bytes);
         body = b.length ? b : null;
       } catch (e) {
         if (e instanceof HttpError) {

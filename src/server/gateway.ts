@@ -62,7 +62,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const store = await createFileStore({ dataDir: config.data_dir, logger });
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
+  // Usage is rewritten whole: at most every 15 s under load (and at shutdown).
   const usage = new FileUsageStore(config.data_dir, {
+    debounceMs: 15_000,
     onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
   });
   await usage.load?.();

@@ -11,10 +11,12 @@
 //                           and answer with the wall time and the main thread's busy time
 //   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection
 //   idle {ms}               CPU time used while nothing is asked of the gateway
+//   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
 //   close
 import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { startGateway } from '../src/server/gateway.ts';
 import { createLogger } from '../src/log/logger.ts';
 
@@ -84,12 +86,13 @@ gateway.store.watch((change) => {
   send({ type: 'reloaded', id: w.id, wallMs: performance.now() - w.at, activeMs: elu.active });
 });
 
+let profiler: Session | null = null;
 let sampler: { timer: NodeJS.Timeout; base: ReturnType<typeof mem>; peak: ReturnType<typeof mem>; samples: number } | null = null;
 
 process.on('message', async (m: Msg) => {
   switch (m.type) {
     case 'stats':
-      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), resident: residentBreakdown(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
+      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), resident: m.resident ? residentBreakdown() : null, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
       return;
     case 'gc-mem':
       gcNow();
@@ -134,6 +137,26 @@ process.on('message', async (m: Msg) => {
       await new Promise((r) => setTimeout(r, Number(m.ms)));
       const c = process.cpuUsage(c0);
       send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active });
+      return;
+    }
+    case 'profile-start': {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: Number(m.intervalUs ?? 200) });
+      await profiler.post('Profiler.start');
+      send({ type: 'ok', id: m.id });
+      return;
+    }
+    case 'profile-stop': {
+      const s = profiler;
+      profiler = null;
+      if (s) {
+        const { profile } = await s.post('Profiler.stop');
+        writeFileSync(String(m.path), JSON.stringify(profile));
+        s.disconnect();
+      }
+      send({ type: 'ok', id: m.id });
       return;
     }
     case 'close':

@@ -1,4 +1,7 @@
-// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]`
+// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]
+//  [-- --accounts=N] [-- --gateway-flags="--max-semi-space-size=16"] [-- --keep]`
+// --profile writes a CPU profile of the gateway per door during its throughput runs
+// (bench/results/profiles/); bench/profile-summary.ts summarises one.
 //
 // Measures what the gateway costs, as ratios and differences against
 // baselines taken in the same run (these machines are shared and noisy):
@@ -44,8 +47,8 @@ const flagsArg = argv.find((a) => a.startsWith('--gateway-flags='));
 const GATEWAY_FLAGS = flagsArg ? flagsArg.slice(16).split(' ').filter(Boolean) : [];
 
 const P = QUICK
-  ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
-  : { rounds: 7, latAmount: 4000, latWarm: 800, streamReqs: 120, streamWarm: 20, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_000, floor: true };
+  ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, pairAmount: 4000, pairs: 5, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
+  : { rounds: 5, latAmount: 4000, latWarm: 800, streamReqs: 80, streamWarm: 15, pairAmount: 6000, pairs: 11, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_000, floor: true };
 
 // ---- report rows -----------------------------------------------------------------------
 
@@ -60,6 +63,8 @@ interface Row {
 }
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
+/** CPU profiles of the gateway taken with --profile (one per door, during its throughput runs). */
+const profiles: { path: string; requests: number }[] = [];
 
 function row(r: Row): void {
   rows.push(r);
@@ -69,6 +74,13 @@ function row(r: Row): void {
 
 function log(s: string): void {
   console.log(s);
+}
+
+const phaseSeconds: Record<string, number> = {};
+async function timed(name: string, fn: () => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  await fn();
+  phaseSeconds[name] = round((performance.now() - t0) / 1000, 1);
 }
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -107,7 +119,6 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
   const spawnedAt = Date.now();
   const t0 = performance.now();
   const execArgv = ['--expose-gc', ...GATEWAY_FLAGS];
-  if (PROFILE) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   const childP = startChild(join(HERE, 'gateway-child.ts'), {
     execArgv,
     logFile,
@@ -277,63 +288,76 @@ async function streamPhase(t: Targets, upstream: Child): Promise<void> {
 }
 
 /**
- * 2. Throughput at concurrency 64 against the bare proxy. Each gateway run is
- * paired with a (b) run right before it, so that a noisy neighbour hits both.
+ * 2. Throughput at concurrency 64 against the bare proxy. After a warm-up of
+ * both, short runs alternate (b), gateway, (b), gateway ... and the ratio of
+ * each adjacent pair is taken, so that a noisy neighbour (these machines are
+ * shared) hits both sides of a pair; the median of the pairs is reported.
  */
 async function throughputPhase(t: Targets, upstream: Child, procs: { gateway: Child; passthrough: Child }): Promise<void> {
   const c = 64;
-  const variants: { label: string; delayMs: number; doors: Target[]; amount: number }[] = [
-    { label: 'zero-delay upstream (CPU-bound)', delayMs: 0, doors: [t.gemini, t.openai, t.anthropic], amount: P.tputAmount },
+  const variants: { label: string; delayMs: number; doors: Target[]; amount: number; pairs: number }[] = [
+    { label: 'zero-delay upstream (CPU-bound)', delayMs: 0, doors: [t.gemini, t.openai, t.anthropic], amount: P.pairAmount, pairs: P.pairs },
   ];
-  if (P.delayedTput) variants.push({ label: 'upstream with 20 ms delay', delayMs: 20, doors: [t.gemini, t.openai], amount: Math.min(P.tputAmount, 8000) });
-  const out: Record<string, Record<string, { rps: number[]; baseline: number[] }>> = {};
+  if (P.delayedTput) variants.push({ label: 'upstream with 20 ms delay', delayMs: 20, doors: [t.gemini, t.openai], amount: 3000, pairs: 3 });
+  const out: Record<string, unknown> = {};
+  /** Requests per second, and the proxy's CPU time per request (µs) during the run. */
+  const run = async (x: Target, proxy: Child | null, amount: number) => {
+    const cpu0 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
+    const r = await cannon(x, { connections: c, amount });
+    const cpu1 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
+    checkAllOk(x.name, r);
+    const cpuUs = cpu0 && cpu1 ? (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / amount : NaN;
+    return { rps: r.rps, cpuUs };
+  };
   for (const v of variants) {
-    log(`\n2. Throughput at concurrency ${c}, ${v.label}`);
+    log(`\n2. Throughput at concurrency ${c}, ${v.label}: ${v.pairs} pairs of runs of ${v.amount} requests per door`);
     await upstream.ask('config', { shape: { delayMs: v.delayMs } });
     const res: Record<string, { rps: number[]; baseline: number[]; cpuUs: number[]; baselineCpuUs: number[] }> = {};
     const direct: number[] = [];
-    for (const x of v.doors) res[x.name] = { rps: [], baseline: [], cpuUs: [], baselineCpuUs: [] };
-    /** Requests per second, and the proxy's CPU time per request (µs) during the measured run. */
-    const run = async (x: Target, proxy: Child | null) => {
-      await cannon(x, { connections: c, amount: P.tputWarm });
-      const cpu0 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
-      const r = await cannon(x, { connections: c, amount: v.amount });
-      const cpu1 = proxy ? (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu : null;
-      checkAllOk(x.name, r);
-      const cpuUs = cpu0 && cpu1 ? (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / v.amount : NaN;
-      return { rps: r.rps, cpuUs };
-    };
-    for (let r = 0; r < P.rounds; r++) {
-      if (v.delayMs === 0) direct.push((await run(t.direct, null)).rps);
-      for (const x of v.doors) {
-        const b = await run(t.passthrough, procs.passthrough);
-        const g = await run(x, procs.gateway);
-        res[x.name]!.baseline.push(b.rps);
-        res[x.name]!.baselineCpuUs.push(b.cpuUs);
-        res[x.name]!.rps.push(g.rps);
-        res[x.name]!.cpuUs.push(g.cpuUs);
-      }
-      process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
+    if (v.delayMs === 0) {
+      await cannon(t.direct, { connections: c, amount: P.tputWarm });
+      for (let i = 0; i < 3; i++) direct.push((await run(t.direct, null, v.amount)).rps);
     }
-    out[v.label] = res;
+    for (const x of v.doors) {
+      const r = (res[x.name] = { rps: [] as number[], baseline: [] as number[], cpuUs: [] as number[], baselineCpuUs: [] as number[] });
+      const warm = v.delayMs ? 1000 : P.tputWarm;
+      await cannon(t.passthrough, { connections: c, amount: warm });
+      await cannon(x, { connections: c, amount: warm });
+      const profilePath = PROFILE && v.delayMs === 0 ? join(RESULTS, 'profiles', `gateway-${x.name.replace(/\W+/g, '-')}.cpuprofile`) : null;
+      if (profilePath) await procs.gateway.ask('profile-start', { intervalUs: 200 });
+      for (let i = 0; i < v.pairs; i++) {
+        const b = await run(t.passthrough, procs.passthrough, v.amount);
+        const g = await run(x, procs.gateway, v.amount);
+        r.baseline.push(b.rps);
+        r.baselineCpuUs.push(b.cpuUs);
+        r.rps.push(g.rps);
+        r.cpuUs.push(g.cpuUs);
+      }
+      if (profilePath) {
+        await procs.gateway.ask('profile-stop', { path: profilePath });
+        profiles.push({ path: profilePath, requests: v.pairs * v.amount });
+      }
+      process.stdout.write(`  ${x.name} done\r`);
+    }
+    out[v.label] = { direct, doors: res };
     if (direct.length) row({ section: '2', metric: `${v.label}: (a) direct`, value: Math.round(median(direct)), unit: 'req/s' });
     row({ section: '2', metric: `${v.label}: (b) bare proxy`, value: Math.round(median(v.doors.flatMap((x) => res[x.name]!.baseline))), unit: 'req/s' });
     for (const x of v.doors) {
-      const { rps, baseline } = res[x.name]!;
+      const { rps, baseline, cpuUs, baselineCpuUs } = res[x.name]!;
       const ratio = median(rps.map((n, i) => n / baseline[i]!));
       const isTarget = v.delayMs === 0;
       row({
         section: '2',
         metric: `${v.label}: ${x.name}`,
         value: `${Math.round(median(rps))} req/s = ${round(ratio * 100, 1)}`,
-        unit: '% of (b)',
+        unit: `% of (b) (pairs: ${round(Math.min(...rps.map((n, i) => n / baseline[i]!)) * 100, 0)}-${round(Math.max(...rps.map((n, i) => n / baseline[i]!)) * 100, 0)}%)`,
         ...(isTarget ? { target: '>= 70%', pass: ratio >= 0.7 } : {}),
       });
       if (isTarget) {
         row({
           section: '2',
           metric: `${v.label}: ${x.name} CPU per request, gateway / (b)`,
-          value: `${round(median(res[x.name]!.cpuUs), 1)} / ${round(median(res[x.name]!.baselineCpuUs), 1)}`,
+          value: `${round(median(cpuUs), 1)} / ${round(median(baselineCpuUs), 1)}`,
           unit: 'µs',
         });
       }
@@ -490,7 +514,13 @@ async function herdPhase(root: string, upstreamUrl: string): Promise<void> {
     });
     row({
       section: '3',
-      metric: 'same burst once the token is fresh: added p50 / p99',
+      metric: 'of which waiting for the one refresh (herd burst minus the same burst with a fresh token), p50',
+      value: percentile(herd.latencies, 50) - percentile(warm.latencies, 50),
+      unit: 'ms',
+    });
+    row({
+      section: '3',
+      metric: 'same burst once the token is fresh: added p50 / p99 (1,000 requests queued at once)',
       value: `${round(percentile(warm.latencies, 50) - percentile(base.latencies, 50))} / ${round(percentile(warm.latencies, 99) - percentile(base.latencies, 99))}`,
       unit: 'ms',
     });
@@ -527,7 +557,7 @@ function markdown(rs: Row[], meta: Record<string, unknown>): string {
 async function main(): Promise<void> {
   const started = performance.now();
   const root = await mkdtemp(join(tmpdir(), 'grantpool-bench-'));
-  await mkdir(RESULTS, { recursive: true });
+  await mkdir(join(RESULTS, 'profiles'), { recursive: true });
   const children: Child[] = [];
   const meta = {
     date: new Date().toISOString(),
@@ -566,12 +596,12 @@ async function main(): Promise<void> {
       const t = targets(upstreamUrl, passthrough.ready.url as string, gw.url);
       await sanity(t);
       // Measured while the gateway is otherwise idle, so that the work counted is the reload's.
-      if (phase('reload')) await reloadPhase(gw.child, dataDir);
-      if (phase('select')) await selectPhase(gw.child);
-      if (phase('latency')) await latencyPhase(t);
-      if (phase('stream')) await streamPhase(t, upstream);
-      if (phase('throughput')) await throughputPhase(t, upstream, { gateway: gw.child, passthrough });
-      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number }; resident: { nodeBinary: number; mallocHeap: number; anonymous: number } | null }>('stats');
+      if (phase('reload')) await timed('reload', () => reloadPhase(gw.child, dataDir));
+      if (phase('select')) await timed('select', () => selectPhase(gw.child));
+      if (phase('latency')) await timed('latency', () => latencyPhase(t));
+      if (phase('stream')) await timed('stream', () => streamPhase(t, upstream));
+      if (phase('throughput')) await timed('throughput', () => throughputPhase(t, upstream, { gateway: gw.child, passthrough }));
+      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number }; resident: { nodeBinary: number; mallocHeap: number; anonymous: number } | null }>('stats', { resident: true });
       const ptStats = await passthrough.ask<{ mem: Mem }>('stats');
       log(`\n4. Memory after load`);
       row({ section: '4', metric: `gateway RSS after load, ${N_ACCOUNTS} accounts`, value: s.mem.rss / MB, unit: `MB (V8 heap ${round(s.mem.heapTotal / MB, 1)} MB, ${round(s.mem.heapUsed / MB, 1)} MB used)`, target: '<= 150', pass: s.mem.rss / MB <= 150 });
@@ -581,7 +611,7 @@ async function main(): Promise<void> {
       }
       row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts)', value: ptStats.mem.rss / MB, unit: 'MB' });
       raw.afterLoad = { gateway: s, passthrough: ptStats };
-      if (phase('memory')) await memoryPhase(t, upstream, gw.child);
+      if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {
         const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);
         row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
@@ -596,7 +626,7 @@ async function main(): Promise<void> {
         const fl = await startGatewayChild('floor', floorDir, { GRANTPOOL_GEMINI_BASE_URL: upstreamUrl }, join(root, 'gateway-floor.log'));
         children.push(fl.child);
         const ft = targets(upstreamUrl, passthrough.ready.url as string, fl.url);
-        for (const x of [ft.gemini, ft.openai, ft.anthropic]) await cannon(x, { connections: 64, amount: P.tputAmount * P.rounds });
+        for (const x of [ft.gemini, ft.openai, ft.anthropic]) await cannon(x, { connections: 64, amount: P.tputAmount * 2 });
         const fs = await fl.child.ask<{ mem: Mem }>('stats');
         row({ section: '4', metric: 'floor: gateway RSS with 10 accounts after a similar load', value: fs.mem.rss / MB, unit: `MB (V8 heap ${round(fs.mem.heapTotal / MB, 1)} MB)` });
         raw.floor = fs;
@@ -604,7 +634,7 @@ async function main(): Promise<void> {
         children.pop();
       }
     }
-    if (phase('herd')) await herdPhase(root, upstreamUrl);
+    if (phase('herd')) await timed('herd', () => herdPhase(root, upstreamUrl));
   } finally {
     for (const c of children.reverse()) await c.stop().catch(() => {});
     if (!KEEP) await rm(root, { recursive: true, force: true });
@@ -614,13 +644,14 @@ async function main(): Promise<void> {
   const sorted = [...rows].sort((a, b) => a.section.localeCompare(b.section));
   log(`\n${table(sorted)}\n`);
   const misses = rows.filter((r) => r.pass === false).length;
-  log(`${rows.filter((r) => r.pass !== undefined).length - misses} targets met, ${misses} missed; ${round(elapsed, 1)} s`);
+  log(`${rows.filter((r) => r.pass !== undefined).length - misses} targets met, ${misses} missed; ${round(elapsed, 1)} s (${Object.entries(phaseSeconds).map(([k, v]) => `${k} ${v} s`).join(', ')})`);
   const stamp = meta.date.replace(/[:.]/g, '-');
-  const json = JSON.stringify({ meta: { ...meta, elapsedSeconds: elapsed }, rows, raw }, null, 2);
+  const json = JSON.stringify({ meta: { ...meta, elapsedSeconds: elapsed, phaseSeconds }, rows, raw }, null, 2);
   await writeFile(join(RESULTS, `bench-${stamp}.json`), json);
   await writeFile(join(RESULTS, 'latest.json'), json);
   await writeFile(join(RESULTS, 'latest.md'), markdown(sorted, meta));
   log(`results: ${join(RESULTS, `bench-${stamp}.json`)} (and latest.json, latest.md)`);
+  for (const p of profiles) log(`profile: ${p.path} (${p.requests} requests; summary: node bench/profile-summary.ts ${p.path} ${p.requests})`);
 }
 
 await main();

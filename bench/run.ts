@@ -629,8 +629,17 @@ async function main(): Promise<void> {
         for (const x of [ft.gemini, ft.openai, ft.anthropic]) await cannon(x, { connections: 64, amount: P.tputAmount * 2 });
         const fs = await fl.child.ask<{ mem: Mem }>('stats');
         row({ section: '4', metric: 'floor: gateway RSS with 10 accounts after a similar load', value: fs.mem.rss / MB, unit: `MB (V8 heap ${round(fs.mem.heapTotal / MB, 1)} MB)` });
-        raw.floor = fs;
         await fl.child.stop();
+        children.pop();
+        // And the bare proxy with the smallest young generation V8 allows to tune: what no Node proxy gets under.
+        const small = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], execArgv: ['--max-semi-space-size=2'], logFile: join(root, 'passthrough-small.log') });
+        children.push(small);
+        const st: Target = { ...ft.gemini, name: 'bare proxy, small heap', url: small.ready.url as string };
+        await cannon(st, { connections: 64, amount: P.tputAmount * 3 });
+        const ss = await small.ask<{ mem: Mem }>('stats');
+        row({ section: '4', metric: 'floor: (b) bare proxy with --max-semi-space-size=2 after a similar load', value: ss.mem.rss / MB, unit: 'MB' });
+        raw.floor = { gateway10: fs, passthroughSmallHeap: ss };
+        await small.stop();
         children.pop();
       }
     }

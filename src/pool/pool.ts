@@ -58,6 +58,8 @@ export interface PoolOptions {
   clientRetryMs?: number;
   /** last_used is written at most this often per account. Default 60 s. */
   lastUsedPersistMs?: number;
+  /** Two last_used writes (of any accounts) start at least this far apart. Default 1 s. */
+  lastUsedWriteGapMs?: number;
   /** Session bindings kept. Default 10,000. */
   maxSessions?: number;
   /** Jitter source (tests pass a seeded one). */
@@ -142,6 +144,7 @@ export function createPool(opts: PoolOptions): Pool {
   const refreshBeforeMs = cfg.refresh_before_seconds * 1000;
   const marginMs = Math.min(opts.onDemandMarginSeconds ?? 60, cfg.refresh_before_seconds) * 1000;
   const lastUsedPersistMs = opts.lastUsedPersistMs ?? 60_000;
+  const lastUsedWriteGapMs = opts.lastUsedWriteGapMs ?? 1000;
   const backgroundConcurrency = opts.backgroundConcurrency ?? 8;
   const retentionDays = opts.usageRetentionDays ?? 90;
   const quota = cfg.quota_protection;
@@ -680,8 +683,9 @@ export function createPool(opts: PoolOptions): Pool {
 
   // ---- feedback ---------------------------------------------------------------------------
 
-  /** A last_used write is in flight (see report). */
+  /** A last_used write is in flight, and when the next may start (see report). */
   let lastUsedWriting = false;
+  let lastUsedNextAt = 0;
 
   function report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
     const e = entries.get(lease.accountId);
@@ -694,13 +698,16 @@ export function createPool(opts: PoolOptions): Pool {
           tokens_in: outcome.tokensIn ?? 0,
           tokens_out: outcome.tokensOut ?? 0,
         });
-        // At most one last_used write in flight: with thousands of accounts in rotation, one
-        // write per account per minute would otherwise queue up thousands of file writes.
-        // An account skipped here stays due and is written at a later use.
-        if (now - e.lastUsedPersistedMs >= lastUsedPersistMs && !lastUsedWriting) {
+        // last_used writes are rate-bounded for the whole pool: one in flight, and at most one
+        // per lastUsedWriteGapMs. A file write costs several ms of CPU (lock, fsync, the watcher
+        // reading it back); with thousands of accounts in rotation, one write per account per
+        // minute would take a large share of a core. An account skipped here stays due and is
+        // written at a later use.
+        if (now - e.lastUsedPersistedMs >= lastUsedPersistMs && !lastUsedWriting && now >= lastUsedNextAt) {
           e.lastUsedPersistedMs = now;
           const at = unixNow(now);
           lastUsedWriting = true;
+          lastUsedNextAt = now + lastUsedWriteGapMs;
           store
             .update(e.id, (cur) => (cur.last_used !== null && cur.last_used >= at ? null : { ...cur, last_used: at }))
             .catch((err) => logger.warn({ account_id: e.id, error: (err as Error).message }, 'Could not write last_used'))

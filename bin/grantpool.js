@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import module from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,6 +22,8 @@ if (major < 22 || (major === 22 && minor < 18)) {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
 } else {
+  // Compiled code is cached between starts (faster start, less memory: the type stripper stays unloaded).
+  module.enableCompileCache?.();
   const { main } = await import('../src/cli/main.ts');
   process.exitCode = await main(process.argv.slice(2));
 }

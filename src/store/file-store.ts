@@ -138,6 +138,7 @@ export class FileStore implements AccountStore {
   private watcher: FSWatcher | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling = false;
+  private lastPollAt = 0;
   private closed = false;
 
   constructor(opts: FileStoreOptions) {
@@ -520,6 +521,11 @@ export class FileStore implements AccountStore {
 
   private poll(): void {
     if (this.polling || this.closed) return;
+    // The rescan is only a safety net behind inotify: with many files it runs
+    // less often (1 ms per file between passes, e.g. every 10 s for 10,000).
+    const now = Date.now();
+    if (now - this.lastPollAt < Math.max(this.pollIntervalMs, this.known.size) - 50) return;
+    this.lastPollAt = now;
     this.polling = true;
     if (!this.watcher && this.listeners.size) this.startWatching();
     this.track(

@@ -111,6 +111,21 @@ test('an operator adds an account, sees it die with the reason, brings it back, 
   assert.equal(await stack.issuer.refreshTokenIsActive(file.token.refresh_token), false);
   await screenshot(page, 'dashboard-09-removed');
 
+  // The one-field dialogs show the API's plain-words error next to the field.
+  await page.getByRole('button', { name: 'Add by refresh token' }).click();
+  await page.getByLabel('Refresh token', { exact: true }).fill('1//not-a-real-token');
+  await page.getByRole('button', { name: 'Add account' }).click();
+  await page.locator('dialog .form-error').waitFor();
+  assert.match(await page.locator('dialog .form-error').innerText(), /expired|revoked|invalid/i);
+  await screenshot(page, 'dashboard-10-refresh-token-error');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('button', { name: 'Paste redirect URL' }).click();
+  await page.getByLabel('Redirect URL from the address bar').fill(`${stack.gateway.url}/oauth2callback?state=forged&code=x`);
+  await page.getByRole('button', { name: 'Finish' }).click();
+  await page.locator('dialog .form-error').waitFor();
+  assert.match(await page.locator('dialog .form-error').innerText(), /state|start again|unknown/i);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+
   // No token value ever reached the browser.
   const secrets = [file.token.refresh_token, file.token.access_token, stack.issuer.client.client_secret];
   assert.deepEqual(await watcher.leaks(secrets), []);

@@ -130,20 +130,20 @@ export function mountAccounts(root, app) {
         h('button', { type: 'button', class: 'btn-link', onclick: () => clear(pendingBox) }, 'Dismiss'))));
   }
 
-  async function addByRefreshToken() {
-    await openDialog('Add an account by refresh token', (close) => {
-      const inputId = uid('rt');
-      const input = h('input', { id: inputId, type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': `${inputId}-hint` });
+  /**
+   * A dialog with one field that sends it to the API and reports the account it
+   * added; errors stay in the dialog next to the field.
+   */
+  function oneFieldDialog({ title, idPrefix, label, inputAttrs, hint, submitLabel, busyLabel, send, after }) {
+    return openDialog(title, (close) => {
+      const inputId = uid(idPrefix);
+      const input = h('input', { id: inputId, autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': `${inputId}-hint`, ...inputAttrs });
       const err = h('div');
-      const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Add account');
-      const clientIds = (app.state.status?.oauth?.clients ?? []).map((c) => c.client_id).filter(Boolean);
+      const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, submitLabel);
       const form = h('form', { class: 'stack' },
-        h('label', { for: inputId }, 'Refresh token'),
+        h('label', { for: inputId }, label),
         input,
-        h('p', { class: 'hint', id: `${inputId}-hint` },
-          'A Google OAuth refresh token (it usually starts with "1//"), issued to this gateway\'s OAuth client',
-          clientIds.length ? ` (${clientIds.join(', ')})` : '',
-          '. Re-adding a disabled account with a new token brings it back.'),
+        h('p', { class: 'hint', id: `${inputId}-hint` }, ...hint),
         err,
         h('div', { class: 'dialog-actions' },
           h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => close() }, 'Cancel'),
@@ -151,11 +151,12 @@ export function mountAccounts(root, app) {
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
         clear(err);
-        setBusy(submit, true, 'Checking…');
+        setBusy(submit, true, busyLabel);
         try {
-          const result = await api.addRefreshToken(input.value.trim());
+          const result = await send(input.value.trim());
           input.value = '';
           reportAdded(result);
+          after?.();
           await app.refreshAccounts().catch(() => {});
           close(true);
         } catch (ex) {
@@ -169,42 +170,36 @@ export function mountAccounts(root, app) {
     });
   }
 
+  async function addByRefreshToken() {
+    const clientIds = (app.state.status?.oauth?.clients ?? []).map((c) => c.client_id).filter(Boolean);
+    await oneFieldDialog({
+      title: 'Add an account by refresh token',
+      idPrefix: 'rt',
+      label: 'Refresh token',
+      inputAttrs: { type: 'password' },
+      hint: [
+        'A Google OAuth refresh token (it usually starts with "1//"), issued to this gateway\'s OAuth client',
+        clientIds.length ? ` (${clientIds.join(', ')})` : '',
+        '. Re-adding a disabled account with a new token brings it back.',
+      ],
+      submitLabel: 'Add account',
+      busyLabel: 'Checking…',
+      send: (token) => api.addRefreshToken(token),
+    });
+  }
+
   async function finishWithRedirectUrl() {
     const redirectUri = app.state.status?.redirect_uri ?? '<public url>/oauth2callback';
-    await openDialog('Finish adding an account with the redirect URL', (close) => {
-      const inputId = uid('cb');
-      const input = h('input', { id: inputId, type: 'url', autocomplete: 'off', spellcheck: 'false', required: true,
-        placeholder: `${redirectUri}?state=…&code=…`, 'aria-describedby': `${inputId}-hint` });
-      const err = h('div');
-      const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Finish');
-      const form = h('form', { class: 'stack' },
-        h('label', { for: inputId }, 'Redirect URL from the address bar'),
-        input,
-        h('p', { class: 'hint', id: `${inputId}-hint` },
-          `After the consent, Google sends the browser to ${redirectUri}?state=…&code=…. When that page could not load (for example, the gateway runs on another machine), copy the whole address from the browser's address bar and paste it here. It works once, within a few minutes of the consent.`),
-        err,
-        h('div', { class: 'dialog-actions' },
-          h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => close() }, 'Cancel'),
-          submit));
-      form.addEventListener('submit', async (e) => {
-        e.preventDefault();
-        clear(err);
-        setBusy(submit, true, 'Finishing…');
-        try {
-          const result = await api.oauthComplete(input.value.trim());
-          input.value = '';
-          reportAdded(result);
-          clear(pendingBox);
-          await app.refreshAccounts().catch(() => {});
-          close(true);
-        } catch (ex) {
-          err.append(errorBox(ex));
-          input.focus();
-        } finally {
-          setBusy(submit, false);
-        }
-      });
-      return form;
+    await oneFieldDialog({
+      title: 'Finish adding an account with the redirect URL',
+      idPrefix: 'cb',
+      label: 'Redirect URL from the address bar',
+      inputAttrs: { type: 'url', placeholder: `${redirectUri}?state=…&code=…` },
+      hint: [`After the consent, Google sends the browser to ${redirectUri}?state=…&code=…. When that page could not load (for example, the gateway runs on another machine), copy the whole address from the browser's address bar and paste it here. It works once, within a few minutes of the consent.`],
+      submitLabel: 'Finish',
+      busyLabel: 'Finishing…',
+      send: (url) => api.oauthComplete(url),
+      after: () => clear(pendingBox),
     });
   }
 

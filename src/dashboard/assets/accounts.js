@@ -406,7 +406,7 @@ export function mountAccounts(root, app) {
       h('td', { 'data-label': 'Today', class: 'num' },
         h('div', null, `${formatNumber(usage.requests)} req`),
         h('div', { class: 'muted', title: `${formatNumber(usage.tokens)} tokens` }, `${formatCompact(usage.tokens)} tokens`)),
-      h('td', { 'data-label': 'Missing scopes' },
+      h('td', { 'data-label': 'Missing scopes', class: 'cell-scopes' },
         missing.length
           ? h('ul', { class: 'chips', 'aria-label': 'Scopes Google did not grant' }, missing.map((sc) => h('li', null, badge(shortScope(sc), 'warn', { title: sc }))))
           : h('span', { class: 'muted' }, 'none')),

@@ -159,11 +159,21 @@ export function mountRequests(root, app) {
         h('td', { 'data-label': 'Tokens', class: 'num' }, `${formatNumber(r.tokens_in ?? 0)} / ${formatNumber(r.tokens_out ?? 0)}`)))))));
   }
 
+  // Live entries that arrive while a reload is in flight must survive it.
+  let arrivedDuringLoad = null;
+  const sameEntry = (a, b) => a.time === b.time && a.route === b.route && a.account_id === b.account_id && a.status === b.status;
+
   async function load() {
+    arrivedDuringLoad = [];
+    const arrived = arrivedDuringLoad;
     try {
       const res = await api.requests({ ...filters, limit: LIMIT });
-      rows = res.requests ?? [];
+      if (arrived !== arrivedDuringLoad) return; // a newer load (other filters) is under way
+      arrivedDuringLoad = null;
+      const fresh = res.requests ?? [];
+      rows = [...arrived.filter((e) => !fresh.some((r) => sameEntry(r, e))).reverse(), ...fresh];
     } catch (err) {
+      if (arrived === arrivedDuringLoad) arrivedDuringLoad = null;
       replaceChildren(tableBox, errorBox(err));
       return;
     }
@@ -192,6 +202,7 @@ export function mountRequests(root, app) {
       if (kind === 'accounts') renderAccountOptions();
       else if (kind === 'request' && payload) {
         rows.unshift(payload);
+        arrivedDuringLoad?.push(payload);
         if (rows.length > LIMIT * 2) rows.length = LIMIT * 2;
         renderTable();
       } else if (kind === 'poll') load();

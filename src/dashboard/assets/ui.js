@@ -11,6 +11,8 @@ export function toast(message, tone = 'info', { timeout = 6000 } = {}) {
     h('span', { class: 'toast-text' }, message),
     h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Dismiss', onclick: close }, '×'));
   box.append(el);
+  // Keep at most three on screen; the oldest goes first.
+  while (box.children.length > 3) box.firstElementChild.remove();
   if (timeout) setTimeout(close, tone === 'error' ? timeout * 2 : timeout);
 }
 

@@ -249,3 +249,18 @@ test('setup page for a fresh gateway, on a phone', { skip: skip ?? false }, asyn
     await fresh.close();
   }
 });
+
+test('without server-sent events the dashboard falls back to polling and still shows changes', { skip: skip ?? false }, async () => {
+  const quiet = await startFakeGateway({ noEvents: true });
+  const other = await launchBrowser();
+  try {
+    const { page } = other;
+    await loginDashboard(page, quiet.url, quiet.adminToken);
+    await page.locator('#live', { hasText: 'Updating every 5 s' }).waitFor();
+    quiet.revoke([...quiet.accounts.values()].find((fa) => fa.account.email === 'alice@example.com')!.account.id);
+    await page.locator('tr[data-account-id]', { hasText: 'alice@example.com' }).locator('.badge[data-state="disabled"]').waitFor({ timeout: 12000 });
+  } finally {
+    await other.close();
+    await quiet.close();
+  }
+});

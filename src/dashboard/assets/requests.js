@@ -8,6 +8,7 @@ import { buildSeries, lastDays, stackedBarChart } from './chart.js';
 const PROTOCOLS = [['', 'All protocols'], ['openai', 'OpenAI'], ['anthropic', 'Anthropic'], ['gemini', 'Gemini'], ['google', 'Google pass-through']];
 const STATUSES = [['', 'Any status'], ['2xx', 'Success (2xx)'], ['4xx', 'Client errors (4xx)'], ['429', 'Rate limited (429)'], ['5xx', 'Server errors (5xx)']];
 const LIMIT = 100;
+const PAGE = 25;
 
 export function matchesFilters(r, f) {
   if (f.account && r.account_id !== f.account) return false;
@@ -29,6 +30,7 @@ export function mountRequests(root, app) {
   let groupBy = 'account';
   let measure = 'requests';
   let days = 14;
+  let visible = PAGE;
 
   const chartBox = h('div', { class: 'chart-box' });
   const tableBox = h('div');
@@ -53,7 +55,7 @@ export function mountRequests(root, app) {
   const protoId = uid('f-proto');
   const modelList = h('datalist', { id: `${modelId}-list` });
   const accountSelect = h('select', { id: accountSelId });
-  const onFilter = () => load();
+  const onFilter = () => { visible = PAGE; load(); };
   accountSelect.addEventListener('change', () => { filters.account = accountSelect.value; onFilter(); });
   const modelInput = h('input', { id: modelId, type: 'search', list: `${modelId}-list`, placeholder: 'any', autocomplete: 'off' });
   let modelTimer = null;
@@ -130,8 +132,9 @@ export function mountRequests(root, app) {
 
   function renderTable() {
     clear(tableBox);
-    const shown = rows.filter((r) => matchesFilters(r, filters)).slice(0, LIMIT);
-    countBox.textContent = shown.length ? `Showing the latest ${shown.length} request${shown.length === 1 ? '' : 's'}.` : '';
+    const matching = rows.filter((r) => matchesFilters(r, filters)).slice(0, LIMIT);
+    const shown = matching.slice(0, visible);
+    countBox.textContent = shown.length ? `Showing the latest ${shown.length} of ${matching.length} request${matching.length === 1 ? '' : 's'}.` : '';
     if (!shown.length) {
       tableBox.append(emptyState('No requests', Object.values(filters).some(Boolean) ? 'Nothing matches these filters.' : 'Proxied requests show up here as they happen.'));
       return;
@@ -145,7 +148,7 @@ export function mountRequests(root, app) {
       h('tbody', null, shown.map((r) => h('tr', { 'data-status': String(r.status) },
         h('td', { 'data-label': 'Time' }, h('time', { datetime: new Date(r.time).toISOString(), title: new Date(r.time).toLocaleString() }, formatClockSeconds(r.time))),
         h('td', { 'data-label': 'Route' }, h('div', null, r.protocol ?? ''), h('div', { class: 'muted mono' }, r.route ?? '')),
-        h('td', { 'data-label': 'Model' },
+        h('td', { 'data-label': 'Model', class: 'cell-model' },
           h('div', null, r.model_requested ?? '–'),
           r.model_used && r.model_used !== r.model_requested ? h('div', { class: 'muted' }, `→ ${r.model_used}`) : null),
         h('td', { 'data-label': 'Account' }, r.email ?? r.account_id ?? h('span', { class: 'muted' }, 'none')),
@@ -157,6 +160,10 @@ export function mountRequests(root, app) {
           h('div', null, formatMs(r.latency_ms)),
           r.first_byte_ms != null ? h('div', { class: 'muted', title: 'time to first byte' }, `first byte ${formatMs(r.first_byte_ms)}`) : null),
         h('td', { 'data-label': 'Tokens', class: 'num' }, `${formatNumber(r.tokens_in ?? 0)} / ${formatNumber(r.tokens_out ?? 0)}`)))))));
+    if (matching.length > shown.length) {
+      tableBox.append(h('div', { class: 'more' }, h('button', { type: 'button', class: 'btn btn-secondary',
+        onclick: () => { visible += PAGE; renderTable(); } }, `Show ${Math.min(PAGE, matching.length - shown.length)} more`)));
+    }
   }
 
   // Live entries that arrive while a reload is in flight must survive it.

@@ -34,6 +34,7 @@ export function mountAccounts(root, app) {
       h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'sr-only' }, 'Actions')))),
     tbody);
 
+  const tableWrap = h('div', { class: 'table-wrap' }, table);
   const searchId = uid('search');
   const stateSelId = uid('statesel');
   const stateSelect = h('select', { id: stateSelId, onchange: (e) => { filterState = e.target.value; render(); } },
@@ -58,7 +59,7 @@ export function mountAccounts(root, app) {
     pendingBox,
     filters,
     bulkBar,
-    h('div', { class: 'table-wrap' }, table),
+    tableWrap,
     emptyBox));
 
   selectAll.addEventListener('change', () => {
@@ -430,7 +431,8 @@ export function mountAccounts(root, app) {
     const list = shown();
     clear(tbody);
     for (const a of list) tbody.append(row(a));
-    table.hidden = list.length === 0;
+    tableWrap.hidden = list.length === 0;
+    filters.hidden = summary.hidden = accounts().length === 0;
     clear(emptyBox);
     if (!accounts().length) {
       emptyBox.append(emptyState('No accounts yet',

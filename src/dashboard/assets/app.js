@@ -86,10 +86,11 @@ function renderBanners() {
   if (!st) return;
   const oauth = st.oauth ?? {};
   if (!oauth.configured) {
+    if (app.viewName === 'setup') return;
     box.append(h('div', { class: 'banner banner-info', role: 'status' },
       h('strong', null, 'No Google OAuth client yet. '),
       'Accounts can be added once the client_secret.json is in place. ',
-      app.viewName === 'setup' ? null : h('a', { href: '#setup' }, 'Set it up')));
+      h('a', { href: '#setup' }, 'Set it up')));
   } else if (oauth.problem) {
     box.append(h('div', { class: 'banner banner-bad', role: 'alert' },
       h('strong', null, 'OAuth client problem: '), oauth.problem,

@@ -105,7 +105,7 @@ export function mountProxy(root, app) {
         h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'sr-only' }, 'Actions')))),
       h('tbody', null, keys.map((k) => h('tr', null,
         h('td', { 'data-label': 'Label' }, k.label ?? ''),
-        h('td', { 'data-label': 'Key' }, h('code', null, `${k.prefix ?? ''}…`)),
+        h('td', { 'data-label': 'Key' }, h('code', null, /…$/.test(k.prefix ?? '') ? k.prefix : `${k.prefix ?? ''}…`)),
         h('td', { 'data-label': 'Created' }, timeEl(k.created_at)),
         h('td', { class: 'col-actions' }, h('button', { type: 'button', class: 'btn btn-small btn-ghost btn-ghost-danger',
           'aria-label': `Revoke the key ${k.label}`, onclick: () => revoke(k) }, 'Revoke'))))))));

@@ -74,6 +74,16 @@ const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'pr
 
 type Shaper = (status: number, message: string, type?: string) => unknown;
 
+/** A bad request ends its request-log entry here (the error is answered by the caller). */
+function recordBadRequest(engine: EngineDeps, track: Track, e: unknown): unknown {
+  if (e instanceof HttpError) {
+    track.status = e.status;
+    track.error = e.message;
+    finishTrack(engine, track);
+  }
+  return e;
+}
+
 function authErrorBody(protocol: Protocol, message: string): unknown {
   switch (protocol) {
     case 'openai':
@@ -275,12 +285,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         raw = read.raw;
         body = checkGeminiBody(read.body, action);
       } catch (e) {
-        if (e instanceof HttpError) {
-          track.status = e.status;
-          track.error = e.message;
-          finishTrack(engine, track);
-        }
-        throw e;
+        throw recordBadRequest(engine, track, e);
       }
       const model = aliasesFor(cfg.model_aliases).resolve(split.model);
       track.modelUsed = model;
@@ -342,12 +347,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
           parsed = door.parseRequest(body);
         }
       } catch (e) {
-        if (e instanceof HttpError) {
-          track.status = e.status;
-          track.error = e.message;
-          finishTrack(engine, track);
-        }
-        throw e;
+        throw recordBadRequest(engine, track, e);
       }
       track.modelRequested = parsed.requestedModel;
       const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel);
@@ -379,12 +379,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         const b = await readBody(ctx.req, cfg.max_body_bytes);
         body = b.length ? b : null;
       } catch (e) {
-        if (e instanceof HttpError) {
-          track.status = e.status;
-          track.error = e.message;
-          finishTrack(engine, track);
-        }
-        throw e;
+        throw recordBadRequest(engine, track, e);
       }
     }
     const target = buildPassthrough(cfg.google_api_base_url, ctx.url, ctx.req.headers);

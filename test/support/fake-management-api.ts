@@ -2,6 +2,7 @@
 // canned data, plus the real dashboard routes and sessions, for developing and
 // testing the dashboard without the whole gateway. Its accounts hold token
 // values (like the real store) so that tests can check none reaches a page.
+import type { RequestLogEntry } from '../../src/api/deps.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -19,22 +20,8 @@ export interface FakeAccount {
   usage_today: { requests: number; tokens: number };
 }
 
-export interface FakeRequest {
-  time: number;
-  route: string;
-  protocol: string;
-  model_requested: string | null;
-  model_used: string | null;
-  account_id: string | null;
-  email: string | null;
-  status: number;
-  latency_ms: number;
-  first_byte_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  retries: number;
-  error: string | null;
-}
+/** A request log entry, exactly as the real API serves it. */
+export type FakeRequest = RequestLogEntry;
 
 export interface FakeGatewayOptions {
   adminToken?: string;

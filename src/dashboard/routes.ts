@@ -106,15 +106,7 @@ export function renderLoginPage(opts: { error?: string; notice?: string; hint?: 
   const hint =
     opts.hint ??
     'The admin token is printed when the gateway starts for the first time and saved as "admin_token" in config.json in the data directory (~/.grantpool by default), unless GRANTPOOL_ADMIN_TOKEN sets it.';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>Log in · Grantpool</title>
-<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/assets/app.css">
+  return `${pageHead('Log in · Grantpool')}
 </head>
 <body class="login-body">
 <main class="login-card" aria-labelledby="login-title">
@@ -133,17 +125,21 @@ export function renderLoginPage(opts: { error?: string; notice?: string; hint?: 
 </html>`;
 }
 
-export function renderAppPage(csrf: string): string {
+/** The start of every dashboard page, up to (not including) </head>. */
+function pageHead(title: string, extra = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<meta name="grantpool-csrf" content="${escapeHtml(csrf)}">
-<title>Grantpool</title>
+<meta name="color-scheme" content="light dark">${extra ? `\n${extra}` : ''}
+<title>${escapeHtml(title)}</title>
 <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/assets/app.css">
+<link rel="stylesheet" href="/assets/app.css">`;
+}
+
+export function renderAppPage(csrf: string): string {
+  return `${pageHead('Grantpool', `<meta name="grantpool-csrf" content="${escapeHtml(csrf)}">`)}
 <script type="module" src="/assets/app.js"></script>
 </head>
 <body>

@@ -102,6 +102,14 @@ export function finishTrack(deps: EngineDeps, t: Track): void {
 // ---------------------------------------------------------------------------
 // Failover
 
+/** An upstream 4xx caused by the request itself, answered in the client's protocol. */
+function answerClientError(res: ServerResponse, door: Door, opened: { status: number; text: string }, track: Track): void {
+  const message = upstreamMessage(opened.status, opened.text);
+  track.status = opened.status;
+  track.error = message.slice(0, 300);
+  sendJsonBody(res, opened.status, door.errorBody(opened.status, message, 'upstream_error'));
+}
+
 export interface AttemptSpec {
   /** Upstream model for acquire/report ('' for the Google API pass-through). */
   model: string;
@@ -606,13 +614,7 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
       signal: call.signal,
     };
     const opened = await openUpstream(deps, spec, track);
-    if (opened.kind === 'client_error') {
-      const message = upstreamMessage(opened.status, opened.text);
-      track.status = opened.status;
-      track.error = message.slice(0, 300);
-      sendJsonBody(res, opened.status, door.errorBody(opened.status, message, 'upstream_error'));
-      return;
-    }
+    if (opened.kind === 'client_error') return answerClientError(res, door, opened, track);
     if (opened.kind === 'ok') {
       let gemini: Record<string, unknown>;
       try {
@@ -711,13 +713,7 @@ export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, 
       },
       track,
     );
-    if (opened.kind === 'client_error') {
-      const message = upstreamMessage(opened.status, opened.text);
-      track.status = opened.status;
-      track.error = message.slice(0, 300);
-      sendJsonBody(res, opened.status, door.errorBody(opened.status, message, 'upstream_error'));
-      return;
-    }
+    if (opened.kind === 'client_error') return answerClientError(res, door, opened, track);
     if (opened.kind !== 'ok') throw new Error('unexpected stream');
     let gemini: Record<string, unknown>;
     try {

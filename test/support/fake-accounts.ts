@@ -38,7 +38,12 @@ export function fakeAccount(
 }
 
 /** A pino logger whose JSON lines are kept. */
-export function captureLog(): { logger: Logger; lines: () => Array<Record<string, any>>; messages: () => string[] } {
+export function captureLog(): {
+  logger: Logger;
+  lines: () => Array<Record<string, any>>;
+  messages: () => string[];
+  text: () => string;
+} {
   const chunks: string[] = [];
   const destination = new Writable({
     write(chunk, _enc, cb) {
@@ -47,13 +52,13 @@ export function captureLog(): { logger: Logger; lines: () => Array<Record<string
     },
   });
   const logger = createLogger({ level: 'debug', destination: destination as never });
+  const text = () => chunks.join('');
   const lines = () =>
-    chunks
-      .join('')
+    text()
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, any>);
-  return { logger, lines, messages: () => lines().map((l) => String(l.msg)) };
+  return { logger, lines, messages: () => lines().map((l) => String(l.msg)), text };
 }
 
 export const defaultPoolConfig: PoolConfig = {

@@ -4,9 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { createLogger, type Logger } from '../../src/log/logger.ts';
 import type { Account } from '../../src/store/account.ts';
 
 export const CHILD_SCRIPT = fileURLToPath(new URL('./store-child.ts', import.meta.url));
@@ -44,24 +42,8 @@ export function makeAccount(id: string, overrides: Partial<Account> & Record<str
   } as Account;
 }
 
-/** A pino logger whose JSON lines are collected in `lines`. */
-export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(String(chunk));
-      cb();
-    },
-  });
-  const logger = createLogger({ level: 'debug', destination: destination as never });
-  const text = () => chunks.join('');
-  const lines = () =>
-    text()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { logger, lines, text };
-}
+/** A pino logger whose JSON lines are collected (shared with the pool tests). */
+export { captureLog as captureLogger } from './fake-accounts.ts';
 
 /** Node's compile cache makes the many short-lived children of the kill test start about twice as fast. */
 const COMPILE_CACHE = join(tmpdir(), 'grantpool-test-compile-cache');

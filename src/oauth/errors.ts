@@ -2,6 +2,7 @@
 // can send to the callback or the token endpoint, and for Grantpool's own
 // checks in the consent flow. Used by the callback page, the management API
 // and the CLI alike.
+import { redactSecrets } from '../util/redact.ts';
 
 export interface ErrorContext {
   /** The redirect URI this gateway uses (`<public url>/oauth2callback`). */
@@ -209,8 +210,7 @@ export function safeCode(code: string): string {
  */
 export function cleanDescription(text: string | undefined | null, secrets: (string | undefined | null)[] = [], max = 300): string {
   if (!text) return '';
-  let t = String(text);
-  for (const s of secrets) if (s && s.length >= 8) t = t.split(s).join('[redacted]');
+  let t = redactSecrets(String(text), secrets);
   t = t.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }

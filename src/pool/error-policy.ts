@@ -1,6 +1,7 @@
 // What a failed refresh means, decided from the token endpoint's `error` code
 // (carried by RefreshError.kind), never from the description text. Plus the
 // texts that go into account files and logs for it: bounded, and never a token.
+import { redactSecrets } from '../util/redact.ts';
 import type { Account } from '../store/account.ts';
 import { RefreshError, type RefreshFailureKind } from './types.ts';
 
@@ -51,14 +52,5 @@ export function truncate(s: string, max: number): string {
 
 /** Removes anything that looks like a Google token, and the account's own token values. */
 export function scrubSecrets(s: string, account?: Account): string {
-  let out = s;
-  if (account) {
-    for (const secret of [account.token.access_token, account.token.refresh_token]) {
-      if (secret && secret.length >= 8) out = out.split(secret).join('[redacted]');
-    }
-  }
-  return out
-    .replace(/ya29\.[\w.-]+/g, '[redacted]')
-    .replace(/1\/\/[\w.-]{8,}/g, '[redacted]')
-    .replace(/GOCSPX-[\w-]+/g, '[redacted]');
+  return redactSecrets(s, account ? [account.token.access_token, account.token.refresh_token] : []);
 }

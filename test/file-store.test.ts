@@ -112,6 +112,16 @@ test('update is read-modify-write; invalid results are refused; unknown fields s
   assert.equal(same?.email, 'a@example.com');
   assert.equal((await store.get('a'))?.email, 'a@example.com');
 
+  // What the store hands out is shared and read-only, nested fields included: a stray write throws.
+  const read = (await store.get('a'))!;
+  assert.throws(() => {
+    read.token.access_token = 'changed';
+  }, TypeError);
+  assert.throws(() => {
+    (read.future_field as { nested: number[] }).nested.push(4);
+  }, TypeError);
+  assert.equal((await store.list())[0]?.token.access_token, read.token.access_token);
+
   assert.equal(await store.update('missing', (a) => a), null);
   assert.equal(await store.update('../etc/passwd', (a) => a), null);
 

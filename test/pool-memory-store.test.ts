@@ -4,16 +4,24 @@ import { MemoryAccountStore } from '../src/store/memory-store.ts';
 import type { AccountChange } from '../src/store/store.ts';
 import { fakeAccount } from './support/fake-accounts.ts';
 
-test('memory store: list/get return copies; update is read-modify-write and tells watchers', async () => {
+test('memory store: list/get return read-only accounts; update is read-modify-write on a draft and tells watchers', async () => {
   const store = new MemoryAccountStore([fakeAccount('a'), fakeAccount('b')]);
   const seen: AccountChange[] = [];
   const stop = store.watch((c) => seen.push(c));
 
   const a = (await store.get('a'))!;
-  a.email = 'mutated@example.com';
-  assert.equal((await store.get('a'))!.email, 'a@example.com', 'callers get copies');
+  assert.throws(() => {
+    a.email = 'mutated@example.com';
+  }, TypeError);
+  assert.throws(() => {
+    a.token.access_token = 'mutated';
+  }, TypeError);
+  assert.equal((await store.get('a'))!.email, 'a@example.com', 'what others read is unchanged');
 
-  const updated = await store.update('a', (cur) => ({ ...cur, proxy_disabled: true }));
+  const updated = await store.update('a', (cur) => {
+    cur.proxy_disabled = true; // the callback's draft may be changed in place
+    return cur;
+  });
   assert.equal(updated!.proxy_disabled, true);
   assert.equal((await store.get('a'))!.proxy_disabled, true);
   assert.deepEqual(seen.map((c) => [c.id, c.account?.proxy_disabled]), [['a', true]]);

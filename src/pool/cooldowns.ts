@@ -10,10 +10,12 @@ export interface Cooldown {
 
 /** Cooldowns of one account, per model ('' is the Google API pass-through). */
 export class ModelCooldowns {
-  private byModel = new Map<string, Cooldown>();
+  /** Created on the first cooldown: most accounts never have one. */
+  private byModel: Map<string, Cooldown> | null = null;
 
   /** Sets a cooldown; an existing longer one is kept (never shorten what upstream said). */
   set(model: string, until: number, reason: string): void {
+    this.byModel ??= new Map();
     const cur = this.byModel.get(model);
     if (cur && cur.until >= until) return;
     this.byModel.set(model, { until, reason });
@@ -21,10 +23,10 @@ export class ModelCooldowns {
 
   /** The active cooldown for a model, or null. */
   active(model: string, now: number): Cooldown | null {
-    const c = this.byModel.get(model);
+    const c = this.byModel?.get(model);
     if (!c) return null;
     if (c.until <= now) {
-      this.byModel.delete(model);
+      this.byModel!.delete(model);
       return null;
     }
     return c;
@@ -32,6 +34,7 @@ export class ModelCooldowns {
 
   /** The longest active cooldown over all models (for an account's displayed state). */
   longest(now: number): (Cooldown & { model: string }) | null {
+    if (!this.byModel) return null;
     let best: (Cooldown & { model: string }) | null = null;
     for (const [model, c] of this.byModel) {
       if (c.until <= now) {
@@ -44,7 +47,7 @@ export class ModelCooldowns {
   }
 
   clear(): void {
-    this.byModel.clear();
+    this.byModel = null;
   }
 }
 

@@ -117,7 +117,8 @@ interface Entry {
   readonly id: string;
   account: Account;
   emailLower: string;
-  scopes: Set<string>;
+  /** Granted scopes (shared by every account with the same scope string: read-only). */
+  scopes: ReadonlySet<string>;
   clientKey: string;
   expiresAtMs: number;
   cooldowns: ModelCooldowns;
@@ -135,6 +136,19 @@ type Block = 'disabled' | 'quota' | 'proxy_disabled' | 'cooling' | 'backoff' | '
 
 /** Refreshes one acquire() may wait on and see fail before it takes only ready tokens. */
 const MAX_REFRESH_FAILURES_PER_ACQUIRE = 3;
+
+const NO_SCOPES: ReadonlySet<string> = new Set();
+/** One set per distinct scope string (thousands of accounts usually share a handful); bounded. */
+const scopeSets = new Map<string, ReadonlySet<string>>();
+
+function scopeSet(scope: string): ReadonlySet<string> {
+  let set = scopeSets.get(scope);
+  if (!set) {
+    set = new Set(scope.split(/\s+/).filter(Boolean));
+    if (scopeSets.size < 1000) scopeSets.set(scope, set);
+  }
+  return set;
+}
 
 export function createPool(opts: PoolOptions): Pool {
   const { store, refresher, clock, logger } = opts;
@@ -194,7 +208,7 @@ export function createPool(opts: PoolOptions): Pool {
         id: account.id,
         account,
         emailLower: '',
-        scopes: new Set(),
+        scopes: NO_SCOPES,
         clientKey: '',
         expiresAtMs: 0,
         cooldowns: new ModelCooldowns(),
@@ -226,7 +240,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (notified && account.proxy_disabled) e.pendingProxyDisable = null;
     e.emailLower = account.email.toLowerCase();
     byEmail.set(e.emailLower, e.id);
-    e.scopes = new Set(account.token.scope.split(/\s+/).filter(Boolean));
+    e.scopes = scopeSet(account.token.scope);
     e.clientKey = clientKey(account.oauth_client_id);
     e.expiresAtMs = account.token.expiry_timestamp * 1000;
     if (account.last_used) e.lastUsedPersistedMs = Math.max(e.lastUsedPersistedMs, account.last_used * 1000);

@@ -1,7 +1,7 @@
 // One account file: its name, its text, and reading it back with reasons that
 // are safe to log (never a piece of the file's content, which holds tokens).
 import { describeJsonError } from '../util/json.ts';
-import { AccountSchema, type Account } from './account.ts';
+import { AccountSchema, readOnlyAccount, type Account } from './account.ts';
 import type { z } from 'zod';
 
 export const ACCOUNT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -50,7 +50,7 @@ export function parseAccountFile(text: string, id: string): ParsedAccountFile {
   const result = AccountSchema.safeParse(data);
   if (!result.success) return { ok: false, reason: describeSchemaError(result.error) };
   if (result.data.id !== id) return { ok: false, reason: `id: "${result.data.id}" does not match the file name ${accountFileName(id)}` };
-  return { ok: true, account: result.data };
+  return { ok: true, account: readOnlyAccount(result.data) };
 }
 
 export class InvalidAccountError extends Error {
@@ -60,7 +60,7 @@ export class InvalidAccountError extends Error {
   }
 }
 
-/** Validates an account about to be written (defaults filled in, unknown fields kept). */
+/** Validates an account about to be written (defaults filled in, unknown fields kept); the result is read-only. */
 export function validateAccount(candidate: unknown): Account {
   // A JSON round trip first, so that what is compared and cached is exactly what a reader gets back.
   let plain: unknown;
@@ -71,5 +71,5 @@ export function validateAccount(candidate: unknown): Account {
   }
   const result = AccountSchema.safeParse(plain);
   if (!result.success) throw new InvalidAccountError(describeSchemaError(result.error));
-  return result.data;
+  return readOnlyAccount(result.data);
 }

@@ -45,7 +45,49 @@ export function sameIdentity(a: Identity, b: Identity): boolean {
 
 /** Oldest first, then by email, then by id: the order of every account list. */
 export function byCreation(a: Account, b: Account): number {
-  return a.created_at - b.created_at || a.email.localeCompare(b.email) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  // Code-unit order (not localeCompare): the same order everywhere, and no ICU collation data in memory.
+  return a.created_at - b.created_at || compareText(a.email, b.email) || compareText(a.id, b.id);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// Strings that thousands of accounts share (the granted scopes, the OAuth client, the token type)
+// are kept once. Bounded, so that odd files cannot grow it without limit.
+const shared = new Map<string, string>();
+const MAX_SHARED = 1000;
+
+function share(s: string): string {
+  const known = shared.get(s);
+  if (known !== undefined) return known;
+  if (shared.size < MAX_SHARED) shared.set(s, s);
+  return s;
+}
+
+function deepFreeze(value: unknown): void {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+/**
+ * An account as the store keeps and hands it out: read-only (frozen, so the
+ * store, the pool and every reader share one object and a stray write throws
+ * instead of changing what others see), with common strings shared. Takes a
+ * freshly parsed account that nobody else holds yet.
+ */
+export function readOnlyAccount(a: Account): Account {
+  a.token.scope = share(a.token.scope);
+  a.token.token_type = share(a.token.token_type);
+  if (a.oauth_client_id) a.oauth_client_id = share(a.oauth_client_id);
+  deepFreeze(a);
+  return a;
+}
+
+/** A copy that may be changed (for update() and upsertByIdentity() callbacks). */
+export function draftAccount(a: Account): Account {
+  return structuredClone(a);
 }
 
 /** Unix seconds. */

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
-import { byCreation, sameIdentity, type Account, type Identity } from './account.ts';
+import { byCreation, draftAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import {
   accountFileName,
   accountIdOfFileName,
@@ -270,7 +270,7 @@ export class FileStore implements AccountStore {
     }
     this.known.set(id, entry);
     if ((!prev || prev.contentHash !== entry.contentHash) && this.listeners.size) {
-      this.emit({ id, account: structuredClone(entry.account) });
+      this.emit({ id, account: entry.account });
     }
   }
 
@@ -349,13 +349,13 @@ export class FileStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.rescan({ cleanTemp: false, lockHeld: false });
-    return [...this.known.values()].map((e) => structuredClone(e.account)).sort(byCreation);
+    return [...this.known.values()].map((e) => e.account).sort(byCreation);
   }
 
   async get(id: string): Promise<Account | null> {
     if (!isAccountId(id)) return null;
     const entry = await this.refresh(id, false);
-    return entry ? structuredClone(entry.account) : null;
+    return entry ? entry.account : null;
   }
 
   update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
@@ -363,12 +363,12 @@ export class FileStore implements AccountStore {
     return this.withStoreLock(async () => {
       const current = await this.refresh(id, true);
       if (!current) return null;
-      const proposed = outsideLocks(() => change(structuredClone(current.account)));
-      if (proposed == null) return structuredClone(current.account);
+      const proposed = outsideLocks(() => change(draftAccount(current.account)));
+      if (proposed == null) return current.account;
       const next = validateAccount(proposed);
       if (next.id !== id) throw new InvalidAccountError(`id: an update cannot change the id ("${id}" to "${next.id}")`);
       await this.writeLocked(next, current);
-      return structuredClone(next);
+      return next;
     });
   }
 
@@ -380,7 +380,7 @@ export class FileStore implements AccountStore {
       // Another process may have added this identity a moment ago: look at the folder, not the memory.
       await this.rescan({ cleanTemp: false, lockHeld: true });
       const existing = this.findByIdentity(identity);
-      const next = validateAccount(outsideLocks(() => build(existing ? structuredClone(existing.account) : null)));
+      const next = validateAccount(outsideLocks(() => build(existing ? draftAccount(existing.account) : null)));
       if (existing && next.id !== existing.account.id) {
         throw new InvalidAccountError(`id: the account of this identity is "${existing.account.id}", not "${next.id}"`);
       }
@@ -389,7 +389,7 @@ export class FileStore implements AccountStore {
         throw new InvalidAccountError(`id: "${next.id}" is already used by another account`);
       }
       await this.writeLocked(next, existing);
-      return { account: structuredClone(next), created: !existing };
+      return { account: next, created: !existing };
     });
   }
 

@@ -1,9 +1,9 @@
 // An in-memory AccountStore with the same semantics as the file store: every
-// write is validated, callers get copies (never live objects), watch() is told
+// write is validated, callers get read-only accounts (update callbacks get drafts), watch() is told
 // about every change, upsertByIdentity matches `sub` else email, and
 // withRefreshLock serialises per account id. Used in tests and by anyone who
 // needs a store without a disk.
-import { AccountSchema, sameIdentity, type Account, type Identity } from './account.ts';
+import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export class MemoryAccountStore implements AccountStore {
@@ -17,30 +17,30 @@ export class MemoryAccountStore implements AccountStore {
 
   constructor(initial: readonly Account[] = []) {
     for (const a of initial) {
-      const parsed = AccountSchema.parse(a);
+      const parsed = stored(a);
       this.accounts.set(parsed.id, parsed);
     }
   }
 
   async list(): Promise<Account[]> {
-    return [...this.accounts.values()].map(copy);
+    return [...this.accounts.values()];
   }
 
   async get(id: string): Promise<Account | null> {
     const a = this.accounts.get(id);
-    return a ? copy(a) : null;
+    return a ?? null;
   }
 
   update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
     return this.serial(async () => {
       const current = this.accounts.get(id);
       if (!current) return null;
-      const next = change(copy(current));
-      if (next === null) return copy(current);
-      const parsed = AccountSchema.parse({ ...next, id });
+      const next = change(draftAccount(current));
+      if (next === null) return current;
+      const parsed = stored({ ...next, id });
       this.accounts.set(id, parsed);
       this.emit(id, parsed);
-      return copy(parsed);
+      return parsed;
     });
   }
 
@@ -56,13 +56,13 @@ export class MemoryAccountStore implements AccountStore {
           break;
         }
       }
-      const built = AccountSchema.parse(build(existing ? copy(existing) : null));
+      const built = AccountSchema.parse(build(existing ? draftAccount(existing) : null));
       const id = existing ? existing.id : built.id;
-      const stored = { ...built, id };
+      const account = stored({ ...built, id });
       if (!existing && this.accounts.has(id)) throw new Error(`an account with id ${id} already exists`);
-      this.accounts.set(id, stored);
-      this.emit(id, stored);
-      return { account: copy(stored), created: !existing };
+      this.accounts.set(id, account);
+      this.emit(id, account);
+      return { account, created: !existing };
     });
   }
 
@@ -77,10 +77,10 @@ export class MemoryAccountStore implements AccountStore {
   /** Test helper: insert or replace an account as a person with an editor would (validated, watchers told). */
   put(account: Account): Promise<Account> {
     return this.serial(async () => {
-      const parsed = AccountSchema.parse(account);
+      const parsed = stored(account);
       this.accounts.set(parsed.id, parsed);
       this.emit(parsed.id, parsed);
-      return copy(parsed);
+      return parsed;
     });
   }
 
@@ -117,7 +117,7 @@ export class MemoryAccountStore implements AccountStore {
   private emit(id: string, account: Account | null): void {
     for (const w of [...this.watchers]) {
       try {
-        w({ id, account: account ? copy(account) : null });
+        w({ id, account });
       } catch {
         // a watcher's failure is its own business
       }
@@ -125,6 +125,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 }
 
-function copy(a: Account): Account {
-  return structuredClone(a);
+/** Validated like a written file (a JSON round trip, defaults filled in), then read-only. */
+function stored(a: unknown): Account {
+  return readOnlyAccount(AccountSchema.parse(JSON.parse(JSON.stringify(a))));
 }

@@ -9,6 +9,11 @@ export interface AccountChange {
   account: Account | null;
 }
 
+/**
+ * Accounts handed out by a store are read-only (frozen) and may be shared by
+ * every reader; changes go through update() or upsertByIdentity(), whose
+ * callbacks get a draft copy to change.
+ */
 export interface AccountStore {
   /** Every readable account. Unreadable entries are quarantined and logged, never fatal. */
   list(): Promise<Account[]>;

@@ -1,5 +1,5 @@
 // `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]
-//  [-- --accounts=N] [-- --gateway-flags="--max-semi-space-size=16"] [-- --keep]`
+//  [-- --accounts=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep]`
 // --profile writes a CPU profile of the gateway per door during its throughput runs
 // (bench/results/profiles/); bench/profile-summary.ts summarises one.
 //
@@ -9,7 +9,9 @@
 //   (b) a bare pass-through proxy (node:http + undici, no parsing).
 // The upstream (bench/upstream.ts), the baseline proxy (bench/passthrough.ts)
 // and the gateway (bench/gateway-child.ts) each run in their own process; the
-// load generator (autocannon, and a timing client for streams) runs here.
+// load generator (autocannon, and a timing client for streams) runs here. The
+// gateway and the baseline proxy run as `grantpool serve` does: with the Node
+// flags of bin/node-flags.js and a warm compile cache.
 // Prints a table with each target and PASS/MISS, and writes
 // bench/results/bench-<time>.json (and latest.json, latest.md).
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +28,7 @@ import { benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts }
 import { accountFileName } from '../src/store/account-file.ts';
 import { writeFileAtomic } from '../src/store/atomic-write.ts';
 import type { UpstreamShape } from './upstream.ts';
+import { NODE_FLAGS } from '../bin/node-flags.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
@@ -42,9 +45,11 @@ const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const accountsArg = argv.find((a) => a.startsWith('--accounts='));
 const N_ACCOUNTS = accountsArg ? Number(accountsArg.slice(11)) : 10_000;
 const phase = (name: string) => !ONLY || ONLY.has(name);
-/** Extra Node flags for the gateway processes (e.g. --gateway-flags="--max-semi-space-size=8"), to try a launch setting. */
-const flagsArg = argv.find((a) => a.startsWith('--gateway-flags='));
-const GATEWAY_FLAGS = flagsArg ? flagsArg.slice(16).split(' ').filter(Boolean) : [];
+/** Node flags of the gateway and the baseline proxy: Grantpool's own unless --node-flags="..." tries others. */
+const flagsArg = argv.find((a) => a.startsWith('--node-flags='));
+const NODE_ARGS = flagsArg ? flagsArg.slice(13).split(' ').filter(Boolean) : [...NODE_FLAGS];
+/** Where compiled code is cached, as for `grantpool serve` (module.enableCompileCache's default). */
+const COMPILE_CACHE = { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'node-compile-cache') };
 
 const P = QUICK
   ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, pairAmount: 4000, pairs: 5, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
@@ -118,7 +123,7 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
   const url = `http://127.0.0.1:${port}`;
   const spawnedAt = Date.now();
   const t0 = performance.now();
-  const execArgv = ['--expose-gc', ...GATEWAY_FLAGS];
+  const execArgv = ['--expose-gc', ...NODE_ARGS];
   const childP = startChild(join(HERE, 'gateway-child.ts'), {
     execArgv,
     logFile,
@@ -132,6 +137,7 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
       GRANTPOOL_API_KEYS: API_KEY,
       GRANTPOOL_ADMIN_TOKEN: 'gpa-bench-admin-token-0123456789',
       BENCH_SPAWNED_AT: String(spawnedAt),
+      ...COMPILE_CACHE,
       ...env,
     },
   });
@@ -564,21 +570,25 @@ async function main(): Promise<void> {
     machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ${Math.round(totalmem() / 1024 ** 3)} GB RAM, Linux ${release()}, Node ${process.version}`,
     mode: QUICK ? 'quick' : 'full',
     command: `npm run bench${QUICK ? ' -- --quick' : ''}`,
-    gatewayFlags: GATEWAY_FLAGS.join(' '),
+    nodeFlags: NODE_ARGS.join(' '),
     accounts: N_ACCOUNTS,
     params: P,
   };
-  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}${GATEWAY_FLAGS.length ? `; gateway flags: ${GATEWAY_FLAGS.join(' ')}` : ''}`);
+  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}; Node flags of the gateway and (b): ${NODE_ARGS.join(' ') || '(none)'}`);
   log(`work dir ${root}`);
   try {
     const upstream = await startChild(join(HERE, 'upstream.ts'), { logFile: join(root, 'upstream.log') });
     children.push(upstream);
     const upstreamUrl = upstream.ready.url as string;
-    const passthrough = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], logFile: join(root, 'passthrough.log') });
+    const passthrough = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], execArgv: NODE_ARGS, env: { ...process.env, ...COMPILE_CACHE }, logFile: join(root, 'passthrough.log') });
     children.push(passthrough);
 
     const needMain = ['latency', 'stream', 'throughput', 'memory', 'reload', 'select', 'start'].some(phase);
     if (needMain) {
+      // One start with a few accounts first, so that the measured start finds the compile cache warm, as every start after a user's first does.
+      const warmDir = join(root, 'warm-up');
+      await writeAccounts(warmDir, 10);
+      await (await startGatewayChild('warm-up', warmDir, { GRANTPOOL_GEMINI_BASE_URL: upstreamUrl }, join(root, 'gateway-warm-up.log'))).child.stop();
       const dataDir = join(root, 'gateway');
       const tw = performance.now();
       await writeAccounts(dataDir, N_ACCOUNTS);
@@ -609,7 +619,7 @@ async function main(): Promise<void> {
         const r = s.resident;
         row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers)', value: `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`, unit: 'MB' });
       }
-      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts)', value: ptStats.mem.rss / MB, unit: 'MB' });
+      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags)', value: ptStats.mem.rss / MB, unit: 'MB' });
       raw.afterLoad = { gateway: s, passthrough: ptStats };
       if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {
@@ -631,16 +641,7 @@ async function main(): Promise<void> {
         row({ section: '4', metric: 'floor: gateway RSS with 10 accounts after a similar load', value: fs.mem.rss / MB, unit: `MB (V8 heap ${round(fs.mem.heapTotal / MB, 1)} MB)` });
         await fl.child.stop();
         children.pop();
-        // And the bare proxy with the smallest young generation V8 allows to tune: what no Node proxy gets under.
-        const small = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], execArgv: ['--max-semi-space-size=2'], logFile: join(root, 'passthrough-small.log') });
-        children.push(small);
-        const st: Target = { ...ft.gemini, name: 'bare proxy, small heap', url: small.ready.url as string };
-        await cannon(st, { connections: 64, amount: P.tputAmount * 3 });
-        const ss = await small.ask<{ mem: Mem }>('stats');
-        row({ section: '4', metric: 'floor: (b) bare proxy with --max-semi-space-size=2 after a similar load', value: ss.mem.rss / MB, unit: 'MB' });
-        raw.floor = { gateway10: fs, passthroughSmallHeap: ss };
-        await small.stop();
-        children.pop();
+        raw.floor = { gateway10: fs };
       }
     }
     if (phase('herd')) await timed('herd', () => herdPhase(root, upstreamUrl));

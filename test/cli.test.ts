@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStack, type Stack } from './support/stack.ts';
 
@@ -165,6 +165,17 @@ test('the launcher runs on the machine\'s old Node by handing over to the projec
   const r = await cli(['--help'], {}, '/usr/bin/node');
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /Usage: grantpool/);
+});
+
+test('the launcher\'s shebang, `npm start` and the hand-over from an old Node all start Node with the same flags', async () => {
+  const { NODE_FLAGS } = await import('../bin/node-flags.js');
+  const root = join(import.meta.dirname, '..');
+  const shebang = (await readFile(BIN, 'utf8')).split('\n')[0]!;
+  const start = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).scripts.start as string;
+  assert.ok(NODE_FLAGS.length > 0);
+  assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+  assert.equal(start, `node ${NODE_FLAGS.join(' ')} bin/grantpool.js serve`);
+  assert.match(await readFile(BIN, 'utf8'), /spawn\(local, \[\.\.\.NODE_FLAGS,/);
 });
 
 test('with the gateway stopped, list still works from the files and add listens on the redirect URI itself', async () => {

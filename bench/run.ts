@@ -332,8 +332,11 @@ async function throughputPhase(t: Targets, upstream: Child, procs: { gateway: Ch
       const profilePath = PROFILE && v.delayMs === 0 ? join(RESULTS, 'profiles', `gateway-${x.name.replace(/\W+/g, '-')}.cpuprofile`) : null;
       if (profilePath) await procs.gateway.ask('profile-start', { intervalUs: 200 });
       for (let i = 0; i < v.pairs; i++) {
-        const b = await run(t.passthrough, procs.passthrough, v.amount);
-        const g = await run(x, procs.gateway, v.amount);
+        // (b) first in even pairs, the gateway first in odd ones: whatever favours the first (or second) run of a pair cancels out.
+        const bFirst = i % 2 === 0;
+        const first = bFirst ? await run(t.passthrough, procs.passthrough, v.amount) : await run(x, procs.gateway, v.amount);
+        const second = bFirst ? await run(x, procs.gateway, v.amount) : await run(t.passthrough, procs.passthrough, v.amount);
+        const [b, g] = bFirst ? [first, second] : [second, first];
         r.baseline.push(b.rps);
         r.baselineCpuUs.push(b.cpuUs);
         r.rps.push(g.rps);

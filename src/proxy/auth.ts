@@ -37,26 +37,39 @@ function digest(s: string): Buffer {
   return hash('sha256', s, 'buffer');
 }
 
-const digestCache = new WeakMap<object, Buffer[]>();
-
-/** Key digests for a config's key list (computed once per list object). */
-function digestsFor(keys: readonly { key: string }[]): Buffer[] {
-  let d = digestCache.get(keys);
-  if (!d) {
-    d = keys.map((k) => digest(k.key));
-    digestCache.set(keys, d);
-  }
-  return d;
+interface KeyList {
+  digests: Buffer[];
+  /** Keys already seen to match, so that a client's every request skips the hash (bounded by the list). */
+  accepted: Set<string>;
 }
 
-/** True when `candidate` equals one of the keys; the comparison takes the same time wherever they differ. */
+const keyLists = new WeakMap<object, KeyList>();
+
+/** Key digests for a config's key list (computed once per list object). */
+function keyListFor(keys: readonly { key: string }[]): KeyList {
+  let l = keyLists.get(keys);
+  if (!l) {
+    l = { digests: keys.map((k) => digest(k.key)), accepted: new Set() };
+    keyLists.set(keys, l);
+  }
+  return l;
+}
+
+/**
+ * True when `candidate` equals one of the keys. A key not yet seen to match is
+ * compared by digest in constant time (no early exit, so timing says nothing
+ * about how much of it is right); one that matched before is found in a set of
+ * the valid keys themselves, which says no more than the answer does.
+ */
 export function keyMatches(candidate: string, keys: readonly { key: string }[]): boolean {
+  const list = keyListFor(keys);
+  if (list.accepted.has(candidate)) return true;
   const c = digest(candidate);
   let ok = false;
-  for (const k of digestsFor(keys)) {
-    // Every key is compared (no early exit) so timing says nothing about which matched.
+  for (const k of list.digests) {
     if (timingSafeEqual(c, k)) ok = true;
   }
+  if (ok) list.accepted.add(candidate);
   return ok;
 }
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Router, type RequestContext } from '../../src/server/router.ts';
 import { HttpError, readBody, readJson, sendHtml, sendJson } from '../../src/server/http-util.ts';
-import { publicAccount, type Account } from '../../src/store/account.ts';
+import { AccountSchema, publicAccount, type Account } from '../../src/store/account.ts';
 import type { AccountState } from '../../src/pool/types.ts';
 import { createDashboardSessions, type DashboardSessions } from '../../src/dashboard/session.ts';
 import { registerDashboardRoutes } from '../../src/dashboard/routes.ts';
@@ -83,31 +83,24 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
   const pendingConsents = new Map<string, { loginHint: string | null; code: string | null }>();
   let counter = 0;
 
-  const makeAccount = (email: string, name: string, extra: Partial<Account> = {}): Account => ({
-    id: `acc_${(++counter).toString().padStart(3, '0')}`,
-    email,
-    sub: `sub-${counter}`,
-    name,
-    token: {
-      access_token: secret('ya29.fake-'),
-      refresh_token: secret('1//fake-'),
-      expiry_timestamp: nowS() + 3000,
-      token_type: 'Bearer',
-      scope: SCOPES.join(' '),
-    },
-    oauth_client_id: CLIENT_ID,
-    project_id: null,
-    disabled: false,
-    disabled_at: null,
-    disabled_reason: null,
-    proxy_disabled: false,
-    proxy_disabled_at: null,
-    proxy_disabled_reason: null,
-    missing_scopes: [],
-    created_at: nowS() - 86400 * 5,
-    last_used: null,
-    ...extra,
-  });
+  // Defaults (not disabled, no project, ...) come from the account schema, as for a file on disk.
+  const makeAccount = (email: string, name: string, extra: Partial<Account> = {}): Account =>
+    AccountSchema.parse({
+      id: `acc_${(++counter).toString().padStart(3, '0')}`,
+      email,
+      sub: `sub-${counter}`,
+      name,
+      token: {
+        access_token: secret('ya29.fake-'),
+        refresh_token: secret('1//fake-'),
+        expiry_timestamp: nowS() + 3000,
+        token_type: 'Bearer',
+        scope: SCOPES.join(' '),
+      },
+      oauth_client_id: CLIENT_ID,
+      created_at: nowS() - 86400 * 5,
+      ...extra,
+    });
 
   const put = (account: Account, state: AccountState, usage = { requests: 0, tokens: 0 }): FakeAccount => {
     const fa = { account, state, usage_today: usage };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Account } from '../../src/store/account.ts';
+import { AccountSchema, type Account } from '../../src/store/account.ts';
 
 export const CHILD_SCRIPT = fileURLToPath(new URL('./store-child.ts', import.meta.url));
 
@@ -14,8 +14,9 @@ export async function tempDataDir(): Promise<{ dataDir: string; cleanup: () => P
   return { dataDir, cleanup: () => rm(dataDir, { recursive: true, force: true }) };
 }
 
+/** An account as the store would write it; defaults (not disabled, no project, ...) come from the schema. */
 export function makeAccount(id: string, overrides: Partial<Account> & Record<string, unknown> = {}): Account {
-  return {
+  return AccountSchema.parse({
     id,
     email: `${id}@example.com`,
     sub: `sub-${id}`,
@@ -28,18 +29,9 @@ export function makeAccount(id: string, overrides: Partial<Account> & Record<str
       scope: 'openid email',
     },
     oauth_client_id: 'client.apps.googleusercontent.com',
-    project_id: null,
-    disabled: false,
-    disabled_at: null,
-    disabled_reason: null,
-    proxy_disabled: false,
-    proxy_disabled_at: null,
-    proxy_disabled_reason: null,
-    missing_scopes: [],
     created_at: 1_700_000_000,
-    last_used: null,
     ...overrides,
-  } as Account;
+  });
 }
 
 /** A pino logger whose JSON lines are collected (shared with the pool tests). */

@@ -15,8 +15,8 @@
 //   close
 import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { readFileSync } from 'node:fs';
+import { startProfile, stopProfile } from './child-profiler.ts';
 import { startGateway } from '../src/server/gateway.ts';
 import { createLogger } from '../src/log/logger.ts';
 
@@ -86,7 +86,6 @@ gateway.store.watch((change) => {
   send({ type: 'reloaded', id: w.id, wallMs: performance.now() - w.at, activeMs: elu.active });
 });
 
-let profiler: Session | null = null;
 let sampler: { timer: NodeJS.Timeout; base: ReturnType<typeof mem>; peak: ReturnType<typeof mem>; samples: number } | null = null;
 
 process.on('message', async (m: Msg) => {
@@ -139,26 +138,14 @@ process.on('message', async (m: Msg) => {
       send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active });
       return;
     }
-    case 'profile-start': {
-      profiler = new Session();
-      profiler.connect();
-      await profiler.post('Profiler.enable');
-      await profiler.post('Profiler.setSamplingInterval', { interval: Number(m.intervalUs ?? 200) });
-      await profiler.post('Profiler.start');
+    case 'profile-start':
+      await startProfile(Number(m.intervalUs ?? 200));
       send({ type: 'ok', id: m.id });
       return;
-    }
-    case 'profile-stop': {
-      const s = profiler;
-      profiler = null;
-      if (s) {
-        const { profile } = await s.post('Profiler.stop');
-        writeFileSync(String(m.path), JSON.stringify(profile));
-        s.disconnect();
-      }
+    case 'profile-stop':
+      await stopProfile(String(m.path));
       send({ type: 'ok', id: m.id });
       return;
-    }
     case 'close':
       await gateway.close();
       send({ type: 'closed', id: m.id });

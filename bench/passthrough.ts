@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
+import { startProfile, stopProfile } from './child-profiler.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'content-length', 'upgrade', 'te', 'trailer']);
 
@@ -48,7 +49,15 @@ export async function startPassthrough(upstream: string): Promise<{ url: string;
 
 if (import.meta.main && process.send) {
   const p = await startPassthrough(process.argv[2]!);
-  process.on('message', (m: { type: string; id?: number }) => {
+  process.on('message', async (m: { type: string; id?: number; intervalUs?: number; path?: string }) => {
+    if (m.type === 'profile-start') {
+      await startProfile(m.intervalUs ?? 200);
+      process.send!({ type: 'ok', id: m.id });
+    }
+    if (m.type === 'profile-stop') {
+      await stopProfile(String(m.path));
+      process.send!({ type: 'ok', id: m.id });
+    }
     if (m.type === 'stats') process.send!({ type: 'stats', id: m.id, mem: process.memoryUsage(), cpu: process.cpuUsage() });
     if (m.type === 'close') void p.close().then(() => process.exit(0));
   });

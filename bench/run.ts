@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]
 //  [-- --accounts=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep]`
-// --profile writes a CPU profile of the gateway per door during its throughput runs
-// (bench/results/profiles/); bench/profile-summary.ts summarises one.
+// --profile writes CPU profiles of the gateway and of (b) per door during the throughput
+// runs (bench/results/profiles/); bench/profile-summary.ts summarises one.
 //
 // Measures what the gateway costs, as ratios and differences against
 // baselines taken in the same run (these machines are shared and noisy):
@@ -329,8 +329,12 @@ async function throughputPhase(t: Targets, upstream: Child, procs: { gateway: Ch
       const warm = v.delayMs ? 1000 : P.tputWarm;
       await cannon(t.passthrough, { connections: c, amount: warm });
       await cannon(x, { connections: c, amount: warm });
-      const profilePath = PROFILE && v.delayMs === 0 ? join(RESULTS, 'profiles', `gateway-${x.name.replace(/\W+/g, '-')}.cpuprofile`) : null;
-      if (profilePath) await procs.gateway.ask('profile-start', { intervalUs: 200 });
+      const profilePath = PROFILE && v.delayMs === 0 ? join(RESULTS, 'profiles', `${x.name.replace(/\W+/g, '-')}.cpuprofile`) : null;
+      const baselineProfilePath = profilePath?.replace(/\.cpuprofile$/, '-b-bare-proxy.cpuprofile');
+      if (profilePath) {
+        await procs.gateway.ask('profile-start', { intervalUs: 200 });
+        await procs.passthrough.ask('profile-start', { intervalUs: 200 });
+      }
       for (let i = 0; i < v.pairs; i++) {
         // (b) first in even pairs, the gateway first in odd ones: whatever favours the first (or second) run of a pair cancels out.
         const bFirst = i % 2 === 0;
@@ -344,7 +348,8 @@ async function throughputPhase(t: Targets, upstream: Child, procs: { gateway: Ch
       }
       if (profilePath) {
         await procs.gateway.ask('profile-stop', { path: profilePath });
-        profiles.push({ path: profilePath, requests: v.pairs * v.amount });
+        await procs.passthrough.ask('profile-stop', { path: baselineProfilePath });
+        profiles.push({ path: profilePath, requests: v.pairs * v.amount }, { path: baselineProfilePath!, requests: v.pairs * v.amount });
       }
       process.stdout.write(`  ${x.name} done\r`);
     }

@@ -126,6 +126,24 @@ test('a client that disconnects aborts the upstream request', async () => {
   assert.equal(h.upstream.inFlight, 0, 'upstream request closed');
 });
 
+test('a client that gives up on a non-streaming answer aborts the upstream request', async () => {
+  h.upstream.setDelay(10_000);
+  try {
+    const ac = new AbortController();
+    const answer = ai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'slow', config: { abortSignal: ac.signal } });
+    for (let i = 0; i < 100 && h.upstream.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.upstream.inFlight, 1);
+    ac.abort();
+    await assert.rejects(answer);
+    for (let i = 0; i < 100 && h.upstream.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.upstream.inFlight, 0, 'upstream request closed long before its 10 s answer');
+    for (let i = 0; i < 100 && h.requestLog.query({ limit: 1 })[0]?.status !== 499; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.requestLog.query({ limit: 1 })[0]!.status, 499, 'recorded as a client disconnect');
+  } finally {
+    h.upstream.setDelay(0);
+  }
+});
+
 test('query parameters the gateway does not translate are ignored, not forwarded', async () => {
   const res = await fetch(`${h.url}/v1beta/models/gemini-2.5-flash:generateContent?beta=true&key=client-key&prettyPrint=false`, {
     method: 'POST',

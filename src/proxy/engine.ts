@@ -15,7 +15,7 @@ import { NoAccountError, type Lease, type TokenPool, type UpstreamOutcome } from
 import type { Door, ParsedRequest, ResponseInfo } from './door.ts';
 import { setCountTokensModel } from './door.ts';
 import type { RequestLog, RequestLogEntry } from './request-log.ts';
-import type { UpstreamClient } from './upstream-client.ts';
+import type { UpstreamClient, UpstreamHeaders, UpstreamRequest } from './upstream-client.ts';
 import { classifyNetworkError, classifyUpstream, describeNetworkError, upstreamMessage } from './upstream-errors.ts';
 import { findUsage, SseReader, Tail, usageOf, type Usage } from './sse.ts';
 
@@ -130,16 +130,16 @@ export interface AttemptSpec {
 }
 
 export type Opened =
-  | { kind: 'ok'; lease: Lease; status: number; headers: Record<string, string | string[] | undefined>; full: Buffer }
+  | { kind: 'ok'; lease: Lease; status: number; headers: UpstreamHeaders; full: Buffer }
   | {
       kind: 'stream';
       lease: Lease;
       status: number;
-      headers: Record<string, string | string[] | undefined>;
+      headers: UpstreamHeaders;
       first: Buffer | null;
       body: Readable;
     }
-  | { kind: 'client_error'; lease: Lease; status: number; headers: Record<string, string | string[] | undefined>; text: string };
+  | { kind: 'client_error'; lease: Lease; status: number; headers: UpstreamHeaders; text: string };
 
 interface Failure {
   email: string;
@@ -148,6 +148,7 @@ interface Failure {
 }
 
 const ERROR_BODY_LIMIT = 1024 * 1024;
+/** A non-streaming answer (the error text kept from it is cut at ERROR_BODY_LIMIT). */
 const FULL_BODY_LIMIT = 256 * 1024 * 1024;
 
 function noop(): void {}
@@ -279,7 +280,7 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, track: T
       let outcome: UpstreamOutcome;
       let status = 0;
       try {
-        const r = await client.request({
+        const req: UpstreamRequest = {
           origin: spec.origin,
           path: spec.path,
           method: spec.method,
@@ -288,23 +289,31 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, track: T
           signal: spec.signal,
           firstByteTimeoutMs: cfg.upstream.first_byte_timeout_ms,
           idleTimeoutMs: cfg.upstream.idle_timeout_ms,
-        });
-        status = r.statusCode;
-        const body = r.body as unknown as Readable;
-        body.on('error', noop);
-        if (status >= 200 && status < 300) {
-          if (spec.consume === 'full') {
-            const full = await readAll(body, FULL_BODY_LIMIT);
-            return { kind: 'ok', lease, status, headers: r.headers, full };
+        };
+        let text: string;
+        let answerHeaders: UpstreamHeaders;
+        if (spec.consume === 'full') {
+          const r = await client.requestFull(req, FULL_BODY_LIMIT);
+          status = r.statusCode;
+          answerHeaders = r.headers;
+          if (status >= 200 && status < 300) return { kind: 'ok', lease, status, headers: r.headers, full: r.body };
+          text = r.body.subarray(0, ERROR_BODY_LIMIT).toString('utf8');
+        } else {
+          const r = await client.request(req);
+          status = r.statusCode;
+          answerHeaders = r.headers;
+          const body = r.body as unknown as Readable;
+          body.on('error', noop);
+          if (status >= 200 && status < 300) {
+            const first = await firstChunk(body);
+            return { kind: 'stream', lease, status, headers: r.headers, first, body };
           }
-          const first = await firstChunk(body);
-          return { kind: 'stream', lease, status, headers: r.headers, first, body };
+          text = (await readAll(body, ERROR_BODY_LIMIT)).toString('utf8');
         }
-        const text = (await readAll(body, ERROR_BODY_LIMIT)).toString('utf8');
         outcome = classifyUpstream(status, text, clock.now(), { passthrough: spec.passthrough });
         if (outcome.kind === 'client_error') {
           pool.report(lease, spec.model, outcome);
-          return { kind: 'client_error', lease, status, headers: r.headers, text };
+          return { kind: 'client_error', lease, status, headers: answerHeaders, text };
         }
       } catch (err) {
         if (spec.signal.aborted) throw abortError();
@@ -418,7 +427,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Upstream response headers a raw forward passes on. */
-export function passHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function passHeaders(h: UpstreamHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith('x-grantpool')) continue;

@@ -429,7 +429,8 @@ const HOP_BY_HOP = new Set([
 /** Upstream response headers a raw forward passes on. */
 export function passHeaders(h: UpstreamHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith('x-grantpool')) continue;
     out[k] = v;
   }

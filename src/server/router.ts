@@ -14,6 +14,8 @@ export type Handler = (ctx: RequestContext) => Promise<void> | void;
 interface Route {
   method: string;
   segments: string[];
+  /** Ends in `*name`: matches any path with at least segments.length - 1 parts. */
+  rest: boolean;
   handler: Handler;
 }
 
@@ -22,7 +24,8 @@ export class Router {
 
   /** `method` is an HTTP method or 'ANY'. */
   on(method: string, pattern: string, handler: Handler): this {
-    this.routes.push({ method: method.toUpperCase(), segments: split(pattern), handler });
+    const segments = split(pattern);
+    this.routes.push({ method: method.toUpperCase(), segments, rest: segments.at(-1)?.startsWith('*') ?? false, handler });
     return this;
   }
 
@@ -31,6 +34,8 @@ export class Router {
     const parts = split(pathname);
     const allowed: string[] = [];
     for (const route of this.routes) {
+      // Most routes are ruled out by their number of segments alone.
+      if (route.rest ? parts.length < route.segments.length - 1 : parts.length !== route.segments.length) continue;
       const params = matchSegments(route.segments, parts);
       if (!params) continue;
       if (route.method === 'ANY' || route.method === method || (method === 'HEAD' && route.method === 'GET')) {

@@ -11,7 +11,8 @@
 // and the gateway (bench/gateway-child.ts) each run in their own process; the
 // load generator (autocannon, and a timing client for streams) runs here. The
 // gateway and the baseline proxy run as `grantpool serve` does: with the Node
-// flags of bin/node-flags.js and a warm compile cache.
+// flags and environment of bin/node-flags.js (a variable set for the bench,
+// e.g. `MALLOC_ARENA_MAX=8 npm run bench`, overrides it) and a warm compile cache.
 // Prints a table with each target and PASS/MISS, and writes
 // bench/results/bench-<time>.json (and latest.json, latest.md).
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts }
 import { accountFileName } from '../src/store/account-file.ts';
 import { writeFileAtomic } from '../src/store/atomic-write.ts';
 import type { UpstreamShape } from './upstream.ts';
-import { NODE_FLAGS } from '../bin/node-flags.js';
+import { NODE_ENV, NODE_FLAGS } from '../bin/node-flags.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
@@ -50,6 +51,8 @@ const flagsArg = argv.find((a) => a.startsWith('--node-flags='));
 const NODE_ARGS = flagsArg ? flagsArg.slice(13).split(' ').filter(Boolean) : [...NODE_FLAGS];
 /** Where compiled code is cached, as for `grantpool serve` (module.enableCompileCache's default). */
 const COMPILE_CACHE = { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'node-compile-cache') };
+/** Environment of the gateway and (b): Grantpool's own (bin/node-flags.js), unless set in the bench's environment. */
+const CHILD_ENV = { ...NODE_ENV, ...process.env, ...COMPILE_CACHE };
 
 const P = QUICK
   ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, pairAmount: 4000, pairs: 5, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
@@ -128,7 +131,7 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
     execArgv,
     logFile,
     env: {
-      ...process.env,
+      ...CHILD_ENV,
       GRANTPOOL_DATA_DIR: dataDir,
       GRANTPOOL_HOST: '127.0.0.1',
       GRANTPOOL_PORT: String(port),
@@ -137,7 +140,6 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
       GRANTPOOL_API_KEYS: API_KEY,
       GRANTPOOL_ADMIN_TOKEN: 'gpa-bench-admin-token-0123456789',
       BENCH_SPAWNED_AT: String(spawnedAt),
-      ...COMPILE_CACHE,
       ...env,
     },
   });
@@ -579,16 +581,17 @@ async function main(): Promise<void> {
     mode: QUICK ? 'quick' : 'full',
     command: `npm run bench${QUICK ? ' -- --quick' : ''}`,
     nodeFlags: NODE_ARGS.join(' '),
+    nodeEnv: Object.fromEntries(Object.keys(NODE_ENV).map((k) => [k, CHILD_ENV[k as keyof typeof CHILD_ENV]])),
     accounts: N_ACCOUNTS,
     params: P,
   };
-  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}; Node flags of the gateway and (b): ${NODE_ARGS.join(' ') || '(none)'}`);
+  log(`Grantpool benchmark (${meta.mode}): ${meta.machine}; Node flags of the gateway and (b): ${NODE_ARGS.join(' ') || '(none)'}, environment ${Object.keys(NODE_ENV).map((k) => `${k}=${CHILD_ENV[k as keyof typeof CHILD_ENV]}`).join(' ')}`);
   log(`work dir ${root}`);
   try {
     const upstream = await startChild(join(HERE, 'upstream.ts'), { logFile: join(root, 'upstream.log') });
     children.push(upstream);
     const upstreamUrl = upstream.ready.url as string;
-    const passthrough = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], execArgv: NODE_ARGS, env: { ...process.env, ...COMPILE_CACHE }, logFile: join(root, 'passthrough.log') });
+    const passthrough = await startChild(join(HERE, 'passthrough.ts'), { args: [upstreamUrl], execArgv: NODE_ARGS, env: CHILD_ENV, logFile: join(root, 'passthrough.log') });
     children.push(passthrough);
 
     const needMain = ['latency', 'stream', 'throughput', 'memory', 'reload', 'select', 'start'].some(phase);
@@ -627,7 +630,7 @@ async function main(): Promise<void> {
         const r = s.resident;
         row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers)', value: `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`, unit: 'MB' });
       }
-      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags)', value: ptStats.mem.rss / MB, unit: 'MB' });
+      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags and environment)', value: ptStats.mem.rss / MB, unit: 'MB' });
       raw.afterLoad = { gateway: s, passthrough: ptStats };
       if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {

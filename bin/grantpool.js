@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=8
 // Launcher: Grantpool runs its TypeScript sources directly on Node >= 22.18
 // (type stripping). An older `node` on PATH hands over to the project's own
 // Node 24 from node_modules (the `node` devDependency).
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import module from 'node:module';
-import { NODE_FLAGS } from './node-flags.js';
+import { NODE_ENV, NODE_FLAGS } from './node-flags.js';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,7 +18,7 @@ if (major < 22 || (major === 22 && minor < 18)) {
     console.error(`grantpool: Node ${process.versions.node} is too old (need >= 22.18); run \`npm install\` in ${root} first`);
     process.exit(1);
   }
-  const child = spawn(local, [...NODE_FLAGS, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn(local, [...NODE_FLAGS, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, ...NODE_ENV } });
   // Signals reach the real process, so that Ctrl-C and `docker stop` shut the gateway down cleanly.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));

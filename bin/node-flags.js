@@ -1,9 +1,22 @@
-// The Node flags Grantpool runs with. The launcher's shebang, `npm start` and
-// the launcher's hand-over from an older Node all pass these (a test checks
-// that they agree); the benchmark starts the gateway with them too.
+// How Grantpool's Node process is started. The launcher's shebang, `npm start`
+// and the launcher's hand-over from an older Node all use these (a test checks
+// that they agree); the benchmark starts the gateway and its baseline with
+// them too.
 //
 // --max-semi-space-size=8: V8 sizes the young generation from the machine's
 // RAM (3 x 32 MB on a 24 GB machine), far more than a proxy's short-lived
 // request objects need; 8 MB keeps ~80 MB of resident memory away at no
 // measurable cost in throughput (`npm run bench`, README "Performance").
 export const NODE_FLAGS = ['--max-semi-space-size=8'];
+
+// MALLOC_ARENA_MAX=1: glibc gives each thread that allocates (V8's compiler
+// and GC helpers, libuv's pool) an arena of its own, up to 8 per core, and
+// keeps what was freed in each; Node's work happens on its main thread, so one
+// arena keeps ~15 MB of resident memory away after load (README
+// "Performance"). Other C libraries ignore it.
+export const NODE_ENV = { MALLOC_ARENA_MAX: '1' };
+
+/** NODE_ENV as shell assignments (`A=1 B=2`), as the shebang and `npm start` write them. */
+export function envAssignments(env = NODE_ENV) {
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+}

@@ -167,15 +167,16 @@ test('the launcher runs on the machine\'s old Node by handing over to the projec
   assert.match(r.out, /Usage: grantpool/);
 });
 
-test('the launcher\'s shebang, `npm start` and the hand-over from an old Node all start Node with the same flags', async () => {
-  const { NODE_FLAGS } = await import('../bin/node-flags.js');
+test('the launcher\'s shebang, `npm start` and the hand-over from an old Node all start Node with the same flags and environment', async () => {
+  const { NODE_FLAGS, NODE_ENV, envAssignments } = await import('../bin/node-flags.js');
   const root = join(import.meta.dirname, '..');
   const shebang = (await readFile(BIN, 'utf8')).split('\n')[0]!;
   const start = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).scripts.start as string;
   assert.ok(NODE_FLAGS.length > 0);
-  assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
-  assert.equal(start, `node ${NODE_FLAGS.join(' ')} bin/grantpool.js serve`);
-  assert.match(await readFile(BIN, 'utf8'), /spawn\(local, \[\.\.\.NODE_FLAGS,/);
+  assert.ok(Object.keys(NODE_ENV).length > 0);
+  assert.equal(shebang, `#!/usr/bin/env -S ${envAssignments()} node ${NODE_FLAGS.join(' ')}`);
+  assert.equal(start, `${envAssignments()} node ${NODE_FLAGS.join(' ')} bin/grantpool.js serve`);
+  assert.match(await readFile(BIN, 'utf8'), /spawn\(local, \[\.\.\.NODE_FLAGS,.*env: \{ \.\.\.process\.env, \.\.\.NODE_ENV \}/);
 });
 
 test('with the gateway stopped, list still works from the files and add listens on the redirect URI itself', async () => {

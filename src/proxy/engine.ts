@@ -15,7 +15,7 @@ import { NoAccountError, type Lease, type TokenPool, type UpstreamOutcome } from
 import type { Door, ParsedRequest, ResponseInfo } from './door.ts';
 import { setCountTokensModel } from './door.ts';
 import type { RequestLog, RequestLogEntry } from './request-log.ts';
-import type { UpstreamClient, UpstreamHeaders, UpstreamRequest } from './upstream-client.ts';
+import { abortError, type UpstreamClient, type UpstreamHeaders, type UpstreamRequest } from './upstream-client.ts';
 import { classifyNetworkError, classifyUpstream, describeNetworkError, upstreamMessage } from './upstream-errors.ts';
 import { findUsage, SseReader, Tail, usageOf, type Usage } from './sse.ts';
 
@@ -196,12 +196,6 @@ function firstChunk(body: Readable): Promise<Buffer | null> {
     body.on('end', onEnd);
     body.on('error', onError);
   });
-}
-
-function abortError(): Error {
-  const e = new Error('client disconnected');
-  e.name = 'AbortError';
-  return e;
 }
 
 function retryAfterFrom(untilMs: number, now: number): number {

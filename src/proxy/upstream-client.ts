@@ -57,16 +57,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
   });
   return {
     request(req) {
-      return agent.request({
-        origin: req.origin,
-        path: req.path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: req.headers,
-        body: req.body ?? null,
-        signal: req.signal,
-        headersTimeout: req.firstByteTimeoutMs,
-        bodyTimeout: req.idleTimeoutMs,
-      });
+      return agent.request({ ...dispatchOptions(req), signal: req.signal });
     },
     requestFull(req, limit) {
       return new Promise((resolve, reject) => {
@@ -91,15 +82,6 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
         let headers: UpstreamHeaders = {};
         const chunks: Buffer[] = [];
         let size = 0;
-        const options: Dispatcher.DispatchOptions = {
-          origin: req.origin,
-          path: req.path,
-          method: req.method as Dispatcher.HttpMethod,
-          headers: req.headers,
-          body: req.body ?? null,
-          headersTimeout: req.firstByteTimeoutMs,
-          bodyTimeout: req.idleTimeoutMs,
-        };
         const handler: Dispatcher.DispatchHandler = {
           onRequestStart(c) {
             controller = c;
@@ -124,7 +106,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
           },
         };
         try {
-          agent.dispatch(options, handler);
+          agent.dispatch(dispatchOptions(req), handler);
         } catch (e) {
           done();
           reject(e);
@@ -137,7 +119,20 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
   };
 }
 
-function abortError(): Error {
+function dispatchOptions(req: UpstreamRequest): Dispatcher.DispatchOptions {
+  return {
+    origin: req.origin,
+    path: req.path,
+    method: req.method as Dispatcher.HttpMethod,
+    headers: req.headers,
+    body: req.body ?? null,
+    headersTimeout: req.firstByteTimeoutMs,
+    bodyTimeout: req.idleTimeoutMs,
+  };
+}
+
+/** The error for a request whose client went away (name AbortError). */
+export function abortError(): Error {
   const e = new Error('client disconnected');
   e.name = 'AbortError';
   return e;

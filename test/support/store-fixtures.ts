@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AccountSchema, type Account } from '../../src/store/account.ts';
+import type { Account } from '../../src/store/account.ts';
+import { fakeAccount } from './fake-accounts.ts';
 
 export const CHILD_SCRIPT = fileURLToPath(new URL('./store-child.ts', import.meta.url));
 
@@ -14,24 +15,9 @@ export async function tempDataDir(): Promise<{ dataDir: string; cleanup: () => P
   return { dataDir, cleanup: () => rm(dataDir, { recursive: true, force: true }) };
 }
 
-/** An account as the store would write it; defaults (not disabled, no project, ...) come from the schema. */
+/** An account as the store would write it (the pool tests' fakeAccount, with a plain OpenID scope). */
 export function makeAccount(id: string, overrides: Partial<Account> & Record<string, unknown> = {}): Account {
-  return AccountSchema.parse({
-    id,
-    email: `${id}@example.com`,
-    sub: `sub-${id}`,
-    name: `User ${id}`,
-    token: {
-      access_token: `ya29.access-${id}`,
-      refresh_token: `1//refresh-${id}`,
-      expiry_timestamp: 1_700_003_600,
-      token_type: 'Bearer',
-      scope: 'openid email',
-    },
-    oauth_client_id: 'client.apps.googleusercontent.com',
-    created_at: 1_700_000_000,
-    ...overrides,
-  });
+  return fakeAccount(id, { scope: 'openid email', clientId: 'client.apps.googleusercontent.com', ...overrides });
 }
 
 /** A pino logger whose JSON lines are collected (shared with the pool tests). */

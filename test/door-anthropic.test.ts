@@ -5,8 +5,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import { createAnthropicDoor } from '../src/proxy/anthropic/door.ts';
 import { setCountTokensModel, type ResponseInfo } from '../src/proxy/door.ts';
 import { createThoughtSignatureCache, decodeThinkingSignature } from '../src/proxy/thought-signatures.ts';
-import { HttpError } from '../src/server/http-util.ts';
 import { findRequestSchemaViolations } from './support/gemini-schema-rules.ts';
+import { testBadRequests } from './support/golden-bad-requests.ts';
 
 const golden = JSON.parse(readFileSync(new URL('./golden/anthropic.json', import.meta.url), 'utf8'));
 const claudeCodeTools = JSON.parse(readFileSync(new URL('./golden/claude-code-tools.json', import.meta.url), 'utf8'));
@@ -44,16 +44,7 @@ for (const c of golden.requests) {
   });
 }
 
-for (const c of golden.badRequests) {
-  test(`bad request is a clear 400: ${c.name}`, () => {
-    assert.throws(() => newDoor().parseRequest(c.request), (e: unknown) => {
-      assert.ok(e instanceof HttpError, String(e));
-      assert.equal(e.status, 400);
-      assert.ok(e.message.includes(c.message), `${e.message} should include ${c.message}`);
-      return true;
-    });
-  });
-}
+testBadRequests(golden.badRequests, newDoor);
 
 for (const c of golden.responses) {
   test(`response: ${c.name}`, () => {

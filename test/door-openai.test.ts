@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { createOpenAIDoor } from '../src/proxy/openai/door.ts';
 import { createThoughtSignatureCache } from '../src/proxy/thought-signatures.ts';
-import { HttpError } from '../src/server/http-util.ts';
 import type { ResponseInfo } from '../src/proxy/door.ts';
 import { findRequestSchemaViolations } from './support/gemini-schema-rules.ts';
+import { testBadRequests } from './support/golden-bad-requests.ts';
 
 const golden = JSON.parse(readFileSync(new URL('./golden/openai.json', import.meta.url), 'utf8'));
 const info = (options: Record<string, unknown> = {}): ResponseInfo => ({ requestedModel: 'gpt-4o', id: 'chatcmpl-1', created: 1700000000, options });
@@ -43,17 +43,7 @@ for (const c of golden.requests) {
   });
 }
 
-for (const c of golden.badRequests) {
-  test(`bad request is a clear 400: ${c.name}`, () => {
-    const door = createOpenAIDoor({ signatures: createThoughtSignatureCache() });
-    assert.throws(() => door.parseRequest(c.request), (e: unknown) => {
-      assert.ok(e instanceof HttpError, String(e));
-      assert.equal(e.status, 400);
-      assert.ok(e.message.includes(c.message), `${e.message} should include ${c.message}`);
-      return true;
-    });
-  });
-}
+testBadRequests(golden.badRequests, () => createOpenAIDoor({ signatures: createThoughtSignatureCache() }));
 
 for (const c of golden.responses) {
   test(`response: ${c.name}`, () => {

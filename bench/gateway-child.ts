@@ -12,10 +12,10 @@
 //   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection
 //   idle {ms}               CPU time used while nothing is asked of the gateway
 //   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
+//   heap-snapshot {path}    a V8 heap snapshot (what the heap holds after the load)
 //   close
 import { performance } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
-import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { startProfile, stopProfile } from './child-profiler.ts';
 import { startGateway } from '../src/server/gateway.ts';
 import { createLogger } from '../src/log/logger.ts';
@@ -33,33 +33,6 @@ const startGatewayMs = performance.now() - t0;
 function mem() {
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
-}
-
-/**
- * Where the resident memory is (Linux): the node binary's own pages (file-backed,
- * the same for any Node process), malloc's heap, and anonymous memory (V8's heap,
- * buffers, wasm). Null elsewhere.
- */
-function residentBreakdown(): { nodeBinary: number; mallocHeap: number; anonymous: number; other: number } | null {
-  let text: string;
-  try {
-    text = readFileSync('/proc/self/smaps', 'utf8');
-  } catch {
-    return null;
-  }
-  const out = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, other: 0 };
-  let kind: keyof typeof out = 'other';
-  for (const line of text.split('\n')) {
-    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (m) {
-      const name = m[1] ?? '';
-      kind = name === process.execPath ? 'nodeBinary' : name === '[heap]' ? 'mallocHeap' : name === '' ? 'anonymous' : 'other';
-      continue;
-    }
-    const r = /^Rss:\s+(\d+) kB/.exec(line);
-    if (r) out[kind] += Number(r[1]) * 1024;
-  }
-  return out;
 }
 
 /** V8 heap spaces (size and used, bytes): where RSS beyond the live data goes. */
@@ -91,7 +64,7 @@ let sampler: { timer: NodeJS.Timeout; base: ReturnType<typeof mem>; peak: Return
 process.on('message', async (m: Msg) => {
   switch (m.type) {
     case 'stats':
-      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), resident: m.resident ? residentBreakdown() : null, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
+      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
       return;
     case 'gc-mem':
       gcNow();
@@ -144,6 +117,10 @@ process.on('message', async (m: Msg) => {
       return;
     case 'profile-stop':
       await stopProfile(String(m.path));
+      send({ type: 'ok', id: m.id });
+      return;
+    case 'heap-snapshot':
+      writeHeapSnapshot(String(m.path));
       send({ type: 'ok', id: m.id });
       return;
     case 'close':

@@ -1,7 +1,7 @@
 // Child processes of the benchmark (upstream, baseline proxy, gateway) with a
 // small request/answer protocol over the IPC channel.
 import { fork, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { openSync, closeSync, readFileSync } from 'node:fs';
 
 export interface Child {
   proc: ChildProcess;
@@ -91,4 +91,45 @@ export async function startChild(
 
 export function newId(): number {
   return nextId++;
+}
+
+export interface Resident {
+  /** Pages of the node executable (file-backed, the same for any Node process). */
+  nodeBinary: number;
+  /** malloc's main heap ([heap]). */
+  mallocHeap: number;
+  /** Anonymous mappings: V8's heap, buffers, thread stacks, other malloc arenas. */
+  anonymous: number;
+  other: number;
+  /** The largest anonymous mappings (resident bytes, mapping size), for finding where memory went. */
+  largestAnonymous: { rss: number; size: number }[];
+}
+
+/** Where a child's resident memory is, read from /proc/<pid>/smaps (Linux; null elsewhere). */
+export function residentBreakdown(pid: number): Resident | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const out: Resident = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, other: 0, largestAnonymous: [] };
+  let kind: 'nodeBinary' | 'mallocHeap' | 'anonymous' | 'other' = 'other';
+  let size = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[3] ?? '';
+      size = parseInt(m[2]!, 16) - parseInt(m[1]!, 16);
+      kind = name === process.execPath ? 'nodeBinary' : name === '[heap]' ? 'mallocHeap' : name === '' ? 'anonymous' : 'other';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (!r) continue;
+    const rss = Number(r[1]) * 1024;
+    out[kind] += rss;
+    if (kind === 'anonymous' && rss > 0) out.largestAnonymous.push({ rss, size });
+  }
+  out.largestAnonymous = out.largestAnonymous.sort((a, b) => b.rss - a.rss).slice(0, 40);
+  return out;
 }

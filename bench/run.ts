@@ -1,7 +1,9 @@
 // `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]
-//  [-- --accounts=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep]`
+//  [-- --accounts=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot]`
 // --profile writes CPU profiles of the gateway and of (b) per door during the throughput
 // runs (bench/results/profiles/); bench/profile-summary.ts summarises one.
+// --heap-snapshot writes the gateway's heap after the load (bench/results/profiles/
+// gateway-after-load.heapsnapshot, for Chrome DevTools' Memory tab or bench/heap-summary.ts).
 //
 // Measures what the gateway costs, as ratios and differences against
 // baselines taken in the same run (these machines are shared and noisy):
@@ -22,7 +24,7 @@ import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { startChild, type Child } from './proc.ts';
+import { residentBreakdown, startChild, type Child, type Resident } from './proc.ts';
 import { burst, cannon, keepAliveAgent, timedRequest, type Target } from './load.ts';
 import { median, percentile, round } from './stats.ts';
 import { benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts } from './accounts.ts';
@@ -41,6 +43,7 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
 const KEEP = argv.includes('--keep');
+const HEAP_SNAPSHOT = argv.includes('--heap-snapshot');
 const onlyArg = argv.find((a) => a.startsWith('--only='));
 const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const accountsArg = argv.find((a) => a.startsWith('--accounts='));
@@ -622,16 +625,21 @@ async function main(): Promise<void> {
       if (phase('latency')) await timed('latency', () => latencyPhase(t));
       if (phase('stream')) await timed('stream', () => streamPhase(t, upstream));
       if (phase('throughput')) await timed('throughput', () => throughputPhase(t, upstream, { gateway: gw.child, passthrough }));
-      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number }; resident: { nodeBinary: number; mallocHeap: number; anonymous: number } | null }>('stats', { resident: true });
+      const s = await gw.child.ask<{ mem: Mem; cpu: { user: number; system: number } }>('stats');
       const ptStats = await passthrough.ask<{ mem: Mem }>('stats');
+      const resident = { gateway: residentBreakdown(gw.child.proc.pid!), passthrough: residentBreakdown(passthrough.proc.pid!) };
       log(`\n4. Memory after load`);
       row({ section: '4', metric: `gateway RSS after load, ${N_ACCOUNTS} accounts`, value: s.mem.rss / MB, unit: `MB (V8 heap ${round(s.mem.heapTotal / MB, 1)} MB, ${round(s.mem.heapUsed / MB, 1)} MB used)`, target: '<= 150', pass: s.mem.rss / MB <= 150 });
-      if (s.resident) {
-        const r = s.resident;
-        row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers)', value: `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`, unit: 'MB' });
+      const split = (r: Resident) => `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`;
+      if (resident.gateway) row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: split(resident.gateway), unit: 'MB' });
+      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags and environment)', value: ptStats.mem.rss / MB, unit: `MB (V8 heap ${round(ptStats.mem.heapTotal / MB, 1)} MB, ${round(ptStats.mem.heapUsed / MB, 1)} MB used)` });
+      if (resident.passthrough) row({ section: '4', metric: 'of which (b): node binary pages / malloc heap / anonymous', value: split(resident.passthrough), unit: 'MB' });
+      raw.afterLoad = { gateway: s, passthrough: ptStats, resident };
+      if (HEAP_SNAPSHOT) {
+        const path = join(RESULTS, 'profiles', 'gateway-after-load.heapsnapshot');
+        await gw.child.ask('heap-snapshot', { path });
+        log(`heap snapshot: ${path} (summary: node bench/heap-summary.ts ${path})`);
       }
-      row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags and environment)', value: ptStats.mem.rss / MB, unit: 'MB' });
-      raw.afterLoad = { gateway: s, passthrough: ptStats };
       if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {
         const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);

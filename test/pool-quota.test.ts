@@ -11,6 +11,7 @@ import {
   remainingPercent,
   wildcardMatch,
   quotaDayKeyBefore,
+  pacificOffsetMs,
 } from '../src/pool/quota.ts';
 import { FileUsageStore, MemoryUsageStore } from '../src/pool/usage.ts';
 import { fakeAccount, poolHarness } from './support/fake-accounts.ts';
@@ -42,6 +43,41 @@ test('quota day: midnight America/Los_Angeles, standard and daylight time', () =
   assert.equal(quotaDay(Date.parse('2026-01-16T08:00:00Z')).key, '2026-01-16');
   assert.equal(quotaDay(Date.parse('2026-01-16T07:59:59.999Z')).key, '2026-01-15');
   assert.equal(quotaDayKeyBefore(Date.parse('2026-03-01T20:00:00Z'), 1), '2026-02-28');
+});
+
+test('quota day: the written-out Pacific rule agrees with ICU every half hour, 2007-2045, and every minute around each change', () => {
+  // ICU's answer (the runtime's time zone data): the wall clock in Los Angeles.
+  const la = new Intl.DateTimeFormat('en-US', {
+    timeZone: 'America/Los_Angeles', hourCycle: 'h23',
+    year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  });
+  const icuWall = (ms: number) => {
+    const p = Object.fromEntries(la.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+  };
+  const ourWall = (ms: number) => new Date(ms + pacificOffsetMs(ms)).toISOString().slice(0, 16);
+  const mismatches: string[] = [];
+  const check = (ms: number) => {
+    if (ourWall(ms) !== icuWall(ms)) mismatches.push(`${iso(ms)}: ours ${ourWall(ms)}, ICU ${icuWall(ms)}`);
+  };
+  let changes = 0;
+  for (let ms = Date.UTC(2007, 0, 1); ms < Date.UTC(2045, 0, 1); ms += 1_800_000) {
+    check(ms);
+    if (pacificOffsetMs(ms) !== pacificOffsetMs(ms + 1_800_000)) {
+      changes++;
+      for (let m = ms - 3_600_000; m <= ms + 7_200_000; m += 60_000) check(m);
+    }
+  }
+  assert.deepEqual(mismatches.slice(0, 5), []);
+  assert.equal(changes, 2 * 38, 'two changes a year');
+  // Quota days agree with ICU's calendar date, and start at ICU's local midnight.
+  for (let ms = Date.UTC(2024, 0, 1, 3); ms < Date.UTC(2030, 0, 1); ms += 5 * 3_600_000) {
+    const d = quotaDay(ms);
+    assert.equal(d.key, icuWall(ms).slice(0, 10), iso(ms));
+    assert.equal(icuWall(d.start), `${d.key}T00:00`, iso(ms));
+    assert.equal(icuWall(d.start - 60_000).slice(11), '23:59', iso(ms));
+    assert.equal(quotaDay(d.end).start, d.end);
+  }
 });
 
 test('quota limits: exact model key first, else the most specific wildcard', () => {

@@ -1,8 +1,6 @@
 // Quota protection: daily limits per model, the quota day (midnight
-// America/Los_Angeles, DST-correct through Intl), and whether an account must
-// be kept out for a model because too little of its daily share remains.
-
-export const QUOTA_TIME_ZONE = 'America/Los_Angeles';
+// America/Los_Angeles, with US daylight saving time), and whether an account
+// must be kept out for a model because too little of its daily share remains.
 
 export interface QuotaLimit {
   requests_per_day?: number;
@@ -21,45 +19,46 @@ export interface DayUsage {
   tokens_out: number;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric', month: '2-digit', day: '2-digit',
-      hour: '2-digit', minute: '2-digit', second: '2-digit',
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
+const HOUR_MS = 3_600_000;
+
+/** The `n`-th Sunday (1-based) of a month, as a UTC day number of that month. */
+function nthSunday(year: number, month0: number, n: number): number {
+  const firstWeekday = new Date(Date.UTC(year, month0, 1)).getUTCDay();
+  return 1 + ((7 - firstWeekday) % 7) + 7 * (n - 1);
 }
 
-interface WallTime { year: number; month: number; day: number; hour: number; minute: number; second: number }
-
-function wallTime(ms: number, timeZone: string): WallTime {
-  const parts: Record<string, number> = {};
-  for (const p of formatter(timeZone).formatToParts(new Date(ms))) {
-    if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  }
-  return { year: parts.year!, month: parts.month!, day: parts.day!, hour: parts.hour!, minute: parts.minute!, second: parts.second! };
+/**
+ * Offset of America/Los_Angeles from UTC at instant `ms`: UTC-7 from the second
+ * Sunday of March 02:00 PST to the first Sunday of November 02:00 PDT (US rule
+ * since 2007), UTC-8 otherwise. Written out rather than asked of Intl: one
+ * Intl.DateTimeFormat keeps ~8 MB of ICU code and data resident for the life of
+ * the process, and this is the only zone Grantpool needs. A test checks it
+ * against ICU hour by hour over decades.
+ */
+export function pacificOffsetMs(ms: number): number {
+  const year = new Date(ms - 8 * HOUR_MS).getUTCFullYear();
+  const dstStart = Date.UTC(year, 2, nthSunday(year, 2, 2), 2 + 8);
+  const dstEnd = Date.UTC(year, 10, nthSunday(year, 10, 1), 2 + 7);
+  return ms >= dstStart && ms < dstEnd ? -7 * HOUR_MS : -8 * HOUR_MS;
 }
 
-/** Offset of the zone from UTC at instant `ms`, in ms (negative west of Greenwich). */
-function zoneOffsetMs(ms: number, timeZone: string): number {
-  const w = wallTime(ms, timeZone);
-  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
-  return asUtc - Math.floor(ms / 1000) * 1000;
+/** The calendar date in America/Los_Angeles at instant `ms`, as a UTC Date at midnight of that date. */
+function pacificDate(ms: number): Date {
+  const local = new Date(ms + pacificOffsetMs(ms));
+  return new Date(Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate()));
 }
 
-/** The instant of local midnight starting the given calendar date in the zone. */
-function midnightOf(year: number, month: number, day: number, timeZone: string): number {
-  const guess = Date.UTC(year, month - 1, day);
-  let t = guess - zoneOffsetMs(guess, timeZone);
-  // the offset at the result may differ from the guess's (DST change in between)
-  t = guess - zoneOffsetMs(t, timeZone);
-  return t;
+/**
+ * The instant of local midnight starting a calendar date (given as UTC midnight).
+ * DST changes at 02:00, so midnight has the offset in force 8 hours after UTC midnight.
+ */
+function midnightOf(date: Date): number {
+  const utcMidnight = date.getTime();
+  return utcMidnight - pacificOffsetMs(utcMidnight + 8 * HOUR_MS);
+}
+
+function dateKey(d: Date): string {
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}-${String(d.getUTCDate()).padStart(2, '0')}`;
 }
 
 export interface QuotaDay {
@@ -71,13 +70,11 @@ export interface QuotaDay {
 }
 
 /** The quota day containing instant `ms`. */
-export function quotaDay(ms: number, timeZone: string = QUOTA_TIME_ZONE): QuotaDay {
-  const w = wallTime(ms, timeZone);
-  const start = midnightOf(w.year, w.month, w.day, timeZone);
-  const next = new Date(Date.UTC(w.year, w.month - 1, w.day + 1));
-  const end = midnightOf(next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate(), timeZone);
-  const key = `${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
-  return { key, start, end };
+export function quotaDay(ms: number): QuotaDay {
+  const date = pacificDate(ms);
+  const next = new Date(date.getTime());
+  next.setUTCDate(next.getUTCDate() + 1);
+  return { key: dateKey(date), start: midnightOf(date), end: midnightOf(next) };
 }
 
 /** Epoch ms of the next daily quota reset (midnight America/Los_Angeles) after `ms`. */
@@ -86,10 +83,10 @@ export function nextQuotaResetMs(ms: number): number {
 }
 
 /** The quota day key `n` days before the one containing `ms` (n = 0: that day). */
-export function quotaDayKeyBefore(ms: number, n: number, timeZone: string = QUOTA_TIME_ZONE): string {
-  const w = wallTime(ms, timeZone);
-  const d = new Date(Date.UTC(w.year, w.month - 1, w.day - n));
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}-${String(d.getUTCDate()).padStart(2, '0')}`;
+export function quotaDayKeyBefore(ms: number, n: number): string {
+  const d = pacificDate(ms);
+  d.setUTCDate(d.getUTCDate() - n);
+  return dateKey(d);
 }
 
 /** Caches the current quota day so that hot paths do not format dates on every call. */

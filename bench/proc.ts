@@ -101,8 +101,8 @@ export interface Resident {
   /** Anonymous mappings: V8's heap, buffers, thread stacks, other malloc arenas. */
   anonymous: number;
   other: number;
-  /** The largest anonymous mappings (resident bytes, mapping size), for finding where memory went. */
-  largestAnonymous: { rss: number; size: number }[];
+  /** Anonymous mappings grouped by mapping size (V8 pages, thread stacks, malloc's mmaps...), most resident first. */
+  anonymousBySize: { size: number; count: number; rss: number }[];
 }
 
 /** Where a child's resident memory is, read from /proc/<pid>/smaps (Linux; null elsewhere). */
@@ -113,7 +113,8 @@ export function residentBreakdown(pid: number): Resident | null {
   } catch {
     return null;
   }
-  const out: Resident = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, other: 0, largestAnonymous: [] };
+  const out: Resident = { nodeBinary: 0, mallocHeap: 0, anonymous: 0, other: 0, anonymousBySize: [] };
+  const bySize = new Map<number, { size: number; count: number; rss: number }>();
   let kind: 'nodeBinary' | 'mallocHeap' | 'anonymous' | 'other' = 'other';
   let size = 0;
   for (const line of text.split('\n')) {
@@ -128,8 +129,12 @@ export function residentBreakdown(pid: number): Resident | null {
     if (!r) continue;
     const rss = Number(r[1]) * 1024;
     out[kind] += rss;
-    if (kind === 'anonymous' && rss > 0) out.largestAnonymous.push({ rss, size });
+    if (kind !== 'anonymous') continue;
+    const g = bySize.get(size) ?? { size, count: 0, rss: 0 };
+    g.count++;
+    g.rss += rss;
+    bySize.set(size, g);
   }
-  out.largestAnonymous = out.largestAnonymous.sort((a, b) => b.rss - a.rss).slice(0, 40);
+  out.anonymousBySize = [...bySize.values()].sort((a, b) => b.rss - a.rss).slice(0, 20);
   return out;
 }

@@ -180,6 +180,32 @@ test('usage file: debounced atomic writes, survives a restart (and quota protect
   }
 });
 
+test('usage file: every account and model comes back after a restart, whatever their names', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grantpool-usage-'));
+  try {
+    const u = new FileUsageStore(dir, { debounceMs: 10_000 });
+    await u.load();
+    const cases: [string, string, string, number][] = [
+      ['2026-01-01', 'a', 'gemini-2.5-flash', 1],
+      ['2026-01-01', 'a', 'gemini-2.5-pro', 2],
+      ['2026-01-01', 'b', 'gemini-2.5-flash', 3],
+      ['2026-01-02', '__proto__', 'constructor', 4],
+      ['2026-01-02', 'b', '__proto__', 5],
+    ];
+    for (const [date, acct, model, n] of cases) u.add(date, acct, model, { requests: n, tokens_in: n * 10 });
+    await u.close();
+    const again = new FileUsageStore(dir);
+    await again.load();
+    const sorted = (rs: { date: string; account_id: string; model: string }[]) =>
+      [...rs].sort((x, y) => `${x.date} ${x.account_id} ${x.model}`.localeCompare(`${y.date} ${y.account_id} ${y.model}`));
+    assert.deepEqual(sorted(again.records('0000')), sorted(cases.map(([date, account_id, model, n]) => ({ date, account_id, model, requests: n, tokens_in: n * 10, tokens_out: 0 }))));
+    assert.deepEqual(again.records('2026-01-02', 'b'), [{ date: '2026-01-02', account_id: 'b', model: '__proto__', requests: 5, tokens_in: 50, tokens_out: 0 }]);
+    assert.equal(({} as Record<string, unknown>).requests, undefined, 'nothing leaked onto Object.prototype');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('usage store: records by day and account; prune drops old days', () => {
   const u = new MemoryUsageStore();
   u.add('2026-01-01', 'a', 'm', { requests: 1 });

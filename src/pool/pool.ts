@@ -238,7 +238,8 @@ export function createPool(opts: PoolOptions): Pool {
     // (an older notification still on its way must not undo it)
     if (notified && account.disabled) e.pendingDisable = null;
     if (notified && account.proxy_disabled) e.pendingProxyDisable = null;
-    e.emailLower = account.email.toLowerCase();
+    const lower = account.email.toLowerCase();
+    e.emailLower = lower === account.email ? account.email : lower; // one string, not two, for most addresses
     byEmail.set(e.emailLower, e.id);
     e.scopes = scopeSet(account.token.scope);
     e.clientKey = clientKey(account.oauth_client_id);

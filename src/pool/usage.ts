@@ -31,7 +31,10 @@ export interface UsageStore {
 
 const ZERO: DayUsage = Object.freeze({ requests: 0, tokens_in: 0, tokens_out: 0 });
 
-/** day -> account -> model -> usage */
+/**
+ * day -> model -> account -> usage. Models are few and accounts many, so this
+ * order keeps one small map per model instead of one per account.
+ */
 type Table = Map<string, Map<string, Map<string, DayUsage>>>;
 
 export class MemoryUsageStore implements UsageStore {
@@ -42,10 +45,10 @@ export class MemoryUsageStore implements UsageStore {
   add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
     let day = this.table.get(date);
     if (!day) this.table.set(date, (day = new Map()));
-    let acct = day.get(accountId);
-    if (!acct) day.set(accountId, (acct = new Map()));
-    let u = acct.get(model);
-    if (!u) acct.set(model, (u = { requests: 0, tokens_in: 0, tokens_out: 0 }));
+    let byAccount = day.get(model);
+    if (!byAccount) day.set(model, (byAccount = new Map()));
+    let u = byAccount.get(accountId);
+    if (!u) byAccount.set(accountId, (u = { requests: 0, tokens_in: 0, tokens_out: 0 }));
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
@@ -53,20 +56,21 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   get(date: string, accountId: string, model: string): DayUsage {
-    return this.table.get(date)?.get(accountId)?.get(model) ?? ZERO;
+    return this.table.get(date)?.get(model)?.get(accountId) ?? ZERO;
   }
 
   records(fromDate: string, accountId?: string): UsageRecord[] {
     const out: UsageRecord[] = [];
     for (const [date, day] of [...this.table].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (date < fromDate) continue;
-      if (accountId !== undefined) {
-        // One account: a lookup, not a walk over every account of the day.
-        for (const [model, u] of day.get(accountId) ?? []) out.push({ date, account_id: accountId, model, ...u });
-        continue;
-      }
-      for (const [acct, models] of day) {
-        for (const [model, u] of models) out.push({ date, account_id: acct, model, ...u });
+      for (const [model, byAccount] of day) {
+        if (accountId !== undefined) {
+          // One account: a lookup per model, not a walk over every account of the day.
+          const u = byAccount.get(accountId);
+          if (u) out.push({ date, account_id: accountId, model, ...u });
+          continue;
+        }
+        for (const [acct, u] of byAccount) out.push({ date, account_id: acct, model, ...u });
       }
     }
     return out;
@@ -136,11 +140,11 @@ export class FileUsageStore extends MemoryUsageStore {
       const day = new Map<string, Map<string, DayUsage>>();
       for (const [acct, models] of Object.entries(accounts as Record<string, unknown>)) {
         if (!models || typeof models !== 'object') continue;
-        const m = new Map<string, DayUsage>();
         for (const [model, u] of Object.entries(models as Record<string, Record<string, unknown>>)) {
-          m.set(model, { requests: nonNegative(u?.requests), tokens_in: nonNegative(u?.tokens_in), tokens_out: nonNegative(u?.tokens_out) });
+          let byAccount = day.get(model);
+          if (!byAccount) day.set(model, (byAccount = new Map()));
+          byAccount.set(acct, { requests: nonNegative(u?.requests), tokens_in: nonNegative(u?.tokens_in), tokens_out: nonNegative(u?.tokens_out) });
         }
-        day.set(acct, m);
       }
       table.set(date, day);
     }
@@ -181,10 +185,13 @@ export class FileUsageStore extends MemoryUsageStore {
   }
 
   private serialize(): string {
-    const days: Record<string, Record<string, Record<string, DayUsage>>> = {};
+    const days: Record<string, Record<string, Record<string, DayUsage>>> = Object.create(null);
     for (const [date, day] of this.table) {
-      const d: Record<string, Record<string, DayUsage>> = (days[date] = {});
-      for (const [acct, models] of day) d[acct] = Object.fromEntries(models);
+      // Null-prototype objects: an account or model named "__proto__" is just a key.
+      const d: Record<string, Record<string, DayUsage>> = (days[date] = Object.create(null));
+      for (const [model, byAccount] of day) {
+        for (const [acct, u] of byAccount) (d[acct] ??= Object.create(null))[model] = u;
+      }
     }
     return `${JSON.stringify({ version: 1, days })}\n`;
   }

@@ -54,7 +54,7 @@ function compareText(a: string, b: string): number {
 }
 
 // Strings that thousands of accounts share (the granted scopes, the OAuth client, the token type)
-// are kept once. Bounded, so that odd files cannot grow it without limit.
+// are kept once, and so is the empty list of missing scopes. Bounded, so that odd files cannot grow it without limit.
 const shared = new Map<string, string>();
 const MAX_SHARED = 1000;
 
@@ -64,6 +64,9 @@ function share(s: string): string {
   if (shared.size < MAX_SHARED) shared.set(s, s);
   return s;
 }
+
+/** The `missing_scopes` of every account that got all it asked for. */
+const NO_SCOPES: string[] = Object.freeze([]) as unknown as string[];
 
 function deepFreeze(value: unknown): void {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
@@ -78,6 +81,7 @@ function deepFreeze(value: unknown): void {
  * freshly parsed account that nobody else holds yet.
  */
 export function readOnlyAccount(a: Account): Account {
+  if (a.missing_scopes.length === 0) a.missing_scopes = NO_SCOPES;
   a.token.scope = share(a.token.scope);
   a.token.token_type = share(a.token.token_type);
   if (a.oauth_client_id) a.oauth_client_id = share(a.oauth_client_id);

@@ -49,8 +49,6 @@ interface Entry {
   account: Account;
   /** Hash of the file text: equal text needs no parsing. */
   rawHash: string;
-  /** Hash of the validated content: equal content is not a change. */
-  contentHash: string;
   /** inode/size/mtime/ctime of the file when read; null when unknown (after our own write). */
   sig: string | null;
 }
@@ -207,12 +205,7 @@ export class FileStore implements AccountStore {
     }
     const parsed = parseAccountFile(file.raw, id);
     if (!parsed.ok) return { kind: 'bad', rawHash, reason: parsed.reason };
-    const entry: Entry = {
-      account: parsed.account,
-      rawHash,
-      contentHash: hash(JSON.stringify(parsed.account)),
-      sig: file.sig,
-    };
+    const entry: Entry = { account: parsed.account, rawHash, sig: file.sig };
     this.record(id, entry);
     return { kind: 'ok', entry };
   }
@@ -272,7 +265,8 @@ export class FileStore implements AccountStore {
       return;
     }
     this.known.set(id, entry);
-    if ((!prev || prev.contentHash !== entry.contentHash) && this.listeners.size) {
+    // Equal content in other text (spacing, key order of a hand edit) is not a change.
+    if (this.listeners.size && (!prev || JSON.stringify(prev.account) !== JSON.stringify(entry.account))) {
       this.emit({ id, account: entry.account });
     }
   }
@@ -452,7 +446,7 @@ export class FileStore implements AccountStore {
     const id = account.id;
     await this.perFile.run(id, async () => {
       await writeFileAtomic(this.path(id), raw, 0o600);
-      this.record(id, { account, rawHash, contentHash: hash(JSON.stringify(account)), sig: null });
+      this.record(id, { account, rawHash, sig: null });
     });
   }
 

@@ -644,9 +644,9 @@ async function main(): Promise<void> {
       if (P.idleMs > 0) {
         const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);
         row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
-        // What `top` shows once the gateway is idle: V8 gives back the pages it kept for reuse during the load.
+        // What `top` shows once the gateway has sat idle after everything above (streams of 32 MB included).
         const settled = await gw.child.ask<{ mem: Mem }>('stats');
-        row({ section: '4', metric: `gateway RSS after those ${P.idleMs / 1000} s idle`, value: settled.mem.rss / MB, unit: `MB (V8 heap ${round(settled.mem.heapTotal / MB, 1)} MB, ${round(settled.mem.heapUsed / MB, 1)} MB used)` });
+        row({ section: '4', metric: `gateway RSS after the streaming-memory phase (5) and ${P.idleMs / 1000} s idle`, value: settled.mem.rss / MB, unit: `MB (V8 heap ${round(settled.mem.heapTotal / MB, 1)} MB, ${round(settled.mem.heapUsed / MB, 1)} MB used)` });
         raw.idle = { ...idle, settled, resident: residentBreakdown(gw.child.proc.pid!) };
       }
       await gw.child.stop();

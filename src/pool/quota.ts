@@ -33,7 +33,7 @@ function nthSunday(year: number, month0: number, n: number): number {
  * since 2007), UTC-8 otherwise. Written out rather than asked of Intl: one
  * Intl.DateTimeFormat keeps ~8 MB of ICU code and data resident for the life of
  * the process, and this is the only zone Grantpool needs. A test checks it
- * against ICU hour by hour over decades.
+ * against ICU every half hour from 2007 to 2045.
  */
 export function pacificOffsetMs(ms: number): number {
   const year = new Date(ms - 8 * HOUR_MS).getUTCFullYear();
@@ -89,7 +89,7 @@ export function quotaDayKeyBefore(ms: number, n: number): string {
   return dateKey(d);
 }
 
-/** Caches the current quota day so that hot paths do not format dates on every call. */
+/** Caches the current quota day so that hot paths do not work it out on every call. */
 export class QuotaDayCache {
   private day: QuotaDay | null = null;
   current(now: number): QuotaDay {

@@ -54,7 +54,8 @@ function compareText(a: string, b: string): number {
 }
 
 // Strings that thousands of accounts share (the granted scopes, the OAuth client, the token type)
-// are kept once, and so is the empty list of missing scopes. Bounded, so that odd files cannot grow it without limit.
+// are kept once (and so is the empty list of missing scopes, below). Bounded, so that odd files
+// cannot grow it without limit.
 const shared = new Map<string, string>();
 const MAX_SHARED = 1000;
 

@@ -108,6 +108,24 @@ test('expired tokens are refreshed; an issuer failing with 500 or HTML 403 disab
   }
 });
 
+test('invalid_client disables no account; /api/status names the failing client and since when', async () => {
+  stack.clock.advance(2 * 3600_000);
+  try {
+    stack.issuer.failTokenEndpoint('invalid_client');
+    const failedAt = Math.floor(stack.clock.now() / 1000);
+    await openai().chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'c' }] }).catch(() => {});
+    for (const email of EMAILS) assert.equal((await stack.accountFile(email)).disabled, false, `${email} not disabled for a client error`);
+    const { body } = await stack.api('GET', '/api/status');
+    const failing = body.oauth.clients.filter((c: { failing: boolean }) => c.failing);
+    assert.equal(failing.length, 1, JSON.stringify(body.oauth));
+    assert.match(failing[0].error, /^invalid_client/);
+    assert.ok(Math.abs(failing[0].since - failedAt) < 5, `since ${failing[0].since}, failed at ${failedAt} (unix seconds)`);
+  } finally {
+    stack.issuer.failTokenEndpoint(null);
+    stack.clock.advance(11 * 60_000); // past the client's retry wait
+  }
+});
+
 test('an account that did not grant a Gemini scope is never used for the Gemini API, and no request fails for it', async () => {
   stack.issuer.addUser({ email: 'noscope@example.com' });
   const r = await stack.addAccount('noscope@example.com', { grantScopes: ['openid', 'email', 'profile'] });

@@ -134,7 +134,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     usageDays: (days) => pool.usage({ days }),
     oauthStatus: () => {
       const s = oauth.status();
-      const failing = new Map(pool.summary().failing_clients.map((f) => [f.client_id, f]));
+      const failing = new Map(pool.failingClients().map((f) => [f.client_id, f]));
       const clients = s.clientId ? [s.clientId] : [];
       for (const id of failing.keys()) if (!clients.includes(id) && id !== '(default)') clients.push(id);
       const problem = s.problem ?? (failing.size ? [...failing.values()][0]!.error + ': ' + [...failing.values()][0]!.description : null);

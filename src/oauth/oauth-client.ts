@@ -192,7 +192,7 @@ export class OAuthClient implements TokenRefresher {
       });
       return this.toAnswer(answer, this.primaryClientId);
     } catch (e) {
-      throw this.flowError(e, [callback.searchParams.get('code') ?? '', checks.codeVerifier, ...this.clients.map((c) => c.client_secret)]);
+      throw this.flowError(e, this.secretsWith(callback.searchParams.get('code'), checks.codeVerifier));
     }
   }
 
@@ -253,7 +253,7 @@ export class OAuthClient implements TokenRefresher {
       const answer = await oidc.refreshTokenGrant(config, refreshToken);
       return this.toAnswer(answer, config.clientMetadata().client_id);
     } catch (e) {
-      throw classifyRefreshError(e, [refreshToken]);
+      throw classifyRefreshError(e, this.secretsWith(refreshToken));
     }
   }
 
@@ -264,7 +264,7 @@ export class OAuthClient implements TokenRefresher {
     try {
       info = await oidc.fetchUserInfo(config, accessToken, expectedSub ?? oidc.skipSubjectCheck);
     } catch (e) {
-      throw this.flowError(e, [accessToken]);
+      throw this.flowError(e, this.secretsWith(accessToken));
     }
     return {
       sub: String(info.sub),
@@ -289,8 +289,8 @@ export class OAuthClient implements TokenRefresher {
     } catch (e) {
       const err = errorFields(e);
       if (err.error === 'invalid_token' || err.error === 'invalid_grant') return 'already_revoked';
-      const what = err.error ? `${err.error}${err.description ? `: ${cleanDescription(err.description, [refreshToken])}` : ''}` : describeTransport(e);
-      throw new Error(`revocation at the issuer failed (${what})`);
+      const what = err.error ? `${err.error}${err.description ? `: ${err.description}` : ''}` : describeTransport(e);
+      throw new Error(`revocation at the issuer failed (${cleanDescription(what, this.secretsWith(refreshToken))})`);
     }
   }
 
@@ -313,6 +313,11 @@ export class OAuthClient implements TokenRefresher {
     };
   }
 
+  /** Values that must never appear in an error or a log line: the given ones and every client secret. */
+  private secretsWith(...values: (string | null)[]): string[] {
+    return [...values.filter((v): v is string => !!v), ...this.clients.map((c) => c.client_secret)];
+  }
+
   /** An OAuthFlowError for a failure in the consent path (code exchange, userinfo). */
   private flowError(e: unknown, secrets: string[]): OAuthFlowError {
     if (e instanceof OAuthFlowError) return e;
@@ -321,9 +326,9 @@ export class OAuthClient implements TokenRefresher {
     if (err.error && !(err.status !== undefined && (err.status >= 500 || err.status === 429))) {
       return new OAuthFlowError(err.error, { ...ctx, description: cleanDescription(err.description, secrets) });
     }
-    const reason = err.status !== undefined ? `HTTP ${err.status}${err.error ? ` ${err.error}` : ''}` : describeTransport(e);
+    const reason = cleanDescription(err.status !== undefined ? `HTTP ${err.status}${err.error ? ` ${err.error}` : ''}` : describeTransport(e), secrets);
     this.logger?.warn({ reason }, 'OAuth request to the issuer failed');
-    return new OAuthFlowError('issuer_unreachable', { ...ctx, description: cleanDescription(reason, secrets) });
+    return new OAuthFlowError('issuer_unreachable', { ...ctx, description: reason });
   }
 }
 

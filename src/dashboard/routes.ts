@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Router } from '../server/router.ts';
 import { HttpError, escapeHtml, readBody, sendHtml } from '../server/http-util.ts';
-import type { DashboardSessions } from './session.ts';
+import { safeEqual, type DashboardSessions } from './session.ts';
 
 export interface DashboardDeps {
   sessions: DashboardSessions;
@@ -228,7 +228,7 @@ export function registerDashboardRoutes(router: Router, deps: DashboardDeps): vo
         const form = await readForm(req).catch(() => new URLSearchParams());
         sent = form.get('csrf') ?? '';
       }
-      if (sessions.isCrossSite(req) || sent !== session.csrf) {
+      if (sessions.isCrossSite(req) || !safeEqual(sent, session.csrf)) {
         return page(res, 403, renderLoginPage({ error: 'Log out from the dashboard page itself (the request did not carry its CSRF token).', hint: deps.adminTokenHint }));
       }
     } else {

@@ -84,6 +84,14 @@ test('countTokens and model listing (upstream models plus aliases)', async () =>
   const c = await ai.models.countTokens({ model: 'claude-sonnet-4', contents: 'how many tokens is this?' });
   assert.ok((c.totalTokens ?? 0) > 0);
   assert.equal(h.upstream.requests.at(-1)!.model, 'gemini-2.5-flash');
+  // The whole-request form, in the snake_case spelling Google also accepts: the alias is resolved inside too.
+  const snake = await fetch(`${h.url}/v1beta/models/claude-sonnet-4:countTokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ generate_content_request: { model: 'models/claude-sonnet-4', contents: [{ role: 'user', parts: [{ text: 'count me' }] }] } }),
+  });
+  assert.equal(snake.status, 200, await snake.clone().text());
+  assert.equal((h.upstream.requests.at(-1)!.body as { generate_content_request: { model: string } }).generate_content_request.model, 'models/gemini-2.5-flash');
 
   const names: string[] = [];
   for await (const m of await ai.models.list()) names.push(m.name ?? '');

@@ -34,11 +34,15 @@ export interface CountTokensTranslation {
   toResponse(gemini: GeminiResponse): unknown;
 }
 
-/** Puts the upstream model into a countTokens body from `CountTokensTranslation.parseRequest`. */
+/**
+ * Puts the upstream model into a countTokens body that carries a whole request
+ * (`generateContentRequest`, or its snake_case spelling, which Google accepts too).
+ */
 export function setCountTokensModel(body: GeminiRequest, upstreamModel: string): GeminiRequest {
-  const inner = body.generateContentRequest;
+  const key = body.generateContentRequest !== undefined ? 'generateContentRequest' : 'generate_content_request';
+  const inner = body[key];
   if (typeof inner !== 'object' || inner === null) return body;
-  return { ...body, generateContentRequest: { ...(inner as Record<string, unknown>), model: `models/${upstreamModel.replace(/^models\//, '')}` } };
+  return { ...body, [key]: { ...(inner as Record<string, unknown>), model: `models/${upstreamModel.replace(/^models\//, '')}` } };
 }
 
 export interface ResponseInfo {

@@ -9,7 +9,7 @@ import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../server/router.ts';
 import { HttpError, readBody, readJsonWithRaw } from '../server/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import type { Door } from './door.ts';
+import { setCountTokensModel, type Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
 import {
   ClientAbort,
@@ -291,10 +291,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       track.modelUsed = model;
       let payload: Buffer = raw;
       if (action === 'countTokens') {
-        const inner = body.generateContentRequest as Record<string, unknown> | undefined;
-        if (inner && typeof inner === 'object' && inner.model !== `models/${model}`) {
-          payload = Buffer.from(JSON.stringify({ ...body, generateContentRequest: { ...inner, model: `models/${model}` } }));
-        }
+        const withModel = setCountTokensModel(body, model);
+        if (withModel !== body) payload = Buffer.from(JSON.stringify(withModel));
       }
       // Only Google's system parameters that shape the answer go upstream; anything
       // else (beta flags, a client's API key) is ignored, as the real API would refuse it.

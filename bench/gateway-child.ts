@@ -23,7 +23,6 @@ import { createLogger } from '../src/log/logger.ts';
 type Msg = { type: string; id: number; [k: string]: unknown };
 
 const send = (m: Record<string, unknown>) => process.send!(m);
-const spawnedAt = Number(process.env.BENCH_SPAWNED_AT ?? 0);
 
 const logger = createLogger({ level: process.env.GRANTPOOL_LOG_LEVEL ?? 'info' });
 const t0 = performance.now();
@@ -135,7 +134,6 @@ send({
   type: 'ready',
   url: gateway.url,
   startGatewayMs,
-  sinceSpawnMs: spawnedAt ? Date.now() - spawnedAt : null,
   poolSize: gateway.pool.size,
   mem: mem(),
 });

@@ -89,10 +89,6 @@ export async function startChild(
   return child;
 }
 
-export function newId(): number {
-  return nextId++;
-}
-
 export interface Resident {
   /** Pages of the node executable (file-backed, the same for any Node process). */
   nodeBinary: number;

@@ -127,7 +127,6 @@ interface GatewayRun {
 async function startGatewayChild(name: string, dataDir: string, env: Record<string, string>, logFile: string): Promise<GatewayRun> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const spawnedAt = Date.now();
   const t0 = performance.now();
   const execArgv = ['--expose-gc', ...NODE_ARGS];
   const childP = startChild(join(HERE, 'gateway-child.ts'), {
@@ -142,7 +141,6 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
       GRANTPOOL_AUTH_MODE: 'strict',
       GRANTPOOL_API_KEYS: API_KEY,
       GRANTPOOL_ADMIN_TOKEN: 'gpa-bench-admin-token-0123456789',
-      BENCH_SPAWNED_AT: String(spawnedAt),
       ...env,
     },
   });

@@ -168,9 +168,6 @@ export function explainOAuthError(code: string, ctx: ErrorContext = {}): Explana
   };
 }
 
-/** The known codes (for tests and documentation). */
-export const EXPLAINED_CODES: readonly string[] = Object.keys(EXPLAIN);
-
 /** An error in the add-account path, with a code and plain words; never contains a token. */
 export class OAuthFlowError extends Error {
   readonly code: string;

@@ -91,10 +91,6 @@ export class OAuthClient implements TokenRefresher {
     return this.clients[0]!.client_id;
   }
 
-  get clientIds(): string[] {
-    return this.clients.map((c) => c.client_id);
-  }
-
   /**
    * Discovery, once; a failed discovery is retried by the next call.
    * Throws OAuthFlowError('issuer_unreachable') when the issuer cannot be reached.

@@ -7,12 +7,6 @@ export interface QuotaLimit {
   tokens_per_day?: number;
 }
 
-export interface QuotaProtectionConfig {
-  enabled: boolean;
-  threshold_percent: number;
-  limits: Record<string, QuotaLimit>;
-}
-
 export interface DayUsage {
   requests: number;
   tokens_in: number;

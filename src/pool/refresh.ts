@@ -63,8 +63,6 @@ export interface RefreshOptions {
   marginMs: number;
   /** Without force, a token with more than this left needs no refresh. */
   refreshBeforeMs: number;
-  /** Called right before the token endpoint is called. */
-  beforeCall?: (account: Account) => void;
 }
 
 /** Merges a refresh answer into the stored token: no refresh_token in the answer keeps the stored one. */
@@ -92,7 +90,6 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
       }
       if (!opts.force && left > opts.refreshBeforeMs) return { ok: true, account: current, called: false };
 
-      opts.beforeCall?.(current);
       let answer: Token;
       try {
         answer = await refresher.refresh(current);

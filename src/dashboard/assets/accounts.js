@@ -2,7 +2,7 @@
 // action away (add, re-authorize, take out of / put back into the proxy, remove),
 // also for a multi-selection.
 import { api } from './api.js';
-import { h, clear, replaceChildren, timeEl, formatNumber, formatCompact, uid } from './dom.js';
+import { h, clear, replaceChildren, timeEl, formatNumber, formatCompact, uid, srOnly } from './dom.js';
 import {
   toast, toastError, openDialog, confirmDialog, errorBox, setBusy, stateCell, describeState,
   stateLabel, emptyState, badge,
@@ -31,7 +31,7 @@ export function mountAccounts(root, app) {
       h('th', { scope: 'col' }, 'Last used'),
       h('th', { scope: 'col', class: 'num' }, 'Today'),
       h('th', { scope: 'col' }, 'Missing scopes'),
-      h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'sr-only' }, 'Actions')))),
+      h('th', { scope: 'col', class: 'col-actions' }, srOnly('Actions')))),
     tbody);
 
   const tableWrap = h('div', { class: 'table-wrap' }, table);

@@ -1,7 +1,7 @@
 // The dashboard app: loads the data, keeps it live (server-sent events with a
 // polling fallback), draws the banners and switches between the views.
 import { api, setUnauthorizedHandler } from './api.js';
-import { h, replaceChildren, clear } from './dom.js';
+import { h, replaceChildren, clear, formatDateTime } from './dom.js';
 import { toast } from './ui.js';
 import { mountAccounts } from './accounts.js';
 import { mountProxy } from './proxy.js';
@@ -12,13 +12,11 @@ const VIEWS = { accounts: mountAccounts, proxy: mountProxy, requests: mountReque
 const TITLES = { accounts: 'Accounts', proxy: 'Proxy', requests: 'Requests', setup: 'Setup' };
 const POLL_MS = 5000;
 const STATUS_MS = 30000;
-const MAX_REQUESTS = 500;
 
 const app = {
   state: {
     status: null,
     accounts: null,
-    requests: [],
     /** Accounts we are waiting for after "Add with Google" / "Re-authorize". */
     pending: { adding: false, reauth: new Set() },
     /** A just-created API key: { id, label, key }, shown once. */
@@ -101,7 +99,7 @@ function renderBanners() {
     box.append(h('div', { class: 'banner banner-bad', role: 'alert', 'data-testid': 'client-failing' },
       h('strong', null, 'Google rejects the OAuth client '), h('code', null, c.client_id ?? ''), h('strong', null, ': '),
       c.error ?? 'requests with this client fail',
-      c.since ? h('span', { class: 'muted' }, ` (since ${new Date(c.since * 1000).toLocaleString()})`) : null,
+      c.since ? h('span', { class: 'muted' }, ` (since ${formatDateTime(c.since)})`) : null,
       h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '),
         c.fix ?? 'Check the OAuth client in the Google Cloud console (it may be deleted, disabled, or its secret rotated) and upload a fresh client_secret.json on the Setup page. No account was disabled for this.')));
   }
@@ -152,10 +150,7 @@ function connectLive() {
   });
   source.addEventListener('request', (ev) => {
     try {
-      const entry = JSON.parse(ev.data);
-      app.state.requests.unshift(entry);
-      if (app.state.requests.length > MAX_REQUESTS) app.state.requests.length = MAX_REQUESTS;
-      app.emit('request', entry);
+      app.emit('request', JSON.parse(ev.data));
     } catch {
       /* ignored */
     }

@@ -1,7 +1,7 @@
 // Proxy view: where to point clients, with which key, and ready-to-paste setup
 // for Claude Code, Gemini CLI, the OpenAI SDKs and curl.
 import { api } from './api.js';
-import { h, clear, replaceChildren, uid, timeEl } from './dom.js';
+import { h, clear, replaceChildren, uid, timeEl, srOnly } from './dom.js';
 import { card, copyField, codeBlock, confirmDialog, errorBox, setBusy, toast, toastError, emptyState, badge } from './ui.js';
 
 const KEY_PLACEHOLDER = '<your Grantpool API key>';
@@ -102,7 +102,7 @@ export function mountProxy(root, app) {
       h('caption', { class: 'sr-only' }, 'Proxy API keys'),
       h('thead', null, h('tr', null,
         h('th', { scope: 'col' }, 'Label'), h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Created'),
-        h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'sr-only' }, 'Actions')))),
+        h('th', { scope: 'col', class: 'col-actions' }, srOnly('Actions')))),
       h('tbody', null, keys.map((k) => h('tr', null,
         h('td', { 'data-label': 'Label' }, k.label ?? ''),
         h('td', { 'data-label': 'Key' }, h('code', null, /…$/.test(k.prefix ?? '') ? k.prefix : `${k.prefix ?? ''}…`)),

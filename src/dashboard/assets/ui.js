@@ -1,5 +1,5 @@
 // Shared pieces: toasts, copy buttons, dialogs, state badges, error boxes.
-import { h, clear, uid, formatClock, formatRelative, formatDateTime } from './dom.js';
+import { h, uid, formatClock, formatRelative, formatDateTime } from './dom.js';
 
 // ---- toasts -------------------------------------------------------------------
 
@@ -197,8 +197,4 @@ export function emptyState(title, text, action) {
 export function card(title, ...children) {
   const id = uid('card');
   return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id, class: 'card-title' }, title), ...children);
-}
-
-export function clearNode(el) {
-  return clear(el);
 }

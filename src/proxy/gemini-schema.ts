@@ -60,13 +60,6 @@ export function toGeminiParameters(schema: unknown, where: string): GeminiSchema
   return out;
 }
 
-/** A JSON Schema for Gemini's JSON-Schema fields (parametersJsonSchema, responseJsonSchema): only `$schema` is stripped. */
-export function toGeminiJsonSchema(schema: unknown): unknown {
-  if (!isObj(schema)) return schema;
-  const { $schema: _drop, ...rest } = schema;
-  return rest;
-}
-
 function resolvePointer(ctx: Ctx, ref: string, path: string): unknown {
   if (!ref.startsWith('#')) fail(ctx, path, `$ref "${ref}" points outside this schema; only local references (#/$defs/..., #/definitions/...) can be inlined`);
   const pointer = ref.slice(1);

@@ -10,10 +10,6 @@ export interface AnthropicDoorOptions {
   signatures: ThoughtSignatureCache;
   /** Accept image/document sources of type "url" (as Gemini fileData parts); default false: a 400. */
   allowRemoteImages?: boolean;
-  /** 'openapi' (default) converts input_schema to Gemini's Schema; 'json-schema' uses parametersJsonSchema. */
-  schemaMode?: 'openapi' | 'json-schema';
-  /** On a lost signature, send Google's documented placeholder instead (default true). */
-  fillMissingSignatures?: boolean;
 }
 
 export function createAnthropicDoor(options: AnthropicDoorOptions): Door {

@@ -1,14 +1,12 @@
 // Anthropic Messages request -> Gemini generateContent request (and countTokens).
 import type { ParsedRequest } from '../door.ts';
-import { toGeminiJsonSchema, toGeminiParameters } from '../gemini-schema.ts';
+import { toGeminiParameters } from '../gemini-schema.ts';
 import { decodeThinkingSignature, fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
 import { bad, isObj, num, pushContent, remoteUrlPart, str, type Content, type Json, type Part } from '../translate-util.ts';
 
 export interface AnthropicRequestOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
-  schemaMode?: 'openapi' | 'json-schema';
-  fillMissingSignatures?: boolean;
 }
 
 function systemParts(system: unknown): Part[] {
@@ -148,7 +146,7 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
     if (role === 'model' && parts.length === 0) parts.push({ text: '' });
     pushContent(contents, role, parts);
   });
-  if (opts.fillMissingSignatures !== false) fillMissingFunctionCallSignatures(contents);
+  fillMissingFunctionCallSignatures(contents);
 
   const out: Translated = { model, contents, system: systemParts(body.system) };
 
@@ -163,11 +161,8 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
       const decl: Json = { name: t.name };
       if (typeof t.description === 'string') decl.description = t.description;
       if (t.input_schema === undefined || t.input_schema === null) throw bad(`${at}.input_schema: Field required`);
-      if (opts.schemaMode === 'json-schema') decl.parametersJsonSchema = toGeminiJsonSchema(t.input_schema);
-      else {
-        const params = toGeminiParameters(t.input_schema, `${at}.input_schema`);
-        if (params) decl.parameters = params;
-      }
+      const params = toGeminiParameters(t.input_schema, `${at}.input_schema`);
+      if (params) decl.parameters = params;
       decls.push(decl);
     });
     if (decls.length) out.tools = [{ functionDeclarations: decls }];
@@ -241,7 +236,7 @@ export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptio
 /** `/v1/messages/count_tokens` body -> Gemini countTokens body (`generateContentRequest.model` is set by the engine). */
 export function parseAnthropicCountTokens(body: unknown, opts: AnthropicRequestOptions): ParsedRequest {
   if (!isObj(body)) throw bad('the request body must be a JSON object');
-  const t = translateConversation(body, { ...opts, fillMissingSignatures: opts.fillMissingSignatures });
+  const t = translateConversation(body, opts);
   const inner: Json = { contents: t.contents };
   if (t.system.length) inner.systemInstruction = { parts: t.system };
   if (t.tools) inner.tools = t.tools;

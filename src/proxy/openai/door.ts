@@ -9,10 +9,6 @@ export interface OpenAIDoorOptions {
   signatures: ThoughtSignatureCache;
   /** Accept http(s) image URLs (as Gemini fileData parts); default false: a 400. */
   allowRemoteImages?: boolean;
-  /** 'openapi' (default) converts JSON Schema to Gemini's Schema; 'json-schema' uses parametersJsonSchema / responseJsonSchema. */
-  schemaMode?: 'openapi' | 'json-schema';
-  /** On a lost signature, send Google's documented placeholder instead (default true). */
-  fillMissingSignatures?: boolean;
 }
 
 export function createOpenAIDoor(options: OpenAIDoorOptions): Door {
@@ -25,5 +21,3 @@ export function createOpenAIDoor(options: OpenAIDoorOptions): Door {
     errorBody: (status, message, type) => openaiErrorBody(status, message, type),
   };
 }
-
-export { REASONING_BUDGETS } from './request.ts';

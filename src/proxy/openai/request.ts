@@ -1,6 +1,6 @@
 // OpenAI Chat Completions request -> Gemini generateContent request.
 import type { ParsedRequest } from '../door.ts';
-import { toGeminiJsonSchema, toGeminiParameters, toGeminiSchema } from '../gemini-schema.ts';
+import { toGeminiParameters, toGeminiSchema } from '../gemini-schema.ts';
 import { fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
 import {
   bad, dataUrlToInlineData, isObj, num, parseArguments, pushContent, remoteUrlPart, str,
@@ -10,10 +10,6 @@ import {
 export interface OpenAIRequestOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
-  /** 'openapi' (default): convert schemas to Gemini's Schema; 'json-schema': send them in parametersJsonSchema / responseJsonSchema. */
-  schemaMode?: 'openapi' | 'json-schema';
-  /** Put Google's placeholder on function calls whose signature was lost (default true). */
-  fillMissingSignatures?: boolean;
 }
 
 /** reasoning_effort -> thinkingBudget (tokens). */
@@ -152,24 +148,20 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
     }
   });
   if (contents.length === 0) throw bad('"messages" must contain at least one user or assistant message besides system messages');
-  if (opts.fillMissingSignatures !== false) fillMissingFunctionCallSignatures(contents);
+  fillMissingFunctionCallSignatures(contents);
 
   const gemini: Json = { contents };
   if (system.length) gemini.systemInstruction = { parts: system };
 
   // --- tools ----------------------------------------------------------------
   const declarations: Json[] = [];
-  const schemaMode = opts.schemaMode ?? 'openapi';
   const addFunction = (fn: Json, where: string) => {
     if (typeof fn.name !== 'string' || !fn.name) throw bad(`${where}.name must be a non-empty string`);
     const decl: Json = { name: fn.name };
     if (typeof fn.description === 'string') decl.description = fn.description;
     if (fn.parameters !== undefined && fn.parameters !== null) {
-      if (schemaMode === 'json-schema') decl.parametersJsonSchema = toGeminiJsonSchema(fn.parameters);
-      else {
-        const params = toGeminiParameters(fn.parameters, `${where}.parameters`);
-        if (params) decl.parameters = params;
-      }
+      const params = toGeminiParameters(fn.parameters, `${where}.parameters`);
+      if (params) decl.parameters = params;
     }
     declarations.push(decl);
   };
@@ -235,10 +227,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
       const js = isObj(rf.json_schema) ? rf.json_schema : undefined;
       if (!js) throw bad('"response_format.json_schema" is required when type is "json_schema"');
       gc.responseMimeType = 'application/json';
-      if (js.schema !== undefined) {
-        if (schemaMode === 'json-schema') gc.responseJsonSchema = toGeminiJsonSchema(js.schema);
-        else gc.responseSchema = toGeminiSchema(js.schema, 'response_format.json_schema.schema');
-      }
+      if (js.schema !== undefined) gc.responseSchema = toGeminiSchema(js.schema, 'response_format.json_schema.schema');
     } else if (rf.type !== 'text') throw bad(`"response_format.type" must be "text", "json_object" or "json_schema"`);
   }
 

@@ -3,6 +3,7 @@
 // headers of the client, without its hop-by-hop and credential headers (and
 // without a `key` query parameter); the engine adds the pool's bearer token.
 import type { IncomingHttpHeaders } from 'node:http';
+import { baseOf } from './upstream-client.ts';
 
 /** Request headers never forwarded: hop-by-hop, the client's credentials, the gateway's own. */
 const DROP = new Set([
@@ -36,8 +37,8 @@ export interface PassthroughTarget {
 
 /** Where a `/google/...` request goes and with which headers. `url` is the gateway request URL. */
 export function buildPassthrough(baseUrl: string, url: URL, headers: IncomingHttpHeaders): PassthroughTarget {
-  const base = new URL(baseUrl);
-  const prefix = base.pathname.replace(/\/+$/, '');
+  const base = baseOf(baseUrl);
+  const prefix = base.prefix;
   // The raw path after /google keeps the client's own encoding.
   let rest = url.pathname.slice('/google'.length);
   if (!rest.startsWith('/')) rest = `/${rest}`;

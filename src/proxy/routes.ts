@@ -29,7 +29,7 @@ import {
 import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction } from './gemini-door.ts';
 import { aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList, type GeminiModel } from './models.ts';
 import type { RequestLog } from './request-log.ts';
-import { createUpstreamClient, type UpstreamClient } from './upstream-client.ts';
+import { baseOf, createUpstreamClient, type UpstreamClient } from './upstream-client.ts';
 import { upstreamMessage } from './upstream-errors.ts';
 import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thought-signatures.ts';
 import { createOpenAIDoor } from './openai/door.ts';
@@ -108,19 +108,6 @@ function isGoogleClient(req: IncomingMessage, url: URL): boolean {
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
-}
-
-const baseCache = new Map<string, { origin: string; prefix: string }>();
-/** Origin and path prefix of an upstream base URL (cached: URL parsing is not free). */
-function baseOf(url: string): { origin: string; prefix: string } {
-  let b = baseCache.get(url);
-  if (!b) {
-    const u = new URL(url);
-    b = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
-    if (baseCache.size > 16) baseCache.clear();
-    baseCache.set(url, b);
-  }
-  return b;
 }
 
 // ---------------------------------------------------------------------------

@@ -137,3 +137,16 @@ export function abortError(): Error {
   e.name = 'AbortError';
   return e;
 }
+
+const baseCache = new Map<string, { origin: string; prefix: string }>();
+/** Origin and path prefix of an upstream base URL (cached: URL parsing is not free). */
+export function baseOf(url: string): { origin: string; prefix: string } {
+  let b = baseCache.get(url);
+  if (!b) {
+    const u = new URL(url);
+    b = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+    if (baseCache.size > 16) baseCache.clear();
+    baseCache.set(url, b);
+  }
+  return b;
+}

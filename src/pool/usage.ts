@@ -61,8 +61,8 @@ export class MemoryUsageStore implements UsageStore {
 
   records(fromDate: string, accountId?: string): UsageRecord[] {
     const out: UsageRecord[] = [];
-    for (const [date, day] of [...this.table].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-      if (date < fromDate) continue;
+    const days = [...this.table].filter(([date]) => date >= fromDate).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    for (const [date, day] of days) {
       for (const [model, byAccount] of day) {
         if (accountId !== undefined) {
           // One account: a lookup per model, not a walk over every account of the day.

@@ -31,11 +31,13 @@ export class SseReader {
 
   /** Where the search for the next blank line resumes (what was searched before holds none). */
   private scanned = 0;
+  /** The blank line that ends an event (any of the three line endings); one per reader, made once. */
+  private readonly eventEnd = /\r\n\r\n|\n\n|\r\r/g;
 
   private drain(): void {
     const buf = this.buffer;
     let start = 0;
-    const re = /\r\n\r\n|\n\n|\r\r/g;
+    const re = this.eventEnd;
     re.lastIndex = Math.max(0, this.scanned - 3);
     for (;;) {
       const m = re.exec(buf);

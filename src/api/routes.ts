@@ -76,11 +76,11 @@ function handleError(logger: Logger, ctx: RequestContext, e: unknown): void {
     ctx.res.destroy();
     return;
   }
-  if (e instanceof HttpError) return sendError(ctx.res, e.status, e.code, e.message);
+  if (e instanceof HttpError) return sendError(ctx.res, e.status, e.code, e.message, e.fix);
   if (e instanceof AccountNotFoundError) return sendError(ctx.res, 404, 'account_not_found', e.message);
-  // Errors that speak to the user: the OAuth flow's and the gateway's own (they carry a status).
+  // The OAuth flow's errors speak to the user too; any other error (a library's included) is not shown.
   const err = e as { status?: unknown; code?: unknown; message?: unknown; fix?: unknown };
-  if ((e instanceof OAuthFlowError || e instanceof ClientSecretError || typeof err?.status === 'number') && typeof err.code === 'string') {
+  if ((e instanceof OAuthFlowError || e instanceof ClientSecretError) && typeof err.code === 'string') {
     const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 400;
     return sendError(ctx.res, status, err.code, String(err.message), typeof err.fix === 'string' ? err.fix : undefined);
   }

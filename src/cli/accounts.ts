@@ -119,9 +119,7 @@ export async function importAccounts(
   opts: { refreshToken?: string; file?: string },
 ): Promise<number> {
   if (!opts.refreshToken === !opts.file) throw new CliError('give exactly one of --refresh-token T or --file F');
-  const oauth = await (await ctx.oauth()).require().catch((e: Error & { fix?: string }) => {
-    throw new CliError(`${e.message}${e.fix ? `\n  fix: ${e.fix}` : ''}`);
-  });
+  const oauth = await (await ctx.oauth()).require();
   const deps = { oauth, store: await ctx.store(), logger: ctx.logger };
   if (opts.refreshToken) {
     out.write(describeAdd(await importRefreshToken(deps, opts.refreshToken.trim())) + '\n');
@@ -183,9 +181,7 @@ export async function addAccount(
     return 0;
   }
   const holder = await ctx.oauth();
-  const oauth = await holder.require().catch((e: Error & { fix?: string }) => {
-    throw new CliError(`${e.message}${e.fix ? `\n  fix: ${e.fix}` : ''}`);
-  });
+  const oauth = await holder.require();
   const config = await ctx.config();
   const flows = new ConsentFlows({ oauth });
   const deps = { oauth, store: await ctx.store(), flows, logger: ctx.logger };

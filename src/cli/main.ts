@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.ts';
 import { AccountNotFoundError } from '../store/account-ops.ts';
 import { OAuthFlowError } from '../oauth/errors.ts';
+import { HttpError } from '../server/http-util.ts';
 import { CliError, createCliContext } from './context.ts';
 import { processOut, type Out } from './output.ts';
 import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';
@@ -83,8 +84,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
       out.error(`grantpool: ${e.message}\n`);
       return 1;
     }
-    if (e instanceof OAuthFlowError) {
-      out.error(`grantpool: ${e.message}\n  fix: ${e.fix}\n`);
+    if (e instanceof OAuthFlowError || e instanceof HttpError) {
+      out.error(`grantpool: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ''}\n`);
       return 1;
     }
     out.error(`grantpool: ${(e as Error).message ?? String(e)}\n`);

@@ -26,6 +26,7 @@ import { registerDashboardRoutes } from '../dashboard/routes.ts';
 import { Router } from './router.ts';
 import { createHttpServer } from './http-server.ts';
 import { OAuthHolder } from './oauth-holder.ts';
+import { HttpError } from './http-util.ts';
 
 export const VERSION = '0.1.0';
 
@@ -248,6 +249,6 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
 function assertKeysEditable(env: Record<string, string | undefined>): void {
   if (env.GRANTPOOL_API_KEYS) {
-    throw Object.assign(new Error('the API keys come from GRANTPOOL_API_KEYS; change that variable instead'), { code: 'keys_from_env', status: 409 });
+    throw new HttpError(409, 'keys_from_env', 'the API keys come from GRANTPOOL_API_KEYS; change that variable instead');
   }
 }

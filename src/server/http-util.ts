@@ -7,10 +7,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export class HttpError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  /** What the user can do about it, when there is something. */
+  readonly fix?: string;
+  constructor(status: number, code: string, message: string, fix?: string) {
     super(message);
     this.status = status;
     this.code = code;
+    if (fix) this.fix = fix;
   }
 }
 

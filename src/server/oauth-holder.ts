@@ -10,6 +10,7 @@ import { OAuthClient } from '../oauth/oauth-client.ts';
 import { ClientSecretError, readClientSecretFile, type ClientSecret } from '../oauth/client-secret.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Clock } from '../util/clock.ts';
+import { HttpError } from './http-util.ts';
 
 export interface OAuthProblem {
   code: 'missing' | 'invalid';
@@ -78,7 +79,7 @@ export class OAuthHolder implements TokenRefresher {
     const client = await this.get();
     if (client) return client;
     const p = this.problem!;
-    throw Object.assign(new Error(p.message), { code: 'oauth_client_not_configured', status: 409, fix: p.fix });
+    throw new HttpError(409, 'oauth_client_not_configured', p.message, p.fix);
   }
 
   status(): { configured: boolean; problem: string | null; fix: string | null; clientId: string | null } {

@@ -17,7 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { startProfile, stopProfile } from './child-profiler.ts';
-import { startGateway } from '../src/server/gateway.ts';
+import { startGateway } from '../src/app/gateway.ts';
 import { createLogger } from '../src/log/logger.ts';
 
 type Msg = { type: string; id: number; [k: string]: unknown };

@@ -29,7 +29,7 @@ import { burst, cannon, keepAliveAgent, timedRequest, type Target } from './load
 import { median, percentile, round } from './stats.ts';
 import { benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts } from './accounts.ts';
 import { accountFileName } from '../src/store/account-file.ts';
-import { writeFileAtomic } from '../src/store/atomic-write.ts';
+import { writeFileAtomic } from '../src/fsx/atomic-write.ts';
 import type { UpstreamShape } from './upstream.ts';
 import { NODE_ENV, NODE_FLAGS } from '../bin/node-flags.js';
 

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, stat, writeFile, chmod, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
-import { startGateway } from '../src/server/gateway.ts';
+import { startGateway } from '../src/app/gateway.ts';
 import { silentLogger } from '../src/log/logger.ts';
 
 async function dir() {

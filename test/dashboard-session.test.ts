@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, type Gateway } from '../src/server/gateway.ts';
+import { startGateway, type Gateway } from '../src/app/gateway.ts';
 import { silentLogger } from '../src/log/logger.ts';
 
 const ADMIN = 'admin-token-for-session-tests';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { toGeminiParameters, toGeminiSchema } from '../src/proxy/gemini-schema.ts';
-import { HttpError } from '../src/server/http-util.ts';
+import { HttpError } from '../src/http/http-util.ts';
 import { findSchemaViolation } from './support/gemini-schema-rules.ts';
 
 const claudeCodeTools = JSON.parse(readFileSync(new URL('./golden/claude-code-tools.json', import.meta.url), 'utf8')) as Array<{ name: string; input_schema: unknown }>;

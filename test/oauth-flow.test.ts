@@ -12,7 +12,7 @@ import { ConsentFlows } from '../src/oauth/flows.ts';
 import { completeConsent, missingScopes, type AddAccountDeps } from '../src/oauth/add-account.ts';
 import { oauthCallbackHandler } from '../src/oauth/callback-route.ts';
 import { OAuthFlowError } from '../src/oauth/errors.ts';
-import { Router } from '../src/server/router.ts';
+import { Router } from '../src/http/router.ts';
 import { MemoryAccountStore } from '../src/store/memory-store.ts';
 import { FakeClock } from '../src/util/clock.ts';
 import { createLogger } from '../src/log/logger.ts';

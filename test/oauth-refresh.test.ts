@@ -10,7 +10,7 @@ import { ConsentFlows } from '../src/oauth/flows.ts';
 import { completeConsent, importRefreshToken, type AddAccountDeps } from '../src/oauth/add-account.ts';
 import { OAuthFlowError } from '../src/oauth/errors.ts';
 import type { ClientSecret } from '../src/oauth/client-secret.ts';
-import { RefreshError } from '../src/pool/types.ts';
+import { RefreshError } from '../src/oauth/refresh-error.ts';
 import { MemoryAccountStore } from '../src/store/memory-store.ts';
 import { removeAccount } from '../src/store/account-ops.ts';
 import type { Account } from '../src/store/account.ts';

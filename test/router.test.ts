@@ -1,7 +1,7 @@
 // The router: literal segments, `:name`, a trailing `*rest`, 405 with the allowed methods.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Router, type Handler } from '../src/server/router.ts';
+import { Router, type Handler } from '../src/http/router.ts';
 
 const h = (name: string): Handler => Object.assign(() => {}, { label: name });
 const label = (m: ReturnType<Router['match']>) => (m && 'handler' in m ? (m.handler as unknown as { label: string }).label : m);

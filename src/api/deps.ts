@@ -1,5 +1,5 @@
 // What the management API needs from the rest of the gateway. The gateway
-// provides it (src/server/gateway.ts); tests can provide fakes.
+// provides it (src/app/gateway.ts); tests can provide fakes.
 import type { IncomingMessage } from 'node:http';
 import type { Account } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
@@ -20,22 +20,7 @@ export interface OAuthStatus {
   clients: { client_id: string; failing: boolean; error: string | null; fix: string | null; since: number | null }[];
 }
 
-export interface RequestLogEntry {
-  time: number;
-  route: string;
-  protocol: string;
-  model_requested: string | null;
-  model_used: string | null;
-  account_id: string | null;
-  email: string | null;
-  status: number;
-  latency_ms: number;
-  first_byte_ms: number | null;
-  tokens_in: number;
-  tokens_out: number;
-  retries: number;
-  error: string | null;
-}
+import type { RequestLogEntry } from '../proxy/request-log.ts';
 
 export type { UsageRow } from '../pool/pool.ts';
 import type { UsageRow } from '../pool/pool.ts';

@@ -3,8 +3,8 @@
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
-import type { Router, RequestContext } from '../server/router.ts';
-import { HttpError, readJson, sendJson } from '../server/http-util.ts';
+import type { Router, RequestContext } from '../http/router.ts';
+import { HttpError, readJson, sendJson } from '../http/http-util.ts';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { AccountNotFoundError, findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';

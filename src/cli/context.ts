@@ -4,7 +4,7 @@ import { loadConfig, type ResolvedConfig } from '../config/load.ts';
 import { createFileStore } from '../store/file-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
-import { OAuthHolder } from '../server/oauth-holder.ts';
+import { OAuthHolder } from '../oauth/oauth-holder.ts';
 import { systemClock } from '../util/clock.ts';
 
 export class CliError extends Error {

@@ -2,7 +2,7 @@
 // URI's own address for the one callback of this consent.
 import { createServer } from 'node:http';
 import { completeConsent, type AddAccountDeps, type AddAccountResult } from '../oauth/add-account.ts';
-import { escapeHtml, sendHtml } from '../server/http-util.ts';
+import { escapeHtml, sendHtml } from '../http/http-util.ts';
 import { CliError } from './context.ts';
 
 export async function waitForCallback(deps: AddAccountDeps, redirectUri: string, timeoutMs: number): Promise<AddAccountResult> {

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.ts';
 import { AccountNotFoundError } from '../store/account-ops.ts';
 import { OAuthFlowError } from '../oauth/errors.ts';
-import { HttpError } from '../server/http-util.ts';
+import { HttpError } from '../http/http-util.ts';
 import { CliError, createCliContext } from './context.ts';
 import { processOut, type Out } from './output.ts';
 import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';

@@ -1,7 +1,7 @@
 // `grantpool serve` (and `npm start`): run the gateway until stopped.
 import { ConfigError } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
-import { startGateway } from '../server/gateway.ts';
+import { startGateway } from '../app/gateway.ts';
 import type { Out } from './output.ts';
 import { paint } from './output.ts';
 

@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.ts';
-import { writeFileAtomic } from '../store/atomic-write.ts';
-import { withFileLock } from '../store/file-lock.ts';
+import { writeFileAtomic } from '../fsx/atomic-write.ts';
+import { withFileLock } from '../fsx/file-lock.ts';
 import { isLoopbackHost } from '../util/net.ts';
 
 export class ConfigError extends Error {

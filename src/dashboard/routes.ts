@@ -6,8 +6,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Router } from '../server/router.ts';
-import { HttpError, escapeHtml, readBody, sendHtml } from '../server/http-util.ts';
+import type { Router } from '../http/router.ts';
+import { HttpError, escapeHtml, readBody, sendHtml } from '../http/http-util.ts';
 import { safeEqual, type DashboardSessions } from './session.ts';
 
 export interface DashboardDeps {

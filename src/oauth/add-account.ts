@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AccountStore } from '../store/store.ts';
 import { AccountSchema, publicAccount, unixNow, type Account, type Token } from '../store/account.ts';
-import { RefreshError } from '../pool/types.ts';
+import { RefreshError } from './refresh-error.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../util/clock.ts';
 import { systemClock } from '../util/clock.ts';

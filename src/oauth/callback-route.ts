@@ -3,8 +3,8 @@
 // the account (and any scopes the user did not grant). The page is small,
 // self-contained HTML and never shows a token. `<main data-outcome="...">`
 // tells a browser test how it ended ("added", "updated", "reenabled", "error").
-import type { Handler } from '../server/router.ts';
-import { escapeHtml, sendHtml } from '../server/http-util.ts';
+import type { Handler } from '../http/router.ts';
+import { escapeHtml, sendHtml } from '../http/http-util.ts';
 import type { Logger } from '../log/logger.ts';
 import { completeConsent, type AddAccountDeps, type AddAccountResult } from './add-account.ts';
 import { OAuthFlowError } from './errors.ts';

@@ -6,7 +6,7 @@ import { isLoopbackHost } from '../util/net.ts';
 import * as oidc from 'openid-client';
 import type { Account, Token } from '../store/account.ts';
 import { unixNow } from '../store/account.ts';
-import { RefreshError, type TokenRefresher } from '../pool/types.ts';
+import { RefreshError, type TokenRefresher } from './refresh-error.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../util/clock.ts';
 import { systemClock } from '../util/clock.ts';

@@ -3,7 +3,7 @@
 // texts that go into account files and logs for it: bounded, and never a token.
 import { redactSecrets } from '../util/redact.ts';
 import type { Account } from '../store/account.ts';
-import { RefreshError, type RefreshFailureKind } from './types.ts';
+import { RefreshError, type RefreshFailureKind } from '../oauth/refresh-error.ts';
 
 export const MAX_REASON_CHARS = 800;
 

@@ -9,6 +9,7 @@
 import type { Account } from '../store/account.ts';
 import { unixNow } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
+import type { TokenRefresher } from '../oauth/refresh-error.ts';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../log/logger.ts';
@@ -25,7 +26,6 @@ import {
   type AcquireRequest,
   type Lease,
   type TokenPool,
-  type TokenRefresher,
   type UpstreamOutcome,
 } from './types.ts';
 

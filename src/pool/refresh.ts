@@ -6,7 +6,7 @@ import type { Account, Token } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
 import { classifyRefreshFailure, type RefreshFailure } from './error-policy.ts';
-import type { TokenRefresher } from './types.ts';
+import type { TokenRefresher } from '../oauth/refresh-error.ts';
 
 /** One promise per key while it runs; callers arriving meanwhile get the same promise. */
 export class SingleFlight<T> {

@@ -1,41 +1,6 @@
 // The contract between the token pool and its users (the proxy, the management
 // API) and its inputs (the OAuth client that refreshes tokens).
-import type { Account, Token } from '../store/account.ts';
 
-/** What the token endpoint said, classified from its `error` code (never from the description). */
-export type RefreshFailureKind =
-  /** Refresh token revoked or expired (also invalid_rapt): the account is dead until re-added. */
-  | 'invalid_grant'
-  /** invalid_client / unauthorized_client: the OAuth client setup is wrong, not the account. */
-  | 'client'
-  /** Network error, timeout, 5xx, 429, non-JSON answer: try again later. */
-  | 'transient';
-
-export class RefreshError extends Error {
-  readonly kind: RefreshFailureKind;
-  /** The OAuth `error` code, or a short tag such as `network`, `http_503`, `non_json`. */
-  readonly error: string;
-  /** The OAuth `error_description` (never contains secrets), may be empty. */
-  readonly description: string;
-  readonly status?: number;
-  constructor(kind: RefreshFailureKind, error: string, description = '', status?: number) {
-    super(description ? `${error}: ${description}` : error);
-    this.name = 'RefreshError';
-    this.kind = kind;
-    this.error = error;
-    this.description = description;
-    this.status = status;
-  }
-}
-
-/** Refreshes one account's access token with the OAuth client that issued it. */
-export interface TokenRefresher {
-  /**
-   * Returns the new token (refresh_token kept from `account` when the answer
-   * has none). Throws RefreshError for every failure.
-   */
-  refresh(account: Account): Promise<Token>;
-}
 
 /** Which account the proxy may use for one upstream attempt. */
 export interface AcquireRequest {

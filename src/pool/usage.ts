@@ -4,7 +4,7 @@
 // that survives restarts.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store/atomic-write.ts';
+import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import type { DayUsage } from './quota.ts';
 
 export interface UsageRecord extends DayUsage {

@@ -2,7 +2,7 @@
 // requests go through as they are (only the model in the URL is aliased) and
 // answers are forwarded byte for byte. This module holds what the engine needs
 // around that: light request checks and Google-shaped errors.
-import { HttpError } from '../server/http-util.ts';
+import { HttpError } from '../http/http-util.ts';
 
 const STATUS_NAMES: Record<number, string> = {
   400: 'INVALID_ARGUMENT',

@@ -5,7 +5,7 @@
 // ["x","null"] -> nullable, allOf -> merged, oneOf -> anyOf, examples ->
 // example, exclusive bounds -> bounds) and dropped when they only narrow what
 // is valid. What cannot be expressed at all is a 400.
-import { HttpError } from '../server/http-util.ts';
+import { HttpError } from '../http/http-util.ts';
 
 type Json = Record<string, unknown>;
 export type GeminiSchema = Json;

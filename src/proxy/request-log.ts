@@ -1,9 +1,23 @@
 // The request log: every proxied request (never a body, never a token) in a
 // bounded ring, with filters for GET /api/requests and a live event hook for
 // the dashboard. (Usage per day lives in the pool, which persists it.)
-import type { RequestLogEntry } from '../api/deps.ts';
-
-export type { RequestLogEntry };
+/** One proxied request, as the request log keeps it and the API shows it. */
+export interface RequestLogEntry {
+  time: number;
+  route: string;
+  protocol: string;
+  model_requested: string | null;
+  model_used: string | null;
+  account_id: string | null;
+  email: string | null;
+  status: number;
+  latency_ms: number;
+  first_byte_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  retries: number;
+  error: string | null;
+}
 
 export interface RequestLogFilter {
   /** Account id or email (case-insensitive). */

@@ -1,6 +1,6 @@
 // Small helpers shared by the OpenAI and Anthropic doors.
 import { randomBytes } from 'node:crypto';
-import { HttpError } from '../server/http-util.ts';
+import { HttpError } from '../http/http-util.ts';
 
 export type Json = Record<string, unknown>;
 export type Part = Record<string, unknown>;

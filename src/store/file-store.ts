@@ -25,8 +25,8 @@ import {
   validateAccount,
   InvalidAccountError,
 } from './account-file.ts';
-import { fsyncDir, isAtomicTempFile, writeFileAtomic } from './atomic-write.ts';
-import { KeyedQueue, isLockLeftover, outsideLocks, withFileLock } from './file-lock.ts';
+import { fsyncDir, isAtomicTempFile, writeFileAtomic } from '../fsx/atomic-write.ts';
+import { KeyedQueue, isLockLeftover, outsideLocks, withFileLock } from '../fsx/file-lock.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export interface FileStoreOptions {

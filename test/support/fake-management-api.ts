@@ -2,12 +2,12 @@
 // canned data, plus the real dashboard routes and sessions, for developing and
 // testing the dashboard without the whole gateway. Its accounts hold token
 // values (like the real store) so that tests can check none reaches a page.
-import type { RequestLogEntry } from '../../src/api/deps.ts';
+import type { RequestLogEntry } from '../../src/proxy/request-log.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Router, type RequestContext } from '../../src/server/router.ts';
-import { HttpError, readBody, readJson, sendHtml, sendJson } from '../../src/server/http-util.ts';
+import { Router, type RequestContext } from '../../src/http/router.ts';
+import { HttpError, readBody, readJson, sendHtml, sendJson } from '../../src/http/http-util.ts';
 import { AccountSchema, publicAccount, type Account } from '../../src/store/account.ts';
 import type { AccountState } from '../../src/pool/types.ts';
 import { createDashboardSessions, type DashboardSessions } from '../../src/dashboard/session.ts';

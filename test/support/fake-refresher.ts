@@ -3,7 +3,7 @@
 // records every call and how many ran at once per account.
 import type { Account, Token } from '../../src/store/account.ts';
 import type { Clock } from '../../src/util/clock.ts';
-import { RefreshError, type TokenRefresher } from '../../src/pool/types.ts';
+import { RefreshError, type TokenRefresher } from '../../src/oauth/refresh-error.ts';
 
 export type RefreshStep =
   | { ok: true; refreshToken?: string; lifetimeSeconds?: number; scope?: string }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Door } from '../../src/proxy/door.ts';
-import { HttpError } from '../../src/server/http-util.ts';
+import { HttpError } from '../../src/http/http-util.ts';
 
 export function testBadRequests(cases: { name: string; request: unknown; message: string }[], newDoor: () => Door): void {
   for (const c of cases) {

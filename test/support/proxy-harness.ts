@@ -3,8 +3,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { ConfigSchema, type Config } from '../../src/config/schema.ts';
-import { Router } from '../../src/server/router.ts';
-import { createHttpServer } from '../../src/server/http-server.ts';
+import { Router } from '../../src/http/router.ts';
+import { createHttpServer } from '../../src/http/server.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { registerProxyRoutes, type ProxyConfig, type ProxyRoutes } from '../../src/proxy/routes.ts';
 import { createRequestLog, type RequestLog } from '../../src/proxy/request-log.ts';

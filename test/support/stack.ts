@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { startIssuer, type StandInIssuer, type ConsentOptions } from './oidc-issuer.ts';
 import { startGeminiUpstream, type GeminiUpstream } from './gemini-upstream.ts';
-import { startGateway, type Gateway } from '../../src/server/gateway.ts';
+import { startGateway, type Gateway } from '../../src/app/gateway.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import type { Clock } from '../../src/util/clock.ts';
 

@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { createFileStore } from '../store/file-store.ts';
 import type { AccountStore } from '../store/store.ts';
-import { writeFileAtomic } from '../store/atomic-write.ts';
+import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import { FileUsageStore } from '../pool/usage.ts';
 import { ConsentFlows } from '../oauth/flows.ts';
@@ -23,10 +23,10 @@ import { byCreation } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
 import { registerDashboardRoutes } from '../dashboard/routes.ts';
-import { Router } from './router.ts';
-import { createHttpServer } from './http-server.ts';
-import { OAuthHolder } from './oauth-holder.ts';
-import { HttpError } from './http-util.ts';
+import { Router } from '../http/router.ts';
+import { createHttpServer } from '../http/server.ts';
+import { OAuthHolder } from '../oauth/oauth-holder.ts';
+import { HttpError } from '../http/http-util.ts';
 
 export const VERSION = '0.1.0';
 

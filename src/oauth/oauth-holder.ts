@@ -5,12 +5,12 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Account, Token } from '../store/account.ts';
-import { RefreshError, type TokenRefresher } from '../pool/types.ts';
-import { OAuthClient } from '../oauth/oauth-client.ts';
-import { ClientSecretError, readClientSecretFile, type ClientSecret } from '../oauth/client-secret.ts';
+import { RefreshError, type TokenRefresher } from './refresh-error.ts';
+import { OAuthClient } from './oauth-client.ts';
+import { ClientSecretError, readClientSecretFile, type ClientSecret } from './client-secret.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Clock } from '../util/clock.ts';
-import { HttpError } from './http-util.ts';
+import { HttpError } from '../http/http-util.ts';
 
 export interface OAuthProblem {
   code: 'missing' | 'invalid';

@@ -709,7 +709,7 @@ export function createPool(opts: PoolOptions): Pool {
     switch (outcome.kind) {
       case 'ok': {
         usage.add(quotaDays.current(now).key, e.id, model, {
-          requests: 1,
+          requests: outcome.counts === false ? 0 : 1,
           tokens_in: outcome.tokensIn ?? 0,
           tokens_out: outcome.tokensOut ?? 0,
         });

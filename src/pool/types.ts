@@ -25,7 +25,17 @@ export interface Lease {
 
 /** How an upstream attempt ended, as the pool needs to know it. */
 export type UpstreamOutcome =
-  | { kind: 'ok'; tokensIn?: number; tokensOut?: number }
+  | {
+      kind: 'ok';
+      tokensIn?: number;
+      tokensOut?: number;
+      /**
+       * Whether this was a generate request that counts against the daily quota
+       * (quota protection, usage `requests`). Default true. count-tokens,
+       * embeddings and model lists pass false: their tokens are still recorded.
+       */
+      counts?: boolean;
+    }
   /** 401 UNAUTHENTICATED */
   | { kind: 'unauthorized' }
   /** 429 RESOURCE_EXHAUSTED; `untilMs` is when Google says the account may try again (absolute time). */

@@ -218,3 +218,23 @@ test('usage store: records by day and account; prune drops old days', () => {
   u.prune('2026-01-02');
   assert.equal(u.records('0000').length, 2);
 });
+
+test('quota protection counts generate requests only: count-tokens, embeddings and model lists do not use up the daily share (their tokens are still recorded)', async () => {
+  const h = await poolHarness([fakeAccount('a')], {
+    config: { quota_protection: { enabled: true, threshold_percent: 10, limits: { flash: { requests_per_day: 3 } } } },
+  });
+  // Claude Code calls count_tokens before nearly every message
+  for (let i = 0; i < 20; i++) {
+    const l = await h.pool.acquire({ model: 'flash' });
+    h.pool.report(l, 'flash', { kind: 'ok', tokensIn: 5, counts: false });
+  }
+  assert.deepEqual(h.pool.stateOf('a'), { state: 'active' });
+  assert.deepEqual(h.pool.usageToday('a'), { requests: 0, tokens: 100 });
+  // a report without the flag is a generate request, as before
+  for (let i = 0; i < 3; i++) {
+    const l = await h.pool.acquire({ model: 'flash' });
+    h.pool.report(l, 'flash', { kind: 'ok', tokensIn: 1 });
+  }
+  assert.equal(h.pool.stateOf('a')!.state, 'quota_protected');
+  assert.deepEqual(h.pool.usageToday('a'), { requests: 3, tokens: 103 });
+});

@@ -270,7 +270,8 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, track: T
     for (;;) {
       if (spec.signal.aborted) throw abortError();
       const headers: Record<string, string> = { ...spec.headers, authorization: `Bearer ${lease.accessToken}` };
-      if (lease.projectId) headers['x-goog-user-project'] = lease.projectId;
+      // The account's project is billed and metered, unless a pass-through client named one itself.
+      if (lease.projectId && spec.headers['x-goog-user-project'] === undefined) headers['x-goog-user-project'] = lease.projectId;
       let outcome: UpstreamOutcome;
       let status = 0;
       try {

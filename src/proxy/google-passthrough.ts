@@ -1,7 +1,8 @@
 // The Google API pass-through: `ANY /google/{path}?{query}` goes to
 // GRANTPOOL_GOOGLE_API_BASE_URL with the method, query, body and content
 // headers of the client, without its hop-by-hop and credential headers (and
-// without a `key` query parameter); the engine adds the pool's bearer token.
+// without a `key` query parameter); the engine adds the pool's bearer token
+// and, when the client named no `x-goog-user-project`, the account's project.
 import type { IncomingHttpHeaders } from 'node:http';
 import { baseOf } from './upstream-client.ts';
 
@@ -9,7 +10,7 @@ import { baseOf } from './upstream-client.ts';
 const DROP = new Set([
   'host', 'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
   'trailers', 'transfer-encoding', 'upgrade', 'content-length', 'expect',
-  'authorization', 'x-api-key', 'x-goog-api-key', 'cookie', 'x-goog-user-project',
+  'authorization', 'x-api-key', 'x-goog-api-key', 'cookie',
   'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
 ]);
 

@@ -6,11 +6,12 @@ import type { AccountStore } from '../store/store.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { OAuthHolder } from '../oauth/oauth-holder.ts';
 import { systemClock } from '../util/clock.ts';
+import { GatewayError } from '../util/errors.ts';
 
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CliError';
+/** A command cannot go on: the CLI prints its message (and fix) and exits non-zero. */
+export class CliError extends GatewayError {
+  constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super('cli_error', message, { status: 400, ...opts });
   }
 }
 

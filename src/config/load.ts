@@ -10,11 +10,12 @@ import { ConfigSchema, type Config } from './schema.ts';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { withFileLock } from '../fsx/file-lock.ts';
 import { isLoopbackHost } from '../util/net.ts';
+import { GatewayError } from '../util/errors.ts';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+/** The configuration cannot be used (config.json, an environment variable, the listen address). */
+export class ConfigError extends GatewayError {
+  constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super('config_invalid', message, { status: 500, ...opts });
   }
 }
 

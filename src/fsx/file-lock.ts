@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { GatewayError } from '../util/errors.ts';
 
 const OWNER_FILE = 'owner';
 const HOST = hostname();
@@ -66,13 +67,14 @@ export class KeyedQueue {
 /** One queue per lock path for the whole process (several stores may share a folder). */
 const lockQueue = new KeyedQueue();
 
-export class LockTimeoutError extends Error {
-  constructor(lockDir: string, waitMs: number) {
+export class LockTimeoutError extends GatewayError {
+  constructor(lockDir: string, waitMs: number, opts: { cause?: unknown } = {}) {
     super(
+      'lock_timeout',
       `could not get the lock ${lockDir} within ${Math.round(waitMs / 1000)} s: another Grantpool process holds it ` +
         `(if no Grantpool process is running, remove that folder)`,
+      { status: 503, cause: opts.cause },
     );
-    this.name = 'LockTimeoutError';
   }
 }
 
@@ -273,10 +275,9 @@ async function acquire(lockDir: string, opts: FileLockOptions): Promise<() => Pr
 /** The locks held by the current asynchronous call chain (to refuse re-entry instead of waiting forever). */
 const holding = new AsyncLocalStorage<ReadonlySet<string>>();
 
-export class LockReentryError extends Error {
+export class LockReentryError extends GatewayError {
   constructor(lockDir: string) {
-    super(`${lockDir} is already held by this call chain: the lock is not re-entrant (it would wait for itself)`);
-    this.name = 'LockReentryError';
+    super('lock_reentry', `${lockDir} is already held by this call chain: the lock is not re-entrant (it would wait for itself)`);
   }
 }
 

@@ -1,19 +1,21 @@
 // Small helpers for reading requests and writing answers on node:http.
 import { describeJsonError } from '../util/json.ts';
+import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../util/errors.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  /** What the user can do about it, when there is something. */
-  readonly fix?: string;
-  constructor(status: number, code: string, message: string, fix?: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    if (fix) this.fix = fix;
+/** An answer the gateway gives about a request: a GatewayError with the status first. */
+export class HttpError extends GatewayError {
+  constructor(status: number, code: ErrorCode, message: string, opts: Omit<GatewayErrorOptions, 'status'> = {}) {
+    super(code, message, { ...opts, status });
+  }
+}
+
+/** 400: the request is wrong (bad JSON, a missing field, a value the protocol does not allow). */
+export class BadRequest extends HttpError {
+  constructor(message: string, code: ErrorCode = 'invalid_request', opts: Omit<GatewayErrorOptions, 'status'> = {}) {
+    super(400, code, message, opts);
   }
 }
 
@@ -54,25 +56,25 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       settled = true;
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
-    req.once('error', () => fail(() => new HttpError(400, 'body_read_error', 'the request body could not be read')));
-    req.once('close', () => fail(() => new HttpError(400, 'body_read_error', 'the client closed the connection before the body was complete')));
+    req.once('error', () => fail(() => new BadRequest('the request body could not be read', 'body_read_error')));
+    req.once('close', () => fail(() => new BadRequest('the client closed the connection before the body was complete', 'body_read_error')));
   });
 }
 
 /** Reads a JSON request body, keeping the raw bytes; errors are HttpError 400/413. */
 export async function readJsonWithRaw(req: IncomingMessage, limit: number): Promise<{ raw: Buffer; body: unknown }> {
   const raw = await readBody(req, limit);
-  if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'request body is empty; expected a JSON object');
+  if (raw.length === 0) throw new BadRequest('request body is empty; expected a JSON object', 'invalid_json');
   let text: string;
   try {
     text = utf8.decode(raw);
-  } catch {
-    throw new HttpError(400, 'invalid_utf8', 'request body is not valid UTF-8');
+  } catch (e) {
+    throw new BadRequest('request body is not valid UTF-8', 'invalid_utf8', { cause: e });
   }
   try {
     return { raw, body: JSON.parse(text) };
   } catch (e) {
-    throw new HttpError(400, 'invalid_json', `request body is ${describeJsonError(e)}`);
+    throw new BadRequest(`request body is ${describeJsonError(e)}`, 'invalid_json', { cause: e });
   }
 }
 

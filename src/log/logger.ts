@@ -1,5 +1,6 @@
 // Structured logs that say what happened to which account, never a token.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { describeForLog } from '../util/errors.ts';
 
 export type { Logger };
 
@@ -21,6 +22,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const options = {
     level: opts.level ?? process.env.GRANTPOOL_LOG_LEVEL ?? 'info',
     base: undefined,
+    // An Error under `err` is logged with its stack and causes, scrubbed of anything token-shaped.
+    serializers: { err: (v: unknown) => (v instanceof Error ? describeForLog(v) : v) },
     redact: {
       paths: SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
       censor: '[redacted]',

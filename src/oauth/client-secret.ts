@@ -2,6 +2,7 @@
 // downloads it): `{"web": {...}}` for a "Web application" client or
 // `{"installed": {...}}` for a "Desktop app" client.
 import { describeJsonError } from '../util/json.ts';
+import { GatewayError } from '../util/errors.ts';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
@@ -16,15 +17,13 @@ export interface ClientSecret {
 
 export type ClientSecretErrorCode = 'missing' | 'invalid';
 
-export class ClientSecretError extends Error {
-  readonly code: ClientSecretErrorCode;
+/** client_secret.json is missing or unusable (400 when uploaded through the API). */
+export class ClientSecretError extends GatewayError {
+  declare readonly code: ClientSecretErrorCode;
   /** What to do about it, in plain words. */
-  readonly fix: string;
-  constructor(code: ClientSecretErrorCode, message: string, fix: string) {
-    super(`${message}. ${fix}`);
-    this.name = 'ClientSecretError';
-    this.code = code;
-    this.fix = fix;
+  declare readonly fix: string;
+  constructor(code: ClientSecretErrorCode, message: string, fix: string, opts: { cause?: unknown } = {}) {
+    super(code, `${message}. ${fix}`, { status: 400, fix, cause: opts.cause });
   }
 }
 

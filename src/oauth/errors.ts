@@ -3,6 +3,7 @@
 // checks in the consent flow. Used by the callback page, the management API
 // and the CLI alike.
 import { redactSecrets } from '../util/redact.ts';
+import { GatewayError, type GoogleErrorCode, type OAuthFlowCode } from '../util/errors.ts';
 
 export interface ErrorContext {
   /** The redirect URI this gateway uses (`<public url>/oauth2callback`). */
@@ -169,23 +170,22 @@ export function explainOAuthError(code: string, ctx: ErrorContext = {}): Explana
 }
 
 /** An error in the add-account path, with a code and plain words; never contains a token. */
-export class OAuthFlowError extends Error {
-  readonly code: string;
+export class OAuthFlowError extends GatewayError {
+  declare readonly code: OAuthFlowCode;
   readonly title: string;
   readonly explanation: string;
-  readonly fix: string;
-  readonly status: number;
+  declare readonly fix: string;
   /** Google's error_description, when there was one. */
   readonly description: string;
-  constructor(code: string, ctx: ErrorContext = {}) {
+  constructor(code: string, ctx: ErrorContext = {}, opts: { cause?: unknown } = {}) {
     const e = explainOAuthError(code, ctx);
-    super(`${e.title}: ${e.explanation}${ctx.description && !e.explanation.includes(ctx.description) ? ` Google said: "${ctx.description}".` : ''}`);
-    this.name = 'OAuthFlowError';
-    this.code = safeCode(code);
+    super(
+      safeCode(code) as GoogleErrorCode,
+      `${e.title}: ${e.explanation}${ctx.description && !e.explanation.includes(ctx.description) ? ` Google said: "${ctx.description}".` : ''}`,
+      { status: e.status, fix: e.fix, cause: opts.cause },
+    );
     this.title = e.title;
     this.explanation = e.explanation;
-    this.fix = e.fix;
-    this.status = e.status;
     this.description = ctx.description ?? '';
   }
 

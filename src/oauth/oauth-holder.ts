@@ -79,7 +79,7 @@ export class OAuthHolder implements TokenRefresher {
     const client = await this.get();
     if (client) return client;
     const p = this.problem!;
-    throw new HttpError(409, 'oauth_client_not_configured', p.message, p.fix);
+    throw new HttpError(409, 'oauth_client_not_configured', p.message, { fix: p.fix });
   }
 
   status(): { configured: boolean; problem: string | null; fix: string | null; clientId: string | null } {

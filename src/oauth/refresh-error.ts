@@ -1,6 +1,7 @@
 // How a refresh failed, and the port the pool refreshes through: the OAuth
 // client implements it (src/oauth/oauth-client.ts), the pool calls it.
 import type { Account, Token } from '../store/account.ts';
+import { GatewayError } from '../util/errors.ts';
 
 /** What the token endpoint said, classified from its `error` code (never from the description). */
 export type RefreshFailureKind =
@@ -11,20 +12,22 @@ export type RefreshFailureKind =
   /** Network error, timeout, 5xx, 429, non-JSON answer: try again later. */
   | 'transient';
 
-export class RefreshError extends Error {
+/**
+ * A failed refresh (code `refresh_failed`). `status` is the token endpoint's
+ * HTTP status (502 when it gave none: network error, timeout); `cause` is the
+ * openid-client or network error it was classified from.
+ */
+export class RefreshError extends GatewayError {
   readonly kind: RefreshFailureKind;
   /** The OAuth `error` code, or a short tag such as `network`, `http_503`, `non_json`. */
   readonly error: string;
   /** The OAuth `error_description` (never contains secrets), may be empty. */
   readonly description: string;
-  readonly status?: number;
-  constructor(kind: RefreshFailureKind, error: string, description = '', status?: number) {
-    super(description ? `${error}: ${description}` : error);
-    this.name = 'RefreshError';
+  constructor(kind: RefreshFailureKind, error: string, description = '', status?: number, opts: { cause?: unknown } = {}) {
+    super('refresh_failed', description ? `${error}: ${description}` : error, { status: status ?? 502, cause: opts.cause });
     this.kind = kind;
     this.error = error;
     this.description = description;
-    this.status = status;
   }
 }
 

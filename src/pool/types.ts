@@ -1,6 +1,6 @@
 // The contract between the token pool and its users (the proxy, the management
 // API) and its inputs (the OAuth client that refreshes tokens).
-
+import { GatewayError, type NoAccountCode } from '../util/errors.ts';
 
 /** Which account the proxy may use for one upstream attempt. */
 export interface AcquireRequest {
@@ -48,25 +48,13 @@ export type UpstreamOutcome =
   | { kind: 'client_error' };
 
 /** Why no account can serve a request. `status` is what the client gets. */
-export class NoAccountError extends Error {
-  readonly status: 429 | 503 | 400 | 404;
+export class NoAccountError extends GatewayError {
+  declare readonly status: 429 | 503 | 400 | 404;
   /** Seconds, for Retry-After (set when every candidate is cooling down). */
-  readonly retryAfterSeconds?: number;
-  readonly code:
-    | 'no_accounts'
-    | 'all_disabled'
-    | 'all_cooling_down'
-    | 'no_scope'
-    | 'client_misconfigured'
-    | 'pinned_unknown'
-    | 'pinned_unusable'
-    | 'exhausted';
-  constructor(code: NoAccountError['code'], message: string, status: NoAccountError['status'], retryAfterSeconds?: number) {
-    super(message);
-    this.name = 'NoAccountError';
-    this.code = code;
-    this.status = status;
-    this.retryAfterSeconds = retryAfterSeconds;
+  declare readonly retryAfterSeconds?: number;
+  declare readonly code: NoAccountCode;
+  constructor(code: NoAccountCode, message: string, status: NoAccountError['status'], retryAfterSeconds?: number) {
+    super(code, message, { status, retryAfterSeconds });
   }
 }
 

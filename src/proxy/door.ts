@@ -71,7 +71,7 @@ export interface StreamTranslator {
 export interface Door {
   name: 'openai' | 'anthropic' | 'gemini';
   /**
-   * Validates and translates a client request. Throws HttpError (400) with a
+   * Validates and translates a client request. Throws BadRequest (400, src/http/) with a
    * clear message for a bad request. Unknown fields are ignored.
    */
   parseRequest(body: unknown): ParsedRequest;

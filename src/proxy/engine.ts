@@ -4,6 +4,7 @@
 // (streams as they arrive), reports every outcome to the pool and records
 // every request in the request log.
 import { GEMINI_API_SCOPES } from '../config/schema.ts';
+import { GatewayError, type ErrorCode } from '../util/errors.ts';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { EventEmitter } from 'node:events';
@@ -31,16 +32,13 @@ export interface EngineDeps {
 export type Protocol = 'openai' | 'anthropic' | 'gemini' | 'google';
 
 /** A request the gateway answers with an error of its own (no account, all failed, bad upstream answer). */
-export class ProxyFailure extends Error {
-  readonly status: number;
-  readonly type: string;
-  readonly retryAfterSeconds?: number;
-  constructor(status: number, type: string, message: string, retryAfterSeconds?: number) {
-    super(message);
-    this.name = 'ProxyFailure';
-    this.status = status;
-    this.type = type;
-    this.retryAfterSeconds = retryAfterSeconds;
+export class ProxyFailure extends GatewayError {
+  constructor(status: number, code: ErrorCode, message: string, retryAfterSeconds?: number, opts: { cause?: unknown } = {}) {
+    super(code, message, { status, retryAfterSeconds, cause: opts.cause });
+  }
+  /** The code, as the doors' error bodies call it. */
+  get type(): ErrorCode {
+    return this.code;
   }
 }
 

@@ -2,7 +2,7 @@
 // requests go through as they are (only the model in the URL is aliased) and
 // answers are forwarded byte for byte. This module holds what the engine needs
 // around that: light request checks and Google-shaped errors.
-import { HttpError } from '../http/http-util.ts';
+import { BadRequest } from '../http/http-util.ts';
 
 const STATUS_NAMES: Record<number, string> = {
   400: 'INVALID_ARGUMENT',
@@ -49,22 +49,22 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /**
  * The checks the gateway makes itself before spending an account on a
  * request (everything finer is the upstream's to judge, and its 400 comes
- * back in this same shape). Throws HttpError 400.
+ * back in this same shape). Throws BadRequest.
  */
 export function checkGeminiBody(body: unknown, action: GeminiAction): Record<string, unknown> {
-  if (!isObject(body)) throw new HttpError(400, 'invalid_request', 'request body must be a JSON object');
+  if (!isObject(body)) throw new BadRequest('request body must be a JSON object');
   if (action === 'embedContent') {
-    if (!isObject(body.content)) throw new HttpError(400, 'invalid_request', 'content is required (a Content object)');
+    if (!isObject(body.content)) throw new BadRequest('content is required (a Content object)');
     return body;
   }
   if (action === 'batchEmbedContents') {
-    if (!Array.isArray(body.requests) || body.requests.length === 0) throw new HttpError(400, 'invalid_request', 'requests must be a non-empty array');
+    if (!Array.isArray(body.requests) || body.requests.length === 0) throw new BadRequest('requests must be a non-empty array');
     return body;
   }
   if (action === 'countTokens') {
     const inner = body.generateContentRequest ?? body.generate_content_request;
     if (inner !== undefined) {
-      if (!isObject(inner)) throw new HttpError(400, 'invalid_request', 'generateContentRequest must be an object');
+      if (!isObject(inner)) throw new BadRequest('generateContentRequest must be an object');
       checkContents(inner.contents, 'generateContentRequest.contents');
       return body;
     }
@@ -74,12 +74,12 @@ export function checkGeminiBody(body: unknown, action: GeminiAction): Record<str
 }
 
 function checkContents(contents: unknown, name: string): void {
-  if (contents === undefined || contents === null) throw new HttpError(400, 'invalid_request', `${name} is required`);
-  if (!Array.isArray(contents)) throw new HttpError(400, 'invalid_request', `${name} must be an array of Content objects`);
-  if (contents.length === 0) throw new HttpError(400, 'invalid_request', `${name} must not be empty`);
+  if (contents === undefined || contents === null) throw new BadRequest(`${name} is required`);
+  if (!Array.isArray(contents)) throw new BadRequest(`${name} must be an array of Content objects`);
+  if (contents.length === 0) throw new BadRequest(`${name} must not be empty`);
   for (let i = 0; i < contents.length; i++) {
     const c = contents[i];
-    if (!isObject(c)) throw new HttpError(400, 'invalid_request', `${name}[${i}] must be a Content object`);
-    if (c.parts !== undefined && !Array.isArray(c.parts)) throw new HttpError(400, 'invalid_request', `${name}[${i}].parts must be an array`);
+    if (!isObject(c)) throw new BadRequest(`${name}[${i}] must be a Content object`);
+    if (c.parts !== undefined && !Array.isArray(c.parts)) throw new BadRequest(`${name}[${i}].parts must be an array`);
   }
 }

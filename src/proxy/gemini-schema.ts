@@ -5,7 +5,7 @@
 // ["x","null"] -> nullable, allOf -> merged, oneOf -> anyOf, examples ->
 // example, exclusive bounds -> bounds) and dropped when they only narrow what
 // is valid. What cannot be expressed at all is a 400.
-import { HttpError } from '../http/http-util.ts';
+import { BadRequest } from '../http/http-util.ts';
 
 type Json = Record<string, unknown>;
 export type GeminiSchema = Json;
@@ -32,7 +32,7 @@ function isObj(v: unknown): v is Json {
 }
 
 function fail(ctx: Ctx, path: string, message: string): never {
-  throw new HttpError(400, 'invalid_schema', `${ctx.where}${path ? ` at ${path}` : ''}: ${message}`);
+  throw new BadRequest(`${ctx.where}${path ? ` at ${path}` : ''}: ${message}`, 'invalid_schema');
 }
 
 /**

@@ -1,6 +1,7 @@
 // Small helpers shared by the OpenAI and Anthropic doors.
 import { randomBytes } from 'node:crypto';
-import { HttpError } from '../http/http-util.ts';
+import { BadRequest } from '../http/http-util.ts';
+import type { ErrorCode } from '../util/errors.ts';
 
 export type Json = Record<string, unknown>;
 export type Part = Record<string, unknown>;
@@ -13,8 +14,8 @@ export function isObj(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function bad(message: string, code = 'invalid_request'): HttpError {
-  return new HttpError(400, code, message);
+export function bad(message: string, code: ErrorCode = 'invalid_request'): BadRequest {
+  return new BadRequest(message, code);
 }
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';

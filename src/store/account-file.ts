@@ -1,6 +1,7 @@
 // One account file: its name, its text, and reading it back with reasons that
 // are safe to log (never a piece of the file's content, which holds tokens).
 import { describeJsonError } from '../util/json.ts';
+import { GatewayError } from '../util/errors.ts';
 import { AccountSchema, readOnlyAccount, type Account } from './account.ts';
 import type { z } from 'zod';
 
@@ -53,10 +54,9 @@ export function parseAccountFile(text: string, id: string): ParsedAccountFile {
   return { ok: true, account: readOnlyAccount(result.data) };
 }
 
-export class InvalidAccountError extends Error {
-  constructor(reason: string) {
-    super(`invalid account: ${reason}`);
-    this.name = 'InvalidAccountError';
+export class InvalidAccountError extends GatewayError {
+  constructor(reason: string, opts: { cause?: unknown } = {}) {
+    super('invalid_account', `invalid account: ${reason}`, { status: 400, cause: opts.cause });
   }
 }
 

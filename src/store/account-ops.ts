@@ -4,11 +4,11 @@
 import type { Account } from './account.ts';
 import type { AccountStore } from './store.ts';
 import { unixNow } from './account.ts';
+import { GatewayError } from '../util/errors.ts';
 
-export class AccountNotFoundError extends Error {
+export class AccountNotFoundError extends GatewayError {
   constructor(ref: string) {
-    super(`no account matches "${ref}" (give its email or id; \`grantpool accounts list\` shows them)`);
-    this.name = 'AccountNotFoundError';
+    super('account_not_found', `no account matches "${ref}" (give its email or id; \`grantpool accounts list\` shows them)`, { status: 404 });
   }
 }
 

@@ -16,7 +16,8 @@ const LAYERS: string[][] = [
   ['pool'],
   ['oauth'],
   ['store', 'config', 'http'],
-  ['fsx', 'util', 'log'],
+  ['fsx', 'log'],
+  ['util'],
 ];
 const layerOf = new Map(LAYERS.flatMap((folders, i) => folders.map((f) => [f, i] as const)));
 
@@ -54,7 +55,7 @@ export function violations(SRC: string): string[] {
   return out;
 }
 
-test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> pool -> oauth -> store/config/http -> fsx/util/log', () => {
+test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> pool -> oauth -> store/config/http -> fsx/log -> util', () => {
   assert.deepEqual(violations(resolve(import.meta.dirname, '../../src')), []);
 });
 

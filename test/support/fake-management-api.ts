@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Router, type RequestContext } from '../../src/http/router.ts';
 import { HttpError, readBody, readJson, sendHtml, sendJson } from '../../src/http/http-util.ts';
+import type { ErrorCode } from '../../src/util/errors.ts';
 import { AccountSchema, publicAccount, type Account } from '../../src/store/account.ts';
 import type { AccountState } from '../../src/pool/types.ts';
 import { createDashboardSessions, type DashboardSessions } from '../../src/dashboard/session.ts';
@@ -192,7 +193,8 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
   registerDashboardRoutes(router, { sessions });
 
   const apiError = (status: number, code: string, message: string, fix?: string) => {
-    const e = new HttpError(status, code, message) as HttpError & { fix?: string };
+    // The stand-in has codes of its own (the real API's are ErrorCode).
+    const e = new HttpError(status, code as ErrorCode, message) as HttpError & { fix?: string };
     if (fix) e.fix = fix;
     return e;
   };

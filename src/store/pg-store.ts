@@ -1,0 +1,329 @@
+// The PostgreSQL account store: the same AccountStore as the data directory,
+// for several gateways on one database (docs/design.md, "Scale-out").
+//
+// - One row per account (the account file's JSON in `data`), with a version
+//   from one sequence that every write advances.
+// - update() and upsertByIdentity() are transactions that lock the row
+//   (SELECT … FOR UPDATE; upserts also take one advisory lock, so two adds of
+//   the same identity cannot both insert): no lost updates.
+// - Every write sends NOTIFY grantpool_accounts '<id> <version>'; each store
+//   LISTENs and applies what others wrote. A periodic catch-up (and one after
+//   every reconnect) compares versions, so a gateway that was disconnected
+//   misses nothing.
+// - The refresh lock is a session advisory lock on a reserved connection: at
+//   most one refresh per account across every gateway, released by the
+//   server when the holder's connection ends (a killed gateway locks nobody).
+import postgres, { type Sql, type TransactionSql } from 'postgres';
+import type { Logger } from '../log/logger.ts';
+import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
+import { migrate } from './pg-migrations.ts';
+import type { AccountChange, AccountStore } from './store.ts';
+
+export interface PgStoreOptions {
+  url: string;
+  logger: Logger;
+  /** Connections in the pool. Default 10. */
+  max?: number;
+  /** Full version comparison against the database, besides LISTEN. Default 30 s. */
+  catchUpIntervalMs?: number;
+  /** How long withRefreshLock waits for another gateway's refresh. Default 30 s. */
+  lockWaitMs?: number;
+}
+
+const CHANNEL = 'grantpool_accounts';
+/** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
+const LOCK_CLASS_REFRESH = 0x67707266; // "gprf"
+const LOCK_UPSERT = 0x67707570; // "gpup"
+
+interface Row {
+  id: string;
+  data: unknown;
+  version: number;
+}
+
+/** Validated like a written file (defaults filled in), then read-only. */
+function stored(a: unknown): Account {
+  return readOnlyAccount(AccountSchema.parse(typeof a === 'string' ? JSON.parse(a) : structuredClone(a)));
+}
+
+export class PgStore implements AccountStore {
+  private readonly sql: Sql;
+  private readonly logger: Logger;
+  private readonly lockWaitMs: number;
+  /** The newest version seen per account id, and whether it exists at that version. */
+  private readonly seen = new Map<string, { version: number; present: boolean }>();
+  private readonly watchers = new Set<(change: AccountChange) => void>();
+  private readonly localLocks = new Map<string, Promise<unknown>>();
+  private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private catchingUp: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(opts: PgStoreOptions) {
+    this.logger = opts.logger;
+    this.lockWaitMs = opts.lockWaitMs ?? 30_000;
+    this.sql = postgres(opts.url, {
+      max: opts.max ?? 10,
+      onnotice: () => {},
+      connect_timeout: 10,
+      // Session settings: a statement that waits for a row lock longer than this fails instead of hanging.
+      connection: { application_name: 'grantpool', lock_timeout: 30_000 },
+    });
+    const interval = opts.catchUpIntervalMs ?? 30_000;
+    if (interval > 0) {
+      this.timer = setInterval(() => void this.catchUp(), interval);
+      this.timer.unref();
+    }
+  }
+
+  /** Creates or migrates the schema (idempotent, safe when several gateways start together). */
+  migrate(): Promise<number[]> {
+    return migrate(this.sql);
+  }
+
+  async list(): Promise<Account[]> {
+    const rows = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`;
+    const out: Account[] = [];
+    for (const r of rows) {
+      const account = this.parse(r);
+      if (!account) continue;
+      this.note(r.id, r.version, true);
+      out.push(account);
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<Account | null> {
+    const [r] = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
+    return r ? this.parse(r) : null;
+  }
+
+  async update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
+    this.assertOpen();
+    const result = await this.sql.begin(async (tx) => {
+      const [r] = await tx<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
+      if (!r) return null;
+      const current = stored(r.data);
+      const next = change(draftAccount(current));
+      if (next === null) return { account: current, version: null };
+      const account = stored({ ...next, id });
+      const version = await this.write(tx, account, 'update');
+      return { account, version };
+    });
+    if (!result) return null;
+    if (result.version !== null) this.applied(id, result.version, result.account);
+    return result.account;
+  }
+
+  async upsertByIdentity(identity: Identity, build: (existing: Account | null) => Account): Promise<{ account: Account; created: boolean }> {
+    this.assertOpen();
+    const result = await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${LOCK_UPSERT})`;
+      const candidates = await tx<Row[]>`
+        SELECT id, data, version::float8 AS version FROM grantpool_accounts
+        WHERE (${identity.sub}::text IS NOT NULL AND sub = ${identity.sub}) OR email_lower = ${identity.email.toLowerCase()}
+        ORDER BY id FOR UPDATE`;
+      const match = candidates.map((r) => stored(r.data)).find((a) => sameIdentity({ sub: a.sub, email: a.email }, identity)) ?? null;
+      const built = AccountSchema.parse(build(match ? draftAccount(match) : null));
+      const account = stored({ ...built, id: match ? match.id : built.id });
+      if (!match) {
+        const [taken] = await tx`SELECT 1 FROM grantpool_accounts WHERE id = ${account.id}`;
+        if (taken) throw new Error(`an account with id ${account.id} already exists`);
+      }
+      const version = await this.write(tx, account, match ? 'update' : 'insert');
+      return { account, created: !match, version };
+    });
+    this.applied(result.account.id, result.version, result.account);
+    return { account: result.account, created: result.created };
+  }
+
+  async remove(id: string): Promise<boolean> {
+    this.assertOpen();
+    const version = await this.sql.begin(async (tx) => {
+      const gone = await tx`DELETE FROM grantpool_accounts WHERE id = ${id} RETURNING id`;
+      if (gone.length === 0) return null;
+      const [v] = await tx<{ version: number }[]>`
+        INSERT INTO grantpool_removed_accounts (id, version) VALUES (${id}, nextval('grantpool_change_seq'))
+        ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, removed_at = now()
+        RETURNING version::float8 AS version`;
+      await tx`SELECT pg_notify(${CHANNEL}, ${`${id} ${v!.version}`})`;
+      return v!.version;
+    });
+    if (version === null) return false;
+    this.applied(id, version, null);
+    return true;
+  }
+
+  watch(onChange: (change: AccountChange) => void): () => void {
+    this.watchers.add(onChange);
+    if (!this.listening && !this.closed) {
+      this.listening = this.sql.listen(
+        CHANNEL,
+        (payload) => void this.onNotify(payload),
+        // Called on every (re)connect of the listening connection: catch up on what was missed meanwhile.
+        () => void this.catchUp(),
+      );
+      this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up'));
+    }
+    return () => {
+      this.watchers.delete(onChange);
+    };
+  }
+
+  async withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    // Callers in this process queue locally; only one of them at a time holds a connection for the lock.
+    const previous = this.localLocks.get(id) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.underAdvisoryLock(id, fn),
+      () => this.underAdvisoryLock(id, fn),
+    );
+    const tail = run.catch(() => {});
+    this.localLocks.set(id, tail);
+    void tail.then(() => {
+      if (this.localLocks.get(id) === tail) this.localLocks.delete(id);
+    });
+    return run;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.watchers.clear();
+    const listening = this.listening;
+    if (listening) await listening.then((l) => l.unlisten()).catch(() => {});
+    await this.sql.end({ timeout: 5 });
+  }
+
+  /** Compares every version with the database and applies the differences (after a reconnect, and periodically). */
+  catchUp(): Promise<void> {
+    if (this.closed || this.watchers.size === 0) return Promise.resolve();
+    return (this.catchingUp ??= this.compareAll()
+      .catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'account catch-up with the database failed; will retry'))
+      .finally(() => (this.catchingUp = null)));
+  }
+
+  private async compareAll(): Promise<void> {
+    const rows = await this.sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_accounts`;
+    const inDb = new Set<string>();
+    const stale: string[] = [];
+    for (const r of rows) {
+      inDb.add(r.id);
+      const s = this.seen.get(r.id);
+      if (!s || !s.present || s.version < r.version) stale.push(r.id);
+    }
+    if (stale.length) {
+      const fresh = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ANY(${stale})`;
+      for (const r of fresh) {
+        const account = this.parse(r);
+        if (account) this.applied(r.id, r.version, account);
+      }
+    }
+    const missing = [...this.seen].filter(([id, s]) => s.present && !inDb.has(id)).map(([id]) => id);
+    if (missing.length === 0) return;
+    const removed = await this.sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_removed_accounts WHERE id = ANY(${missing})`;
+    for (const r of removed) this.applied(r.id, r.version, null);
+  }
+
+  private async onNotify(payload: string): Promise<void> {
+    const [id, v] = payload.split(' ');
+    const version = Number(v);
+    if (!id || !Number.isFinite(version)) return;
+    if ((this.seen.get(id)?.version ?? -1) >= version) return; // our own write, or already caught up
+    try {
+      const [r] = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
+      if (r) {
+        const account = this.parse(r);
+        if (account) this.applied(id, r.version, account);
+      } else {
+        this.applied(id, version, null);
+      }
+    } catch (e) {
+      this.logger.warn({ account_id: id, err: { message: (e as Error).message } }, 'could not read a changed account; the catch-up will');
+    }
+  }
+
+  /** Writes one account row (insert or update) and its notification; returns the new version. */
+  private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update'): Promise<number> {
+    const data = tx.json(account as unknown as postgres.JSONValue);
+    const email = account.email.toLowerCase();
+    const [r] =
+      how === 'insert'
+        ? await tx<{ version: number }[]>`
+            INSERT INTO grantpool_accounts (id, sub, email_lower, data, version)
+            VALUES (${account.id}, ${account.sub}, ${email}, ${data}, nextval('grantpool_change_seq'))
+            RETURNING version::float8 AS version`
+        : await tx<{ version: number }[]>`
+            UPDATE grantpool_accounts SET sub = ${account.sub}, email_lower = ${email}, data = ${data}, version = nextval('grantpool_change_seq')
+            WHERE id = ${account.id} RETURNING version::float8 AS version`;
+    if (how === 'insert') await tx`DELETE FROM grantpool_removed_accounts WHERE id = ${account.id}`;
+    await tx`SELECT pg_notify(${CHANNEL}, ${`${account.id} ${r!.version}`})`;
+    return r!.version;
+  }
+
+  /** A change this store made or learned of: remembered, and told to the watchers when it is news. */
+  private applied(id: string, version: number, account: Account | null): void {
+    const s = this.seen.get(id);
+    if (s && s.version >= version) return;
+    this.note(id, version, account !== null);
+    for (const w of [...this.watchers]) {
+      try {
+        w({ id, account });
+      } catch {
+        // a watcher's failure is its own business
+      }
+    }
+  }
+
+  private note(id: string, version: number, present: boolean): void {
+    const s = this.seen.get(id);
+    if (!s || s.version <= version) this.seen.set(id, { version, present });
+  }
+
+  private parse(r: Row): Account | null {
+    try {
+      return stored(r.data);
+    } catch (e) {
+      this.logger.error({ account_id: r.id, err: { message: (e as Error).message } }, 'An account row in the database is not a valid account; skipped');
+      return null;
+    }
+  }
+
+  private async underAdvisoryLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const conn = await this.sql.reserve();
+    try {
+      const deadline = Date.now() + this.lockWaitMs;
+      let wait = 20;
+      for (;;) {
+        const [r] = await conn<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${LOCK_CLASS_REFRESH}, hashtext(${id})) AS ok`;
+        if (r!.ok) break;
+        if (Date.now() >= deadline) throw new Error(`another gateway has been refreshing account ${id} for over ${Math.round(this.lockWaitMs / 1000)} s`);
+        await new Promise((res) => setTimeout(res, wait));
+        wait = Math.min(wait * 2, 250);
+      }
+      try {
+        return await fn();
+      } finally {
+        await conn`SELECT pg_advisory_unlock(${LOCK_CLASS_REFRESH}, hashtext(${id}))`.catch(() => {});
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the account store is closed');
+  }
+}
+
+/** Connects, creates or migrates the schema, and returns the store. */
+export async function createPgStore(opts: PgStoreOptions): Promise<PgStore> {
+  const store = new PgStore(opts);
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close().catch(() => {});
+    throw new Error(`could not open the database (${(e as Error).message})`, { cause: e });
+  }
+  return store;
+}

@@ -7,7 +7,7 @@ import { apiKeyId, createApiKey, listedKey, revokeApiKey } from '../config/api-k
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import { createFileStore } from '../store/file-store.ts';
+import { openAccountStore } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
@@ -60,7 +60,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const broken = checkRedirectUri(config.redirect_uri);
   if (broken) throw new ConfigError(`the OAuth redirect URI breaks Google's rules: ${broken} (set GRANTPOOL_PUBLIC_URL or public_url)`);
 
-  const store = await createFileStore({ dataDir: config.data_dir, logger });
+  const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger);
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
   // Usage is rewritten whole: at most every 15 s under load (and at shutdown).

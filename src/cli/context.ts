@@ -1,7 +1,7 @@
 // What a CLI command works with: the configuration, the account store, the
 // OAuth client, and the running gateway when there is one.
 import { loadConfig, type ResolvedConfig } from '../config/load.ts';
-import { createFileStore } from '../store/file-store.ts';
+import { openAccountStore } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { OAuthHolder } from '../oauth/oauth-holder.ts';
@@ -48,7 +48,7 @@ export function createCliContext(env: Record<string, string | undefined> = proce
   let opened: AccountStore | null = null;
   const store = once(async () => {
     const c = await config();
-    opened = await createFileStore({ dataDir: c.data_dir, logger });
+    opened = await openAccountStore({ dataDir: c.data_dir, databaseUrl: c.database_url }, logger);
     return opened;
   });
   const oauth = once(async () => {

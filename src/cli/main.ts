@@ -11,6 +11,7 @@ import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './
 import { serve } from './serve.ts';
 import { status } from './status.ts';
 import { doctor } from './doctor.ts';
+import { migrateCommand, storeCopy } from './store.ts';
 
 const USAGE = `Usage: grantpool <command>
 
@@ -24,6 +25,8 @@ const USAGE = `Usage: grantpool <command>
   accounts enable <email or id>           put an account back into the proxy
   accounts disable <email or id>          take an account out of the proxy (reason "manual")
   accounts remove <email or id> [--no-revoke]  revoke at Google and delete
+  migrate                                 create or migrate the PostgreSQL schema (GRANTPOOL_DATABASE_URL)
+  store copy --from A --to B              copy every account between a data directory and a postgres:// URL
 
 Environment: GRANTPOOL_DATA_DIR (default ~/.grantpool) and the other GRANTPOOL_* variables of the README.
 `;
@@ -42,6 +45,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         'refresh-token': { type: 'string' },
         file: { type: 'string' },
         'no-revoke': { type: 'boolean' },
+        from: { type: 'string' },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -60,6 +65,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
   try {
     if (command === 'status') return await status(ctx, out);
     if (command === 'doctor') return await doctor(ctx, out);
+    if (command === 'migrate') return await migrateCommand(ctx, out);
+    if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
     if (command === 'accounts') {
       const needRef = ['enable', 'disable', 'remove'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);

@@ -114,6 +114,7 @@ function envOverrides(env: Env): Record<string, unknown> {
   str('GRANTPOOL_OAUTH_ISSUER', 'oauth_issuer');
   str('GRANTPOOL_GEMINI_BASE_URL', 'gemini_base_url');
   str('GRANTPOOL_GOOGLE_API_BASE_URL', 'google_api_base_url');
+  str('GRANTPOOL_DATABASE_URL', 'database_url');
   if (env.GRANTPOOL_MODEL_ALIASES) {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
@@ -129,6 +130,7 @@ const ENV_NAME: Record<string, string> = {
   auth_mode: 'GRANTPOOL_AUTH_MODE', admin_token: 'GRANTPOOL_ADMIN_TOKEN', client_secret_file: 'GRANTPOOL_CLIENT_SECRET_FILE',
   oauth_issuer: 'GRANTPOOL_OAUTH_ISSUER', gemini_base_url: 'GRANTPOOL_GEMINI_BASE_URL',
   google_api_base_url: 'GRANTPOOL_GOOGLE_API_BASE_URL', model_aliases: 'GRANTPOOL_MODEL_ALIASES',
+  database_url: 'GRANTPOOL_DATABASE_URL',
 };
 
 function formatIssues(error: z.ZodError, fromEnv: Set<string>): string {

@@ -58,6 +58,8 @@ export const ConfigSchema = z.strictObject({
   scopes: z.array(z.string().min(1)).min(1).default(DEFAULT_SCOPES),
   gemini_base_url: z.string().url().default('https://generativelanguage.googleapis.com'),
   google_api_base_url: z.string().url().default('https://www.googleapis.com'),
+  /** postgres://…: accounts and shared state in PostgreSQL (several gateways on one pool); null: the data directory. */
+  database_url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').nullable().default(null),
   model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
 
   /** Account selection. */

@@ -1,0 +1,53 @@
+// `grantpool migrate` and `grantpool store copy`: the database schema, and
+// moving every account between a data directory and a database.
+
+import { createPgStore } from '../store/pg-store.ts';
+import { describeLocation, isDatabaseUrl, openStoreAt } from '../store/open-store.ts';
+import { CliError, type CliContext } from './context.ts';
+import type { Out } from './output.ts';
+
+export async function migrateCommand(ctx: CliContext, out: Out): Promise<number> {
+  const config = await ctx.config();
+  if (!config.database_url) throw new CliError('no database is configured: set GRANTPOOL_DATABASE_URL (or database_url in config.json)');
+  const store = await createPgStore({ url: config.database_url, logger: ctx.logger, catchUpIntervalMs: 0 });
+  try {
+    const applied = await store.migrate();
+    out.write(applied.length ? `applied migrations ${applied.join(', ')} to ${describeLocation(config.database_url)}\n` : `the schema of ${describeLocation(config.database_url)} is up to date\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Copies every account (tokens and states as they are) from one store to the
+ * other, upserting by Google identity: running it twice changes nothing more.
+ */
+export async function storeCopy(ctx: CliContext, out: Out, opts: { from?: string; to?: string }): Promise<number> {
+  if (!opts.from || !opts.to) throw new CliError('usage: grantpool store copy --from <data dir or postgres:// url> --to <data dir or postgres:// url>');
+  if (opts.from === opts.to) throw new CliError('--from and --to name the same store');
+  if (!isDatabaseUrl(opts.from) && !isDatabaseUrl(opts.to)) out.write('note: copying between two data directories\n');
+  const from = await openStoreAt(opts.from, ctx.logger);
+  try {
+    const to = await openStoreAt(opts.to, ctx.logger);
+    try {
+      const accounts = await from.list();
+      let created = 0;
+      let updated = 0;
+      for (const [i, account] of accounts.entries()) {
+        const r = await to.upsertByIdentity({ sub: account.sub, email: account.email }, (existing) =>
+          existing ? { ...account, id: existing.id } : account,
+        );
+        if (r.created) created++;
+        else updated++;
+        if ((i + 1) % 100 === 0 && i + 1 < accounts.length) out.write(`copied ${i + 1} of ${accounts.length} accounts…\n`);
+      }
+      out.write(`copied ${accounts.length} account${accounts.length === 1 ? '' : 's'} from ${describeLocation(opts.from)} to ${describeLocation(opts.to)} (${created} new, ${updated} updated)\n`);
+      return 0;
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}

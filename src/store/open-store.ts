@@ -1,0 +1,33 @@
+// Opens the account store a configuration names: PostgreSQL when a database
+// URL is set (several gateways on one pool), else the data directory.
+import type { Logger } from '../log/logger.ts';
+import { createFileStore } from './file-store.ts';
+import { createPgStore } from './pg-store.ts';
+import type { AccountStore } from './store.ts';
+
+/** A store location as the CLI takes it: a postgres:// URL, else a data directory. */
+export function isDatabaseUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+export async function openAccountStore(location: { dataDir: string; databaseUrl?: string | null }, logger: Logger): Promise<AccountStore> {
+  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger });
+  return createFileStore({ dataDir: location.dataDir, logger });
+}
+
+/** A store at a CLI location (`--from`, `--to`): a postgres:// URL or a data directory. */
+export function openStoreAt(location: string, logger: Logger): Promise<AccountStore> {
+  return isDatabaseUrl(location) ? openAccountStore({ dataDir: '', databaseUrl: location }, logger) : openAccountStore({ dataDir: location }, logger);
+}
+
+/** A database URL with its password hidden, for logs and messages. */
+export function describeLocation(location: string): string {
+  if (!isDatabaseUrl(location)) return location;
+  try {
+    const u = new URL(location);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return 'postgres://…';
+  }
+}

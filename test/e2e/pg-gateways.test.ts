@@ -1,0 +1,118 @@
+// Several gateways on one PostgreSQL: an account added through one serves on
+// the other, a PATCH on one stops the other from using the account within
+// 1 s, and `grantpool store copy` moves every account both ways intact.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { startGateway, type Gateway } from '../../src/app/gateway.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { main } from '../../src/cli/main.ts';
+import { createFileStore } from '../../src/store/file-store.ts';
+import { createPgStore } from '../../src/store/pg-store.ts';
+import { findPostgres, startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { freePort, LogCapture, startStack, type Stack } from '../support/stack.ts';
+import { captureLogger, makeAccount } from '../support/store-fixtures.ts';
+
+const found = findPostgres();
+const skip = typeof found === 'string' ? found : false;
+
+describe('gateways on one PostgreSQL', { skip }, () => {
+  let pg: TestPostgres;
+  let stack: Stack;
+  let b: Gateway;
+  let bDir: string;
+  before(async () => {
+    pg = await startPostgres(found as Exclude<typeof found, string>);
+    const url = await pg.createDatabase('gateways');
+    stack = await startStack({ env: { GRANTPOOL_DATABASE_URL: url } });
+    bDir = await mkdtemp(join(tmpdir(), 'grantpool-b-'));
+    b = await startGateway({
+      env: { ...stack.env, GRANTPOOL_DATA_DIR: bDir, GRANTPOOL_PORT: String(await freePort()) },
+      logger: createLogger({ destination: new LogCapture().stream, level: 'info' }),
+    });
+  });
+  after(async () => {
+    await b?.close();
+    await stack?.close();
+    if (bDir) await rm(bDir, { recursive: true, force: true });
+    pg?.destroy();
+  });
+
+  const ask = (g: Gateway, text: string) =>
+    new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 }).chat.completions.create({
+      model: 'gemini-2.5-flash',
+      messages: [{ role: 'user', content: text }],
+    });
+
+  test('an account added on A serves on B, and a PATCH on A takes it out on B within 1 s', async () => {
+    stack.issuer.addUser({ email: 'shared@example.com', name: 'Shared' });
+    assert.equal((await stack.addAccount('shared@example.com')).status, 200);
+    const deadline = Date.now() + 1000;
+    while (b.pool.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(b.pool.size, 1, 'B saw the new account within 1 s');
+    const r = await ask(b, 'hello from B');
+    assert.ok(r.choices[0]!.message.content);
+
+    const [account] = (await stack.api('GET', '/api/accounts')).body.accounts;
+    const t0 = Date.now();
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true });
+    while (b.pool.stateOf(account.id)?.state !== 'proxy_disabled' && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(b.pool.stateOf(account.id)?.state, 'proxy_disabled', `B applied the PATCH in ${Date.now() - t0} ms`);
+    await assert.rejects(ask(b, 'nobody left'), (e: { status?: number }) => e.status === 503 || e.status === 429);
+  });
+});
+
+describe('grantpool store copy', { skip }, () => {
+  let pg: TestPostgres;
+  before(async () => {
+    pg = await startPostgres(found as Exclude<typeof found, string>);
+  });
+  after(() => pg?.destroy());
+
+  // Every write to a data directory is fsynced (about 30-90 ms each here), so the suite copies 300; the
+  // database side takes 1,000 in about 10 s (docs/deploy.md has the figures).
+  const N = 300;
+  test(`${N} accounts go to the database and back with tokens and states intact, twice without duplicates`, async () => {
+    const url = await pg.createDatabase('copy');
+    const src = await mkdtemp(join(tmpdir(), 'grantpool-copy-src-'));
+    const back = await mkdtemp(join(tmpdir(), 'grantpool-copy-back-'));
+    const { logger } = captureLogger();
+    try {
+      // The source data directory as a person (or an older tool) would have written it: one file per account.
+      await mkdir(join(src, 'accounts'), { recursive: true, mode: 0o700 });
+      for (let i = 0; i < N; i++) {
+        const a = makeAccount(`acc${i}`, { sub: `sub-${i}`, email: `u${i}@example.com`, refresh_token: `rt-${i}` });
+        const withState = i % 10 === 0 ? { ...a, disabled: true, disabled_at: 1700000000, disabled_reason: 'invalid_grant: Token has been expired or revoked.' } : i % 10 === 1 ? { ...a, proxy_disabled: true, proxy_disabled_reason: 'manual' } : a;
+        await writeFile(join(src, 'accounts', `${a.id}.json`), JSON.stringify(withState), { mode: 0o600 });
+      }
+      const files = await createFileStore({ dataDir: src, logger });
+      const original = (await files.list()).sort((x, y) => x.id.localeCompare(y.id));
+      assert.equal(original.length, N);
+      await files.close();
+
+      const lines: string[] = [];
+      const out = { write: (t: string) => void lines.push(t), error: (t: string) => void lines.push(t), color: false };
+      const env = { GRANTPOOL_DATA_DIR: src };
+      assert.equal(await main(['store', 'copy', '--from', src, '--to', url], out, env), 0, lines.join(''));
+      assert.match(lines.join(''), new RegExp(`copied ${N} accounts .* \\(${N} new, 0 updated\\)`));
+      assert.equal(await main(['store', 'copy', '--from', src, '--to', url], out, env), 0);
+      assert.match(lines.at(-1)!, new RegExp(`\\(0 new, ${N} updated\\)`));
+      assert.equal(await main(['store', 'copy', '--from', url, '--to', back], out, env), 0);
+
+      const db = await createPgStore({ url, logger, catchUpIntervalMs: 0 });
+      const inDb = (await db.list()).sort((x, y) => x.id.localeCompare(y.id));
+      await db.close();
+      const returned = await createFileStore({ dataDir: back, logger });
+      const roundTrip = (await returned.list()).sort((x, y) => x.id.localeCompare(y.id));
+      await returned.close();
+      assert.deepEqual(inDb, original);
+      assert.deepEqual(roundTrip, original);
+    } finally {
+      await rm(src, { recursive: true, force: true });
+      await rm(back, { recursive: true, force: true });
+    }
+  });
+});

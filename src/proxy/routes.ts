@@ -35,6 +35,7 @@ import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thoug
 import { createOpenAIDoor } from './openai/door.ts';
 import { createAnthropicDoor } from './anthropic/door.ts';
 import { buildPassthrough } from './google-passthrough.ts';
+import { sessionKeyOf } from './session-key.ts';
 
 export type ProxyConfig = Config & { effective_auth_mode?: EffectiveAuthMode };
 
@@ -63,7 +64,7 @@ export interface ProxyRoutes {
 
 /** Header that pins the Google API pass-through (and any route) to one account. */
 export const PIN_HEADER = 'x-grantpool-account';
-/** Optional session affinity key for every door. */
+/** Optional session affinity key for every door (session-key.ts lists the others clients send). */
 export const SESSION_HEADER = 'x-grantpool-session';
 
 /** Query parameters of a Gemini-native request that are passed to the upstream. */
@@ -296,7 +297,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       await forwardRaw(engine, ctx.res, {
         spec: {
           model,
-          sessionKey: header(ctx.req, SESSION_HEADER),
+          sessionKey: sessionKeyOf(ctx.req.headers),
           pinned: header(ctx.req, PIN_HEADER),
           consume: stream ? 'first' : 'full',
           origin,
@@ -340,7 +341,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       const { origin, prefix } = baseOf(cfg.gemini_base_url);
       const call = {
         door,
-        parsed: { ...parsed, sessionKey: header(ctx.req, SESSION_HEADER) ?? parsed.sessionKey },
+        parsed: { ...parsed, sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey) },
         model,
         origin,
         modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,

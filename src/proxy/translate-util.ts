@@ -130,6 +130,17 @@ export function parseArguments(text: unknown, what: string): Json {
   return isObj(v) ? v : { value: v };
 }
 
+/**
+ * Structured output for a JSON Schema the client gave: Gemini's
+ * `responseJsonSchema` (which takes JSON Schema itself, refs and
+ * additionalProperties included) with the JSON MIME type it requires.
+ */
+export function jsonSchemaOutput(schema: unknown, where: string): Json {
+  if (!isObj(schema)) throw bad(`"${where}" must be a JSON Schema object`);
+  const { $schema: _dialect, ...rest } = schema;
+  return { responseMimeType: 'application/json', responseJsonSchema: rest };
+}
+
 export function sseData(obj: unknown): string {
   return `data: ${JSON.stringify(obj)}\n\n`;
 }

@@ -2,19 +2,20 @@
 import type { ParsedRequest } from '../door.ts';
 import { toGeminiParameters } from '../gemini-schema.ts';
 import { decodeThinkingSignature, fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
-import { bad, isObj, num, pushContent, remoteUrlPart, str, type Content, type Json, type Part } from '../translate-util.ts';
+import { bad, isObj, jsonSchemaOutput, num, pushContent, remoteUrlPart, str, type Content, type Json, type Part } from '../translate-util.ts';
 
 export interface AnthropicRequestOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
 }
 
-function systemParts(system: unknown): Part[] {
+/** A system prompt (the top-level `system`, or a `role: "system"` message's content) as Gemini text parts. */
+function systemParts(system: unknown, where = 'system'): Part[] {
   if (system === undefined || system === null) return [];
   if (typeof system === 'string') return system ? [{ text: system }] : [];
-  if (!Array.isArray(system)) throw bad('"system" must be a string or an array of text blocks');
+  if (!Array.isArray(system)) throw bad(`"${where}" must be a string or an array of text blocks`);
   return system.map((b, i) => {
-    if (!isObj(b) || b.type !== 'text' || typeof b.text !== 'string') throw bad(`system[${i}] must be a text block {"type":"text","text":...}`);
+    if (!isObj(b) || b.type !== 'text' || typeof b.text !== 'string') throw bad(`${where}[${i}] must be a text block {"type":"text","text":...}`);
     return { text: b.text };
   });
 }
@@ -67,11 +68,18 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
 
   const contents: Content[] = [];
   const callNames = new Map<string, string>();
+  // The top-level system prompt first, then `role: "system"` messages (the
+  // current API's SystemMessageParam, which Claude Code sends) in their order.
+  const system = systemParts(body.system);
 
   messages.forEach((m, i) => {
     const where = `messages.${i}`;
     if (!isObj(m)) throw bad(`${where} must be an object`);
-    if (m.role !== 'user' && m.role !== 'assistant') throw bad(`${where}.role must be "user" or "assistant" (got ${JSON.stringify(m.role)})`);
+    if (m.role === 'system') {
+      system.push(...systemParts(m.content, `${where}.content`));
+      return;
+    }
+    if (m.role !== 'user' && m.role !== 'assistant') throw bad(`${where}.role must be "user", "assistant" or "system" (got ${JSON.stringify(m.role)})`);
     const role = m.role === 'user' ? 'user' : 'model';
     if (typeof m.content === 'string') {
       pushContent(contents, role, [{ text: m.content }]);
@@ -146,9 +154,10 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
     if (role === 'model' && parts.length === 0) parts.push({ text: '' });
     pushContent(contents, role, parts);
   });
+  if (contents.length === 0) throw bad('messages: at least one user or assistant message is required besides system messages');
   fillMissingFunctionCallSignatures(contents);
 
-  const out: Translated = { model, contents, system: systemParts(body.system) };
+  const out: Translated = { model, contents, system };
 
   if (body.tools !== undefined && body.tools !== null) {
     if (!Array.isArray(body.tools)) throw bad('"tools" must be an array');
@@ -214,10 +223,17 @@ export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptio
       if (budget === undefined) throw bad('thinking.budget_tokens: Field required when thinking is enabled');
       gc.thinkingConfig = { thinkingBudget: budget, includeThoughts: true };
       thinkingOn = true;
-    } else if (thinking.type === 'adaptive') {
+    } else if (thinking.type === 'adaptive' || thinking.type === 'between_tools') {
       gc.thinkingConfig = { thinkingBudget: -1, includeThoughts: true };
       thinkingOn = true;
-    } else if (thinking.type !== 'disabled') throw bad('"thinking.type" must be "enabled", "adaptive" or "disabled"');
+    } else if (thinking.type !== 'disabled') throw bad('"thinking.type" must be "enabled", "adaptive", "between_tools" or "disabled"');
+  }
+  // Structured output: output_config.format (current API) or output_format (its beta spelling).
+  const outputConfig = isObj(body.output_config) ? body.output_config : {};
+  const [format, formatWhere] = outputConfig.format != null ? [outputConfig.format, 'output_config.format'] : [body.output_format, 'output_format'];
+  if (format !== undefined && format !== null) {
+    if (!isObj(format) || format.type !== 'json_schema') throw bad(`"${formatWhere}" must be {"type":"json_schema","schema":{...}}`);
+    Object.assign(gc, jsonSchemaOutput(format.schema, `${formatWhere}.schema`));
   }
   gemini.generationConfig = gc;
 

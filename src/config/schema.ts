@@ -85,14 +85,20 @@ export const ConfigSchema = z.strictObject({
   upstream: z
     .strictObject({
       connect_timeout_ms: z.number().int().positive().default(10_000),
-      /** Time to the response headers (first byte). Long generations need a generous value. */
-      first_byte_timeout_ms: z.number().int().positive().default(300_000),
+      /**
+       * Time to the answer of a non-streaming request (Google sends its
+       * headers with the whole answer). Below the 300 s after which common
+       * clients (Node's fetch) give up, so a stalled account fails over in time.
+       */
+      first_byte_timeout_ms: z.number().int().positive().default(120_000),
+      /** Time to the first event of a streamed answer (it comes early); unset: 60 s, or first_byte_timeout_ms when lower. */
+      stream_first_byte_timeout_ms: z.number().int().positive().optional(),
       /** Longest silence between two chunks of a streamed answer. */
       idle_timeout_ms: z.number().int().positive().default(300_000),
       /** Accounts tried for one request before giving up. */
       max_attempts: z.number().int().min(1).max(50).default(5),
     })
-    .default({ connect_timeout_ms: 10_000, first_byte_timeout_ms: 300_000, idle_timeout_ms: 300_000, max_attempts: 5 }),
+    .default({ connect_timeout_ms: 10_000, first_byte_timeout_ms: 120_000, idle_timeout_ms: 300_000, max_attempts: 5 }),
 
   /** Largest accepted request body. */
   max_body_bytes: z.number().int().positive().default(20 * 1024 * 1024),

@@ -12,14 +12,17 @@ import { systemClock, type Clock } from '../util/clock.ts';
 import { setCountTokensModel, type Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
 import {
-  ClientAbort,
   clientSignal,
+  fetchModelList,
   finishTrack,
   forwardCountTokens,
   forwardRaw,
   forwardTranslated,
+  geminiArrayHead,
+  geminiJson,
+  geminiSseHead,
   newTrack,
-  openUpstream,
+  passthroughHead,
   ProxyFailure,
   sendJsonBody,
   type EngineDeps,
@@ -27,10 +30,9 @@ import {
   type Track,
 } from './engine.ts';
 import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction } from './gemini-door.ts';
-import { aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList, type GeminiModel } from './models.ts';
+import { aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList } from './models.ts';
 import type { RequestLog } from './request-log.ts';
 import { baseOf, createUpstreamClient, type UpstreamClient } from './upstream-client.ts';
-import { upstreamMessage } from './upstream-errors.ts';
 import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thought-signatures.ts';
 import { createOpenAIDoor } from './openai/door.ts';
 import { createAnthropicDoor } from './anthropic/door.ts';
@@ -62,7 +64,7 @@ export interface ProxyRoutes {
   close(): Promise<void>;
 }
 
-/** Header that pins the Google API pass-through (and any route) to one account. */
+/** Header that pins a request (on every route) to one account, by email or id. */
 export const PIN_HEADER = 'x-grantpool-account';
 /** Optional session affinity key for every door (session-key.ts lists the others clients send). */
 export const SESSION_HEADER = 'x-grantpool-session';
@@ -77,11 +79,7 @@ type Shaper = (status: number, message: string, type?: string) => unknown;
 
 /** A bad request ends its request-log entry here (the error is answered by the caller). */
 function recordBadRequest(engine: EngineDeps, track: Track, e: unknown): unknown {
-  if (e instanceof HttpError) {
-    track.status = e.status;
-    track.error = e.message;
-    finishTrack(engine, track);
-  }
+  if (e instanceof HttpError) finishTrack(engine, track, { status: e.status, error: e.message });
   return e;
 }
 
@@ -174,46 +172,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
 
   // --- model list -----------------------------------------------------------
 
-  async function fetchModels(): Promise<GeminiModel[]> {
-    const cfg = deps.config();
-    const { origin, prefix } = baseOf(cfg.gemini_base_url);
-    const out: GeminiModel[] = [];
-    let pageToken = '';
-    for (let page = 0; page < 10; page++) {
-      const track = newTrack(engine, '/v1beta/models', 'gemini');
-      track.modelRequested = null;
-      try {
-        const q = `?pageSize=1000${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ''}`;
-        const opened = await openUpstream(
-          engine,
-          { model: '', consume: 'full', origin, method: 'GET', path: `${prefix}/v1beta/models${q}`, body: null, headers: {}, signal: new ClientAbort() },
-          track,
-        );
-        if (opened.kind === 'client_error') {
-          track.status = opened.status;
-          throw new ProxyFailure(opened.status, 'upstream_error', upstreamMessage(opened.status, opened.text));
-        }
-        if (opened.kind !== 'ok') throw new ProxyFailure(502, 'bad_upstream_answer', 'unexpected streamed model list');
-        track.status = 200;
-        deps.pool.report(opened.lease, '', { kind: 'ok' });
-        const parsed = JSON.parse(opened.full.toString('utf8')) as { models?: unknown; nextPageToken?: unknown };
-        if (Array.isArray(parsed.models)) {
-          for (const m of parsed.models) if (m && typeof (m as GeminiModel).name === 'string') out.push(m as GeminiModel);
-        }
-        pageToken = typeof parsed.nextPageToken === 'string' ? parsed.nextPageToken : '';
-      } catch (e) {
-        if (!track.status) track.status = e instanceof ProxyFailure ? e.status : 502;
-        track.error = (e as Error).message.slice(0, 300);
-        if (e instanceof SyntaxError) throw new ProxyFailure(502, 'bad_upstream_answer', 'The upstream model list is not valid JSON.');
-        throw e;
-      } finally {
-        finishTrack(engine, track);
-      }
-      if (!pageToken) break;
-    }
-    return out;
-  }
-  const modelCache = new ModelListCache(fetchModels, deps.modelListTtlMs ?? 60_000, () => clock.now());
+  const modelCache = new ModelListCache(() => fetchModelList(engine), deps.modelListTtlMs ?? 60_000, () => clock.now());
 
   function sendJsonOk(res: ServerResponse, body: unknown): void {
     sendJsonBody(res, 200, body);
@@ -299,7 +258,11 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
           model,
           sessionKey: sessionKeyOf(ctx.req.headers),
           pinned: header(ctx.req, PIN_HEADER),
-          consume: stream ? 'first' : 'full',
+          consume: stream ? 'stream' : 'full',
+          stream,
+          sse: stream && sse,
+          check: geminiJson,
+          checkHead: sse ? geminiSseHead : geminiArrayHead,
           origin,
           method: 'POST',
           path: `${prefix}/${version}/models/${encodeURIComponent(model)}:${action}${query ? `?${query}` : ''}`,
@@ -312,6 +275,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         sse: stream && sse,
         streamError: (s, m) => `data: ${JSON.stringify(googleErrorBody(s, m))}\r\n\r\n`,
         usage: action === 'generateContent' || action === 'streamGenerateContent',
+        counts: action === 'generateContent' || action === 'streamGenerateContent',
       });
     };
   }
@@ -343,6 +307,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         door,
         parsed: { ...parsed, sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey) },
         model,
+        pinned: header(ctx.req, PIN_HEADER),
         origin,
         modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
         signal: clientSignal(ctx.res),
@@ -375,7 +340,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         model: '',
         passthrough: true,
         pinned: header(ctx.req, PIN_HEADER),
-        consume: 'first',
+        consume: 'stream',
+        checkHead: passthroughHead(method, String(ctx.req.headers.accept ?? '')),
         origin: target.origin,
         method,
         path: target.path,
@@ -387,6 +353,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       errorBody: (s, m) => googleErrorBody(s, m),
       sse: false,
       usage: false,
+      counts: false,
     });
   }
 

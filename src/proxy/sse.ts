@@ -3,50 +3,95 @@
 // without parsing or re-serialising whole answers.
 
 /**
+ * The largest server-sent event accepted from the upstream (an event can hold
+ * a generated image inline, base64: a few MB). An upstream that sends more
+ * without a blank line is broken, and its stream is ended instead of being
+ * buffered without bound.
+ */
+export const MAX_SSE_EVENT_BYTES = 32 * 1024 * 1024;
+
+/**
  * Incremental SSE reader: `push` bytes as they arrive, `onData` gets the data
  * of each complete event (multi-line data joined with \n). Accepts \r\n, \n and \r.
+ * An event larger than `maxEventBytes` sets `overflowed`; the reader then
+ * ignores the rest of the stream.
  */
 export class SseReader {
-  private buffer = '';
+  /** The text of the event being read, in pieces (joined once, when the event ends: no quadratic copying of big events). */
+  private parts: string[] = [];
+  private size = 0;
   private readonly decoder = new TextDecoder('utf-8');
   private readonly onData: (data: string) => void;
+  private readonly maxEventBytes: number;
+  /** An event grew beyond the limit without ending (the stream is unusable from there). */
+  overflowed = false;
+  /** The blank line that ends an event (any of the three line endings); one per reader, made once. */
+  private readonly eventEnd = /\r\n\r\n|\n\n|\r\r/g;
 
-  constructor(onData: (data: string) => void) {
+  constructor(onData: (data: string) => void, maxEventBytes = MAX_SSE_EVENT_BYTES) {
     this.onData = onData;
+    this.maxEventBytes = maxEventBytes;
   }
 
   push(chunk: Uint8Array): void {
-    this.buffer += this.decoder.decode(chunk, { stream: true });
-    this.drain();
+    if (this.overflowed) return;
+    const text = this.decoder.decode(chunk, { stream: true });
+    if (!text) return;
+    // A blank line may begin in the last characters already held.
+    const tail = this.tail(3);
+    const re = this.eventEnd;
+    re.lastIndex = 0;
+    const m = re.exec(tail + text);
+    if (!m) {
+      this.parts.push(text);
+      this.size += text.length;
+      if (this.size > this.maxEventBytes) {
+        this.overflowed = true;
+        this.parts = [];
+        this.size = 0;
+      }
+      return;
+    }
+    const from = this.size - tail.length + m.index;
+    const all = this.parts.length ? this.parts.join('') + text : text;
+    this.parts = [];
+    this.size = 0;
+    const rest = this.drain(all, from);
+    if (rest) {
+      this.parts.push(rest);
+      this.size = rest.length;
+    }
   }
 
   /** Flushes a last event that was not followed by a blank line. */
   end(): void {
-    this.buffer += this.decoder.decode();
-    this.drain();
-    if (this.buffer.trim()) this.emit(this.buffer);
-    this.buffer = '';
-    this.scanned = 0;
+    if (this.overflowed) return;
+    const all = this.parts.join('') + this.decoder.decode();
+    this.parts = [];
+    this.size = 0;
+    const rest = this.drain(all, 0);
+    if (rest.trim()) this.emit(rest);
   }
 
-  /** Where the search for the next blank line resumes (what was searched before holds none). */
-  private scanned = 0;
-  /** The blank line that ends an event (any of the three line endings); one per reader, made once. */
-  private readonly eventEnd = /\r\n\r\n|\n\n|\r\r/g;
+  /** The last `n` characters held. */
+  private tail(n: number): string {
+    let out = '';
+    for (let i = this.parts.length - 1; i >= 0 && out.length < n; i--) out = this.parts[i]! + out;
+    return out.length > n ? out.slice(out.length - n) : out;
+  }
 
-  private drain(): void {
-    const buf = this.buffer;
+  /** Emits every complete event in `buf` (the first blank line is at or after `from`); returns the rest. */
+  private drain(buf: string, from: number): string {
     let start = 0;
     const re = this.eventEnd;
-    re.lastIndex = Math.max(0, this.scanned - 3);
+    re.lastIndex = from;
     for (;;) {
       const m = re.exec(buf);
       if (!m) break;
       this.emit(buf.slice(start, m.index));
       start = m.index + m[0].length;
     }
-    this.buffer = start === 0 ? buf : buf.slice(start);
-    this.scanned = this.buffer.length;
+    return start === 0 ? buf : buf.slice(start);
   }
 
   private emit(event: string): void {

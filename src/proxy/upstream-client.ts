@@ -37,8 +37,12 @@ export interface UpstreamAnswer {
 
 export interface UpstreamClient {
   request(req: UpstreamRequest): Promise<UpstreamResponse>;
-  /** The whole answer; rejects when its body is larger than `limit` bytes. */
-  requestFull(req: UpstreamRequest, limit: number): Promise<UpstreamAnswer>;
+  /**
+   * The whole answer; rejects when a 2xx body is larger than `limit` bytes.
+   * Of a non-2xx body only the first `errorLimit` bytes are kept (the rest is
+   * read and dropped), so a huge error answer is still classified by its status.
+   */
+  requestFull(req: UpstreamRequest, limit: number, errorLimit?: number): Promise<UpstreamAnswer>;
   close(): Promise<void>;
 }
 
@@ -59,7 +63,7 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
     request(req) {
       return agent.request({ ...dispatchOptions(req), signal: req.signal });
     },
-    requestFull(req, limit) {
+    requestFull(req, limit, errorLimit = limit) {
       return new Promise((resolve, reject) => {
         const signal = req.signal;
         let controller: Dispatcher.DispatchController | null = null;
@@ -92,6 +96,14 @@ export function createUpstreamClient(opts: UpstreamClientOptions = {}): Upstream
             headers = h;
           },
           onResponseData(c, chunk) {
+            if (statusCode < 200 || statusCode >= 300) {
+              const room = errorLimit - size;
+              if (room <= 0) return;
+              const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+              chunks.push(kept);
+              size += kept.length;
+              return;
+            }
             size += chunk.length;
             if (size > limit) c.abort(new Error(`upstream answer is larger than ${limit} bytes`));
             else chunks.push(chunk);

@@ -147,6 +147,8 @@ export function describeNetworkError(err: unknown): string {
   switch (code) {
     case 'UND_ERR_HEADERS_TIMEOUT':
       return 'upstream timeout: no response headers within the first-byte timeout';
+    case 'GP_FIRST_DATA_TIMEOUT':
+      return 'upstream timeout: no data within the first-byte timeout';
     case 'UND_ERR_BODY_TIMEOUT':
       return 'upstream timeout: no data within the idle timeout';
     case 'UND_ERR_CONNECT_TIMEOUT':

@@ -55,7 +55,13 @@ export type FailureKind =
   /** Headers and `afterChunks` chunks are sent, then nothing more (until the client gives up). */
   | 'stall_mid_stream'
   /** The answer starts only after `delayMs` (default 1000 ms), then proceeds normally. */
-  | 'slow_first_byte';
+  | 'slow_first_byte'
+  /**
+   * Exactly the answer in `opts.raw` (status, headers, body bytes): what a
+   * broken front end or proxy sends (a 200 with an HTML page, truncated or
+   * empty JSON, `null`, a huge error body).
+   */
+  | 'raw_answer';
 
 export interface FailureOptions {
   /** How many requests fail this way (default 1; Infinity for always). */
@@ -72,6 +78,8 @@ export interface FailureOptions {
   message?: string;
   /** service_disabled: the project number in the activation URL. */
   project?: string;
+  /** raw_answer: what to send. */
+  raw?: { status: number; headers?: Record<string, string>; body: string | Buffer };
 }
 
 export type ScriptedPart =
@@ -1067,6 +1075,12 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       case 'reset_mid_stream':
       case 'stall_mid_stream':
         return null;
+      case 'raw_answer': {
+        const raw = f.opts.raw ?? { status: 200, body: '' };
+        res.writeHead(raw.status, { 'content-length': Buffer.byteLength(raw.body), ...raw.headers });
+        res.end(raw.body);
+        return raw.status;
+      }
     }
   }
 

@@ -1,0 +1,93 @@
+// The raw adapter: forwards an upstream answer as it is (Gemini native, Google
+// API pass-through): status, content headers and bytes, chunks as they arrive.
+import type { ServerResponse } from 'node:http';
+import { findUsage, Tail, type Usage } from '../sse.ts';
+import { describeNetworkError, upstreamMessage } from '../upstream-errors.ts';
+import { passHeaders, type ErrorShaper } from './answer.ts';
+import type { AttemptSpec, Opened } from './attempts.ts';
+import { pump } from './body-io.ts';
+import type { EngineDeps } from './deps.ts';
+import { okReport, runExchange, type Served, type Track } from './exchange.ts';
+
+export interface RawForward {
+  spec: AttemptSpec;
+  track: Track;
+  errorBody: ErrorShaper;
+  /** The answer is an SSE stream (mid-stream failures end it with an error event). */
+  sse: boolean;
+  /** Error event text for an SSE stream that broke after it started. */
+  streamError?: (status: number, message: string) => string;
+  /** Report token usage found in the answer. */
+  usage: boolean;
+  /** A generate request: quota protection counts it (count-tokens, embeddings and lists are not). */
+  counts: boolean;
+}
+
+/** Usage in a whole Gemini answer: usageMetadata sits near its end, so the tail is searched first. */
+function usageInBody(body: Buffer): Usage | null {
+  const TAIL = 8192;
+  if (body.length > TAIL) {
+    const u = findUsage(body.subarray(body.length - TAIL).toString('utf8'));
+    if (u) return u;
+  }
+  return findUsage(body.toString('utf8'));
+}
+
+async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, opened: Opened): Promise<Served> {
+  if (opened.kind === 'client_error') {
+    const headers = passHeaders(opened.headers);
+    headers['content-length'] = String(Buffer.byteLength(opened.text));
+    res.writeHead(opened.status, headers);
+    res.end(opened.text);
+    return { status: opened.status, error: upstreamMessage(opened.status, opened.text).slice(0, 300), report: { kind: 'client_error' } };
+  }
+  if (opened.kind === 'ok') {
+    const headers = passHeaders(opened.headers);
+    headers['content-length'] = String(opened.full.length);
+    const firstByteAt = deps.clock.now();
+    res.writeHead(opened.status, headers);
+    res.end(opened.full);
+    const usage = f.usage ? usageInBody(opened.full) : null;
+    return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
+  }
+  const headers = passHeaders(opened.headers);
+  if (f.sse) {
+    headers['cache-control'] = 'no-cache';
+    headers['x-accel-buffering'] = 'no';
+  }
+  res.writeHead(opened.status, headers);
+  const firstByteAt = deps.clock.now();
+  const tail = f.usage ? new Tail() : null;
+  for (const c of opened.head.chunks) {
+    tail?.push(c);
+    res.write(c);
+  }
+  const usageNow = () => (tail ? findUsage(tail.text()) : null);
+  try {
+    await pump(opened.body, res, (c) => {
+      tail?.push(c);
+      return res.write(c);
+    });
+  } catch (e) {
+    if (f.spec.signal.aborted) {
+      const usage = usageNow();
+      return { status: opened.status, error: 'client disconnected', firstByteAt, usage, report: okReport(usage, f.counts) };
+    }
+    const reason = describeNetworkError(e);
+    deps.logger.warn({ account: opened.lease.email, model: f.spec.model, reason }, 'Upstream stream broke after it started');
+    if (f.sse && f.streamError) {
+      res.end(f.streamError(503, `The upstream stream broke after the answer started (${reason}); the answer is incomplete.`));
+    } else {
+      res.destroy();
+    }
+    return { status: 502, error: `${reason} after the answer started`, firstByteAt, report: { kind: 'server_error', reason } };
+  }
+  res.end();
+  const usage = usageNow();
+  return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
+}
+
+/** Forwards one request's upstream answer as it is. */
+export async function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawForward): Promise<void> {
+  await runExchange(deps, res, f.track, { spec: f.spec, errorBody: f.errorBody, serve: (opened) => serveRaw(deps, res, f, opened) });
+}

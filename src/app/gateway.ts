@@ -7,7 +7,7 @@ import { apiKeyId, createApiKey, listedKey, revokeApiKey } from '../config/api-k
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import { openAccountStore } from '../store/open-store.ts';
+import { openAccountStore, sharedStateFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
@@ -61,6 +61,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   if (broken) throw new ConfigError(`the OAuth redirect URI breaks Google's rules: ${broken} (set GRANTPOOL_PUBLIC_URL or public_url)`);
 
   const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger);
+  const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
   // Usage is rewritten whole: at most every 15 s under load (and at shutdown).
@@ -77,7 +78,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const currentAddDeps = (): AddAccountDeps | null => {
     const client = oauth.current();
     if (!client) return null;
-    if (current?.oauth !== client) current = { oauth: client, store, flows: new ConsentFlows({ oauth: client, clock }), clock, logger };
+    if (current?.oauth !== client) current = { oauth: client, store, flows: new ConsentFlows({ oauth: client, clock, kv: shared.kv, clientId: client.primaryClientId }), clock, logger };
     return current;
   };
   const addDeps = async (): Promise<AddAccountDeps> => {

@@ -52,7 +52,7 @@ export async function completeConsent(deps: AddAccountDeps, callbackUrl: string 
     if (error) throw new OAuthFlowError(error, { ...ctx, description: cleanDescription(params.get('error_description')) });
     throw new OAuthFlowError('state_missing', ctx);
   }
-  const taken = deps.flows.take(state);
+  const taken = await deps.flows.take(state);
   if (!taken.ok) throw new OAuthFlowError(`state_${taken.reason}`, ctx);
 
   const error = params.get('error');

@@ -1,9 +1,10 @@
 // Pending consents: each "add account" gets a one-time random `state` bound
 // to its own PKCE verifier, valid for 10 minutes. The callback (or a pasted
-// redirect URL) takes the state back exactly once.
+// redirect URL) takes the state back exactly once, on whichever gateway it reaches.
 import * as oidc from 'openid-client';
 import type { Clock } from '../util/clock.ts';
 import { systemClock } from '../util/clock.ts';
+import { MemorySharedState, type SharedKv } from '../store/shared-state.ts';
 
 export const CONSENT_TTL_MS = 10 * 60 * 1000;
 /** How long a used or expired state is remembered, to say "already used" / "expired" instead of "unknown". */
@@ -28,16 +29,25 @@ export interface ConsentUrlBuilder {
   authorizationUrl(p: { state: string; codeChallenge: string; loginHint?: string }): Promise<string>;
 }
 
+/**
+ * The pending consents of one OAuth client. They live in a SharedKv: in this
+ * process by default, in the database when several gateways share one (a
+ * consent started on one gateway finishes on another's callback).
+ */
 export class ConsentFlows {
-  private readonly flows = new Map<string, PendingConsent>();
+  private readonly kv: SharedKv;
+  private readonly ns: string;
   private readonly oauth: ConsentUrlBuilder;
   private readonly clock: Clock;
   private readonly ttlMs: number;
 
-  constructor(opts: { oauth: ConsentUrlBuilder; clock?: Clock; ttlMs?: number }) {
+  constructor(opts: { oauth: ConsentUrlBuilder; clock?: Clock; ttlMs?: number; kv?: SharedKv; clientId?: string }) {
     this.oauth = opts.oauth;
     this.clock = opts.clock ?? systemClock;
     this.ttlMs = opts.ttlMs ?? CONSENT_TTL_MS;
+    this.kv = opts.kv ?? new MemorySharedState({ now: () => this.clock.now(), maxEntries: MAX_FLOWS }).kv;
+    // Pending consents belong to the OAuth client that started them.
+    this.ns = `oauth_flow:${opts.clientId ?? ''}`;
   }
 
   /** A new consent: its state and the URL to open in a browser. */
@@ -48,7 +58,6 @@ export class ConsentFlows {
     const loginHint = opts.loginHint?.trim() || undefined;
     const authUrl = await this.oauth.authorizationUrl({ state, codeChallenge, loginHint });
     const now = this.clock.now();
-    this.prune(now);
     const flow: PendingConsent = {
       state,
       codeVerifier,
@@ -57,38 +66,19 @@ export class ConsentFlows {
       expiresAt: now + this.ttlMs,
       usedAt: null,
     };
-    this.flows.set(state, flow);
+    await this.kv.set(this.ns, state, flow, flow.expiresAt + REMEMBER_MS);
     return { state, authUrl, expiresAt: flow.expiresAt };
   }
 
-  /** Takes a state back, once. Distinguishes unknown, already used and expired. */
-  take(state: string): TakeResult {
+  /** Takes a state back, once (on any gateway). Distinguishes unknown, already used and expired. */
+  take(state: string): Promise<TakeResult> {
     const now = this.clock.now();
-    const flow = this.flows.get(state);
-    if (!flow) return { ok: false, reason: 'unknown' };
-    if (flow.usedAt !== null) return { ok: false, reason: 'used' };
-    if (now >= flow.expiresAt) return { ok: false, reason: 'expired' };
-    flow.usedAt = now;
-    return { ok: true, flow };
-  }
-
-  /** Number of consents that can still be finished. */
-  get pending(): number {
-    const now = this.clock.now();
-    let n = 0;
-    for (const f of this.flows.values()) if (f.usedAt === null && now < f.expiresAt) n++;
-    return n;
-  }
-
-  private prune(now: number): void {
-    for (const [state, f] of this.flows) {
-      if (now - Math.max(f.expiresAt, f.usedAt ?? 0) > REMEMBER_MS) this.flows.delete(state);
-    }
-    // Bounded: drop the oldest when someone starts consents in a loop.
-    while (this.flows.size >= MAX_FLOWS) {
-      const oldest = this.flows.keys().next().value;
-      if (oldest === undefined) break;
-      this.flows.delete(oldest);
-    }
+    return this.kv.update<PendingConsent, TakeResult>(this.ns, state, (flow) => {
+      if (!flow) return { result: { ok: false, reason: 'unknown' } };
+      if (flow.usedAt !== null) return { result: { ok: false, reason: 'used' } };
+      if (now >= flow.expiresAt) return { result: { ok: false, reason: 'expired' } };
+      const used = { ...flow, usedAt: now };
+      return { value: used, expiresAtMs: now + REMEMBER_MS, result: { ok: true, flow: used } };
+    });
   }
 }

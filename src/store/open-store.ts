@@ -2,7 +2,8 @@
 // URL is set (several gateways on one pool), else the data directory.
 import type { Logger } from '../log/logger.ts';
 import { createFileStore } from './file-store.ts';
-import { createPgStore } from './pg-store.ts';
+import { createPgStore, PgStore } from './pg-store.ts';
+import { MemorySharedState, type SharedState } from './shared-state.ts';
 import type { AccountStore } from './store.ts';
 
 /** A store location as the CLI takes it: a postgres:// URL, else a data directory. */
@@ -30,4 +31,9 @@ export function describeLocation(location: string): string {
   } catch {
     return 'postgres://…';
   }
+}
+
+/** The state the gateways on this store share: the database's for PostgreSQL, this process's otherwise. */
+export function sharedStateFor(store: AccountStore, now: () => number = Date.now): SharedState {
+  return store instanceof PgStore ? store.sharedState() : new MemorySharedState({ now });
 }

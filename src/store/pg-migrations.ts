@@ -26,6 +26,20 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'shared state',
+    sql: `
+      CREATE TABLE grantpool_kv (
+        ns         text NOT NULL,
+        key        text NOT NULL,
+        value      jsonb NOT NULL,
+        expires_at bigint NOT NULL,
+        PRIMARY KEY (ns, key)
+      );
+      CREATE INDEX grantpool_kv_expiry ON grantpool_kv (expires_at);
+    `,
+  },
 ];
 
 /** The advisory lock key that serialises migrations (any constant unique to Grantpool). */

@@ -17,6 +17,7 @@ import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
+import { PgSharedState } from './pg-shared-state.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export interface PgStoreOptions {
@@ -58,6 +59,7 @@ export class PgStore implements AccountStore {
   private timer: NodeJS.Timeout | null = null;
   private catchingUp: Promise<void> | null = null;
   private closed = false;
+  private shared: PgSharedState | null = null;
 
   constructor(opts: PgStoreOptions) {
     this.logger = opts.logger;
@@ -74,6 +76,11 @@ export class PgStore implements AccountStore {
       this.timer = setInterval(() => void this.catchUp(), interval);
       this.timer.unref();
     }
+  }
+
+  /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
+  sharedState(): PgSharedState {
+    return (this.shared ??= new PgSharedState(this.sql, this.logger));
   }
 
   /** Creates or migrates the schema (idempotent, safe when several gateways start together). */
@@ -190,6 +197,7 @@ export class PgStore implements AccountStore {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.watchers.clear();
+    await this.shared?.close();
     const listening = this.listening;
     if (listening) await listening.then((l) => l.unlisten()).catch(() => {});
     await this.sql.end({ timeout: 5 });

@@ -30,7 +30,14 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     stack = await startStack({ env: { GRANTPOOL_DATABASE_URL: url } });
     bDir = await mkdtemp(join(tmpdir(), 'grantpool-b-'));
     b = await startGateway({
-      env: { ...stack.env, GRANTPOOL_DATA_DIR: bDir, GRANTPOOL_PORT: String(await freePort()) },
+      // Behind one public URL, as behind a load balancer: the redirect URI is the same for both.
+      env: {
+        ...stack.env,
+        GRANTPOOL_DATA_DIR: bDir,
+        GRANTPOOL_PORT: String(await freePort()),
+        GRANTPOOL_PUBLIC_URL: stack.gateway.config.public_base_url,
+        GRANTPOOL_CLIENT_SECRET_FILE: stack.gateway.config.client_secret_path,
+      },
       logger: createLogger({ destination: new LogCapture().stream, level: 'info' }),
     });
   });
@@ -46,6 +53,19 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       model: 'gemini-2.5-flash',
       messages: [{ role: 'user', content: text }],
     });
+
+  test('a consent started on A finishes on B (state and PKCE verifier are in the database)', async () => {
+    stack.issuer.addUser({ email: 'roamer@example.com', name: 'Roamer' });
+    const { body } = await stack.api('POST', '/api/oauth/start', {});
+    const callback = new URL(await stack.issuer.consent(body.auth_url, { email: 'roamer@example.com' }));
+    const onB = new URL(callback.pathname + callback.search, b.url);
+    const res = await fetch(onB, { redirect: 'manual' });
+    assert.equal(res.status, 200, await res.text());
+    assert.ok((await b.store.list()).some((a) => a.email === 'roamer@example.com'));
+    const again = await fetch(onB, { redirect: 'manual' });
+    assert.equal(again.status, 400, 'a state is used once, across gateways');
+    await stack.api('DELETE', `/api/accounts/${(await b.store.list()).find((a) => a.email === 'roamer@example.com')!.id}`);
+  });
 
   test('an account added on A serves on B, and a PATCH on A takes it out on B within 1 s', async () => {
     stack.issuer.addUser({ email: 'shared@example.com', name: 'Shared' });

@@ -197,8 +197,10 @@ test('expired state (10 minutes, fake clock): 400, nothing added', async () => {
   assert.match(page.html, /10 minutes/);
   assert.deepEqual((await store.list()).map((a) => a.email), ['quick@example.com']);
   assert.equal((await visit(lateCallback)).error, 'state_expired', 'still expired (not "already used") on a second visit');
-  assert.deepEqual(flows.take('never-issued'), { ok: false, reason: 'unknown' });
-  assert.equal(flows.pending, 0);
+  assert.deepEqual(await flows.take('never-issued'), { ok: false, reason: 'unknown' });
+  // Nothing is left pending: one consent was used, the other expired.
+  assert.deepEqual(await flows.take(inTime.state), { ok: false, reason: 'used' });
+  assert.deepEqual(await flows.take(late.state), { ok: false, reason: 'expired' });
 });
 
 test('access_denied: explained in plain words, nothing added', async () => {

@@ -1,0 +1,97 @@
+// Shared state in PostgreSQL (see shared-state.ts): the key-value map is one
+// table (read-modify-write under a row lock; expired rows read as absent and
+// are swept now and then), events are NOTIFY grantpool_events with a small
+// JSON payload, delivered to every gateway that LISTENs, the sender included.
+import type { Sql } from 'postgres';
+import type { Logger } from '../log/logger.ts';
+import type { SharedEvents, SharedKv, SharedState } from './shared-state.ts';
+
+const CHANNEL = 'grantpool_events';
+/** NOTIFY payloads are limited to 8000 bytes; events are a few hundred. */
+const MAX_EVENT_BYTES = 7900;
+
+export class PgSharedState implements SharedState {
+  private readonly sql: Sql;
+  private readonly logger: Logger;
+  private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
+  private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(sql: Sql, logger: Logger, opts: { sweepIntervalMs?: number } = {}) {
+    this.sql = sql;
+    this.logger = logger;
+    this.sweeper = setInterval(() => {
+      sql`DELETE FROM grantpool_kv WHERE expires_at <= ${Date.now()}`.catch(() => {});
+    }, opts.sweepIntervalMs ?? 60_000);
+    this.sweeper.unref();
+  }
+
+  readonly kv: SharedKv = {
+    get: async <T>(ns: string, key: string) => {
+      const [r] = await this.sql<{ value: T }[]>`SELECT value FROM grantpool_kv WHERE ns = ${ns} AND key = ${key} AND expires_at > ${Date.now()}`;
+      return r ? r.value : null;
+    },
+    set: async (ns, key, value, expiresAtMs) => {
+      await this.sql`
+        INSERT INTO grantpool_kv (ns, key, value, expires_at) VALUES (${ns}, ${key}, ${this.sql.json(value as never)}, ${Math.ceil(expiresAtMs)})
+        ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`;
+    },
+    update: async <T, R>(ns: string, key: string, change: (current: T | null) => { value: T; expiresAtMs: number; result: R } | { result: R }) =>
+      this.sql.begin(async (tx) => {
+        // Lock the key even when it has no row yet, so two first writers are serialised too.
+        await tx`SELECT pg_advisory_xact_lock(hashtext(${ns}), hashtext(${key}))`;
+        const [r] = await tx<{ value: T }[]>`SELECT value FROM grantpool_kv WHERE ns = ${ns} AND key = ${key} AND expires_at > ${Date.now()}`;
+        const next = change(r ? r.value : null);
+        if ('value' in next) {
+          await tx`
+            INSERT INTO grantpool_kv (ns, key, value, expires_at) VALUES (${ns}, ${key}, ${tx.json(next.value as never)}, ${Math.ceil(next.expiresAtMs)})
+            ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`;
+        }
+        return next.result;
+      }) as Promise<R>,
+    delete: async (ns, key) => {
+      await this.sql`DELETE FROM grantpool_kv WHERE ns = ${ns} AND key = ${key}`;
+    },
+  };
+
+  readonly events: SharedEvents = {
+    publish: async (topic, payload) => {
+      const text = JSON.stringify({ topic, payload });
+      if (Buffer.byteLength(text) > MAX_EVENT_BYTES) throw new Error(`event on ${topic} is too large to share (${Buffer.byteLength(text)} bytes)`);
+      await this.sql`SELECT pg_notify(${CHANNEL}, ${text})`;
+    },
+    subscribe: (topic, listener) => {
+      let set = this.listeners.get(topic);
+      if (!set) this.listeners.set(topic, (set = new Set()));
+      set.add(listener);
+      this.listening ??= this.sql.listen(CHANNEL, (text) => this.deliver(text));
+      this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'));
+      return () => void set.delete(listener);
+    },
+  };
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.listeners.clear();
+    const l = this.listening;
+    this.listening = null;
+    if (l) await l.then((x) => x.unlisten()).catch(() => {});
+  }
+
+  private deliver(text: string): void {
+    let event: { topic?: unknown; payload?: unknown };
+    try {
+      event = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof event.topic !== 'string') return;
+    for (const l of [...(this.listeners.get(event.topic) ?? [])]) {
+      try {
+        l(event.payload);
+      } catch {
+        // a listener's failure is its own business
+      }
+    }
+  }
+}

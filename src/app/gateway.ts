@@ -196,7 +196,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     logger,
     requestLog,
     clock,
-    health: () => ({ accounts: pool.summary().by_state }),
+    health: () => {
+      const problem = store.problem?.() ?? null;
+      return { ...(problem ? { status: 'degraded', problems: [problem] } : {}), accounts: pool.summary().by_state };
+    },
   });
   router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: currentAddDeps, logger }));
   registerApiRoutes(router, apiDeps, logger);

@@ -27,6 +27,8 @@ export interface PgStoreOptions {
   max?: number;
   /** Full version comparison against the database, besides LISTEN. Default 30 s. */
   catchUpIntervalMs?: number;
+  /** How often the connection is checked (for problem() and /healthz). Default 5 s. */
+  probeIntervalMs?: number;
   /** How long withRefreshLock waits for another gateway's refresh. Default 30 s. */
   lockWaitMs?: number;
 }
@@ -57,6 +59,9 @@ export class PgStore implements AccountStore {
   private readonly localLocks = new Map<string, Promise<unknown>>();
   private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private readonly probe: NodeJS.Timeout;
+  /** Why the database cannot be used right now (null while it can). */
+  private down: string | null = null;
   private catchingUp: Promise<void> | null = null;
   private closed = false;
   private shared: PgSharedState | null = null;
@@ -71,6 +76,8 @@ export class PgStore implements AccountStore {
       // Session settings: a statement that waits for a row lock longer than this fails instead of hanging.
       connection: { application_name: 'grantpool', lock_timeout: 30_000 },
     });
+    this.probe = setInterval(() => void this.check(), opts.probeIntervalMs ?? 5000);
+    this.probe.unref();
     const interval = opts.catchUpIntervalMs ?? 30_000;
     if (interval > 0) {
       this.timer = setInterval(() => void this.catchUp(), interval);
@@ -196,11 +203,37 @@ export class PgStore implements AccountStore {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    clearInterval(this.probe);
     this.watchers.clear();
     await this.shared?.close();
     const listening = this.listening;
     if (listening) await listening.then((l) => l.unlisten()).catch(() => {});
     await this.sql.end({ timeout: 5 });
+  }
+
+  /** What is wrong with the database connection, or null (shown by /healthz and /api/status). */
+  problem(): string | null {
+    return this.down;
+  }
+
+  /** Checks the connection now; after an outage, catches up on what was missed. */
+  async check(): Promise<void> {
+    try {
+      await this.sql`SELECT 1`;
+      if (this.down) {
+        this.logger.info('Database reachable again; catching up on account changes');
+        this.down = null;
+        await this.catchUp();
+      }
+    } catch (e) {
+      this.failed(e as Error);
+    }
+  }
+
+  private failed(e: Error): void {
+    const why = `database unreachable: ${e.message}`;
+    if (this.down !== why) this.logger.warn({ err: { message: e.message } }, 'Database unreachable: serving with the accounts in memory');
+    this.down = why;
   }
 
   /** Compares every version with the database and applies the differences (after a reconnect, and periodically). */
@@ -298,7 +331,17 @@ export class PgStore implements AccountStore {
   }
 
   private async underAdvisoryLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const conn = await this.sql.reserve();
+    let conn: postgres.ReservedSql;
+    try {
+      conn = await this.sql.reserve();
+      await conn`SELECT 1`;
+    } catch (e) {
+      // The database is unreachable: refreshing without the cross-gateway lock (this process still
+      // refreshes each account once at a time) beats serving nothing. Google keeps the refresh token.
+      this.failed(e as Error);
+      this.logger.warn({ account_id: id, err: { message: (e as Error).message } }, 'Database unreachable: refreshing without the cross-gateway lock');
+      return fn();
+    }
     try {
       const deadline = Date.now() + this.lockWaitMs;
       let wait = 20;

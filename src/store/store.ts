@@ -47,4 +47,6 @@ export interface AccountStore {
    */
   withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** What keeps the store from working right now (e.g. the database is unreachable), or null. Optional. */
+  problem?(): string | null;
 }

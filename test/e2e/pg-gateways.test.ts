@@ -83,6 +83,33 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     assert.equal(b.pool.stateOf(account.id)?.state, 'proxy_disabled', `B applied the PATCH in ${Date.now() - t0} ms`);
     await assert.rejects(ask(b, 'nobody left'), (e: { status?: number }) => e.status === 503 || e.status === 429);
   });
+  test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
+    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
+    const until = Date.now() + 1000;
+    while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+
+    pg.stop();
+    const health = async () => (await (await fetch(`${b.url}/healthz`)).json()) as { status: string; problems?: string[] };
+    for (let i = 0; i < 20; i++) {
+      const r = await ask(b, `during the outage ${i}`);
+      assert.ok(r.choices[0]!.message.content, 'served from memory while the database is down');
+    }
+    const t0 = Date.now();
+    while ((await health()).status !== 'degraded' && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    const h = await health();
+    assert.equal(h.status, 'degraded');
+    assert.match(h.problems![0]!, /database unreachable/);
+
+    pg.start();
+    const t1 = Date.now();
+    while ((await health()).status !== 'ok' && Date.now() - t1 < 15_000) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await health()).status, 'ok', 'healthy again after the restart');
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true });
+    const t2 = Date.now();
+    while (b.pool.stateOf(account.id)?.state !== 'proxy_disabled' && Date.now() - t2 < 2000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(b.pool.stateOf(account.id)?.state, 'proxy_disabled', 'B caught up with a change made after the restart');
+  });
 });
 
 describe('grantpool store copy', { skip }, () => {

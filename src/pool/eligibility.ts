@@ -1,0 +1,43 @@
+// Whether an account can serve a model now, and if not, why: the one decision
+// selection, pinning, the explanations and the views share. No I/O and no
+// state of its own: everything it reads is passed in.
+import type { ClientHealth } from './client-health.ts';
+import type { Entry } from './mirror.ts';
+import type { QuotaGuard } from './quota-guard.ts';
+
+/** Why an account cannot serve, in the order they are checked. */
+export type Block = 'disabled' | 'quota' | 'proxy_disabled' | 'cooling' | 'backoff' | 'client' | 'scope';
+
+export interface Eligibility {
+  /** A token with less than this left is refreshed before it is handed out. */
+  readonly marginMs: number;
+  readonly quota: QuotaGuard;
+  readonly clients: ClientHealth;
+}
+
+/** The access token cannot be handed out as it is: (about to be) expired, or an upstream rejected it. */
+export function tokenUnusable(e: Entry, now: number, marginMs: number): boolean {
+  return e.expiresAtMs - now <= marginMs || e.rejectedToken === e.account.token.access_token;
+}
+
+/** An account whose file records no scope (unknown) is not excluded by a scope rule. */
+export function hasAnyScope(e: Entry, scopes: readonly string[]): boolean {
+  if (e.scopes.size === 0) return true;
+  for (const s of scopes) if (e.scopes.has(s)) return true;
+  return false;
+}
+
+/** Why this account cannot serve this model now (checked in the documented order), or null. */
+export function blockOf(e: Entry, model: string, scopes: readonly string[] | undefined, now: number, el: Eligibility): Block | null {
+  const a = e.account;
+  if (a.disabled || e.pendingDisable !== null) return 'disabled';
+  if (el.quota.on && el.quota.protects(e.id, model, now)) return 'quota';
+  if (a.proxy_disabled || e.pendingProxyDisable !== null) return 'proxy_disabled';
+  if (e.cooldowns.active(model, now)) return 'cooling';
+  if (tokenUnusable(e, now, el.marginMs)) {
+    if (e.backoff && now < e.backoff.until) return e.backoff.kind === 'client' ? 'client' : 'backoff';
+    if (el.clients.blocked(e.clientKey, now)) return 'client';
+  }
+  if (scopes && scopes.length > 0 && !hasAnyScope(e, scopes)) return 'scope';
+  return null;
+}

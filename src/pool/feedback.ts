@@ -1,0 +1,104 @@
+// How an upstream attempt ended, taken in: usage counts and the last_used
+// write for a success, cooldowns for 429 and 5xx, the rejected token for 401,
+// and taking the account out of the proxy for 403.
+import { unixNow } from '../store/account.ts';
+import type { AccountStore } from '../store/store.ts';
+import type { Clock } from '../util/clock.ts';
+import type { Logger } from '../log/logger.ts';
+import { boundedReason } from './error-policy.ts';
+import type { Mirror } from './mirror.ts';
+import type { QuotaGuard } from './quota-guard.ts';
+import type { RefreshScheduler } from './scheduler.ts';
+import type { UsageStore } from './usage.ts';
+import type { Lease, UpstreamOutcome } from './types.ts';
+
+export interface FeedbackOptions {
+  store: AccountStore;
+  clock: Clock;
+  logger: Logger;
+  mirror: Mirror;
+  usage: UsageStore;
+  quota: QuotaGuard;
+  scheduler: RefreshScheduler;
+  serverErrorCooldownMs: number;
+  /** last_used is written at most this often per account. */
+  lastUsedPersistMs: number;
+  /** Two last_used writes (of any accounts) start at least this far apart. */
+  lastUsedWriteGapMs: number;
+  changed: (id: string) => void;
+}
+
+export class Feedback {
+  private readonly o: FeedbackOptions;
+  /** A last_used write is in flight, and when the next may start (see ok()). */
+  private lastUsedWriting = false;
+  private lastUsedNextAt = 0;
+
+  constructor(opts: FeedbackOptions) {
+    this.o = opts;
+  }
+
+  report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
+    const { mirror, clock, logger, changed } = this.o;
+    const e = mirror.get(lease.accountId);
+    if (!e) return;
+    const now = clock.now();
+    switch (outcome.kind) {
+      case 'ok': {
+        this.o.usage.add(this.o.quota.day(now).key, e.id, model, {
+          requests: outcome.counts === false ? 0 : 1,
+          tokens_in: outcome.tokensIn ?? 0,
+          tokens_out: outcome.tokensOut ?? 0,
+        });
+        this.touch(e.id, now, e);
+        return;
+      }
+      case 'unauthorized':
+        if (e.account.token.access_token === lease.accessToken) e.rejectedToken = lease.accessToken;
+        return;
+      case 'rate_limited': {
+        const reason = boundedReason(outcome.reason || 'rate limited (429)', e.account);
+        e.cooldowns.set(model, outcome.untilMs, reason);
+        changed(e.id);
+        logger.info(
+          { account_id: e.id, email: e.account.email, model, until: new Date(outcome.untilMs).toISOString(), reason },
+          `Account ${e.account.email} cooling down for ${model || 'the Google API'} until ${new Date(outcome.untilMs).toISOString()}: ${reason}`,
+        );
+        return;
+      }
+      case 'server_error': {
+        const until = now + this.o.serverErrorCooldownMs;
+        e.cooldowns.set(model, until, boundedReason(`upstream error: ${outcome.reason}`, e.account));
+        changed(e.id);
+        return;
+      }
+      case 'forbidden':
+        void this.o.scheduler.disableForProxy(e, outcome.reason || 'upstream answered 403 PERMISSION_DENIED');
+        return;
+      case 'client_error':
+        return;
+    }
+  }
+
+  /**
+   * Writes last_used when it is due. The writes are rate-bounded for the whole
+   * pool: one in flight, and at most one per lastUsedWriteGapMs. A file write
+   * costs several ms of CPU (lock, fsync, the watcher reading it back); with
+   * thousands of accounts in rotation, one write per account per minute would
+   * take a large share of a core. An account skipped here stays due and is
+   * written at a later use.
+   */
+  private touch(id: string, now: number, e: { lastUsedPersistedMs: number }): void {
+    if (now - e.lastUsedPersistedMs < this.o.lastUsedPersistMs || this.lastUsedWriting || now < this.lastUsedNextAt) return;
+    e.lastUsedPersistedMs = now;
+    const at = unixNow(now);
+    this.lastUsedWriting = true;
+    this.lastUsedNextAt = now + this.o.lastUsedWriteGapMs;
+    this.o.store
+      .update(id, (cur) => (cur.last_used !== null && cur.last_used >= at ? null : { ...cur, last_used: at }))
+      .catch((err) => this.o.logger.warn({ account_id: id, error: (err as Error).message }, 'Could not write last_used'))
+      .finally(() => {
+        this.lastUsedWriting = false;
+      });
+  }
+}

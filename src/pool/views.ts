@@ -1,0 +1,142 @@
+// The pool as the management API, CLI and dashboard see it: each account's
+// live state, the summary for /api/status, and usage rows for the charts.
+// Read-only projections of the mirror and the eligibility rules.
+import type { Account } from '../store/account.ts';
+import type { Clock } from '../util/clock.ts';
+import { tokenUnusable, type Eligibility } from './eligibility.ts';
+import { describeBlock } from './explain.ts';
+import type { Entry, Mirror } from './mirror.ts';
+import { quotaDayKeyBefore } from './quota.ts';
+import type { UsageStore } from './usage.ts';
+import type { AccountState } from './types.ts';
+
+export interface PoolSummary {
+  total: number;
+  by_state: Record<AccountState['state'], number>;
+  refreshing: number;
+  failing_clients: { client_id: string; error: string; description: string; fix: string; since: number; next_retry_at: number }[];
+}
+
+export interface UsageRow {
+  date: string;
+  account_id: string;
+  email: string;
+  model: string;
+  requests: number;
+  tokens_in: number;
+  tokens_out: number;
+}
+
+/** One account's state, in the documented order: disabled, quota protection, proxy_disabled, refreshing, cooling down. */
+export function stateOfEntry(e: Entry, now: number, el: Eligibility, refreshing: boolean): AccountState {
+  const a = e.account;
+  if (a.disabled || e.pendingDisable !== null) return { state: 'disabled', reason: describeBlock(e, 'disabled', '', now, el) };
+  const q = el.quota.protectedModel(e.id, now);
+  if (q) return { state: 'quota_protected', model: q.model, until: q.until };
+  if (a.proxy_disabled || e.pendingProxyDisable !== null) return { state: 'proxy_disabled', reason: describeBlock(e, 'proxy_disabled', '', now, el) };
+  if (refreshing) return { state: 'refreshing' };
+  if (tokenUnusable(e, now, el.marginMs)) {
+    if (e.backoff && now < e.backoff.until) {
+      return { state: 'cooling_down', until: Math.ceil(e.backoff.until / 1000), reason: e.backoff.reason };
+    }
+    const f = el.clients.blocked(e.clientKey, now) ? el.clients.failure(e.clientKey) : null;
+    if (f) {
+      return { state: 'cooling_down', until: Math.ceil(f.nextRetryAt / 1000), reason: `OAuth client ${f.client_id} is misconfigured (${f.error}): ${f.fix}` };
+    }
+  }
+  const c = e.cooldowns.longest(now);
+  if (c) return { state: 'cooling_down', until: Math.ceil(c.until / 1000), reason: c.reason, model: c.model };
+  return { state: 'active' };
+}
+
+export interface ViewsOptions {
+  mirror: Mirror;
+  el: Eligibility;
+  usage: UsageStore;
+  clock: Clock;
+  /** A refresh is in flight for this account. */
+  refreshing: (id: string) => boolean;
+  /** Refreshes in flight. */
+  refreshCount: () => number;
+}
+
+export class Views {
+  private readonly o: ViewsOptions;
+
+  constructor(opts: ViewsOptions) {
+    this.o = opts;
+  }
+
+  private of(e: Entry, now: number): AccountState {
+    return stateOfEntry(e, now, this.o.el, this.o.refreshing(e.id));
+  }
+
+  stateOf(id: string): AccountState | null {
+    const e = this.o.mirror.get(id);
+    return e ? this.of(e, this.o.clock.now()) : null;
+  }
+
+  /** The live state of an account from the store (its file flags when the pool has not seen it yet). */
+  accountState(account: Account): AccountState {
+    const e = this.o.mirror.get(account.id);
+    if (e) return this.of(e, this.o.clock.now());
+    if (account.disabled) return { state: 'disabled', reason: account.disabled_reason ?? 'disabled' };
+    if (account.proxy_disabled) return { state: 'proxy_disabled', reason: account.proxy_disabled_reason ?? 'taken out of the proxy' };
+    return { state: 'active' };
+  }
+
+  states(): { id: string; email: string; state: AccountState }[] {
+    const now = this.o.clock.now();
+    return [...this.o.mirror.values()].map((e) => ({ id: e.id, email: e.account.email, state: this.of(e, now) }));
+  }
+
+  summary(): PoolSummary {
+    const now = this.o.clock.now();
+    const by_state: PoolSummary['by_state'] = {
+      active: 0, refreshing: 0, cooling_down: 0, quota_protected: 0, proxy_disabled: 0, disabled: 0,
+    };
+    for (const e of this.o.mirror.values()) by_state[this.of(e, now).state]++;
+    return {
+      total: this.o.mirror.size,
+      by_state,
+      refreshing: this.o.refreshCount(),
+      failing_clients: this.o.el.clients.list().map((f) => ({
+        client_id: f.client_id,
+        error: f.error,
+        description: f.description,
+        fix: f.fix,
+        since: Math.floor(f.since / 1000),
+        next_retry_at: Math.ceil(f.nextRetryAt / 1000),
+      })),
+    };
+  }
+
+  /** Usage rows of the last `days` quota days (today included), optionally for one account. */
+  usage(o: { days?: number; accountId?: string } = {}): UsageRow[] {
+    const now = this.o.clock.now();
+    const days = Math.max(1, Math.floor(o.days ?? 30));
+    const from = quotaDayKeyBefore(now, days - 1);
+    return this.o.usage.records(from, o.accountId).map((r) => ({
+      date: r.date,
+      account_id: r.account_id,
+      email: this.o.mirror.get(r.account_id)?.account.email ?? '',
+      model: r.model,
+      requests: r.requests,
+      tokens_in: r.tokens_in,
+      tokens_out: r.tokens_out,
+    }));
+  }
+
+  /** Today's usage of one account, summed over models. */
+  usageToday(accountId: string): { requests: number; tokens: number } {
+    const key = this.o.el.quota.day(this.o.clock.now()).key;
+    let requests = 0;
+    let tokens = 0;
+    for (const r of this.o.usage.records(key, accountId)) {
+      if (r.date !== key) continue;
+      requests += r.requests;
+      tokens += r.tokens_in + r.tokens_out;
+    }
+    return { requests, tokens };
+  }
+}

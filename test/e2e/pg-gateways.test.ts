@@ -23,28 +23,35 @@ describe('gateways on one PostgreSQL', { skip }, () => {
   let pg: TestPostgres;
   let stack: Stack;
   let b: Gateway;
+  let c: Gateway;
   let bDir: string;
+  let cDir: string;
   before(async () => {
     pg = await startPostgres(found as Exclude<typeof found, string>);
     const url = await pg.createDatabase('gateways');
     stack = await startStack({ env: { GRANTPOOL_DATABASE_URL: url } });
+    // B and C: behind one public URL with A, as behind a load balancer (one redirect URI, one client_secret.json).
+    const another = async (dir: string) =>
+      startGateway({
+        env: {
+          ...stack.env,
+          GRANTPOOL_DATA_DIR: dir,
+          GRANTPOOL_PORT: String(await freePort()),
+          GRANTPOOL_PUBLIC_URL: stack.gateway.config.public_base_url,
+          GRANTPOOL_CLIENT_SECRET_FILE: stack.gateway.config.client_secret_path,
+        },
+        logger: createLogger({ destination: new LogCapture().stream, level: 'info' }),
+      });
     bDir = await mkdtemp(join(tmpdir(), 'grantpool-b-'));
-    b = await startGateway({
-      // Behind one public URL, as behind a load balancer: the redirect URI is the same for both.
-      env: {
-        ...stack.env,
-        GRANTPOOL_DATA_DIR: bDir,
-        GRANTPOOL_PORT: String(await freePort()),
-        GRANTPOOL_PUBLIC_URL: stack.gateway.config.public_base_url,
-        GRANTPOOL_CLIENT_SECRET_FILE: stack.gateway.config.client_secret_path,
-      },
-      logger: createLogger({ destination: new LogCapture().stream, level: 'info' }),
-    });
+    cDir = await mkdtemp(join(tmpdir(), 'grantpool-c-'));
+    b = await another(bDir);
+    c = await another(cDir);
   });
   after(async () => {
     await b?.close();
+    await c?.close();
     await stack?.close();
-    if (bDir) await rm(bDir, { recursive: true, force: true });
+    for (const d of [bDir, cDir]) if (d) await rm(d, { recursive: true, force: true });
     pg?.destroy();
   });
 
@@ -83,9 +90,24 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     assert.equal(b.pool.stateOf(account.id)?.state, 'proxy_disabled', `B applied the PATCH in ${Date.now() - t0} ms`);
     await assert.rejects(ask(b, 'nobody left'), (e: { status?: number }) => e.status === 503 || e.status === 429);
   });
+  test('an expired token and 300 concurrent requests over three gateways cause exactly one refresh', async () => {
+    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    const gateways = [stack.gateway, b, c];
+    const active = () => gateways.every((g) => g.pool.stateOf(account.id)?.state === 'active');
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
+    // Expired in the store (as after a night without traffic); every gateway hears of it.
+    await stack.gateway.store.update(account.id, (a) => ({ ...a, token: { ...a.token, expiry_timestamp: Math.floor(Date.now() / 1000) - 10 } }));
+    const until = Date.now() + 2000;
+    while ((!active() || gateways.some((g) => g.pool.accounts().find((a) => a.id === account.id)!.token.expiry_timestamp > Date.now() / 1000)) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const before = stack.issuer.counters.refreshRequests;
+    const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => ask(gateways[i % 3]!, `herd ${i}`)));
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
+    assert.equal(stack.issuer.counters.refreshRequests - before, 1, 'one refresh for the whole herd, across gateways');
+  });
+
   test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
-    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
     const until = Date.now() + 1000;
     while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
 

@@ -20,6 +20,14 @@ export interface ParsedRequest {
    * The engine passes them on as `ResponseInfo.options`. (Added by the door translations.)
    */
   responseOptions?: Record<string, unknown>;
+  /**
+   * OpenAI-style reasoning effort (none … xhigh). The pipeline fits it to the
+   * upstream model's thinking control once the alias is resolved
+   * (`withReasoningEffort`: thinkingLevel on Gemini 3 and later, thinkingBudget before).
+   */
+  reasoningEffort?: string;
+  /** What the translation changed that the request log should say (e.g. a dropped hosted tool). */
+  notes?: string[];
 }
 
 /**

@@ -17,6 +17,8 @@ export interface RequestLogEntry {
   tokens_out: number;
   retries: number;
   error: string | null;
+  /** What the gateway changed about the request to serve it (e.g. "dropped hosted tool web_search"). */
+  note?: string;
 }
 
 export interface RequestLogFilter {

@@ -36,6 +36,8 @@ import { baseOf, createUpstreamClient, type UpstreamClient } from './upstream-cl
 import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thought-signatures.ts';
 import { createOpenAIDoor } from './openai/door.ts';
 import { createAnthropicDoor } from './anthropic/door.ts';
+import { createResponsesDoor } from './openai/responses-door.ts';
+import { withReasoningEffort } from './translate-util.ts';
 import { buildPassthrough } from './google-passthrough.ts';
 import { sessionKeyOf } from './session-key.ts';
 
@@ -50,7 +52,7 @@ export interface ProxyRouteDeps {
   /** Shared upstream HTTP client (created here when absent; closed by the returned close()). */
   client?: UpstreamClient;
   /** Overrides for the translation doors (tests); default: the OpenAI and Anthropic doors. */
-  doors?: { openai?: Door; anthropic?: Door };
+  doors?: { openai?: Door; anthropic?: Door; responses?: Door };
   /** Thought signatures carried across turns by the OpenAI and Anthropic doors. */
   signatures?: ThoughtSignatureCache;
   /** Extra fields for GET /healthz. */
@@ -120,14 +122,15 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
 
   // Doors follow config.allow_remote_images (rebuilt only when it changes).
   let doorsFor: boolean | null = null;
-  let doors: { openai: Door; anthropic: Door } | null = null;
-  function getDoors(): { openai: Door; anthropic: Door } {
+  let doors: { openai: Door; anthropic: Door; responses: Door } | null = null;
+  function getDoors(): { openai: Door; anthropic: Door; responses: Door } {
     const allow = deps.config().allow_remote_images;
     if (!doors || doorsFor !== allow) {
       doorsFor = allow;
       doors = {
         openai: deps.doors?.openai ?? createOpenAIDoor({ signatures, allowRemoteImages: allow }),
         anthropic: deps.doors?.anthropic ?? createAnthropicDoor({ signatures, allowRemoteImages: allow }),
+        responses: deps.doors?.responses ?? createResponsesDoor({ signatures, allowRemoteImages: allow }),
       };
     }
     return doors;
@@ -282,10 +285,10 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
 
   // --- OpenAI and Anthropic -------------------------------------------------
 
-  function translated(protocol: 'openai' | 'anthropic', route: string, kind: 'generate' | 'count') {
+  function translated(protocol: 'openai' | 'anthropic', route: string, kind: 'generate' | 'count', which: 'openai' | 'anthropic' | 'responses' = protocol) {
     return async (ctx: RequestContext): Promise<void> => {
       const cfg = deps.config();
-      const door = getDoors()[protocol];
+      const door = getDoors()[which];
       const track = newTrack(engine, route, protocol);
       let parsed;
       try {
@@ -302,10 +305,15 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       track.modelRequested = parsed.requestedModel;
       const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel);
       track.modelUsed = model;
+      if (parsed.notes?.length) track.note = parsed.notes.join('; ');
       const { origin, prefix } = baseOf(cfg.gemini_base_url);
       const call = {
         door,
-        parsed: { ...parsed, sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey) },
+        parsed: {
+          ...parsed,
+          gemini: withReasoningEffort(parsed.gemini, parsed.reasoningEffort, model),
+          sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey),
+        },
         model,
         pinned: header(ctx.req, PIN_HEADER),
         origin,
@@ -379,6 +387,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   router.on('POST', '/v1beta/models/:modelAction', guarded('gemini', geminiGenerate('v1beta')));
   router.on('POST', '/v1/models/:modelAction', guarded('gemini', geminiGenerate('v1')));
   router.on('POST', '/v1/chat/completions', guarded('openai', translated('openai', '/v1/chat/completions', 'generate')));
+  router.on('POST', '/v1/responses', guarded('openai', translated('openai', '/v1/responses', 'generate', 'responses')));
   router.on('POST', '/v1/messages', guarded('anthropic', translated('anthropic', '/v1/messages', 'generate')));
   router.on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
   router.on('ANY', '/google/*path', guarded('google', google));

@@ -98,3 +98,37 @@ export function decodeThinkingSignature(signature: unknown): ThinkingSignature |
     return null;
   }
 }
+
+// --- Responses API reasoning items ---------------------------------------------
+// The Responses door hands Gemini signatures to the client in a reasoning
+// item's `encrypted_content` (which Codex sends back when it asks for
+// include: ["reasoning.encrypted_content"]): `gpr1.` + base64url(JSON
+// {c: {<call_id>: signature of that function call}}).
+
+const RESPONSES_PREFIX = 'gpr1.';
+
+export interface ResponsesSignatures {
+  /** call_id -> the thoughtSignature of that functionCall part. */
+  calls: Record<string, string>;
+}
+
+export function encodeResponsesSignatures(sig: ResponsesSignatures): string {
+  return RESPONSES_PREFIX + Buffer.from(JSON.stringify({ c: sig.calls }), 'utf8').toString('base64url');
+}
+
+/** Our envelope decoded, or null for content we did not issue (e.g. OpenAI's own encrypted reasoning). */
+export function decodeResponsesSignatures(encrypted: unknown): ResponsesSignatures | null {
+  if (typeof encrypted !== 'string' || !encrypted.startsWith(RESPONSES_PREFIX)) return null;
+  try {
+    const body = JSON.parse(Buffer.from(encrypted.slice(RESPONSES_PREFIX.length), 'base64url').toString('utf8')) as unknown;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+    const c = (body as Record<string, unknown>).c;
+    const calls: Record<string, string> = {};
+    if (typeof c === 'object' && c !== null && !Array.isArray(c)) {
+      for (const [k, v] of Object.entries(c)) if (typeof v === 'string' && v) calls[k] = v;
+    }
+    return { calls };
+  } catch {
+    return null;
+  }
+}

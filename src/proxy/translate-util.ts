@@ -148,3 +148,45 @@ export function sseData(obj: unknown): string {
 export function sseEvent(event: string, obj: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(obj)}\n\n`;
 }
+
+// --- reasoning effort -> Gemini thinking -----------------------------------------
+
+/** OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens). */
+const EFFORT_BUDGETS: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576, xhigh: 32768 };
+
+/** The major version of a Gemini model name (gemini-3-pro-preview: 3), or null for other names. */
+function geminiMajor(model: string): number | null {
+  const m = /^(?:models\/)?gemini-(\d+)/i.exec(model);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The thinkingConfig for an effort on a model: Gemini 3 and later take a
+ * thinkingLevel (Pro: low and high; Flash and Flash-Lite also minimal and
+ * medium); earlier models a thinkingBudget (Pro cannot turn thinking off, so
+ * its least is 128 tokens).
+ */
+export function thinkingFor(effort: string, model: string): Json {
+  const major = geminiMajor(model);
+  const flash = /flash/i.test(model);
+  if (major !== null && major >= 3) {
+    const level =
+      effort === 'none' || effort === 'minimal' ? (flash ? 'minimal' : 'low')
+        : effort === 'low' ? 'low'
+          : effort === 'medium' ? (flash ? 'medium' : 'high')
+            : 'high';
+    return { thinkingLevel: level };
+  }
+  let budget = EFFORT_BUDGETS[effort] ?? EFFORT_BUDGETS.medium!;
+  if (budget === 0 && /pro/i.test(model)) budget = 128;
+  return { thinkingBudget: budget };
+}
+
+/** The request with the effort applied for the upstream model (an existing includeThoughts is kept). */
+export function withReasoningEffort(gemini: Json, effort: string | undefined, model: string): Json {
+  if (effort === undefined) return gemini;
+  const gc = isObj(gemini.generationConfig) ? gemini.generationConfig : {};
+  const tc = isObj(gc.thinkingConfig) ? gc.thinkingConfig : {};
+  const thinking = { ...thinkingFor(effort, model), ...(tc.includeThoughts === true ? { includeThoughts: true } : {}) };
+  return { ...gemini, generationConfig: { ...gc, thinkingConfig: thinking } };
+}

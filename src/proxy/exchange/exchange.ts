@@ -21,6 +21,8 @@ export interface Track {
   modelRequested: string | null;
   /** The upstream model after aliases. */
   modelUsed: string | null;
+  /** What the gateway changed about the request to serve it (e.g. a dropped hosted tool). */
+  note?: string;
 }
 
 /** How one exchange ended. */
@@ -84,6 +86,7 @@ export function finishTrack(deps: EngineDeps, track: Track, outcome: Partial<Exc
     retries: outcome.retries ?? 0,
     error: outcome.error ?? null,
   };
+  if (track.note) entry.note = track.note;
   deps.requestLog.record(entry);
 }
 

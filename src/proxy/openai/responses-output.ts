@@ -62,8 +62,11 @@ export function responsesUsage(meta: unknown): ResponseUsage {
 /** Error codes of response.failed / HTTP errors that OpenAI clients act on. */
 export function responsesErrorCode(status: number, message: string, fallback?: string): string {
   if (/exceeds the maximum number of tokens|context (window|length)|too many tokens|input token count/i.test(message)) return 'context_length_exceeded';
-  if (status === 429 || /RESOURCE_EXHAUSTED|rate limit/i.test(message)) {
-    return /per day|daily|quota exceeded for quota metric.*per day/i.test(message) ? 'insufficient_quota' : 'rate_limit_exceeded';
+  if (status === 429 || /RESOURCE_EXHAUSTED|resource has been exhausted|rate.?limit/i.test(message)) {
+    // insufficient_quota makes Codex stop instead of waiting: only when every account is out for the day.
+    const perAccount = message.match(/: (daily quota exhausted|rate limited)/g);
+    const daily = perAccount ? perAccount.every((r) => r.includes('daily')) : /per ?day|daily/i.test(message);
+    return daily ? 'insufficient_quota' : 'rate_limit_exceeded';
   }
   if (status === 402) return 'insufficient_quota';
   if (status >= 500) return fallback && fallback !== 'upstream_error' && fallback !== 'internal_error' ? fallback : 'server_error';

@@ -24,6 +24,10 @@ export function parseGoogleError(body: string): GoogleErrorInfo {
   try {
     parsed = JSON.parse(body);
   } catch {
+    // A body cut short (the gateway keeps the first MiB of an error): its message and status, as far as they go.
+    const message = /"message"\s*:\s*"((?:[^"\\]|\\.){0,500})/.exec(body)?.[1];
+    const status = /"status"\s*:\s*"([A-Z_]+)"/.exec(body)?.[1] ?? null;
+    if (message !== undefined) return { ...empty, message: message.replace(/\\(.)/g, '$1'), status };
     return { ...empty, message: body.trim().slice(0, 500) };
   }
   if (Array.isArray(parsed)) parsed = parsed[0];

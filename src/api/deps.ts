@@ -45,6 +45,8 @@ export interface ApiDeps {
   requestsSince: (sinceMs: number) => number;
   /** Subscribe to live events (account state changes, request log entries). Returns unsubscribe. */
   subscribe: (listener: (event: { type: 'accounts' | 'request'; data: unknown }) => void) => () => void;
+  /** GET /metrics: the Prometheus text and its content type. */
+  metrics?: () => Promise<{ contentType: string; text: string }>;
   /** API keys in config.json. */
   keys: {
     list: () => { id: string; label: string; prefix: string; created_at: number | null }[];

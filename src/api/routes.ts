@@ -102,6 +102,16 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
   };
   const on = (method: string, path: string, fn: (ctx: RequestContext) => Promise<void>) => router.on(method, path, guarded(fn));
 
+  // Prometheus scrapes: the admin token, or none with metrics_public.
+  router.on('GET', '/metrics', async (ctx) => {
+    if (!deps.metrics) return sendError(ctx.res, 404, 'not_found', 'metrics are not available');
+    const scrape = async () => {
+      const m = await deps.metrics!();
+      ctx.res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' }).end(m.text);
+    };
+    return deps.config().metrics_public ? scrape().catch((e) => handleError(logger, ctx, e)) : guarded(scrape)(ctx);
+  });
+
   on('GET', '/api/status', async ({ res }) => {
     sendJson(res, 200, statusBody(deps, await deps.store.list()));
   });

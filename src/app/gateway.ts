@@ -19,6 +19,7 @@ import { validateClientSecretJson } from '../oauth/client-secret.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
 import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
+import { createMetrics } from './metrics.ts';
 import { byCreation } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
@@ -70,9 +71,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
   });
   await usage.load?.();
-  const pool = createPool({ store, refresher: oauth, config, clock, logger, usage });
+  const metrics = createMetrics({ clock });
+  const pool = createPool({ store, refresher: metrics.instrument(oauth), config, clock, logger, usage });
   await pool.start();
   const requestLog = createRequestLog({ size: config.request_log_size });
+  const detachMetrics = metrics.attach({ requestLog, pool, store });
   // Pending consents belong to the OAuth client that started them.
   let current: AddAccountDeps | null = null;
   const currentAddDeps = (): AddAccountDeps | null => {
@@ -172,6 +175,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.text() }),
     keys: {
       list: () => config.api_keys.map(listedKey),
       create: async (label) => {
@@ -240,6 +244,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       clearInterval(stateTicker);
       if (accountsEventTimer) clearTimeout(accountsEventTimer);
       unwatch();
+      detachMetrics();
       unsubscribeStates();
       unsubscribeLog();
       server.closeAllConnections();

@@ -106,6 +106,8 @@ export const ConfigSchema = z.strictObject({
   allow_remote_images: z.boolean().default(false),
   /** Keep the last N proxied requests in the request log. */
   request_log_size: z.number().int().min(0).default(1000),
+  /** GET /metrics without the admin token (for a Prometheus on a trusted network). */
+  metrics_public: z.boolean().default(false),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -200,6 +200,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     logger,
     requestLog,
     clock,
+    modelRefreshMs: 10 * 60_000,
     health: () => {
       const problem = store.problem?.() ?? null;
       return { ...(problem ? { status: 'degraded', problems: [problem] } : {}), accounts: pool.summary().by_state };

@@ -18,20 +18,24 @@ export const GEMINI_API_SCOPES = [
   'https://www.googleapis.com/auth/generative-language.tuning',
 ];
 
-/** Documented defaults; `model_aliases` in config.json or GRANTPOOL_MODEL_ALIASES replaces them. */
+/**
+ * Documented defaults; `model_aliases` in config.json or GRANTPOOL_MODEL_ALIASES replaces them.
+ * `family:<name>` is the newest model of that family in the live model list
+ * (src/proxy/model-families.ts), so the defaults never point at a retired model.
+ */
 export const DEFAULT_MODEL_ALIASES: Record<string, string> = {
-  'claude-opus-*': 'gemini-2.5-pro',
-  'claude-sonnet-*': 'gemini-2.5-flash',
-  'claude-3-5-sonnet*': 'gemini-2.5-flash',
-  'claude-3-7-sonnet*': 'gemini-2.5-flash',
-  'claude-haiku-*': 'gemini-2.5-flash-lite',
-  'claude-3-5-haiku*': 'gemini-2.5-flash-lite',
-  'claude-*': 'gemini-2.5-flash',
-  'gpt-4o-mini*': 'gemini-2.5-flash-lite',
-  'gpt-4.1-mini*': 'gemini-2.5-flash-lite',
-  'gpt-5-mini*': 'gemini-2.5-flash-lite',
-  'o*-mini*': 'gemini-2.5-flash',
-  'gpt-*': 'gemini-2.5-flash',
+  'claude-opus-*': 'family:pro',
+  'claude-sonnet-*': 'family:flash',
+  'claude-3-5-sonnet*': 'family:flash',
+  'claude-3-7-sonnet*': 'family:flash',
+  'claude-haiku-*': 'family:flash-lite',
+  'claude-3-5-haiku*': 'family:flash-lite',
+  'claude-*': 'family:flash',
+  'gpt-4o-mini*': 'family:flash-lite',
+  'gpt-4.1-mini*': 'family:flash-lite',
+  'gpt-5-mini*': 'family:flash-lite',
+  'o*-mini*': 'family:flash',
+  'gpt-*': 'family:flash',
 };
 
 export const ApiKeySchema = z.strictObject({

@@ -30,7 +30,8 @@ import {
   type Track,
 } from './engine.ts';
 import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction } from './gemini-door.ts';
-import { aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList } from './models.ts';
+import { aliasDescription, aliasesFor, geminiModelList, ModelListCache, openAIModel, openAIModelList } from './models.ts';
+import { FamilyResolver } from './model-families.ts';
 import type { RequestLog } from './request-log.ts';
 import { baseOf, createUpstreamClient, type UpstreamClient } from './upstream-client.ts';
 import { createThoughtSignatureCache, type ThoughtSignatureCache } from './thought-signatures.ts';
@@ -59,6 +60,8 @@ export interface ProxyRouteDeps {
   health?: () => Record<string, unknown>;
   /** How long the upstream model list is cached (default 60 s). */
   modelListTtlMs?: number;
+  /** Re-read the upstream model list when a `family:` alias is resolved and the list is older than this (ms), so families follow new and retired models; unset: only when a client lists models. */
+  modelRefreshMs?: number;
 }
 
 export interface ProxyRoutes {
@@ -176,6 +179,18 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   // --- model list -----------------------------------------------------------
 
   const modelCache = new ModelListCache(() => fetchModelList(engine), deps.modelListTtlMs ?? 60_000, () => clock.now());
+  // `family:` alias targets resolve against the last list read, never waiting for one on a
+  // request; with modelRefreshMs, resolving a family re-reads a list older than that in the background.
+  const resolver = new FamilyResolver(() => modelCache.peek());
+  const families = {
+    pick(family: string): string {
+      const every = deps.modelRefreshMs;
+      if (every && modelCache.due(every)) {
+        modelCache.get().catch((e: unknown) => deps.logger.debug({ err: { message: (e as Error)?.message } }, 'Model list refresh failed; model families keep the last list'));
+      }
+      return resolver.pick(family);
+    },
+  };
 
   function sendJsonOk(res: ServerResponse, body: unknown): void {
     sendJsonBody(res, 200, body);
@@ -183,12 +198,12 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
 
   async function listGemini(ctx: RequestContext): Promise<void> {
     const models = await modelCache.get();
-    sendJsonOk(ctx.res, geminiModelList(models, aliasesFor(deps.config().model_aliases)));
+    sendJsonOk(ctx.res, geminiModelList(models, aliasesFor(deps.config().model_aliases), families.pick));
   }
 
   async function listOpenAI(ctx: RequestContext): Promise<void> {
     const models = await modelCache.get();
-    sendJsonOk(ctx.res, openAIModelList(models, aliasesFor(deps.config().model_aliases), Math.floor(clock.now() / 1000)));
+    sendJsonOk(ctx.res, openAIModelList(models, aliasesFor(deps.config().model_aliases), Math.floor(clock.now() / 1000), families.pick));
   }
 
   async function getModel(ctx: RequestContext, version: string, google: boolean): Promise<void> {
@@ -198,16 +213,18 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
     const models = await modelCache.get();
     const bare = name.replace(/^models\//, '');
     const isAlias = Object.hasOwn(aliases.source, bare);
-    const target = aliases.resolve(bare);
+    const target = aliases.resolve(bare, families.pick);
     const found = models.find((m) => m.name === `models/${bare}`) ?? models.find((m) => m.name === `models/${target}`);
+    const configured = aliases.target(bare);
     if (!found && !isAlias) {
       const msg = `models/${bare} is not found for API version ${version}. Call ListModels to see the list of available models.`;
       throw new HttpError(404, 'model_not_found', msg);
     }
     if (google) {
-      sendJsonOk(ctx.res, found && found.name === `models/${bare}` ? found : { ...(found ?? {}), name: `models/${bare}`, description: `Grantpool alias for ${target}` });
+      sendJsonOk(ctx.res, found && found.name === `models/${bare}` ? found : { ...(found ?? {}), name: `models/${bare}`, description: aliasDescription(configured, target) });
     } else {
-      sendJsonOk(ctx.res, openAIModel(bare, Math.floor(clock.now() / 1000), !found || found.name !== `models/${bare}`));
+      const alias = !found || found.name !== `models/${bare}` ? { target: configured, model: target } : null;
+      sendJsonOk(ctx.res, openAIModel(bare, Math.floor(clock.now() / 1000), alias));
     }
   }
 
@@ -237,7 +254,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }
-      const model = aliasesFor(cfg.model_aliases).resolve(split.model);
+      const model = aliasesFor(cfg.model_aliases).resolve(split.model, families.pick);
       track.modelUsed = model;
       let payload: Buffer = raw;
       if (action === 'countTokens') {
@@ -303,7 +320,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         throw recordBadRequest(engine, track, e);
       }
       track.modelRequested = parsed.requestedModel;
-      const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel);
+      const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel, families.pick);
       track.modelUsed = model;
       if (parsed.notes?.length) track.note = parsed.notes.join('; ');
       const { origin, prefix } = baseOf(cfg.gemini_base_url);

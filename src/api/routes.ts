@@ -6,11 +6,10 @@ import type { Logger } from '../log/logger.ts';
 import type { Router, RequestContext } from '../http/router.ts';
 import { HttpError, readJson, sendJson } from '../http/http-util.ts';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
-import { AccountNotFoundError, findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
+import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
 import type { ApiDeps } from './deps.ts';
-import { OAuthFlowError } from '../oauth/errors.ts';
-import { ClientSecretError } from '../oauth/client-secret.ts';
+import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 
 const API_BODY_LIMIT = 1024 * 1024;
 /** Bytes queued for one /api/events client before it is dropped (it reconnects and gets a fresh state). */
@@ -66,26 +65,25 @@ async function body<T>(ctx: RequestContext, schema: z.ZodType<T>): Promise<T> {
   return parsed.data;
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string, fix?: string): void {
-  sendJson(res, status, { error: { code, message, ...(fix ? { fix } : {}) } });
+function sendError(res: ServerResponse, status: number, code: string, message: string, fix?: string, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error: { code, message, ...(fix ? { fix } : {}) } }, headers);
 }
 
-/** Maps any error to a clear JSON answer; unexpected ones are logged, never shown. */
-function handleError(logger: Logger, ctx: RequestContext, e: unknown): void {
-  if (ctx.res.headersSent) {
-    ctx.res.destroy();
-    return;
+/**
+ * The management API's one mapping from an error to an answer: a GatewayError
+ * as `{"error":{"code","message","fix"?}}` with its status (and Retry-After);
+ * anything else (a library's error, a bug) is logged once with its stack,
+ * scrubbed, and answered with a generic 500 that never quotes it.
+ */
+export function handleApiError(logger: Logger, ctx: RequestContext, e: unknown): void {
+  if (isGatewayError(e)) {
+    if (ctx.res.headersSent) return void ctx.res.destroy();
+    const headers: Record<string, string> = e.retryAfterSeconds !== undefined ? { 'retry-after': String(e.retryAfterSeconds) } : {};
+    return sendError(ctx.res, e.status, e.code, e.message, e.fix, headers);
   }
-  if (e instanceof HttpError) return sendError(ctx.res, e.status, e.code, e.message, e.fix);
-  if (e instanceof AccountNotFoundError) return sendError(ctx.res, 404, 'account_not_found', e.message);
-  // The OAuth flow's errors speak to the user too; any other error (a library's included) is not shown.
-  const err = e as { status?: unknown; code?: unknown; message?: unknown; fix?: unknown };
-  if ((e instanceof OAuthFlowError || e instanceof ClientSecretError) && typeof err.code === 'string') {
-    const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 400;
-    return sendError(ctx.res, status, err.code, String(err.message), typeof err.fix === 'string' ? err.fix : undefined);
-  }
-  logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: ctx.url.pathname }, 'management API error');
-  sendError(ctx.res, 500, 'internal_error', 'the gateway could not complete this request; see its log');
+  logger.error({ err: describeForLog(e), route: ctx.url.pathname }, 'management API error');
+  if (ctx.res.headersSent) return void ctx.res.destroy();
+  sendError(ctx.res, 500, 'internal_error', INTERNAL_MESSAGE);
 }
 
 export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger): void {
@@ -97,7 +95,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     try {
       await fn(ctx);
     } catch (e) {
-      handleError(logger, ctx, e);
+      handleApiError(logger, ctx, e);
     }
   };
   const on = (method: string, path: string, fn: (ctx: RequestContext) => Promise<void>) => router.on(method, path, guarded(fn));
@@ -109,7 +107,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
       const m = await deps.metrics!();
       ctx.res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' }).end(m.text);
     };
-    return deps.config().metrics_public ? scrape().catch((e) => handleError(logger, ctx, e)) : guarded(scrape)(ctx);
+    return deps.config().metrics_public ? scrape().catch((e) => handleApiError(logger, ctx, e)) : guarded(scrape)(ctx);
   });
 
   on('GET', '/api/status', async ({ res }) => {

@@ -88,7 +88,7 @@ export async function remove(ctx: CliContext, out: Out, ref: string, opts: { rev
     revoke = client
       ? (a: Account) => client.revoke(a.token.refresh_token, a.oauth_client_id)
       : async () => {
-          throw new Error('no OAuth client configured (client_secret.json) to revoke with');
+          throw new CliError('no OAuth client configured (client_secret.json) to revoke with');
         };
   }
   const result = await removeAccount(store, account, revoke);

@@ -72,7 +72,7 @@ export function createCliContext(env: Record<string, string | undefined> = proce
       const json = (await res.json().catch(() => null)) as { error?: { message?: string; fix?: string } } | null;
       if (!res.ok) {
         const e = json?.error;
-        throw new CliError(`${e?.message ?? `the gateway answered ${res.status}`}${e?.fix ? `\n  fix: ${e.fix}` : ''}`);
+        throw new CliError(e?.message ?? `the gateway answered ${res.status}`, { fix: e?.fix });
       }
       return json as T;
     };

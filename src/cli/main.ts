@@ -1,12 +1,8 @@
 // The `grantpool` command line. Exit code 0 on success, non-zero with a
 // one-line reason otherwise.
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config/load.ts';
-import { AccountNotFoundError } from '../store/account-ops.ts';
-import { OAuthFlowError } from '../oauth/errors.ts';
-import { HttpError } from '../http/http-util.ts';
 import { CliError, createCliContext } from './context.ts';
-import { processOut, type Out } from './output.ts';
+import { processOut, reportCliError, type Out } from './output.ts';
 import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';
 import { serve } from './serve.ts';
 import { status } from './status.ts';
@@ -59,7 +55,7 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     out.write(USAGE);
     return command || o.help ? 0 : 2;
   }
-  if (command === 'serve') return serve(out, env);
+  if (command === 'serve') return serve(out, env).catch((e: unknown) => reportCliError(out, e, 'cannot start: '));
 
   const ctx = createCliContext(env);
   try {
@@ -87,16 +83,7 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     out.error(`grantpool: unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${USAGE}`);
     return 2;
   } catch (e) {
-    if (e instanceof CliError || e instanceof ConfigError || e instanceof AccountNotFoundError) {
-      out.error(`grantpool: ${e.message}\n`);
-      return 1;
-    }
-    if (e instanceof OAuthFlowError || e instanceof HttpError) {
-      out.error(`grantpool: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ''}\n`);
-      return 1;
-    }
-    out.error(`grantpool: ${(e as Error).message ?? String(e)}\n`);
-    return 1;
+    return reportCliError(out, e);
   } finally {
     await ctx.close();
   }

@@ -1,5 +1,7 @@
-// Terminal output: aligned tables, colour only on a terminal.
+// Terminal output: aligned tables, colour only on a terminal; and the one
+// mapping from a failed command's error to what the user reads.
 import type { AccountState } from '../pool/types.ts';
+import { describeForLog, isGatewayError } from '../util/errors.ts';
 
 export interface Out {
   write(text: string): void;
@@ -12,6 +14,24 @@ export const processOut: Out = {
   error: (t) => process.stderr.write(t),
   color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
 };
+
+/**
+ * Prints why a command failed and returns its exit code (1). A GatewayError
+ * is one line (`grantpool: <message>`) plus its fix; anything else is a bug:
+ * a generic line, then its stack (the CLI's log; scrubbed of anything
+ * token-shaped) for a bug report.
+ */
+export function reportCliError(out: Out, e: unknown, prefix = ''): number {
+  if (isGatewayError(e)) {
+    const fix = e.fix && !e.message.includes(e.fix) ? `\n  fix: ${e.fix}` : '';
+    out.error(`grantpool: ${prefix}${e.message}${fix}\n`);
+    return 1;
+  }
+  const err = describeForLog(e);
+  const details = (err.stack ?? `${err.name}: ${err.message}`).split('\n').map((l) => `  ${l.trim()}`).join('\n');
+  out.error(`grantpool: ${prefix}the command failed with an unexpected error; the details below are for a bug report\n${details}\n`);
+  return 1;
+}
 
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, gray: 90, bold: 1 } as const;
 export function paint(out: Out, color: keyof typeof CODES, text: string): string {

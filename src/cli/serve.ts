@@ -1,9 +1,8 @@
 // `grantpool serve` (and `npm start`): run the gateway until stopped.
-import { ConfigError } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { startGateway } from '../app/gateway.ts';
 import type { Out } from './output.ts';
-import { paint } from './output.ts';
+import { paint, reportCliError } from './output.ts';
 
 export async function serve(out: Out, env: Record<string, string | undefined>): Promise<number> {
   const logger = createLogger({ pretty: Boolean(process.stdout.isTTY) && env.GRANTPOOL_LOG_FORMAT !== 'json' });
@@ -11,11 +10,7 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   try {
     gateway = await startGateway({ env, logger });
   } catch (e) {
-    if (e instanceof ConfigError) {
-      out.error(`grantpool: cannot start: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return reportCliError(out, e, 'cannot start: ');
   }
   const { config, generated, url } = gateway;
   const lines: string[] = [''];

@@ -44,9 +44,16 @@ export function resolveDataDir(env: Env = process.env): string {
 
 /** Creates the data directory (mode 0700), tightening the mode of an existing one. */
 export async function ensureDataDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const s = await stat(dir);
-  if ((s.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const s = await stat(dir);
+    if ((s.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  } catch (e) {
+    throw new ConfigError(`cannot use the data directory ${dir}: ${(e as Error).message}`, {
+      cause: e,
+      fix: 'set GRANTPOOL_DATA_DIR to a directory this user may create and write',
+    });
+  }
 }
 
 export function configPath(dataDir: string): string {

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from '../log/logger.ts';
 import type { Router } from './router.ts';
 import { sendJson } from './http-util.ts';
+import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 
 export function createHttpServer(router: Router, logger: Logger): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
@@ -31,8 +32,14 @@ export function createHttpServer(router: Router, logger: Logger): Server {
     }
     if (result) {
       result.catch((e: unknown) => {
-        logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: url.pathname }, 'unhandled error in route');
-        if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal_error', message: 'the gateway failed to handle this request; see its log' } });
+        // The last resort, for routes without an error handler of their own.
+        if (isGatewayError(e)) {
+          if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.fix ? { fix: e.fix } : {}) } });
+          else res.destroy();
+          return;
+        }
+        logger.error({ err: describeForLog(e), route: url.pathname }, 'unhandled error in route');
+        if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal_error', message: INTERNAL_MESSAGE } });
         else res.destroy();
       });
     }

@@ -85,8 +85,8 @@ export async function importRefreshToken(deps: AddAccountDeps, refreshToken: str
   } catch (e) {
     if (e instanceof RefreshError) {
       const description = cleanDescription(e.description, [token]);
-      if (e.kind === 'transient') throw new OAuthFlowError('issuer_unreachable', { ...ctx, description: `${e.error}${description ? `: ${description}` : ''}` });
-      throw new OAuthFlowError(e.error === 'invalid_rapt' ? 'invalid_grant' : e.error, { ...ctx, description });
+      if (e.kind === 'transient') throw new OAuthFlowError('issuer_unreachable', { ...ctx, description: `${e.error}${description ? `: ${description}` : ''}` }, { cause: e });
+      throw new OAuthFlowError(e.error === 'invalid_rapt' ? 'invalid_grant' : e.error, { ...ctx, description }, { cause: e });
     }
     throw e;
   }

@@ -8,6 +8,7 @@ import { escapeHtml, sendHtml } from '../http/http-util.ts';
 import type { Logger } from '../log/logger.ts';
 import { completeConsent, type AddAccountDeps, type AddAccountResult } from './add-account.ts';
 import { OAuthFlowError } from './errors.ts';
+import { describeForLog, isGatewayError } from '../util/errors.ts';
 
 export interface CallbackDeps {
   /** The add-account dependencies; null (or a getter returning null) while no OAuth client is configured. */
@@ -28,18 +29,32 @@ export function oauthCallbackHandler(deps: CallbackDeps): Handler {
       const result = await completeConsent(add, url);
       sendHtml(res, 200, successPage(result), PAGE_HEADERS);
     } catch (e) {
-      const err =
-        e instanceof OAuthFlowError
-          ? e
-          : null;
-      if (!err) {
-        deps.logger?.error({ err: { name: (e as Error)?.name, message: (e as Error)?.message } }, 'OAuth callback failed');
-        sendHtml(res, 500, errorPage('internal_error', 'The gateway could not finish the sign-in', 'An unexpected error happened while adding the account. Nothing was added.', 'Try again; if it keeps happening, look at the gateway log.', ''), PAGE_HEADERS);
-        return;
-      }
-      deps.logger?.warn({ error: err.code }, `OAuth callback: ${err.title}`);
-      sendHtml(res, err.status, errorPage(err.code, err.title, err.explanation, err.fix, err.description), PAGE_HEADERS);
+      const answer = callbackErrorAnswer(e, deps.logger);
+      sendHtml(res, answer.status, answer.html, PAGE_HEADERS);
     }
+  };
+}
+
+/**
+ * The callback page's one mapping from an error to an answer (an HTML page):
+ * the OAuth flow's errors with their explanation, any other GatewayError with
+ * its message and fix, and anything else (logged once with its stack,
+ * scrubbed) as a generic page that never quotes it.
+ */
+export function callbackErrorAnswer(e: unknown, logger?: Logger): { status: number; html: string } {
+  if (e instanceof OAuthFlowError) {
+    logger?.warn({ error: e.code }, `OAuth callback: ${e.title}`);
+    return { status: e.status, html: errorPage(e.code, e.title, e.explanation, e.fix, e.description) };
+  }
+  if (isGatewayError(e)) {
+    logger?.warn({ error: e.code }, `OAuth callback: ${e.message}`);
+    const fix = e.fix ?? 'Try again; if it keeps happening, look at the gateway log.';
+    return { status: e.status, html: errorPage(e.code, 'The gateway could not finish the sign-in', `${e.message.replace(/\.$/, '')}. Nothing was added.`, fix, '') };
+  }
+  logger?.error({ err: describeForLog(e) }, 'OAuth callback failed');
+  return {
+    status: 500,
+    html: errorPage('internal_error', 'The gateway could not finish the sign-in', 'An unexpected error happened while adding the account. Nothing was added.', 'Try again; if it keeps happening, look at the gateway log.', ''),
   };
 }
 

@@ -205,7 +205,7 @@ export function safeCode(code: string): string {
  * Makes an issuer's description safe to show and store: removes the given
  * secrets, control characters, and cuts it to `max` characters.
  */
-export function cleanDescription(text: string | undefined | null, secrets: (string | undefined | null)[] = [], max = 300): string {
+export function cleanDescription(text: string | undefined | null, secrets: readonly (string | undefined | null)[] = [], max = 300): string {
   if (!text) return '';
   let t = redactSecrets(String(text), secrets);
   t = t.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();

@@ -12,6 +12,9 @@ import type { Clock } from '../util/clock.ts';
 import { systemClock } from '../util/clock.ts';
 import type { ClientSecret } from './client-secret.ts';
 import { cleanDescription, OAuthFlowError } from './errors.ts';
+import { classifyRefreshError, describeTransport, errorFields, MAX_DESCRIPTION } from './refresh-classify.ts';
+
+export { classifyRefreshError };
 
 export interface OAuthClientOptions {
   /** Issuer URL; endpoints come from its discovery document. */
@@ -50,9 +53,6 @@ export interface UserInfo {
   email: string | null;
   name: string | null;
 }
-
-/** Max length of a RefreshError description (disabled_reason is "invalid_grant: <description>", at most 800). */
-const MAX_DESCRIPTION = 760;
 
 export class OAuthClient implements TokenRefresher {
   readonly issuer: string;
@@ -327,88 +327,3 @@ export class OAuthClient implements TokenRefresher {
     return new OAuthFlowError('issuer_unreachable', { ...ctx, description: reason });
   }
 }
-
-interface ErrorFields {
-  error?: string;
-  description?: string;
-  subtype?: string;
-  status?: number;
-  contentType?: string;
-}
-
-/** The OAuth error code, description and HTTP status inside an openid-client error, when there are any. */
-function errorFields(e: unknown): ErrorFields {
-  if (e instanceof oidc.ResponseBodyError) {
-    const body = (e.cause ?? {}) as Record<string, unknown>;
-    return {
-      error: e.error,
-      description: e.error_description,
-      subtype: typeof body.error_subtype === 'string' ? body.error_subtype : undefined,
-      status: e.status,
-    };
-  }
-  if (e instanceof oidc.WWWAuthenticateChallengeError) {
-    const params = e.cause?.[0]?.parameters ?? {};
-    return { error: params.error ?? (e.status === 401 ? 'invalid_client' : undefined), description: params.error_description, status: e.status };
-  }
-  if (e instanceof oidc.AuthorizationResponseError) {
-    return { error: e.error, description: e.error_description };
-  }
-  if (e instanceof oidc.ClientError && e.cause instanceof Response) {
-    return { status: e.cause.status, contentType: e.cause.headers.get('content-type') ?? '' };
-  }
-  return {};
-}
-
-/**
- * Classifies a failed refresh by the OAuth `error` code only: invalid_grant
- * (also invalid_rapt) → 'invalid_grant'; invalid_client / unauthorized_client
- * → 'client'; network errors, timeouts, 5xx, 429, non-JSON answers and
- * anything else → 'transient'.
- */
-export function classifyRefreshError(e: unknown, secrets: string[] = []): RefreshError {
-  if (e instanceof RefreshError) return e;
-  const f = errorFields(e);
-  const description = cleanDescription(
-    [f.description, f.subtype ? `(${f.subtype})` : ''].filter(Boolean).join(' '),
-    secrets,
-    MAX_DESCRIPTION,
-  );
-  if (f.status !== undefined && (f.status >= 500 || f.status === 429)) {
-    return new RefreshError('transient', f.error ? `http_${f.status}_${f.error}`.slice(0, 64) : `http_${f.status}`, description || `the token endpoint answered HTTP ${f.status}`, f.status);
-  }
-  if (f.error) {
-    if (f.error === 'invalid_grant' || f.error === 'invalid_rapt') return new RefreshError('invalid_grant', f.error, description, f.status);
-    if (f.error === 'invalid_client' || f.error === 'unauthorized_client') return new RefreshError('client', f.error, description, f.status);
-    return new RefreshError('transient', f.error.slice(0, 64), description, f.status);
-  }
-  if (f.status !== undefined) {
-    const json = /json/i.test(f.contentType ?? '');
-    return new RefreshError(
-      'transient',
-      json ? `http_${f.status}` : 'non_json',
-      json
-        ? `the token endpoint answered HTTP ${f.status} without an OAuth error code`
-        : `the token endpoint answered HTTP ${f.status} with ${f.contentType || 'no content type'} instead of JSON (Google does this under too many requests)`,
-      f.status,
-    );
-  }
-  const reason = describeTransport(e);
-  return new RefreshError('transient', /timed? ?out|timeout/i.test(reason) ? 'timeout' : 'network', cleanDescription(reason, secrets, MAX_DESCRIPTION));
-}
-
-/** A short reason for a transport-level failure (no URL query, no token). */
-function describeTransport(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const chain: string[] = [];
-  let cur: unknown = e;
-  for (let i = 0; i < 4 && cur instanceof Error; i++) {
-    const raw = (cur as { code?: unknown }).code;
-    const code = typeof raw === 'string' ? raw : '';
-    const name = cur.name === 'TimeoutError' || cur.name === 'AbortError' ? 'timed out' : '';
-    chain.push([name, code && !code.startsWith('OAUTH_') ? code : '', cur.message].filter(Boolean).join(' '));
-    cur = (cur as Error & { cause?: unknown }).cause;
-  }
-  return chain.join(': ').slice(0, 300);
-}
-

@@ -1,31 +1,18 @@
-// What a failed refresh means, decided from the token endpoint's `error` code
-// (carried by RefreshError.kind), never from the description text. Plus the
-// texts that go into account files and logs for it: bounded, and never a token.
+// What a failed refresh means for an account (RefreshError.kind, classified by
+// the OAuth client from the token endpoint's `error` code): the texts that go
+// into account files and logs for it, bounded, and never a token.
 import { redactSecrets } from '../util/redact.ts';
 import type { Account } from '../store/account.ts';
-import { RefreshError, type RefreshFailureKind } from '../oauth/refresh-error.ts';
+import type { RefreshError } from '../oauth/refresh-error.ts';
 
 export const MAX_REASON_CHARS = 800;
 
-export interface RefreshFailure {
-  kind: RefreshFailureKind;
-  /** OAuth error code or short tag (`network`, `http_503`, `non_json`, ...). */
-  error: string;
-  description: string;
-  /** `error: description`, safe to log. */
-  message: string;
-}
-
-/** Any thrown value as a classified failure. Something that is not a RefreshError is transient. */
-export function classifyRefreshFailure(e: unknown, account?: Account): RefreshFailure {
-  if (e instanceof RefreshError) {
-    const description = scrubSecrets(e.description, account);
-    const error = scrubSecrets(e.error, account);
-    return { kind: e.kind, error, description, message: description ? `${error}: ${description}` : error };
-  }
-  const text = scrubSecrets(e instanceof Error ? e.message : String(e), account);
-  return { kind: 'transient', error: 'unexpected', description: text, message: `unexpected: ${text}` };
-}
+/**
+ * A classified refresh failure: the OAuth client's RefreshError (its kind,
+ * error code, description and `error: description` message, free of secrets).
+ * The classification itself is the OAuth client's (classifyRefreshError).
+ */
+export type RefreshFailure = RefreshError;
 
 /** `invalid_grant: <description>`, at most 800 characters, no secrets. */
 export function invalidGrantReason(f: RefreshFailure): string {

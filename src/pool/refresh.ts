@@ -5,8 +5,12 @@
 import type { Account, Token } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
-import { classifyRefreshFailure, type RefreshFailure } from './error-policy.ts';
-import type { TokenRefresher } from '../oauth/refresh-error.ts';
+import type { RefreshFailure } from './error-policy.ts';
+import { RefreshError, type TokenRefresher } from '../oauth/refresh-error.ts';
+import { classifyRefreshError } from '../oauth/refresh-classify.ts';
+
+/** The account's own token values: never in a failure's texts. */
+const tokensOf = (a?: Account): string[] => (a ? [a.token.access_token, a.token.refresh_token] : []);
 
 /** One promise per key while it runs; callers arriving meanwhile get the same promise. */
 export class SingleFlight<T> {
@@ -94,7 +98,7 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
       try {
         answer = await refresher.refresh(current);
       } catch (e) {
-        return { ok: false, reason: 'failed', failure: classifyRefreshFailure(e, current), account: current };
+        return { ok: false, reason: 'failed', failure: classifyRefreshError(e, tokensOf(current)), account: current };
       }
       const sent = current.token.refresh_token;
       let written: Account | null;
@@ -104,27 +108,17 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
           now.token.refresh_token !== sent ? null : { ...now, token: mergeToken(now.token, answer, sent) },
         );
       } catch (e) {
-        const f = classifyRefreshFailure(e, current);
-        return {
-          ok: false,
-          reason: 'failed',
-          failure: { kind: 'transient', error: 'store_write', description: f.description, message: `store_write: ${f.description}` },
-          account: current,
-        };
+        const f = classifyRefreshError(e, tokensOf(current));
+        return { ok: false, reason: 'failed', failure: new RefreshError('transient', 'store_write', f.description, undefined, { cause: f.cause }), account: current };
       }
       if (!written) return { ok: false, reason: 'gone', account: null };
       return { ok: true, account: written, called: true };
     });
   } catch (e) {
     // the lock itself failed (e.g. a lock file could not be taken)
-    const f = classifyRefreshFailure(e);
+    const f = classifyRefreshError(e);
     const account = (await store.get(id).catch(() => null)) ?? null;
     if (!account) return { ok: false, reason: 'gone', account: null };
-    return {
-      ok: false,
-      reason: 'failed',
-      failure: { kind: 'transient', error: 'refresh_lock', description: f.description, message: `refresh_lock: ${f.description}` },
-      account,
-    };
+    return { ok: false, reason: 'failed', failure: new RefreshError('transient', 'refresh_lock', f.description, undefined, { cause: f.cause }), account };
   }
 }

@@ -41,6 +41,7 @@ import { createResponsesDoor } from './openai/responses-door.ts';
 import { withReasoningEffort } from './translate-util.ts';
 import { buildPassthrough } from './google-passthrough.ts';
 import { sessionKeyOf } from './session-key.ts';
+import { proxyErrorAnswer } from './error-answer.ts';
 
 export type ProxyConfig = Config & { effective_auth_mode?: EffectiveAuthMode };
 
@@ -164,14 +165,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         await handler(ctx);
       } catch (e) {
         if (!ctx.req.complete) ctx.req.resume();
-        if (e instanceof HttpError) {
-          sendJsonBody(ctx.res, e.status, shape(e.status, e.message, e.code));
-        } else if (e instanceof ProxyFailure) {
-          sendJsonBody(ctx.res, e.status, shape(e.status, e.message, e.type), e.retryAfterSeconds);
-        } else {
-          deps.logger.error({ err: { message: (e as Error)?.message, name: (e as Error)?.name }, route: ctx.url.pathname }, 'proxy route failed');
-          sendJsonBody(ctx.res, 500, shape(500, 'The gateway failed to handle this request; see its log.', 'internal_error'));
-        }
+        const answer = proxyErrorAnswer(e, shape, deps.logger, ctx.url.pathname);
+        sendJsonBody(ctx.res, answer.status, answer.body, answer.retryAfterSeconds);
       }
     };
   }

@@ -5,6 +5,7 @@
 // needs a store without a disk.
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import type { AccountChange, AccountStore } from './store.ts';
+import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 
 export class MemoryAccountStore implements AccountStore {
   private accounts = new Map<string, Account>();
@@ -59,7 +60,7 @@ export class MemoryAccountStore implements AccountStore {
       const built = AccountSchema.parse(build(existing ? draftAccount(existing) : null));
       const id = existing ? existing.id : built.id;
       const account = stored({ ...built, id });
-      if (!existing && this.accounts.has(id)) throw new Error(`an account with id ${id} already exists`);
+      if (!existing && this.accounts.has(id)) throw new AccountExistsError(id);
       this.accounts.set(id, account);
       this.emit(id, account);
       return { account, created: !existing };
@@ -108,7 +109,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('the account store is closed'));
+    if (this.closed) return Promise.reject(new StoreUnavailableError('the account store is closed'));
     const run = this.writeQueue.then(fn, fn);
     this.writeQueue = run.catch(() => {});
     return run;

@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
 import { PgSharedState } from './pg-shared-state.ts';
+import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
 export interface PgStoreOptions {
@@ -142,7 +143,7 @@ export class PgStore implements AccountStore {
       const account = stored({ ...built, id: match ? match.id : built.id });
       if (!match) {
         const [taken] = await tx`SELECT 1 FROM grantpool_accounts WHERE id = ${account.id}`;
-        if (taken) throw new Error(`an account with id ${account.id} already exists`);
+        if (taken) throw new AccountExistsError(account.id);
       }
       const version = await this.write(tx, account, match ? 'update' : 'insert');
       return { account, created: !match, version };
@@ -348,7 +349,7 @@ export class PgStore implements AccountStore {
       for (;;) {
         const [r] = await conn<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${LOCK_CLASS_REFRESH}, hashtext(${id})) AS ok`;
         if (r!.ok) break;
-        if (Date.now() >= deadline) throw new Error(`another gateway has been refreshing account ${id} for over ${Math.round(this.lockWaitMs / 1000)} s`);
+        if (Date.now() >= deadline) throw new StoreUnavailableError(`another gateway has been refreshing account ${id} for over ${Math.round(this.lockWaitMs / 1000)} s`);
         await new Promise((res) => setTimeout(res, wait));
         wait = Math.min(wait * 2, 250);
       }
@@ -363,7 +364,7 @@ export class PgStore implements AccountStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('the account store is closed');
+    if (this.closed) throw new StoreUnavailableError('the account store is closed');
   }
 }
 
@@ -374,7 +375,10 @@ export async function createPgStore(opts: PgStoreOptions): Promise<PgStore> {
     await store.migrate();
   } catch (e) {
     await store.close().catch(() => {});
-    throw new Error(`could not open the database (${(e as Error).message})`, { cause: e });
+    throw new StoreUnavailableError(`could not open the database (${(e as Error).message})`, {
+      cause: e,
+      fix: 'check that the PostgreSQL server of GRANTPOOL_DATABASE_URL (or database_url) runs and accepts this user',
+    });
   }
   return store;
 }

@@ -26,9 +26,11 @@ export type ErrorCode =
   | 'forbidden'
   | 'keys_from_env'
   | 'oauth_client_not_configured'
-  // Accounts (store/).
+  // Accounts and their store (store/).
   | 'account_not_found'
   | 'invalid_account'
+  | 'account_exists'
+  | 'store_unavailable'
   // No account can serve a request now (pool/).
   | NoAccountCode
   // The proxy's own answers when the upstream failed (proxy/).

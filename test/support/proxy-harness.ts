@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { ConfigSchema, type Config } from '../../src/config/schema.ts';
 import { Router } from '../../src/http/router.ts';
 import { createHttpServer } from '../../src/http/server.ts';
-import { silentLogger } from '../../src/log/logger.ts';
+import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { registerProxyRoutes, type ProxyConfig, type ProxyRoutes } from '../../src/proxy/routes.ts';
 import { createRequestLog, type RequestLog } from '../../src/proxy/request-log.ts';
 import { NoAccountError, type AcquireRequest, type Lease, type TokenPool, type UpstreamOutcome } from '../../src/pool/types.ts';
@@ -126,6 +126,8 @@ export interface HarnessOptions {
   upstream?: GeminiUpstreamOptions;
   clock?: Clock;
   googleApiBaseUrl?: string;
+  /** Where the proxy and the HTTP server log (silent by default). */
+  logger?: Logger;
 }
 
 export const systemTestClock: Clock = { now: () => Date.now() };
@@ -151,8 +153,9 @@ export async function startProxy(opts: HarnessOptions = {}): Promise<Harness & {
   };
   const requestLog = createRequestLog({ size: config.request_log_size });
   const router = new Router();
-  const routes = registerProxyRoutes(router, { config: () => config, pool, logger: silentLogger(), requestLog, clock });
-  const server = createHttpServer(router, silentLogger());
+  const logger = opts.logger ?? silentLogger();
+  const routes = registerProxyRoutes(router, { config: () => config, pool, logger, requestLog, clock });
+  const server = createHttpServer(router, logger);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

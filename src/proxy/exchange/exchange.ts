@@ -11,7 +11,7 @@ import type { Usage } from '../sse.ts';
 import { sendJsonBody, type ErrorShaper } from './answer.ts';
 import { openUpstream, type AttemptSpec, type AttemptState, type Opened } from './attempts.ts';
 import type { EngineDeps, Protocol } from './deps.ts';
-import { ProxyFailure } from './failure.ts';
+import { proxyErrorAnswer } from '../error-answer.ts';
 
 /** One proxied request as its route describes it: what was asked (how it ended is its ExchangeOutcome). */
 export interface Track {
@@ -93,13 +93,10 @@ export function finishTrack(deps: EngineDeps, track: Track, outcome: Partial<Exc
 /** The client's answer when the exchange failed before serving (`res` null: nobody to answer). */
 function failedAnswer(deps: EngineDeps, res: ServerResponse | null, track: Track, e: unknown, errorBody: ErrorShaper): Served {
   if ((e as Error)?.name === 'AbortError') return { status: 499, error: 'client disconnected', report: null };
-  if (e instanceof ProxyFailure) {
-    if (res) sendJsonBody(res, e.status, errorBody(e.status, e.message, e.type), e.retryAfterSeconds);
-    return { status: e.status, error: e.message, report: null };
-  }
-  deps.logger.error({ err: e, route: track.route }, 'proxy request failed');
-  if (res) sendJsonBody(res, 500, errorBody(500, 'The gateway failed to handle this request; see its log.', 'internal_error'));
-  return { status: 500, error: `internal error: ${(e as Error)?.message ?? String(e)}`, report: null };
+  // Without `res` the caller rethrows it to the route, whose handler answers (and logs) it once.
+  const answer = proxyErrorAnswer(e, errorBody, res ? deps.logger : null, track.route);
+  if (res) sendJsonBody(res, answer.status, answer.body, answer.retryAfterSeconds);
+  return { status: answer.status, error: answer.logText, report: null };
 }
 
 export interface Adapter {

@@ -116,6 +116,20 @@ test('a thought signature survives a gateway restart: it travels in the reasonin
   assert.deepEqual(plain.output.map((o: any) => o.type), ['function_call']);
 });
 
+test('item_reference to an item this gateway answered with (the AI SDK with store left on) is served from memory', () => {
+  const door = newDoor();
+  const body = { model: 'gpt-5', input: 'Tell me a joke' };
+  const stream = door.streamTranslator(infoFor(door, body));
+  const ev = events(stream.start() + stream.chunk({ candidates: [{ content: { role: 'model', parts: [{ text: 'Why did the chicken…' }] }, finishReason: 'STOP' }] }) + stream.end());
+  const messageId = ev.at(-1).response.output[0].id;
+  const parsed = door.parseRequest({ model: 'gpt-5', input: [{ role: 'user', content: 'Tell me a joke' }, { type: 'item_reference', id: messageId }, { role: 'user', content: 'Another' }] });
+  assert.deepEqual(parsed.gemini.contents, [
+    { role: 'user', parts: [{ text: 'Tell me a joke' }] },
+    { role: 'model', parts: [{ text: 'Why did the chicken…' }] },
+    { role: 'user', parts: [{ text: 'Another' }] },
+  ]);
+});
+
 test('stream: a reasoning summary, then text; output indexes and item ids line up; usage at the end', () => {
   const door = newDoor();
   const t = door.streamTranslator(infoFor(door, { model: 'gpt-5', input: 'x', reasoning: { effort: 'high', summary: 'auto' } }));
@@ -182,7 +196,7 @@ testBadRequests(
     { name: 'background', request: { ...base, input: 'x', background: true }, message: '"background": true is not supported' },
     { name: 'stored prompt', request: { ...base, prompt: { id: 'pmpt_1' } }, message: 'stored prompt' },
     { name: 'no input', request: { ...base }, message: '"input" is required' },
-    { name: 'item_reference', request: { ...base, input: [{ type: 'item_reference', id: 'msg_1' }] }, message: 'item_reference needs stored responses' },
+    { name: 'item_reference to an unknown item', request: { ...base, input: [{ type: 'item_reference', id: 'msg_1' }] }, message: 'item_reference "msg_1" is not known to this gateway' },
     { name: 'unknown item', request: { ...base, input: [{ type: 'telepathy' }] }, message: 'unknown input item type "telepathy"' },
     { name: 'orphan output', request: { ...base, input: [{ role: 'user', content: 'x' }, { type: 'function_call_output', call_id: 'call_x', output: '1' }] }, message: 'call_id "call_x" does not match' },
     { name: 'file_id image', request: { ...base, input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'file_1', detail: 'auto' }] }] }, message: 'Files API' },

@@ -4,6 +4,7 @@
 import type { Door } from '../door.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import { parseResponsesRequest } from './responses-request.ts';
+import { createItemCache, type ItemCache } from './responses-items.ts';
 import { responsesErrorBody } from './responses-output.ts';
 import { createResponsesStreamTranslator, toResponsesResponse } from './responses-response.ts';
 
@@ -12,15 +13,19 @@ export interface ResponsesDoorOptions {
   signatures: ThoughtSignatureCache;
   /** Accept http(s) image and file URLs (as Gemini fileData parts); default false: a 400. */
   allowRemoteImages?: boolean;
+  /** Output items kept for `item_reference` (default: a cache of its own). */
+  items?: ItemCache;
 }
 
 export function createResponsesDoor(options: ResponsesDoorOptions): Door {
   const { signatures } = options;
+  const items = options.items ?? createItemCache();
+  const keep = { signatures, items };
   return {
     name: 'openai',
-    parseRequest: (body) => parseResponsesRequest(body, options),
-    toResponse: (gemini, info) => toResponsesResponse(gemini, info, signatures),
-    streamTranslator: (info) => createResponsesStreamTranslator(info, signatures),
+    parseRequest: (body) => parseResponsesRequest(body, { ...options, items }),
+    toResponse: (gemini, info) => toResponsesResponse(gemini, info, keep),
+    streamTranslator: (info) => createResponsesStreamTranslator(info, keep),
     errorBody: (status, message, code) => responsesErrorBody(status, message, code),
   };
 }

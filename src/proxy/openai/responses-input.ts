@@ -4,11 +4,14 @@
 // and reasoning items, whose encrypted_content carries the thought signatures
 // of the calls that follow them.
 import { decodeResponsesSignatures, fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
+import type { ItemCache } from './responses-items.ts';
 import { bad, dataUrlToInlineData, isObj, parseArguments, pushContent, remoteUrlPart, type Content, type Json, type Part } from '../translate-util.ts';
 
 export interface InputOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
+  /** Items handed out earlier, for `item_reference` (responses-items.ts). */
+  items?: ItemCache;
 }
 
 /** Item types that record what a hosted tool did at OpenAI: nothing for Gemini to continue from, so they are skipped. */
@@ -69,6 +72,16 @@ function outputPayload(output: unknown, at: string, opts: InputOptions): { text:
   return { text: texts.join('\n'), media };
 }
 
+/** The item an item_reference names, if this gateway handed it out recently. */
+function referenced(ref: Json, at: string, opts: InputOptions): Json {
+  const id = typeof ref.id === 'string' ? ref.id : '';
+  const item = id ? opts.items?.recall(id) : undefined;
+  if (item && item.type !== 'item_reference') return item;
+  throw bad(
+    `${at}: item_reference ${JSON.stringify(id)} is not known to this gateway, which keeps no stored responses (items it answered with are remembered only briefly, in memory); send the item itself (with the AI SDK: providerOptions.openai.store = false)`,
+  );
+}
+
 export interface TranslatedInput {
   contents: Content[];
   /** Text of system and developer messages, in order. */
@@ -82,10 +95,11 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
   }
   if (!Array.isArray(input)) throw bad('"input" is required: a string or an array of input items');
   if (input.length === 0) throw bad('"input" must contain at least one item');
+  const list: unknown[] = input.map((item, i) => (isObj(item) && item.type === 'item_reference' ? referenced(item, `input[${i}]`, opts) : item));
 
   // Signatures carried by reasoning items, for the calls they precede.
   const carried = new Map<string, string>();
-  for (const item of input) {
+  for (const item of list) {
     if (isObj(item) && item.type === 'reasoning') {
       const sig = decodeResponsesSignatures(item.encrypted_content);
       if (sig) for (const [id, s] of Object.entries(sig.calls)) carried.set(id, s);
@@ -114,7 +128,7 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
     pushContent(contents, 'user', [{ functionResponse: { name, response: { output: text } } }, ...media]);
   };
 
-  input.forEach((item, i) => {
+  list.forEach((item, i) => {
     const at = `input[${i}]`;
     if (!isObj(item)) throw bad(`${at} must be an object`);
     const type = item.type ?? (item.role !== undefined ? 'message' : undefined);
@@ -147,8 +161,6 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
         break;
       case 'reasoning':
         break; // its signatures were collected above; Gemini needs no thought text back
-      case 'item_reference':
-        throw bad(`${at}: item_reference needs stored responses, and this gateway keeps no state; send the item itself`);
       case 'local_shell_call':
       case 'local_shell_call_output':
       case 'shell_call':

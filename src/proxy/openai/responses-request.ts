@@ -7,6 +7,7 @@
 import type { ParsedRequest } from '../door.ts';
 import { toGeminiParameters } from '../gemini-schema.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
+import type { ItemCache } from './responses-items.ts';
 import { bad, isObj, jsonSchemaOutput, num, str, type Json } from '../translate-util.ts';
 import { translateInput } from './responses-input.ts';
 import type { ResponsesOptions } from './responses-output.ts';
@@ -14,6 +15,8 @@ import type { ResponsesOptions } from './responses-output.ts';
 export interface ResponsesRequestOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
+  /** Items handed out earlier, for `item_reference`. */
+  items?: ItemCache;
 }
 
 export const REASONING_EFFORTS = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh'];

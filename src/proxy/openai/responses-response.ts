@@ -11,6 +11,7 @@
 import type { Response as OpenAIResponse, ResponseStreamEvent } from 'openai/resources/responses/responses';
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
+import type { ItemCache } from './responses-items.ts';
 import { candidatesOf, isObj, partsOf, randomId, sseEvent, type Part } from '../translate-util.ts';
 import {
   encryptedFor, finishOf, messageItem, reasoningItem, responseObject, responsesErrorCode, responsesOptionsOf, responsesUsage, toolCallItem,
@@ -18,6 +19,11 @@ import {
 } from './responses-output.ts';
 
 type Output = OpenAIResponse['output'];
+/** Where what a later turn needs is kept: signatures by call id, output items by id. */
+export interface Keep {
+  signatures: ThoughtSignatureCache;
+  items?: ItemCache;
+}
 type OpenItem = { kind: 'message'; index: number; id: string; text: string } | { kind: 'reasoning'; index: number; id: string; text: string };
 /** An event without its sequence number (the builder numbers them). */
 type Event = ResponseStreamEvent extends infer E ? (E extends { sequence_number: number } ? Omit<E, 'sequence_number'> : never) : never;
@@ -33,13 +39,15 @@ class OutputBuilder {
   private readonly info: ResponseInfo;
   private readonly opts: ResponsesOptions;
   private readonly signatures: ThoughtSignatureCache;
+  private readonly items: ItemCache | undefined;
   /** Serialized events, when streaming. */
   private readonly sse: string[] | null;
 
-  constructor(info: ResponseInfo, signatures: ThoughtSignatureCache, streaming: boolean) {
+  constructor(info: ResponseInfo, keep: Keep, streaming: boolean) {
     this.info = info;
     this.opts = responsesOptionsOf(info);
-    this.signatures = signatures;
+    this.signatures = keep.signatures;
+    this.items = keep.items;
     this.sse = streaming ? [] : null;
   }
 
@@ -164,6 +172,7 @@ class OutputBuilder {
     if (fin.status === 'failed') return this.fail('server_error', fin.message);
     this.close({}, fin.status === 'incomplete' ? 'incomplete' : 'completed');
     this.ended = true;
+    if (this.items) for (const item of this.output) this.items.remember(item);
     const usage = responsesUsage(this.usageMeta);
     if (fin.status === 'incomplete') {
       const response = responseObject(this.info, { status: 'incomplete', output: this.output, usage, incomplete: fin.reason as IncompleteReason });
@@ -190,14 +199,14 @@ class OutputBuilder {
   }
 }
 
-export function toResponsesResponse(gemini: GeminiResponse, info: ResponseInfo, signatures: ThoughtSignatureCache): OpenAIResponse {
-  const b = new OutputBuilder(info, signatures, false);
+export function toResponsesResponse(gemini: GeminiResponse, info: ResponseInfo, keep: Keep): OpenAIResponse {
+  const b = new OutputBuilder(info, keep, false);
   b.chunk(gemini);
   return b.finish();
 }
 
-export function createResponsesStreamTranslator(info: ResponseInfo, signatures: ThoughtSignatureCache): StreamTranslator {
-  const b = new OutputBuilder(info, signatures, true);
+export function createResponsesStreamTranslator(info: ResponseInfo, keep: Keep): StreamTranslator {
+  const b = new OutputBuilder(info, keep, true);
   return {
     start() {
       b.start();

@@ -125,7 +125,7 @@ test('/google pass-through: an HTML page or a JSON answer that is empty or null 
     const bad = h.fake!.outcomes('server_error');
     assert.equal(bad.length, 1, kind);
     assert.notEqual(`tok-${bad[0]!.accountId}-0`, body.token, `${kind}: served by the other account`);
-    assert.match((bad[0]!.outcome as { reason: string }).reason, /^upstream answered 200 with (an HTML page|an empty JSON body|a body that is not JSON)/, kind);
+    assert.match((bad[0]!.outcome as { reason: string }).reason, /^upstream answered 200 with (an HTML page|an empty JSON body|JSON null)/, kind);
     assert.equal(h.requestLog.query({ limit: 1 })[0]!.retries, 1, kind);
   }
   // Account a always answers these broken; pinned to it, the client gets a 503 that says why (not the page).

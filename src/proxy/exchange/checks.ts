@@ -82,9 +82,8 @@ export function geminiArrayHead(head: StreamHead): Checked {
 
 /**
  * The head of a Google API answer (pass-through): an answer that says it is
- * JSON must start like JSON (an empty or `null` body is broken), and an HTML
- * page is broken unless the client asked for HTML (a portal or proxy error
- * page, not a Google API).
+ * JSON must not be empty, markup or `null`, and an HTML page is broken unless
+ * the client asked for HTML (a portal or proxy error page, not a Google API).
  */
 export function passthroughHead(method: string, accept: string): (head: StreamHead, headers: UpstreamHeaders, status: number) => Checked {
   const wantsHtml = /text\/html/i.test(accept);
@@ -93,9 +92,14 @@ export function passthroughHead(method: string, accept: string): (head: StreamHe
     const type = contentType(headers);
     if (type.includes('html') && !wantsHtml) return { ok: false, reason: `upstream answered ${status} with an HTML page` };
     if (/[/+]json\b/.test(type)) {
+      // Only what is surely broken: some Google APIs prefix JSON (`)]}'`), so the start is not checked further.
       const first = firstNonSpace(head);
       if (first === null) return { ok: false, reason: `upstream answered ${status} with an empty JSON body` };
-      if (first !== '{' && first !== '[') return { ok: false, reason: `upstream answered ${status} with a body that is not JSON` };
+      if (first === '<') return { ok: false, reason: `upstream answered ${status} with a body that is not JSON (markup)` };
+      // No JSON document that starts with `null` is anything but `null`.
+      if (Buffer.concat(head.chunks).subarray(0, 64).toString('latin1').trimStart().startsWith('null')) {
+        return { ok: false, reason: `upstream answered ${status} with JSON null` };
+      }
     }
     return { ok: true };
   };

@@ -21,7 +21,11 @@ export function benchAccountId(i: number): string {
   return `bench-${String(i).padStart(6, '0')}`;
 }
 
-export function benchAccount(i: number, nowSec: number, clientId = BENCH_CLIENT_ID): Account {
+/** Lanes (consumer projects) the benchmark's accounts are spread over: 10,000 accounts on 2,000 lanes by default. */
+export const BENCH_ACCOUNTS_PER_LANE = 5;
+
+/** Account i draws on project `bench-project-<i / perLane>` (perLane accounts share one lane); 0: no project (one lane). */
+export function benchAccount(i: number, nowSec: number, clientId = BENCH_CLIENT_ID, perLane = BENCH_ACCOUNTS_PER_LANE): Account {
   return AccountSchema.parse({
     id: benchAccountId(i),
     email: `user${i}@bench.example.com`,
@@ -35,7 +39,7 @@ export function benchAccount(i: number, nowSec: number, clientId = BENCH_CLIENT_
       scope: DEFAULT_SCOPES.join(' '),
     },
     oauth_client_id: clientId,
-    project_id: null,
+    project_id: perLane > 0 ? `bench-project-${String(Math.floor(i / perLane)).padStart(5, '0')}` : null,
     created_at: nowSec - 86_400 + i,
     last_used: null,
   });
@@ -45,14 +49,14 @@ export async function writeAccountFile(dataDir: string, account: Account): Promi
   await writeFile(join(dataDir, 'accounts', accountFileName(account.id)), formatAccount(account), { mode: 0o600 });
 }
 
-/** Writes `n` healthy accounts into <dataDir>/accounts. */
-export async function writeAccounts(dataDir: string, n: number): Promise<void> {
+/** Writes `n` healthy accounts into <dataDir>/accounts, `perLane` accounts on each project. */
+export async function writeAccounts(dataDir: string, n: number, perLane = BENCH_ACCOUNTS_PER_LANE): Promise<void> {
   await mkdir(join(dataDir, 'accounts'), { recursive: true, mode: 0o700 });
   const now = Math.floor(Date.now() / 1000);
   const batch = 256;
   for (let i = 0; i < n; i += batch) {
     const jobs: Promise<void>[] = [];
-    for (let j = i; j < Math.min(n, i + batch); j++) jobs.push(writeAccountFile(dataDir, benchAccount(j, now)));
+    for (let j = i; j < Math.min(n, i + batch); j++) jobs.push(writeAccountFile(dataDir, benchAccount(j, now, BENCH_CLIENT_ID, perLane)));
     await Promise.all(jobs);
   }
 }

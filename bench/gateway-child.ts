@@ -9,7 +9,7 @@
 //   sample-start/-stop      peak memory while sampling every `everyMs`
 //   reload-mark {accountId} from now on, wait for the store's change of this account
 //                           and answer with the wall time and the main thread's busy time
-//   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection
+//   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection (wall and CPU), lanes
 //   idle {ms}               CPU time used while nothing is asked of the gateway
 //   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
 //   heap-snapshot {path}    a V8 heap snapshot (what the heap holds after the load)
@@ -96,10 +96,14 @@ process.on('message', async (m: Msg) => {
       const n = Number(m.n);
       const model = String(m.model);
       for (let i = 0; i < 1000; i++) await gateway.pool.acquire({ model }); // warm-up
+      const cpu0 = process.cpuUsage();
       const start = process.hrtime.bigint();
       for (let i = 0; i < n; i++) await gateway.pool.acquire({ model });
       const ns = Number(process.hrtime.bigint() - start) / n;
-      send({ type: 'select-bench', id: m.id, nsPerOp: ns, poolSize: gateway.pool.size });
+      const cpu = process.cpuUsage(cpu0);
+      // CPU time too: on a loaded machine wall time includes waiting for a core
+      const cpuNsPerOp = ((cpu.user + cpu.system) * 1000) / n;
+      send({ type: 'select-bench', id: m.id, nsPerOp: ns, cpuNsPerOp, poolSize: gateway.pool.size, lanes: gateway.pool.summary().lanes });
       return;
     }
     case 'idle': {

@@ -2,9 +2,8 @@
 // eligibility rules), refresh its token first when it is (about to be)
 // unusable, move on to the next account when that fails, and say why when
 // nothing is left. Also the retry after an upstream 401.
-import type { Account } from '../store/account.ts';
 import type { Clock } from '../util/clock.ts';
-import { blockOf, tokenUnusable, type Eligibility } from './eligibility.ts';
+import { blockOf, laneOpen, tokenUnusable, type Eligibility } from './eligibility.ts';
 import { nothingCanServe, pinnedUnusable } from './explain.ts';
 import { staticallyOut, type Entry, type Mirror } from './mirror.ts';
 import type { RefreshScheduler } from './scheduler.ts';
@@ -24,8 +23,9 @@ export interface LeaserOptions {
   refreshBeforeMs: number;
 }
 
-export function leaseOf(a: Account): Lease {
-  return { accountId: a.id, email: a.email, projectId: a.project_id, accessToken: a.token.access_token };
+export function leaseOf(e: Entry): Lease {
+  const a = e.account;
+  return { accountId: a.id, email: a.email, projectId: a.project_id, accessToken: a.token.access_token, lane: e.lane.key };
 }
 
 export interface Leaser {
@@ -61,6 +61,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
           blockOf(x, model, scopes, now, el) === null &&
           (!readyOnly || !tokenUnusable(x, now, marginMs)),
         req.sessionKey,
+        (sample) => laneOpen(sample, model, now, el),
       );
       if (!e) throw nothingCanServe(mirror.values(), mirror.size, req, clock.now(), el);
       const lease = await leaseFor(e, model, scopes);
@@ -73,7 +74,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
     const e = mirror.get(lease.accountId);
     if (!e || staticallyOut(e)) return null;
     if (e.account.token.access_token !== lease.accessToken && !tokenUnusable(e, clock.now(), marginMs)) {
-      return leaseOf(e.account);
+      return leaseOf(e);
     }
     if (e.account.token.access_token === lease.accessToken) e.rejectedToken = lease.accessToken;
     for (let i = 0; i < 2; i++) {
@@ -82,7 +83,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
       const live = mirror.get(e.id);
       if (!live || staticallyOut(live)) return null;
       if (live.account.token.access_token !== lease.accessToken && !tokenUnusable(live, clock.now(), marginMs)) {
-        return leaseOf(live.account);
+        return leaseOf(live);
       }
       // joined a refresh that adopted the very token that was rejected: force one of our own
     }
@@ -117,7 +118,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
       if (e.expiresAtMs - now < refreshBeforeMs) {
         if (scheduler.wants(e, now)) scheduler.startBackground(e);
       }
-      return leaseOf(e.account);
+      return leaseOf(e);
     }
     const token = e.account.token.access_token;
     const attempt = await scheduler.refresh(e, e.rejectedToken === token, token);
@@ -127,7 +128,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
     // things may have changed while the refresh ran (disabled, cooled down, edited)
     const after = clock.now();
     if (blockOf(live, model, scopes, after, el) !== null || tokenUnusable(live, after, marginMs)) return null;
-    return leaseOf(live.account);
+    return leaseOf(live);
   }
 
   return { acquire, refreshAfterUnauthorized };

@@ -2,6 +2,7 @@
 // selection, pinning, the explanations and the views share. No I/O and no
 // state of its own: everything it reads is passed in.
 import type { ClientHealth } from './client-health.ts';
+import type { Cooldown } from './cooldowns.ts';
 import type { Entry } from './mirror.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 
@@ -31,13 +32,28 @@ export function hasAnyScope(e: Entry, scopes: readonly string[]): boolean {
 export function blockOf(e: Entry, model: string, scopes: readonly string[] | undefined, now: number, el: Eligibility): Block | null {
   const a = e.account;
   if (a.disabled || e.pendingDisable !== null) return 'disabled';
-  if (el.quota.on && el.quota.protects(e.id, model, now)) return 'quota';
+  if (el.quota.on && el.quota.protects(e, model, now)) return 'quota';
   if (a.proxy_disabled || e.pendingProxyDisable !== null) return 'proxy_disabled';
-  if (e.cooldowns.active(model, now)) return 'cooling';
+  if (e.lane.cooldowns.active(model, now) !== null || e.cooldowns.active(model, now) !== null) return 'cooling';
   if (tokenUnusable(e, now, el.marginMs)) {
     if (e.backoff && now < e.backoff.until) return e.backoff.kind === 'client' ? 'client' : 'backoff';
     if (el.clients.blocked(e.clientKey, now)) return 'client';
   }
   if (scopes && scopes.length > 0 && !hasAnyScope(e, scopes)) return 'scope';
   return null;
+}
+
+/** The cooldown that keeps this account from this model now: its own (5xx) or its lane's (429), the later one. */
+export function coolingOf(e: Entry, model: string, now: number): Cooldown | null {
+  const own = e.cooldowns.active(model, now);
+  const lane = e.lane.cooldowns.active(model, now);
+  if (!own) return lane;
+  if (!lane) return own;
+  return lane.until > own.until ? lane : own;
+}
+
+/** Whether a lane may serve this model now, judged by any of its accounts (what all of them share). */
+export function laneOpen(sample: Entry, model: string, now: number, el: Eligibility): boolean {
+  if (sample.lane.cooldowns.active(model, now) !== null) return false;
+  return !(el.quota.on && el.quota.protects(sample, model, now));
 }

@@ -1,13 +1,13 @@
 // The texts that say why an account, or the whole pool, cannot serve a
 // request: what the client reads in a 429/503 and the API shows as a reason.
 // Pure: built from the entries and the eligibility rules passed in.
-import { blockOf, hasAnyScope, type Block, type Eligibility } from './eligibility.ts';
+import { blockOf, coolingOf, hasAnyScope, type Block, type Eligibility } from './eligibility.ts';
 import type { Entry } from './mirror.ts';
 import { NoAccountError, type AcquireRequest } from './types.ts';
 
 /** When a block ends (epoch ms); `now` for blocks that do not end by themselves. */
 export function blockUntil(e: Entry, b: Block, model: string, now: number, el: Eligibility): number {
-  if (b === 'cooling') return e.cooldowns.active(model, now)?.until ?? now + 1000;
+  if (b === 'cooling') return coolingOf(e, model, now)?.until ?? now + 1000;
   if (b === 'quota') return el.quota.day(now).end;
   if (b === 'backoff') return e.backoff?.until ?? now + 1000;
   if (b === 'client') {
@@ -31,7 +31,7 @@ export function describeBlock(e: Entry, b: Block, model: string, now: number, el
     case 'quota':
       return `quota protection for ${model} until ${new Date(el.quota.day(now).end).toISOString()}`;
     case 'cooling': {
-      const c = e.cooldowns.active(model, now);
+      const c = coolingOf(e, model, now);
       return `cooling down until ${new Date(c?.until ?? now).toISOString()}: ${c?.reason ?? ''}`;
     }
     case 'backoff':
@@ -92,7 +92,7 @@ export function nothingCanServe(entries: Iterable<Entry>, count: number, req: Ac
     } else if (b === 'cooling' || b === 'quota' || b === 'backoff') {
       waiting++;
       earliest = Math.min(earliest, blockUntil(e, b, model, now, el));
-      waitReasons.add(b === 'cooling' ? (e.cooldowns.active(model, now)?.reason ?? 'cooling down') : b === 'quota' ? 'quota protection' : 'token refresh retry');
+      waitReasons.add(b === 'cooling' ? (coolingOf(e, model, now)?.reason ?? 'cooling down') : b === 'quota' ? 'quota protection' : 'token refresh retry');
     } else if (b === 'client') {
       if (!failingClients.has(e.clientKey)) failingClients.set(e.clientKey, describeBlock(e, b, model, now, el));
     } else {

@@ -9,7 +9,6 @@ import { boundedReason } from './error-policy.ts';
 import type { Mirror } from './mirror.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 import type { RefreshScheduler } from './scheduler.ts';
-import type { UsageStore } from './usage.ts';
 import type { Lease, UpstreamOutcome } from './types.ts';
 
 export interface FeedbackOptions {
@@ -17,7 +16,6 @@ export interface FeedbackOptions {
   clock: Clock;
   logger: Logger;
   mirror: Mirror;
-  usage: UsageStore;
   quota: QuotaGuard;
   scheduler: RefreshScheduler;
   serverErrorCooldownMs: number;
@@ -45,7 +43,7 @@ export class Feedback {
     const now = clock.now();
     switch (outcome.kind) {
       case 'ok': {
-        this.o.usage.add(this.o.quota.day(now).key, e.id, model, {
+        this.o.quota.add(e, model, now, {
           requests: outcome.counts === false ? 0 : 1,
           tokens_in: outcome.tokensIn ?? 0,
           tokens_out: outcome.tokensOut ?? 0,
@@ -57,12 +55,17 @@ export class Feedback {
         if (e.account.token.access_token === lease.accessToken) e.rejectedToken = lease.accessToken;
         return;
       case 'rate_limited': {
+        // quota belongs to the lane: every account drawing on it waits
         const reason = boundedReason(outcome.reason || 'rate limited (429)', e.account);
-        e.cooldowns.set(model, outcome.untilMs, reason);
-        changed(e.id);
+        const lane = e.lane;
+        lane.cooldowns.set(model, outcome.untilMs, reason);
+        for (const m of lane.members) changed(m.id);
+        if (!lane.members.has(e)) changed(e.id);
+        const others = lane.members.size - 1;
         logger.info(
-          { account_id: e.id, email: e.account.email, model, until: new Date(outcome.untilMs).toISOString(), reason },
-          `Account ${e.account.email} cooling down for ${model || 'the Google API'} until ${new Date(outcome.untilMs).toISOString()}: ${reason}`,
+          { account_id: e.id, email: e.account.email, lane: lane.key, lane_accounts: lane.members.size, model, until: new Date(outcome.untilMs).toISOString(), reason },
+          `Account ${e.account.email} cooling down for ${model || 'the Google API'} until ${new Date(outcome.untilMs).toISOString()}: ${reason}` +
+            (others > 0 ? ` (and the ${others} other account(s) on lane ${lane.key}, which share its quota)` : ''),
         );
         return;
       }

@@ -10,6 +10,7 @@ import type { AccountStore } from '../store/store.ts';
 import type { Logger } from '../log/logger.ts';
 import { ModelCooldowns, type RefreshBackoff } from './cooldowns.ts';
 import { clientKey } from './client-health.ts';
+import { Lanes, type Lane } from './lanes.ts';
 
 export interface Entry {
   readonly id: string;
@@ -19,6 +20,9 @@ export interface Entry {
   scopes: ReadonlySet<string>;
   clientKey: string;
   expiresAtMs: number;
+  /** The quota this account draws on (lanes.ts); follows its project_id live. */
+  lane: Lane<Entry>;
+  /** Per model, after an upstream 5xx (a 429 cools the whole lane instead). */
   cooldowns: ModelCooldowns;
   backoff: RefreshBackoff | null;
   /** An access token an upstream answered 401 to: not handed out again. */
@@ -59,6 +63,7 @@ export interface MirrorHooks {
 
 export class Mirror {
   private readonly entries = new Map<string, Entry>();
+  readonly lanes = new Lanes<Entry>();
   private readonly byEmail = new Map<string, string>();
   /** Ids changed while load() was listing (list() results for them are stale); null once loaded. */
   private changedDuringLoad: Set<string> | null = null;
@@ -109,6 +114,7 @@ export class Mirror {
         scopes: NO_SCOPES,
         clientKey: '',
         expiresAtMs: 0,
+        lane: null as unknown as Lane<Entry>, // placed below
         cooldowns: new ModelCooldowns(),
         backoff: null,
         rejectedToken: null,
@@ -143,6 +149,7 @@ export class Mirror {
     e.clientKey = clientKey(account.oauth_client_id);
     e.expiresAtMs = account.token.expiry_timestamp * 1000;
     if (account.last_used) e.lastUsedPersistedMs = Math.max(e.lastUsedPersistedMs, account.last_used * 1000);
+    this.lanes.place(e, account);
     this.sync(e);
     return e;
   }
@@ -152,6 +159,7 @@ export class Mirror {
     if (!e) return;
     this.entries.delete(id);
     if (this.byEmail.get(e.emailLower) === id) this.byEmail.delete(e.emailLower);
+    this.lanes.leave(e);
     this.hooks.removed(id);
   }
 

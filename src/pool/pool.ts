@@ -28,10 +28,10 @@ import type { Eligibility } from './eligibility.ts';
 import { RefreshScheduler } from './scheduler.ts';
 import { Feedback } from './feedback.ts';
 import { createLeaser } from './acquire.ts';
-import { Views, type PoolSummary, type UsageRow } from './views.ts';
+import { Views, type AccountLane, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
 import type { AccountState, TokenPool } from './types.ts';
 
-export type { PoolSummary, UsageRow } from './views.ts';
+export type { AccountLane, PoolSummary, SharedLane, UsageRow } from './views.ts';
 
 export type PoolConfig = Pick<
   Config,
@@ -83,6 +83,10 @@ export interface Pool extends TokenPool {
   /** Called with an account id whenever its live state may have changed. Returns unsubscribe. */
   onStateChange(listener: (accountId: string) => void): () => void;
   states(): { id: string; email: string; state: AccountState }[];
+  /** The lane (quota) an account draws on and how many share it; from its file when the pool has not seen it yet. */
+  accountLane(account: Account): AccountLane;
+  /** Lanes with more than one account (each with the warning to show). */
+  sharedLanes(): SharedLane[];
   summary(): PoolSummary;
   /** Usage rows of the last `days` quota days (today included), optionally for one account. */
   usage(opts?: { days?: number; accountId?: string }): UsageRow[];
@@ -118,7 +122,12 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
-  const selector = new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions });
+  const selector = new Selector<Entry>({
+    strategy: cfg.strategy,
+    sessionAffinity: cfg.session_affinity,
+    maxSessions: opts.maxSessions,
+    laneOf: (e) => e.lane.key,
+  });
   const mirror = new Mirror(
     {
       rotation: (e, inRotation) => (inRotation ? selector.add(e) : selector.remove(e.id)),
@@ -154,7 +163,6 @@ export function createPool(opts: PoolOptions): Pool {
     clock,
     logger,
     mirror,
-    usage,
     quota,
     scheduler,
     serverErrorCooldownMs: cfg.server_error_cooldown_seconds * 1000,
@@ -222,6 +230,8 @@ export function createPool(opts: PoolOptions): Pool {
       };
     },
     states: () => views.states(),
+    accountLane: (account) => views.accountLane(account),
+    sharedLanes: () => views.sharedLanes(),
     summary: () => views.summary(),
     usage: (o) => views.usage(o),
     usageToday: (id) => views.usageToday(id),

@@ -21,6 +21,8 @@ export interface Lease {
   email: string;
   projectId: string | null;
   accessToken: string;
+  /** The quota this account draws on (`gemini_api:<project>` or `gemini_api:client:<client id>`); set by the pool. */
+  lane?: string;
 }
 
 /** How an upstream attempt ended, as the pool needs to know it. */

@@ -197,6 +197,6 @@ export class FileUsageStore extends MemoryUsageStore {
   }
 }
 
-function nonNegative(v: unknown): number {
+export function nonNegative(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }

@@ -6,14 +6,34 @@ import type { Clock } from '../util/clock.ts';
 import { tokenUnusable, type Eligibility } from './eligibility.ts';
 import { describeBlock } from './explain.ts';
 import type { Entry, Mirror } from './mirror.ts';
+import { laneInfoOf, sharedLaneWarning, type Lane, type LaneInfo } from './lanes.ts';
 import { quotaDayKeyBefore } from './quota.ts';
 import type { UsageStore } from './usage.ts';
 import type { AccountState } from './types.ts';
+
+/** The lane one account draws on, and how many accounts share it. */
+export interface AccountLane extends LaneInfo {
+  /** Accounts drawing on this lane (this one included). */
+  accounts: number;
+  /** Set when several accounts share the lane: what to do about it. */
+  warning: string | null;
+}
+
+/** A lane that several accounts share. */
+export interface SharedLane extends LaneInfo {
+  accounts: number;
+  account_ids: string[];
+  warning: string;
+}
 
 export interface PoolSummary {
   total: number;
   by_state: Record<AccountState['state'], number>;
   refreshing: number;
+  /** Lanes (distinct quotas) the accounts draw on. */
+  lanes: number;
+  /** Lanes with more than one account, the most crowded first. */
+  shared_lanes: SharedLane[];
   failing_clients: { client_id: string; error: string; description: string; fix: string; since: number; next_retry_at: number }[];
 }
 
@@ -31,7 +51,7 @@ export interface UsageRow {
 export function stateOfEntry(e: Entry, now: number, el: Eligibility, refreshing: boolean): AccountState {
   const a = e.account;
   if (a.disabled || e.pendingDisable !== null) return { state: 'disabled', reason: describeBlock(e, 'disabled', '', now, el) };
-  const q = el.quota.protectedModel(e.id, now);
+  const q = el.quota.protectedModel(e, now);
   if (q) return { state: 'quota_protected', model: q.model, until: q.until };
   if (a.proxy_disabled || e.pendingProxyDisable !== null) return { state: 'proxy_disabled', reason: describeBlock(e, 'proxy_disabled', '', now, el) };
   if (refreshing) return { state: 'refreshing' };
@@ -44,7 +64,9 @@ export function stateOfEntry(e: Entry, now: number, el: Eligibility, refreshing:
       return { state: 'cooling_down', until: Math.ceil(f.nextRetryAt / 1000), reason: `OAuth client ${f.client_id} is misconfigured (${f.error}): ${f.fix}` };
     }
   }
-  const c = e.cooldowns.longest(now);
+  const own = e.cooldowns.longest(now);
+  const lane = e.lane.cooldowns.longest(now);
+  const c = own && lane ? (lane.until > own.until ? lane : own) : (own ?? lane);
   if (c) return { state: 'cooling_down', until: Math.ceil(c.until / 1000), reason: c.reason, model: c.model };
   return { state: 'active' };
 }
@@ -85,6 +107,25 @@ export class Views {
     return { state: 'active' };
   }
 
+  /** The lane of an account (from its file when the pool has not seen it yet). */
+  accountLane(account: Account): AccountLane {
+    const e = this.o.mirror.get(account.id);
+    if (e && e.lane.members.has(e)) return laneView(e.lane);
+    const info = laneInfoOf(account);
+    const lane = this.o.mirror.lanes.get(info.key);
+    const accounts = (lane?.members.size ?? 0) + 1;
+    return { ...info, accounts, warning: sharedLaneWarning(info, accounts) };
+  }
+
+  sharedLanes(): SharedLane[] {
+    return this.o.mirror.lanes.shared().map((l) => ({
+      ...l.info,
+      accounts: l.members.size,
+      account_ids: [...l.members].map((m) => m.id),
+      warning: sharedLaneWarning(l.info, l.members.size)!,
+    }));
+  }
+
   states(): { id: string; email: string; state: AccountState }[] {
     const now = this.o.clock.now();
     return [...this.o.mirror.values()].map((e) => ({ id: e.id, email: e.account.email, state: this.of(e, now) }));
@@ -100,6 +141,8 @@ export class Views {
       total: this.o.mirror.size,
       by_state,
       refreshing: this.o.refreshCount(),
+      lanes: this.o.mirror.lanes.size,
+      shared_lanes: this.sharedLanes(),
       failing_clients: this.o.el.clients.list().map((f) => ({
         client_id: f.client_id,
         error: f.error,
@@ -139,4 +182,9 @@ export class Views {
     }
     return { requests, tokens };
   }
+}
+
+function laneView(lane: Lane<Entry>): AccountLane {
+  const n = lane.members.size;
+  return { ...lane.info, accounts: n, warning: sharedLaneWarning(lane.info, n) };
 }

@@ -197,7 +197,8 @@ test('unauthorized_client is a client problem too, with its own fix text', async
 });
 
 test('429: that account cools down for that model until the time Google gave, then serves again', async () => {
-  const h = await poolHarness([fakeAccount('a'), fakeAccount('b')]);
+  // each on its own project (lane): a 429 on one does not touch the other's quota
+  const h = await poolHarness([fakeAccount('a', { project_id: 'project-a' }), fakeAccount('b', { project_id: 'project-b' })]);
   const la = await h.pool.acquire({ model: 'flash', pinned: 'a' });
   const lb = await h.pool.acquire({ model: 'flash', pinned: 'b' });
   h.pool.report(la, 'flash', { kind: 'rate_limited', untilMs: T0 + 3_600_000, reason: 'RESOURCE_EXHAUSTED: daily quota' });
@@ -314,7 +315,7 @@ test('unauthorized_client for one account: it retries slowly on its own even aft
 });
 
 test('state listeners hear about refreshes, cooldowns, disables and file changes; accountState covers unseen accounts', async () => {
-  const h = await poolHarness([expired('a'), fakeAccount('b')]);
+  const h = await poolHarness([expired('a'), fakeAccount('b', { project_id: 'project-b' })]);
   const heard: string[] = [];
   const stop = h.pool.onStateChange((id) => heard.push(id));
   h.refresher.script('a', { ok: false, error: refreshErrors.invalidGrant() });

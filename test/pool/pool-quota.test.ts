@@ -109,7 +109,8 @@ test('quota protection: kept out when the remaining share is below the threshold
 });
 
 test('pool with quota protection: accounts near their daily limit are kept out for that model until the reset', async () => {
-  const h = await poolHarness([fakeAccount('a'), fakeAccount('b')], {
+  // each on its own project: quota is counted per project (lane)
+  const h = await poolHarness([fakeAccount('a', { project_id: 'project-a' }), fakeAccount('b', { project_id: 'project-b' })], {
     config: { quota_protection: { enabled: true, threshold_percent: 20, limits: { 'gemini-*-flash': { requests_per_day: 10 } } } },
   });
   // 8 requests on each account: 20% left is not below 20%; the 9th tips it

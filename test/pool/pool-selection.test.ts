@@ -54,7 +54,8 @@ test('selector: removing items keeps the ring consistent', () => {
 });
 
 test('pool: round robin over accounts; session key sticks to its account until it cools down', async () => {
-  const h = await poolHarness([fakeAccount('a'), fakeAccount('b'), fakeAccount('c')]);
+  // each on its own project (lane), so that a 429 cools one account only
+  const h = await poolHarness(['a', 'b', 'c'].map((id) => fakeAccount(id, { project_id: `project-${id}` })));
   const ids = [];
   for (let i = 0; i < 6; i++) ids.push((await h.pool.acquire({ model: 'gemini-2.5-flash' })).accountId);
   assert.deepEqual(ids, ['a', 'b', 'c', 'a', 'b', 'c']);

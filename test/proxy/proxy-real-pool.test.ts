@@ -14,7 +14,8 @@ afterEach(async () => {
 });
 
 async function setup(ids: string[]) {
-  p = await poolHarness(ids.map((id) => fakeAccount(id)));
+  // each account on its own project (lane), as SPEC section 7 sets them up: their quotas are independent
+  p = await poolHarness(ids.map((id) => fakeAccount(id, { project_id: `project-${id}` })));
   const revoked = new Set<string>();
   h = await startProxy({
     pool: p.pool,

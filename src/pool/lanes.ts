@@ -1,0 +1,114 @@
+// Lanes: the quota an account draws on. Google meters the Gemini API per
+// consumer project, not per user: an account with project_id P draws on lane
+// `gemini_api:P` (it sends x-goog-user-project: P), every account without one
+// on the project that owns its OAuth client (one shared lane per
+// oauth_client_id). Quota belongs to the lane, credentials to the account: a
+// 429 cools the lane for that model, quota protection counts per lane, and
+// selection spreads over lanes before accounts. The pool knows lanes only as
+// keys; which project an account uses is decided elsewhere.
+import type { Account } from '../store/account.ts';
+import { ModelCooldowns } from './cooldowns.ts';
+import { clientKey } from './client-health.ts';
+import type { DayUsage } from './quota.ts';
+
+export type LaneService = 'gemini_api';
+
+/** What a lane is, as the API shows it. */
+export interface LaneInfo {
+  /** `gemini_api:<project>`, or `gemini_api:client:<oauth client id>` for the OAuth client's project. */
+  key: string;
+  service: LaneService;
+  /** The consumer project; null: the project that owns the OAuth client. */
+  project_id: string | null;
+  /** Set for the OAuth client's lane. */
+  oauth_client_id: string | null;
+}
+
+/** The lane key of an account (pure: from its project_id and oauth_client_id). */
+export function laneKeyOf(account: Pick<Account, 'project_id' | 'oauth_client_id'>): string {
+  return account.project_id ? `gemini_api:${account.project_id}` : `gemini_api:client:${clientKey(account.oauth_client_id)}`;
+}
+
+export function laneInfoOf(account: Pick<Account, 'project_id' | 'oauth_client_id'>): LaneInfo {
+  return {
+    key: laneKeyOf(account),
+    service: 'gemini_api',
+    project_id: account.project_id || null,
+    oauth_client_id: account.project_id ? null : clientKey(account.oauth_client_id),
+  };
+}
+
+/** The warning shown when several accounts draw on one lane, or null when it has one. */
+export function sharedLaneWarning(info: LaneInfo, accounts: number): string | null {
+  if (accounts < 2) return null;
+  const whose = info.project_id ? `project ${info.project_id}` : "the OAuth client's project";
+  return `${accounts} accounts share the quota of ${whose}: give each its own project`;
+}
+
+export class Lane<M extends { readonly id: string } = { readonly id: string }> {
+  readonly key: string;
+  readonly info: LaneInfo;
+  /** Every account drawing on this lane (in rotation or not). */
+  readonly members = new Set<M>();
+  /** Per model, after an upstream 429: the whole lane waits. */
+  readonly cooldowns = new ModelCooldowns();
+  /** Today's usage summed over the members, per model (built on demand; dropped when members change). */
+  usageDay = '';
+  usage: Map<string, DayUsage> | null = null;
+
+  constructor(info: LaneInfo) {
+    this.key = info.key;
+    this.info = info;
+  }
+
+  /** The members changed: sums over them are stale. */
+  invalidate(): void {
+    this.usage = null;
+  }
+}
+
+/** The lanes in use, by key. A lane lives while an account draws on it. */
+export class Lanes<M extends { readonly id: string; lane: Lane<M> }> {
+  private readonly byKey = new Map<string, Lane<M>>();
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  get(key: string): Lane<M> | undefined {
+    return this.byKey.get(key);
+  }
+
+  values(): IterableIterator<Lane<M>> {
+    return this.byKey.values();
+  }
+
+  /** Puts the member on the lane of this account (moving it when its lane changed). Returns true when it moved. */
+  place(member: M, account: Pick<Account, 'project_id' | 'oauth_client_id'>): boolean {
+    const key = laneKeyOf(account);
+    if ((member.lane as Lane<M> | null)?.key === key && member.lane.members.has(member)) return false;
+    this.leave(member);
+    let lane = this.byKey.get(key);
+    if (!lane) {
+      lane = new Lane<M>(laneInfoOf(account));
+      this.byKey.set(key, lane);
+    }
+    lane.members.add(member);
+    lane.invalidate();
+    member.lane = lane;
+    return true;
+  }
+
+  /** Takes the member off its lane. It keeps a reference to it (detached), so a stale holder still reads a lane. */
+  leave(member: M): void {
+    const lane = member.lane as Lane<M> | null;
+    if (!lane || !lane.members.delete(member)) return;
+    lane.invalidate();
+    if (lane.members.size === 0 && this.byKey.get(lane.key) === lane) this.byKey.delete(lane.key);
+  }
+
+  /** Lanes with more than one account, the most crowded first. */
+  shared(): Lane<M>[] {
+    return [...this.byKey.values()].filter((l) => l.members.size > 1).sort((a, b) => b.members.size - a.members.size || (a.key < b.key ? -1 : 1));
+  }
+}

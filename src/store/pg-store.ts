@@ -17,6 +17,7 @@ import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
+import { GatewayError } from '../util/errors.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
@@ -97,7 +98,7 @@ export class PgStore implements AccountStore {
   }
 
   async list(): Promise<Account[]> {
-    const rows = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`;
+    const rows = await this.guard(this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -109,13 +110,13 @@ export class PgStore implements AccountStore {
   }
 
   async get(id: string): Promise<Account | null> {
-    const [r] = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
+    const [r] = await this.guard(this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
     return r ? this.parse(r) : null;
   }
 
   async update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
     this.assertOpen();
-    const result = await this.sql.begin(async (tx) => {
+    const result = await this.guard(this.sql.begin(async (tx) => {
       const [r] = await tx<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
       const current = stored(r.data);
@@ -124,7 +125,7 @@ export class PgStore implements AccountStore {
       const account = stored({ ...next, id });
       const version = await this.write(tx, account, 'update');
       return { account, version };
-    });
+    }));
     if (!result) return null;
     if (result.version !== null) this.applied(id, result.version, result.account);
     return result.account;
@@ -132,7 +133,7 @@ export class PgStore implements AccountStore {
 
   async upsertByIdentity(identity: Identity, build: (existing: Account | null) => Account): Promise<{ account: Account; created: boolean }> {
     this.assertOpen();
-    const result = await this.sql.begin(async (tx) => {
+    const result = await this.guard(this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${LOCK_UPSERT})`;
       const candidates = await tx<Row[]>`
         SELECT id, data, version::float8 AS version FROM grantpool_accounts
@@ -147,14 +148,14 @@ export class PgStore implements AccountStore {
       }
       const version = await this.write(tx, account, match ? 'update' : 'insert');
       return { account, created: !match, version };
-    });
+    }));
     this.applied(result.account.id, result.version, result.account);
     return { account: result.account, created: result.created };
   }
 
   async remove(id: string): Promise<boolean> {
     this.assertOpen();
-    const version = await this.sql.begin(async (tx) => {
+    const version = await this.guard(this.sql.begin(async (tx) => {
       const gone = await tx`DELETE FROM grantpool_accounts WHERE id = ${id} RETURNING id`;
       if (gone.length === 0) return null;
       const [v] = await tx<{ version: number }[]>`
@@ -163,7 +164,7 @@ export class PgStore implements AccountStore {
         RETURNING version::float8 AS version`;
       await tx`SELECT pg_notify(${CHANNEL}, ${`${id} ${v!.version}`})`;
       return v!.version;
-    });
+    }));
     if (version === null) return false;
     this.applied(id, version, null);
     return true;
@@ -363,9 +364,31 @@ export class PgStore implements AccountStore {
     }
   }
 
+  /** A query whose failure to reach the database becomes a clear 503 (the change was not made). */
+  private async guard<T>(query: Promise<T>): Promise<T> {
+    try {
+      return await query;
+    } catch (e) {
+      if (!isConnectionError(e)) throw e;
+      this.failed(e as Error);
+      throw new GatewayError('store_unavailable', `the account database is unreachable (${(e as Error).message}); nothing was changed`, {
+        status: 503,
+        fix: 'check that PostgreSQL is running and GRANTPOOL_DATABASE_URL points at it, then try again',
+        retryAfterSeconds: 5,
+        cause: e,
+      });
+    }
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('the account store is closed');
   }
+}
+
+/** The database could not be reached or went away (as opposed to a query the database refused). */
+function isConnectionError(e: unknown): boolean {
+  const code = String((e as { code?: unknown })?.code ?? '');
+  return /^E[A-Z]+$/.test(code) || /^CONNECT/.test(code) || /^08/.test(code) || /^57P0[1-3]$/.test(code);
 }
 
 /** Connects, creates or migrates the schema, and returns the store. */

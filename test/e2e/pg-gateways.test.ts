@@ -108,6 +108,7 @@ describe('gateways on one PostgreSQL', { skip }, () => {
 
   test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
     const until = Date.now() + 1000;
     while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
 
@@ -122,6 +123,9 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     const h = await health();
     assert.equal(h.status, 'degraded');
     assert.match(h.problems![0]!, /database unreachable/);
+    const patch = await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true }, { allowError: true });
+    assert.equal(patch.status, 503, JSON.stringify(patch.body));
+    assert.match(JSON.stringify(patch.body), /account database is unreachable.*nothing was changed/);
 
     pg.start();
     const t1 = Date.now();

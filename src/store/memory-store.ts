@@ -6,12 +6,13 @@
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
+import { KeyedQueue } from '../fsx/file-lock.ts';
 
 export class MemoryAccountStore implements AccountStore {
   private accounts = new Map<string, Account>();
   private watchers = new Set<(change: AccountChange) => void>();
-  /** Tail of the refresh-lock queue per account id. */
-  private refreshLocks = new Map<string, Promise<unknown>>();
+  /** The refresh lock: one queue per account id. */
+  private refreshLocks = new KeyedQueue();
   /** Tail of the write queue per account id (update/upsert/remove are serialised like the file store's). */
   private writeQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -93,14 +94,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.refreshLocks.get(id) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => {});
-    this.refreshLocks.set(id, tail);
-    void tail.then(() => {
-      if (this.refreshLocks.get(id) === tail) this.refreshLocks.delete(id);
-    });
-    return run;
+    return this.refreshLocks.run(id, fn);
   }
 
   async close(): Promise<void> {

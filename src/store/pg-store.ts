@@ -17,7 +17,7 @@ import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
-import { GatewayError } from '../util/errors.ts';
+import { KeyedQueue } from '../fsx/file-lock.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
@@ -58,7 +58,7 @@ export class PgStore implements AccountStore {
   /** The newest version seen per account id, and whether it exists at that version. */
   private readonly seen = new Map<string, { version: number; present: boolean }>();
   private readonly watchers = new Set<(change: AccountChange) => void>();
-  private readonly localLocks = new Map<string, Promise<unknown>>();
+  private readonly localLocks = new KeyedQueue();
   private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly probe: NodeJS.Timeout;
@@ -186,19 +186,9 @@ export class PgStore implements AccountStore {
     };
   }
 
-  async withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+  withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
     // Callers in this process queue locally; only one of them at a time holds a connection for the lock.
-    const previous = this.localLocks.get(id) ?? Promise.resolve();
-    const run = previous.then(
-      () => this.underAdvisoryLock(id, fn),
-      () => this.underAdvisoryLock(id, fn),
-    );
-    const tail = run.catch(() => {});
-    this.localLocks.set(id, tail);
-    void tail.then(() => {
-      if (this.localLocks.get(id) === tail) this.localLocks.delete(id);
-    });
-    return run;
+    return this.localLocks.run(id, () => this.underAdvisoryLock(id, fn));
   }
 
   async close(): Promise<void> {
@@ -371,10 +361,8 @@ export class PgStore implements AccountStore {
     } catch (e) {
       if (!isConnectionError(e)) throw e;
       this.failed(e as Error);
-      throw new GatewayError('store_unavailable', `the account database is unreachable (${(e as Error).message}); nothing was changed`, {
-        status: 503,
+      throw new StoreUnavailableError(`the account database is unreachable (${(e as Error).message}); nothing was changed`, {
         fix: 'check that PostgreSQL is running and GRANTPOOL_DATABASE_URL points at it, then try again',
-        retryAfterSeconds: 5,
         cause: e,
       });
     }

@@ -5,9 +5,9 @@
 // are installed, `findPostgres()` says why and the tests skip with that text.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './stack.ts';
 
 export interface PostgresBinaries {
   bin: string;
@@ -38,17 +38,6 @@ export interface TestPostgres {
   start(): void;
   /** Stop and remove the cluster. */
   destroy(): void;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startPostgres(found: PostgresBinaries): Promise<TestPostgres> {

@@ -20,6 +20,7 @@ import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
 import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
 import { createMetrics } from './metrics.ts';
+import { shareLaneCooldowns } from './shared-cooldowns.ts';
 import { byCreation } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
@@ -76,6 +77,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await pool.start();
   const requestLog = createRequestLog({ size: config.request_log_size });
   const detachMetrics = metrics.attach({ requestLog, pool, store });
+  const unshareCooldowns = shareLaneCooldowns(pool, shared.events, logger);
   // Pending consents belong to the OAuth client that started them.
   let current: AddAccountDeps | null = null;
   const currentAddDeps = (): AddAccountDeps | null => {
@@ -246,6 +248,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       if (accountsEventTimer) clearTimeout(accountsEventTimer);
       unwatch();
       detachMetrics();
+      unshareCooldowns();
       unsubscribeStates();
       unsubscribeLog();
       server.closeAllConnections();

@@ -9,7 +9,7 @@ import { boundedReason } from './error-policy.ts';
 import type { Mirror } from './mirror.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 import type { RefreshScheduler } from './scheduler.ts';
-import type { Lease, UpstreamOutcome } from './types.ts';
+import type { LaneCooldown, Lease, UpstreamOutcome } from './types.ts';
 
 export interface FeedbackOptions {
   store: AccountStore;
@@ -24,6 +24,8 @@ export interface FeedbackOptions {
   /** Two last_used writes (of any accounts) start at least this far apart. */
   lastUsedWriteGapMs: number;
   changed: (id: string) => void;
+  /** Told of every lane cooldown this gateway learns from an upstream 429. */
+  laneCooled: (c: LaneCooldown) => void;
 }
 
 export class Feedback {
@@ -34,6 +36,14 @@ export class Feedback {
 
   constructor(opts: FeedbackOptions) {
     this.o = opts;
+  }
+
+  /** A lane cooldown another gateway learned: applied here too (a longer one already known is kept). */
+  coolLane(c: LaneCooldown): void {
+    const lane = this.o.mirror.lanes.get(c.lane);
+    if (!lane || c.untilMs <= this.o.clock.now()) return;
+    lane.cooldowns.set(c.model, c.untilMs, c.reason);
+    for (const m of lane.members) this.o.changed(m.id);
   }
 
   report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
@@ -61,6 +71,7 @@ export class Feedback {
         lane.cooldowns.set(model, outcome.untilMs, reason);
         for (const m of lane.members) changed(m.id);
         if (!lane.members.has(e)) changed(e.id);
+        this.o.laneCooled({ lane: lane.key, model, untilMs: outcome.untilMs, reason });
         const others = lane.members.size - 1;
         logger.info(
           { account_id: e.id, email: e.account.email, lane: lane.key, lane_accounts: lane.members.size, model, until: new Date(outcome.untilMs).toISOString(), reason },

@@ -29,7 +29,7 @@ import { RefreshScheduler } from './scheduler.ts';
 import { Feedback } from './feedback.ts';
 import { createLeaser } from './acquire.ts';
 import { Views, type AccountLane, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
-import type { AccountState, TokenPool } from './types.ts';
+import type { AccountState, LaneCooldown, TokenPool } from './types.ts';
 
 export type { AccountLane, PoolSummary, SharedLane, UsageRow } from './views.ts';
 
@@ -82,6 +82,10 @@ export interface Pool extends TokenPool {
   accountState(account: Account): AccountState;
   /** Called with an account id whenever its live state may have changed. Returns unsubscribe. */
   onStateChange(listener: (accountId: string) => void): () => void;
+  /** Called for every lane cooldown this pool learns from an upstream 429 (to share with other gateways). Returns unsubscribe. */
+  onLaneCooldown(listener: (c: LaneCooldown) => void): () => void;
+  /** Applies a lane cooldown learned elsewhere (another gateway on the same store). */
+  coolLane(c: LaneCooldown): void;
   states(): { id: string; email: string; state: AccountState }[];
   /** The lane (quota) an account draws on and how many share it; from its file when the pool has not seen it yet. */
   accountLane(account: Account): AccountLane;
@@ -112,6 +116,7 @@ export function createPool(opts: PoolOptions): Pool {
   const retentionDays = opts.usageRetentionDays ?? 90;
 
   const stateListeners = new Set<(accountId: string) => void>();
+  const laneListeners = new Set<(c: LaneCooldown) => void>();
   function changed(id: string): void {
     for (const l of [...stateListeners]) {
       try {
@@ -169,6 +174,9 @@ export function createPool(opts: PoolOptions): Pool {
     lastUsedPersistMs: opts.lastUsedPersistMs ?? 60_000,
     lastUsedWriteGapMs: opts.lastUsedWriteGapMs ?? 1000,
     changed,
+    laneCooled: (c) => {
+      for (const l of [...laneListeners]) l(c);
+    },
   });
   const leaser = createLeaser({ mirror, selector, el, scheduler, clock, refreshBeforeMs });
   const views = new Views({ mirror, el, usage, clock, refreshing: (id) => scheduler.has(id), refreshCount: () => scheduler.size });
@@ -229,6 +237,11 @@ export function createPool(opts: PoolOptions): Pool {
         stateListeners.delete(listener);
       };
     },
+    onLaneCooldown: (listener) => {
+      laneListeners.add(listener);
+      return () => void laneListeners.delete(listener);
+    },
+    coolLane: (c) => feedback.coolLane(c),
     states: () => views.states(),
     accountLane: (account) => views.accountLane(account),
     sharedLanes: () => views.sharedLanes(),

@@ -82,3 +82,12 @@ export interface TokenPool {
    */
   refreshAfterUnauthorized(lease: Lease): Promise<Lease | null>;
 }
+
+/** A lane cooling down for a model after a 429 (shared between gateways on one store). */
+export interface LaneCooldown {
+  lane: string;
+  model: string;
+  /** Absolute time (ms) until which the lane waits. */
+  untilMs: number;
+  reason: string;
+}

@@ -106,6 +106,29 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     assert.equal(stack.issuer.counters.refreshRequests - before, 1, 'one refresh for the whole herd, across gateways');
   });
 
+  test('a 429 learned on A keeps B (and C) from calling that lane for that model', async () => {
+    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
+    const until = Date.now() + 1000;
+    while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const pro = (g: Gateway) =>
+      new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 }).chat.completions.create({
+        model: 'gemini-2.5-pro',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+    stack.upstream.failNext('*', 'rate_limited', { retryDelay: '30s', model: 'gemini-2.5-pro' });
+    await assert.rejects(pro(stack.gateway), (e: { status?: number }) => e.status === 429);
+    const t0 = Date.now();
+    const cooling = (g: Gateway) => g.pool.stateOf(account.id)?.state === 'cooling_down';
+    while (!(cooling(b) && cooling(c)) && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(cooling(b) && cooling(c), `B and C learned the cooldown within 1 s (${Date.now() - t0} ms)`);
+    const calls = stack.upstream.requests.length;
+    await assert.rejects(pro(b), (e: { status?: number; headers?: Headers }) => e.status === 429);
+    assert.equal(stack.upstream.requests.length, calls, 'B did not call the lane Google said to leave alone');
+    const other = await ask(b, 'another model still works');
+    assert.ok(other.choices[0]!.message.content, 'the cooldown is for that model only');
+  });
+
   test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });

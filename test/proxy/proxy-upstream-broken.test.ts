@@ -225,3 +225,26 @@ test('SSE reader: any split of the bytes gives the same events', () => {
     assert.deepEqual(got, whole);
   }
 });
+
+test('a JSON null or non-JSON event after a translated stream started ends it with an error event in plain words, never a TypeError', async () => {
+  h = await startProxy({ accounts: ['a'] });
+  const first = JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text: 'Hel' }] }, index: 0 }] });
+  for (const [route, bad, ending] of [
+    ['/v1/chat/completions', 'null', /"error"/],
+    ['/v1/messages', 'null', /event: error/],
+    ['/v1/chat/completions', '{"candidates":[', /"error"/],
+  ] as const) {
+    h.fake!.reports.length = 0;
+    h.upstream.failNext('*', 'raw_answer', { raw: { status: 200, headers: SSE_TYPE, body: `data: ${first}\r\n\r\ndata: ${bad}\r\n\r\n` } });
+    const res = await post(route, route === '/v1/messages' ? messages(true) : chat(true));
+    const text = await res.text();
+    assert.equal(res.status, 200);
+    assert.match(text, /Hel/, 'the first event was translated');
+    assert.match(text, ending, `${route}: ${text.slice(-300)}`);
+    assert.doesNotMatch(text, /TypeError|Cannot read/);
+    const se = h.fake!.outcomes('server_error');
+    assert.equal(se.length, 1);
+    assert.match((se[0]!.outcome as { reason: string }).reason, /^upstream sent an event that is not (a JSON object|JSON)$/);
+    assert.equal(h.requestLog.query({ limit: 1 })[0]!.status, 502);
+  }
+});

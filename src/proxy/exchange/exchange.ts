@@ -100,7 +100,8 @@ function failedAnswer(deps: EngineDeps, res: ServerResponse | null, track: Track
 }
 
 export interface Adapter {
-  spec: AttemptSpec;
+  /** The upstream call (a function when making it may fail, e.g. serialising the request: the exchange then ends with that error). */
+  spec: AttemptSpec | (() => AttemptSpec);
   /** The gateway's own errors in the route's shape. */
   errorBody: ErrorShaper;
   /** Answers the client from an opened upstream (forward, translate, pass back a 4xx). */
@@ -122,9 +123,11 @@ export async function runExchange(
   let served: Served = { status: 0, error: 'the exchange did not end', report: null };
   let thrown: unknown;
   let outcome!: ExchangeOutcome;
+  let spec: AttemptSpec | undefined;
   try {
     try {
-      const opened = await openUpstream(deps, adapter.spec, state);
+      spec = typeof adapter.spec === 'function' ? adapter.spec() : adapter.spec;
+      const opened = await openUpstream(deps, spec, state);
       state.lease = opened.lease;
       served = await adapter.serve(opened);
     } catch (e) {
@@ -141,7 +144,7 @@ export async function runExchange(
       usage: served.usage ?? null,
       report: served.report,
     };
-    finishTrack(deps, track, outcome, adapter.spec.model);
+    finishTrack(deps, track, outcome, spec?.model ?? '');
   }
   return { outcome, thrown };
 }

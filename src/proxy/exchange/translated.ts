@@ -130,7 +130,7 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
     created: Math.floor(deps.clock.now() / 1000),
     options: parsed.responseOptions ?? {},
   };
-  const spec: AttemptSpec = {
+  const spec = (): AttemptSpec => ({
     model: call.model,
     sessionKey: parsed.sessionKey,
     pinned: call.pinned,
@@ -145,7 +145,7 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
     body: Buffer.from(JSON.stringify(parsed.gemini)),
     headers: JSON_HEADERS,
     signal: call.signal,
-  };
+  });
   await runExchange(deps, res, call.track, {
     spec,
     errorBody: shaper(door),
@@ -167,7 +167,7 @@ export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, 
   const { door, parsed } = call;
   const ct = door.countTokens!;
   await runExchange(deps, res, call.track, {
-    spec: {
+    spec: () => ({
       model: call.model,
       sessionKey: parsed.sessionKey,
       pinned: call.pinned,
@@ -179,7 +179,7 @@ export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, 
       body: Buffer.from(JSON.stringify(setCountTokensModel(parsed.gemini, call.model))),
       headers: JSON_HEADERS,
       signal: call.signal,
-    },
+    }),
     errorBody: shaper(door),
     serve(opened) {
       if (opened.kind === 'client_error') return passBack(res, door, opened);

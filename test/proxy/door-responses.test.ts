@@ -68,6 +68,18 @@ test('request: a string input; prompt_cache_key is the session key; effort alone
   assert.equal(parsed.stream, true);
 });
 
+test('request: tools added mid-conversation by an additional_tools item join the declarations', () => {
+  const parsed = newDoor().parseRequest({
+    model: 'gpt-5',
+    tools: [{ type: 'function', name: 'a', parameters: { type: 'object', properties: {} } }],
+    input: [
+      { role: 'user', content: 'x' },
+      { type: 'additional_tools', role: 'developer', tools: [{ type: 'function', name: 'b', parameters: { type: 'object', properties: { q: { type: 'string' } } } }] },
+    ],
+  });
+  assert.deepEqual((parsed.gemini.tools as any)[0].functionDeclarations.map((d: any) => d.name), ['a', 'b']);
+});
+
 test('reasoning effort fits the model: thinkingLevel on Gemini 3 and later, thinkingBudget before', () => {
   assert.deepEqual(thinkingFor('medium', 'gemini-3-pro-preview'), { thinkingLevel: 'high' });
   assert.deepEqual(thinkingFor('minimal', 'gemini-3-pro-preview'), { thinkingLevel: 'low' });

@@ -86,12 +86,14 @@ export interface TranslatedInput {
   contents: Content[];
   /** Text of system and developer messages, in order. */
   system: Part[];
+  /** Tools that `additional_tools` items add to the request's tools. */
+  tools: unknown[];
 }
 
 export function translateInput(input: unknown, opts: InputOptions): TranslatedInput {
   if (typeof input === 'string') {
     if (!input) throw bad('"input" must not be empty');
-    return { contents: [{ role: 'user', parts: [{ text: input }] }], system: [] };
+    return { contents: [{ role: 'user', parts: [{ text: input }] }], system: [], tools: [] };
   }
   if (!Array.isArray(input)) throw bad('"input" is required: a string or an array of input items');
   if (input.length === 0) throw bad('"input" must contain at least one item');
@@ -108,6 +110,7 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
 
   const contents: Content[] = [];
   const system: Part[] = [];
+  const tools: unknown[] = [];
   /** call_id -> function name, from the calls seen so far. */
   const callNames = new Map<string, string>();
 
@@ -161,6 +164,10 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
         break;
       case 'reasoning':
         break; // its signatures were collected above; Gemini needs no thought text back
+      case 'additional_tools':
+        if (!Array.isArray(item.tools)) throw bad(`${at}.tools must be an array`);
+        tools.push(...item.tools);
+        break;
       case 'local_shell_call':
       case 'local_shell_call_output':
       case 'shell_call':
@@ -177,5 +184,5 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
   });
   if (contents.length === 0) throw bad('"input" must contain at least one user or assistant item besides system and developer messages');
   fillMissingFunctionCallSignatures(contents);
-  return { contents, system };
+  return { contents, system, tools };
 }

@@ -151,12 +151,13 @@ export function parseResponsesRequest(body: unknown, opts: ResponsesRequestOptio
   refuseState(body);
 
   const instructions = str(body.instructions, 'instructions') ?? null;
-  const { contents, system } = translateInput(body.input, opts);
+  const { contents, system, tools: addedTools } = translateInput(body.input, opts);
   if (instructions) system.unshift({ text: instructions });
   const gemini: Json = { contents };
   if (system.length) gemini.systemInstruction = { parts: system };
 
-  const tools = translateTools(body.tools);
+  if (body.tools !== undefined && body.tools !== null && !Array.isArray(body.tools)) throw bad('"tools" must be an array');
+  const tools = translateTools(addedTools.length ? [...((body.tools as unknown[] | null | undefined) ?? []), ...addedTools] : body.tools);
   if (tools.declarations.length) gemini.tools = [{ functionDeclarations: tools.declarations }];
   const fcc = toolConfig(body.tool_choice, tools);
   if (fcc) gemini.toolConfig = { functionCallingConfig: fcc };

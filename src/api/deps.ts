@@ -45,6 +45,8 @@ export interface ApiDeps {
   requestsSince: (sinceMs: number) => number;
   /** Subscribe to live events (account state changes, request log entries). Returns unsubscribe. */
   subscribe: (listener: (event: { type: 'accounts' | 'request'; data: unknown }) => void) => () => void;
+  /** The model aliases with the model each resolves to now (GET /api/proxy). */
+  modelAliases?: () => { alias: string; target: string; model: string }[];
   /** GET /metrics: the Prometheus text and its content type. */
   metrics?: () => Promise<{ contentType: string; text: string }>;
   /** API keys in config.json. */

@@ -197,6 +197,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
       base_url: base,
       auth_mode: c.effective_auth_mode,
       model_aliases: c.model_aliases,
+      model_aliases_resolved: deps.modelAliases?.() ?? Object.entries(c.model_aliases).map(([alias, target]) => ({ alias, target, model: target })),
       endpoints: { openai: `${base}/v1`, anthropic: base, gemini: base, google: `${base}/google` },
     });
   });

@@ -127,8 +127,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
 
   let listenUrl = '';
+  let proxyAliases: (() => { alias: string; target: string; model: string }[]) | null = null;
   const apiDeps: ApiDeps = {
     config: () => config,
+    modelAliases: () => proxyAliases?.() ?? [],
     version: VERSION,
     listenUrl: () => listenUrl,
     store,
@@ -208,6 +210,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       return { ...(problem ? { status: 'degraded', problems: [problem] } : {}), accounts: pool.summary().by_state };
     },
   });
+  proxyAliases = () => proxy.aliases();
   router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: currentAddDeps, logger }));
   registerApiRoutes(router, apiDeps, logger);
   router.on('ANY', '/api/*rest', ({ res }) => {

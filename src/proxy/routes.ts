@@ -68,6 +68,8 @@ export interface ProxyRouteDeps {
 export interface ProxyRoutes {
   /** Closes the upstream client if it was created here. */
   close(): Promise<void>;
+  /** Every model alias, its target as configured and the model it resolves to now (for the dashboard). */
+  aliases(): { alias: string; target: string; model: string }[];
 }
 
 /** Header that pins a request (on every route) to one account, by email or id. */
@@ -405,6 +407,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   router.on('ANY', '/google/*path', guarded('google', google));
 
   return {
+    aliases: () => aliasesFor(deps.config().model_aliases).entries(families.pick),
     async close() {
       if (ownClient) await client.close();
     },

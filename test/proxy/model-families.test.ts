@@ -92,6 +92,9 @@ test('/v1/models shows what each alias resolves to, and requests follow it', asy
   const gem = (await (await fetch(`${h.url}/v1beta/models`)).json()) as { models: any[] };
   assert.match(gem.models.find((x) => x.name === 'models/claude-opus-*').description, /newest pro model, now gemini-2\.5-pro/);
 
+  const forDashboard = h.routes.aliases();
+  assert.deepEqual(forDashboard.find((a) => a.alias === 'claude-haiku-*'), { alias: 'claude-haiku-*', target: 'family:flash-lite', model: 'gemini-3.5-flash-lite' });
+
   assert.equal((await chat('claude-sonnet-4-5')).status, 200);
   assert.equal(h.upstream.requests.at(-1)!.model, 'gemini-3.8-flash');
   assert.equal(h.requestLog.query({ limit: 1 })[0]!.model_used, 'gemini-3.8-flash');

@@ -138,19 +138,20 @@ export function mountProxy(root, app) {
 
   function renderAliases() {
     clear(aliasesBox);
-    const aliases = Object.entries(proxy?.model_aliases ?? {});
+    const aliases = aliasRows(proxy);
     if (!aliases.length) {
       aliasesBox.append(emptyState('No aliases', 'Model names are passed to Gemini as they are.'));
       return;
     }
     aliasesBox.append(
-      h('p', { class: 'hint' }, 'A requested model that matches a pattern (* matches anything) is served by the Gemini model on the right; the first match wins. Set them with model_aliases in config.json or GRANTPOOL_MODEL_ALIASES.'),
+      h('p', { class: 'hint' }, 'A requested model that matches a pattern (* matches anything) is served by the Gemini model on the right; the first match wins. A family (family:flash) is the newest model of that family the accounts can use, read from Google\'s model list. Set them with model_aliases in config.json or GRANTPOOL_MODEL_ALIASES.'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'table table-compact' },
         h('caption', { class: 'sr-only' }, 'Model aliases'),
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Requested model'), h('th', { scope: 'col' }, 'Served by'))),
-        h('tbody', null, aliases.map(([p, m]) => h('tr', null,
-          h('td', { 'data-label': 'Requested model' }, h('code', null, p)),
-          h('td', { 'data-label': 'Served by' }, h('code', null, m))))))));
+        h('tbody', null, aliases.map(({ alias, target, model }) => h('tr', null,
+          h('td', { 'data-label': 'Requested model' }, h('code', null, alias)),
+          h('td', { 'data-label': 'Served by' }, h('code', null, model),
+            target !== model ? h('span', { class: 'muted' }, ` (${target})`) : null)))))));
   }
 
   function renderSnippets() {
@@ -158,7 +159,7 @@ export function mountProxy(root, app) {
     if (!proxy) return;
     const base = String(proxy.base_url ?? '').replace(/\/+$/, '');
     const key = app.state.newKey?.key ?? KEY_PLACEHOLDER;
-    const model = pickModel(proxy.model_aliases);
+    const model = pickModel(aliasRows(proxy).map((a) => a.model));
     const mode = proxy.auth_mode ?? 'auto';
     const snippets = buildSnippets({ base, key, model });
     const tabsId = uid('snip');
@@ -226,8 +227,14 @@ export function mountProxy(root, app) {
   return { update() {} };
 }
 
-function pickModel(aliases) {
-  const values = Object.values(aliases ?? {});
+/** The aliases with the model each resolves to now (a `family:` target is resolved by the gateway). */
+function aliasRows(proxy) {
+  if (Array.isArray(proxy?.model_aliases_resolved)) return proxy.model_aliases_resolved;
+  return Object.entries(proxy?.model_aliases ?? {}).map(([alias, target]) => ({ alias, target, model: target }));
+}
+
+function pickModel(models) {
+  const values = (models ?? []).filter((m) => typeof m === 'string' && !m.startsWith('family:'));
   return values.find((m) => /flash/.test(m) && !/lite/.test(m)) ?? values[0] ?? 'gemini-2.5-flash';
 }
 

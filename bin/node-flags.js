@@ -7,7 +7,7 @@
 // RAM (3 x 32 MB on a 24 GB machine), far more than a proxy's short-lived
 // request objects need (a request lives a few milliseconds); 4 MB keeps
 // ~90 MB of resident memory away at no measurable cost in throughput
-// (`npm run bench`, README "Performance").
+// (`npm run bench`, docs/performance.md).
 //
 // --no-concurrent-recompilation: V8's optimising compiler works on helper
 // threads by default, each job with its own scratch memory; with one malloc
@@ -19,8 +19,8 @@ export const NODE_FLAGS = ['--max-semi-space-size=4', '--no-concurrent-recompila
 // MALLOC_ARENA_MAX=1: glibc gives each thread that allocates (V8's compiler
 // and GC helpers, libuv's pool) an arena of its own, up to 8 per core, and
 // keeps what was freed in each; Node's work happens on its main thread, so one
-// arena keeps ~15 MB of resident memory away after load (README
-// "Performance"). Other C libraries ignore it.
+// arena keeps ~15 MB of resident memory away after load
+// (docs/performance-log.md). Other C libraries ignore it.
 export const NODE_ENV = { MALLOC_ARENA_MAX: '1' };
 
 /** NODE_ENV as shell assignments (`A=1 B=2`), as the shebang and `npm start` write them. */

@@ -1,4 +1,4 @@
-// The management API (SPEC section 5): JSON under /api, admin token or
+// The management API (docs/api.md, "Management API"): JSON under /api, admin token or
 // dashboard session. Never answers with a token value.
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';

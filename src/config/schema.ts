@@ -1,4 +1,4 @@
-// config.json (SPEC section 2): snake_case keys, validated at start. An unknown
+// config.json (docs/configuration.md): snake_case keys, validated at start. An unknown
 // key or a bad value stops the start with a message naming the key.
 import { z } from 'zod';
 

@@ -1,5 +1,6 @@
 // Adding an account: the upsert path shared by the OAuth callback, a pasted
-// redirect URL and a refresh-token import (SPEC section 4). After the code
+// redirect URL and a refresh-token import (docs/accounts.md, "Adding and
+// re-adding"). After the code
 // exchange (or the validating refresh of an imported token) the identity is
 // read from userinfo, the granted scopes are compared with the requested ones
 // (granular consent: still added, missing scopes recorded), and the account

@@ -132,7 +132,7 @@ export class Mirror {
       }
       if (old.token.access_token !== account.token.access_token) {
         e.rejectedToken = null;
-        // a changed access token while disabled is how a re-add looks (SPEC section 4)
+        // a changed access token while disabled is how a re-add looks (docs/accounts.md, "Adding and re-adding")
         if (!account.disabled) e.pendingDisable = null;
       }
       if (this.byEmail.get(e.emailLower) === e.id) this.byEmail.delete(e.emailLower);

@@ -1,4 +1,4 @@
-// Proxy API keys (SPEC section 5): read from `Authorization: Bearer`,
+// Proxy API keys (docs/api.md, "Authentication"): read from `Authorization: Bearer`,
 // `x-api-key`, `x-goog-api-key` or `?key=`, compared in constant time, and
 // required according to GRANTPOOL_AUTH_MODE.
 import { hash, timingSafeEqual } from 'node:crypto';

@@ -1,5 +1,8 @@
-// Every proxy route of SPEC section 5 on the Router: health, model lists, the
-// OpenAI, Anthropic and Gemini doors, and the Google API pass-through. Each
+// Every proxy route of docs/api.md on the Router: health, model lists, the
+// OpenAI (https://platform.openai.com/docs/api-reference/chat,
+// https://platform.openai.com/docs/api-reference/responses), Anthropic
+// (https://docs.anthropic.com/en/api/messages) and Gemini
+// (https://ai.google.dev/api/generate-content) doors, and the Google API pass-through. Each
 // route checks the proxy API key per the auth mode and answers every error,
 // bad input included, in its own protocol's shape (never a bare 500).
 import type { IncomingMessage, ServerResponse } from 'node:http';

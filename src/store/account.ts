@@ -1,4 +1,4 @@
-// The account file (SPEC section 3): one per account, snake_case, unix seconds.
+// The account file (docs/accounts.md, "The account file"): one per account, snake_case, unix seconds.
 import { z } from 'zod';
 
 export const TokenSchema = z.looseObject({

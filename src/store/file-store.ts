@@ -1,5 +1,5 @@
 // The embedded account store: one JSON file per account in <dataDir>/accounts
-// (SPEC section 3). The files are the source of truth; this store keeps what it
+// (docs/accounts.md, docs/design.md). The files are the source of truth; this store keeps what it
 // last saw of each file so that it can tell real changes from touches, report
 // every change once, and answer list() from a stat per file once warm.
 //

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 async function setup(ids: string[]) {
-  // each account on its own project (lane), as SPEC section 7 sets them up: their quotas are independent
+  // each account on its own project (lane, docs/design.md "Lanes"): their quotas are independent
   p = await poolHarness(ids.map((id) => fakeAccount(id, { project_id: `project-${id}` })));
   const revoked = new Set<string>();
   h = await startProxy({

@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { Router, RequestContext } from '../http/router.ts';
-import { HttpError, readJson, sendJson } from '../http/http-util.ts';
+import { BadRequest, HttpError, readJson, sendJson } from '../http/http-util.ts';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
@@ -60,7 +60,7 @@ async function body<T>(ctx: RequestContext, schema: z.ZodType<T>): Promise<T> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new HttpError(400, 'invalid_request', `${where}${issue.message}`);
+    throw new BadRequest(`${where}${issue.message}`);
   }
   return parsed.data;
 }

@@ -7,7 +7,7 @@ import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Router } from '../http/router.ts';
-import { HttpError, escapeHtml, readBody, sendHtml } from '../http/http-util.ts';
+import { BadRequest, HttpError, escapeHtml, readBody, sendHtml } from '../http/http-util.ts';
 import { safeEqual, type DashboardSessions } from './session.ts';
 
 export interface DashboardDeps {
@@ -180,7 +180,7 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
       for (const [k, v] of Object.entries(obj ?? {})) if (typeof v === 'string') p.set(k, v);
       return p;
     } catch {
-      throw new HttpError(400, 'invalid_json', 'request body is not valid JSON');
+      throw new BadRequest('request body is not valid JSON', 'invalid_json');
     }
   }
   return new URLSearchParams(body.toString('utf8'));

@@ -86,7 +86,7 @@ export class RefreshScheduler {
     if (this.running >= this.o.concurrency || this.stopped) return false;
     this.running++;
     void this.refresh(e, e.rejectedToken === e.account.token.access_token, e.account.token.access_token)
-      .catch((err) => this.o.logger.error({ account_id: e.id, error: (err as Error).message }, 'Background refresh crashed'))
+      .catch((err) => this.o.logger.error({ account_id: e.id, err }, 'Background refresh crashed'))
       .finally(() => {
         this.running--;
         this.pump();

@@ -201,7 +201,7 @@ export class FileStore implements AccountStore {
         // A listener may call the store (without waiting for it inside this write).
         outsideLocks(() => listener(change));
       } catch (e) {
-        this.logger.error({ id: change.id, err: (e as Error).message }, 'Account change listener failed');
+        this.logger.error({ id: change.id, err: e }, 'Account change listener failed');
       }
     }
   }

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Account } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
 import type { AccountState } from '../pool/types.ts';
+import type { AccountLane } from '../pool/lanes.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 
 export interface AddResult {
@@ -33,6 +34,8 @@ export interface ApiDeps {
   /** Checks the admin bearer token or the dashboard session (with CSRF on mutations). */
   authenticate: (req: IncomingMessage) => { ok: true } | { ok: false; status: number; message: string };
   accountState: (account: Account) => AccountState;
+  /** The lane (quota) an account draws on, as the running pool sees it. Default: worked out from the account alone. */
+  accountLane?: (account: Account) => AccountLane;
   usageToday: (accountId: string) => { requests: number; tokens: number };
   usageDays: (days: number) => UsageRow[];
   oauthStatus: () => OAuthStatus;

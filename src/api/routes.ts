@@ -8,6 +8,7 @@ import { BadRequest, HttpError, readJson, sendJson } from '../http/http-util.ts'
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
+import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 
@@ -24,16 +25,20 @@ const KeyBody = z.object({ label: z.string().trim().min(1).max(100).default('key
 export type ApiAccount = ReturnType<typeof publicAccount> & {
   state: AccountState;
   usage_today: { requests: number; tokens: number };
+  /** The quota the account draws on, and whether other accounts share it. */
+  lane: AccountLane;
 };
 
 export function apiAccount(deps: ApiDeps, account: Account): ApiAccount {
-  return { ...publicAccount(account), state: deps.accountState(account), usage_today: deps.usageToday(account.id) };
+  const lane = deps.accountLane?.(account) ?? { ...laneInfoOf(account), accounts: 1, warning: null };
+  return { ...publicAccount(account), state: deps.accountState(account), usage_today: deps.usageToday(account.id), lane };
 }
 
 export function statusBody(deps: ApiDeps, accounts: Account[]) {
   const config = deps.config();
   const byState = { active: 0, refreshing: 0, cooling_down: 0, quota_protected: 0, proxy_disabled: 0, disabled: 0 };
   for (const a of accounts) byState[deps.accountState(a).state]++;
+  const lanes = describeLanes(accounts);
   return {
     version: deps.version,
     listen_url: deps.listenUrl(),
@@ -46,7 +51,7 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
       issuer: config.oauth_issuer,
       scopes: config.scopes,
     },
-    pool: { total: accounts.length, by_state: byState },
+    pool: { total: accounts.length, by_state: byState, lanes: lanes.lanes, shared_lanes: lanes.shared },
     requests_last_hour: deps.requestsSince(Date.now() - 3600_000),
   };
 }

@@ -139,6 +139,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       return r.ok ? { ok: true } : { ok: false, status: r.status, message: r.message };
     },
     accountState: (a) => pool.accountState(a),
+    accountLane: (a) => pool.accountLane(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
     oauthStatus: () => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
+import { describeLanes, type AccountLane } from '../pool/lanes.ts';
 import { completeConsent, importRefreshToken, type AddAccountResult } from '../oauth/add-account.ts';
 import { ConsentFlows } from '../oauth/flows.ts';
 import { CliError, type CliContext } from './context.ts';
@@ -29,6 +30,7 @@ interface ListedAccount {
   missing_scopes: string[];
   state: AccountState;
   usage_today?: { requests: number; tokens: number };
+  lane?: AccountLane;
 }
 
 export async function listAccounts(ctx: CliContext, out: Out, opts: { json: boolean }): Promise<number> {
@@ -39,7 +41,8 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
   } else {
     const stored = await (await ctx.store()).list();
     stored.sort(byCreation);
-    accounts = stored.map((a) => ({ ...publicAccount(a), state: storedState(a) }));
+    const lanes = describeLanes(stored).byAccount;
+    accounts = stored.map((a) => ({ ...publicAccount(a), state: storedState(a), lane: lanes.get(a.id) }));
   }
   if (opts.json) {
     out.write(JSON.stringify(accounts, null, 2) + '\n');
@@ -49,7 +52,9 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
     out.write('No accounts yet. Add one with `grantpool accounts add`.\n');
     return 0;
   }
-  const rows = [['EMAIL', 'NAME', 'STATE', 'LAST USED', 'TODAY', 'ID', 'REASON'].map((h) => paint(out, 'bold', h))];
+  const rows = [['EMAIL', 'NAME', 'STATE', 'LAST USED', 'TODAY', 'QUOTA (LANE)', 'ID', 'REASON'].map((h) => paint(out, 'bold', h))];
+  /** Shared lanes, each warned about once below the table. */
+  const warnings = new Map<string, string>();
   for (const a of accounts) {
     const { word, detail } = describeState(out, a.state);
     const missing = a.missing_scopes.length ? `missing scopes: ${a.missing_scopes.join(' ')}` : '';
@@ -59,11 +64,14 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
       word,
       formatTime(a.last_used),
       a.usage_today ? `${a.usage_today.requests} req` : '-',
+      laneLabel(a.lane),
       a.id,
       [detail, missing].filter(Boolean).join('; '),
     ]);
+    if (a.lane?.warning) warnings.set(a.lane.key, a.lane.warning);
   }
   out.write(table(rows));
+  for (const w of warnings.values()) out.write(paint(out, 'yellow', `warning: ${w}\n`));
   if (!gw) out.write(paint(out, 'gray', '(gateway not running: states as stored in the account files)\n'));
   return 0;
 }
@@ -214,4 +222,11 @@ async function waitForStoreChange(ctx: CliContext, timeoutMs: number): Promise<A
       resolve(a);
     });
   });
+}
+
+/** Where an account's quota comes from, in a table cell. */
+function laneLabel(lane: AccountLane | undefined): string {
+  if (!lane) return '-';
+  const what = lane.project_id ? `project ${lane.project_id}` : 'OAuth client project';
+  return lane.accounts > 1 ? `${what} (shared by ${lane.accounts})` : what;
 }

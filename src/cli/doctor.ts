@@ -8,10 +8,13 @@ import { OAuthClient } from '../oauth/oauth-client.ts';
 import type { Out } from './output.ts';
 import { paint } from './output.ts';
 import type { CliContext } from './context.ts';
+import { describeLanes } from '../pool/lanes.ts';
 
 interface Check {
   name: string;
   ok: boolean;
+  /** Not a failure, but worth fixing (shown with its fix, not counted as failed). */
+  warn?: boolean;
   detail: string;
   fix?: string;
 }
@@ -20,8 +23,8 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
   const checks: Check[] = [];
   const add = (c: Check) => {
     checks.push(c);
-    const mark = c.ok ? paint(out, 'green', 'ok  ') : paint(out, 'red', 'FAIL');
-    out.write(`${mark} ${c.name}: ${c.detail}\n${!c.ok && c.fix ? `     fix: ${c.fix}\n` : ''}`);
+    const mark = c.warn ? paint(out, 'yellow', 'warn') : c.ok ? paint(out, 'green', 'ok  ') : paint(out, 'red', 'FAIL');
+    out.write(`${mark} ${c.name}: ${c.detail}\n${(!c.ok || c.warn) && c.fix ? `     fix: ${c.fix}\n` : ''}`);
   };
 
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
@@ -80,6 +83,20 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
     } catch (e) {
       add({ name: 'issuer discovery', ok: false, detail: (e as Error).message, fix: `check the network and GRANTPOOL_OAUTH_ISSUER (${config.oauth_issuer})` });
     }
+  }
+
+  const accounts = await ctx.store().then((st) => st.list()).catch(() => null);
+  if (accounts && accounts.length > 0) {
+    const lanes = describeLanes(accounts);
+    add({
+      name: 'quota per account',
+      ok: true,
+      warn: lanes.shared.length > 0,
+      detail: lanes.shared.length
+        ? lanes.shared.map((l) => l.warning).join('; ')
+        : `${accounts.length} account(s) on ${lanes.lanes} quota lane(s)`,
+      fix: 'Google meters the Gemini API per Cloud project: set a project of its own on each account (its project_id), with the Generative Language API enabled there',
+    });
   }
 
   const gw = await ctx.gateway().catch(() => null);

@@ -45,6 +45,56 @@ export function sharedLaneWarning(info: LaneInfo, accounts: number): string | nu
   return `${accounts} accounts share the quota of ${whose}: give each its own project`;
 }
 
+/** The lane one account draws on, and how many accounts share it. */
+export interface AccountLane extends LaneInfo {
+  /** Accounts drawing on this lane (this one included). */
+  accounts: number;
+  /** Set when several accounts share the lane: what to do about it. */
+  warning: string | null;
+}
+
+/** A lane that several accounts share. */
+export interface SharedLane extends LaneInfo {
+  accounts: number;
+  account_ids: string[];
+  warning: string;
+}
+
+/** Lanes with more than one account, the most crowded first (then by key). */
+export function byCrowding<T extends { key: string; accounts: number }>(a: T, b: T): number {
+  return b.accounts - a.accounts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/**
+ * Each account's lane and the shared lanes, worked out from a list of
+ * accounts (pure: for the CLI without a gateway, and /api/status).
+ */
+export function describeLanes(accounts: readonly Pick<Account, 'id' | 'project_id' | 'oauth_client_id'>[]): {
+  byAccount: Map<string, AccountLane>;
+  shared: SharedLane[];
+  lanes: number;
+} {
+  const groups = new Map<string, { info: LaneInfo; ids: string[] }>();
+  const laneOfId = new Map<string, string>();
+  for (const a of accounts) {
+    const info = laneInfoOf(a);
+    let g = groups.get(info.key);
+    if (!g) groups.set(info.key, (g = { info, ids: [] }));
+    g.ids.push(a.id);
+    laneOfId.set(a.id, info.key);
+  }
+  const byAccount = new Map<string, AccountLane>();
+  for (const [id, key] of laneOfId) {
+    const g = groups.get(key)!;
+    byAccount.set(id, { ...g.info, accounts: g.ids.length, warning: sharedLaneWarning(g.info, g.ids.length) });
+  }
+  const shared = [...groups.values()]
+    .filter((g) => g.ids.length > 1)
+    .map((g) => ({ ...g.info, accounts: g.ids.length, account_ids: g.ids, warning: sharedLaneWarning(g.info, g.ids.length)! }))
+    .sort(byCrowding);
+  return { byAccount, shared, lanes: groups.size };
+}
+
 export class Lane<M extends { readonly id: string } = { readonly id: string }> {
   readonly key: string;
   readonly info: LaneInfo;
@@ -109,6 +159,8 @@ export class Lanes<M extends { readonly id: string; lane: Lane<M> }> {
 
   /** Lanes with more than one account, the most crowded first. */
   shared(): Lane<M>[] {
-    return [...this.byKey.values()].filter((l) => l.members.size > 1).sort((a, b) => b.members.size - a.members.size || (a.key < b.key ? -1 : 1));
+    return [...this.byKey.values()]
+      .filter((l) => l.members.size > 1)
+      .sort((a, b) => byCrowding({ key: a.key, accounts: a.members.size }, { key: b.key, accounts: b.members.size }));
   }
 }

@@ -6,25 +6,12 @@ import type { Clock } from '../util/clock.ts';
 import { tokenUnusable, type Eligibility } from './eligibility.ts';
 import { describeBlock } from './explain.ts';
 import type { Entry, Mirror } from './mirror.ts';
-import { laneInfoOf, sharedLaneWarning, type Lane, type LaneInfo } from './lanes.ts';
+import { laneInfoOf, sharedLaneWarning, type AccountLane, type Lane, type SharedLane } from './lanes.ts';
+
+export type { AccountLane, SharedLane } from './lanes.ts';
 import { quotaDayKeyBefore } from './quota.ts';
 import type { UsageStore } from './usage.ts';
 import type { AccountState } from './types.ts';
-
-/** The lane one account draws on, and how many accounts share it. */
-export interface AccountLane extends LaneInfo {
-  /** Accounts drawing on this lane (this one included). */
-  accounts: number;
-  /** Set when several accounts share the lane: what to do about it. */
-  warning: string | null;
-}
-
-/** A lane that several accounts share. */
-export interface SharedLane extends LaneInfo {
-  accounts: number;
-  account_ids: string[];
-  warning: string;
-}
 
 export interface PoolSummary {
   total: number;

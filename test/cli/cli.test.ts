@@ -55,6 +55,44 @@ test('accounts list prints an aligned table with state words, no colour when pip
   for (const s of secrets) assert.ok(!j.out.includes(s) && !r.out.includes(s), 'no token in CLI output');
 });
 
+test('accounts that share a quota lane are shown and warned about (API, status, list, doctor) until each has its own project', async () => {
+  const shared = "2 accounts share the quota of the OAuth client's project: give each its own project";
+  const listed = (await stack.api('GET', '/api/accounts')).body.accounts;
+  for (const a of listed) {
+    assert.match(a.lane.key, /^gemini_api:client:/);
+    assert.equal(a.lane.project_id, null);
+    assert.equal(a.lane.accounts, 2);
+    assert.equal(a.lane.warning, shared);
+  }
+  const status = (await stack.api('GET', '/api/status')).body;
+  assert.deepEqual(status.pool.shared_lanes.map((l: { warning: string; account_ids: string[] }) => [l.warning, l.account_ids.length]), [[shared, 2]]);
+  const list = await cli(['accounts', 'list']);
+  assert.match(list.out, /OAuth client project \(shared by 2\)/);
+  assert.ok(list.out.includes(`warning: ${shared}`), list.out);
+  const doc = await cli(['doctor']);
+  assert.ok(doc.out.includes(`warn quota per account: ${shared}`), doc.out);
+  assert.equal(doc.code, 0, 'a shared lane is a warning, not a failed check');
+
+  // ben gets a project of his own: the running gateway moves him to its lane at once
+  const ben = await stack.accountFile('ben@example.com');
+  const file = join(stack.dataDir, 'accounts', `${ben.id}.json`);
+  await writeFile(file, JSON.stringify({ ...ben, project_id: 'ben-project' }, null, 2));
+  try {
+    await until(async () => {
+      const accounts = (await stack.api('GET', '/api/accounts')).body.accounts;
+      return accounts.find((a: { email: string }) => a.email === 'ben@example.com').lane.key === 'gemini_api:ben-project';
+    }, 'the gateway to see the new project');
+    const after = (await stack.api('GET', '/api/accounts')).body.accounts;
+    assert.ok(after.every((a: { lane: { warning: string | null } }) => a.lane.warning === null));
+    assert.deepEqual((await stack.api('GET', '/api/status')).body.pool.shared_lanes, []);
+    const list2 = await cli(['accounts', 'list']);
+    assert.match(list2.out, /project ben-project/);
+    assert.ok(!list2.out.includes('warning:'), list2.out);
+  } finally {
+    await writeFile(file, JSON.stringify(ben, null, 2));
+  }
+});
+
 test('disable / enable set proxy_disabled with reason "manual" and the running gateway sees it at once', async () => {
   const ann = (await stack.accountFiles()).find((a) => a.email === 'ann@example.com');
   const r = await cli(['accounts', 'disable', 'ann@example.com']);

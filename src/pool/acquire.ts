@@ -3,7 +3,7 @@
 // unusable, move on to the next account when that fails, and say why when
 // nothing is left. Also the retry after an upstream 401.
 import type { Clock } from '../util/clock.ts';
-import { blockOf, laneOpen, tokenUnusable, type Eligibility } from './eligibility.ts';
+import { blockOf, laneOpen, refreshBeforeFor, tokenUnusable, type Eligibility } from './eligibility.ts';
 import { nothingCanServe, pinnedUnusable } from './explain.ts';
 import { staticallyOut, type Entry, type Mirror } from './mirror.ts';
 import type { RefreshScheduler } from './scheduler.ts';
@@ -115,7 +115,7 @@ export function createLeaser(opts: LeaserOptions): Leaser {
   async function leaseFor(e: Entry, model: string, scopes: readonly string[] | undefined): Promise<Lease | null> {
     const now = clock.now();
     if (!tokenUnusable(e, now, marginMs)) {
-      if (e.expiresAtMs - now < refreshBeforeMs) {
+      if (e.expiresAtMs - now < refreshBeforeFor(e, refreshBeforeMs)) {
         if (scheduler.wants(e, now)) scheduler.startBackground(e);
       }
       return leaseOf(e);

@@ -16,9 +16,25 @@ export interface Eligibility {
   readonly clients: ClientHealth;
 }
 
+/**
+ * The on-demand margin for this account's token: `marginMs`, or a quarter of
+ * the token's life when the issuer grants tokens that live less than twice
+ * the margin (else a token under a minute old would never be handed out).
+ */
+export function marginFor(e: Entry, marginMs: number): number {
+  const life = e.tokenLifetimeMs;
+  return life !== null && life > 0 && life < 2 * marginMs ? life / 4 : marginMs;
+}
+
+/** When a background refresh is due: `refreshBeforeMs` before expiry, or half-way through a short-lived token's life. */
+export function refreshBeforeFor(e: Entry, refreshBeforeMs: number): number {
+  const life = e.tokenLifetimeMs;
+  return life !== null && life > 0 && life < 2 * refreshBeforeMs ? life / 2 : refreshBeforeMs;
+}
+
 /** The access token cannot be handed out as it is: (about to be) expired, or an upstream rejected it. */
 export function tokenUnusable(e: Entry, now: number, marginMs: number): boolean {
-  return e.expiresAtMs - now <= marginMs || e.rejectedToken === e.account.token.access_token;
+  return e.expiresAtMs - now <= marginFor(e, marginMs) || e.rejectedToken === e.account.token.access_token;
 }
 
 /** An account whose file records no scope (unknown) is not excluded by a scope rule. */

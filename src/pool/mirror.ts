@@ -20,6 +20,12 @@ export interface Entry {
   scopes: ReadonlySet<string>;
   clientKey: string;
   expiresAtMs: number;
+  /**
+   * How long the current access token lived when this pool obtained it (ms),
+   * or null when unknown (a token from the file). Short-lived tokens get
+   * margins in proportion (eligibility.ts: marginFor).
+   */
+  tokenLifetimeMs: number | null;
   /** The quota this account draws on (lanes.ts); follows its project_id live. */
   lane: Lane<Entry>;
   /** Per model, after an upstream 5xx (a 429 cools the whole lane instead). */
@@ -114,6 +120,7 @@ export class Mirror {
         scopes: NO_SCOPES,
         clientKey: '',
         expiresAtMs: 0,
+        tokenLifetimeMs: null,
         lane: null as unknown as Lane<Entry>, // placed below
         cooldowns: new ModelCooldowns(),
         backoff: null,
@@ -132,6 +139,7 @@ export class Mirror {
       }
       if (old.token.access_token !== account.token.access_token) {
         e.rejectedToken = null;
+        e.tokenLifetimeMs = null;
         // a changed access token while disabled is how a re-add looks (docs/accounts.md, "Adding and re-adding")
         if (!account.disabled) e.pendingDisable = null;
       }

@@ -16,6 +16,7 @@ import { clientKey, type ClientHealth } from './client-health.ts';
 import { boundedReason, clientFixText, invalidGrantReason, type RefreshFailure } from './error-policy.ts';
 import { SingleFlight, refreshUnderLock, type RefreshAttempt } from './refresh.ts';
 import { staticallyOut, type Entry, type Mirror } from './mirror.ts';
+import { marginFor, refreshBeforeFor } from './eligibility.ts';
 
 export interface SchedulerOptions {
   store: AccountStore;
@@ -60,7 +61,9 @@ export class RefreshScheduler {
 
   /** Refreshes this account (or joins the one in flight) and applies the result to the pool. */
   refresh(e: Entry, force: boolean, staleAccessToken: string): Promise<RefreshAttempt> {
-    const { store, refresher, clock, clients, changed, marginMs, refreshBeforeMs } = this.o;
+    const { store, refresher, clock, clients, changed } = this.o;
+    const marginMs = marginFor(e, this.o.marginMs);
+    const refreshBeforeMs = refreshBeforeFor(e, this.o.refreshBeforeMs);
     return this.flights.run(e.id, async () => {
       // while its client is failing, this refresh is the client's probe: the next waits an interval
       clients.claimAttempt(e.clientKey, clock.now());
@@ -75,7 +78,7 @@ export class RefreshScheduler {
   /** The account is due for a background refresh and nothing stands in its way. */
   wants(e: Entry, now: number): boolean {
     if (staticallyOut(e) || this.flights.has(e.id)) return false;
-    if (e.expiresAtMs - now >= this.o.refreshBeforeMs && e.rejectedToken !== e.account.token.access_token) return false;
+    if (e.expiresAtMs - now >= refreshBeforeFor(e, this.o.refreshBeforeMs) && e.rejectedToken !== e.account.token.access_token) return false;
     if (e.backoff && now < e.backoff.until) return false;
     if (this.o.clients.blocked(e.clientKey, now)) return false;
     return true;
@@ -171,7 +174,12 @@ export class RefreshScheduler {
       if (attempt.called && clients.markOk(e.clientKey)) {
         logger.info({ oauth_client_id: e.clientKey }, `OAuth client ${e.clientKey} works again`);
       }
-      mirror.apply(attempt.account);
+      const live = mirror.apply(attempt.account);
+      if (attempt.called) {
+        // a token just issued: how long it lives sets its margins
+        const life = live.expiresAtMs - clock.now();
+        live.tokenLifetimeMs = life > 0 ? life : null;
+      }
       return;
     }
     if (attempt.reason !== 'failed') {

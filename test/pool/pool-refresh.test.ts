@@ -254,3 +254,28 @@ test('with the token endpoint down, one request waits on at most three failing r
   assert.equal(lease.accountId, 'ready');
   assert.ok(h.refresher.calls.length <= 3, `${h.refresher.calls.length} refreshes waited on`);
 });
+
+test('access tokens that live under a minute are used: refreshed when due, handed out for most of their life', async () => {
+  // an issuer that grants 30-second tokens (under the 60 s on-demand margin)
+  const h = await poolHarness([fakeAccount('a', { expiresIn: 30 })]);
+  h.refresher.defaultStep = { ok: true, lifetimeSeconds: 30 };
+  const first = await h.pool.acquire({ model: 'flash' });
+  assert.equal(first.accountId, 'a');
+  assert.notEqual(first.accessToken, 'ya29.initial-a', 'refreshed once, since how long it lives was unknown');
+  assert.equal(h.refresher.callsFor('a'), 1);
+  // the new token is used, not refreshed again on every request
+  for (let i = 0; i < 5; i++) {
+    h.clock.advance(2000);
+    assert.equal((await h.pool.acquire({ model: 'flash' })).accessToken, first.accessToken);
+  }
+  assert.equal(h.refresher.callsFor('a'), 1);
+  assert.equal(h.pool.stateOf('a')!.state, 'active');
+  // before it runs out, the background refresh renews it; requests never wait on it
+  h.clock.advance(8000); // 20 s old: 10 s left
+  h.pool.tick();
+  await settle();
+  assert.equal(h.refresher.callsFor('a'), 2);
+  const renewed = await h.pool.acquire({ model: 'flash' });
+  assert.notEqual(renewed.accessToken, first.accessToken);
+  assert.equal(h.refresher.callsFor('a'), 2);
+});

@@ -6,6 +6,7 @@ import type { AccountStore } from '../store/store.ts';
 import type { AccountState } from '../pool/types.ts';
 import type { AccountLane } from '../pool/lanes.ts';
 import type { ResolvedConfig } from '../config/load.ts';
+import type { ProjectService } from '../projects/service.ts';
 
 export interface AddResult {
   account: unknown;
@@ -52,6 +53,8 @@ export interface ApiDeps {
   modelAliases?: () => { alias: string; target: string; model: string }[];
   /** GET /metrics: the Prometheus text and its content type. */
   metrics?: () => Promise<{ contentType: string; text: string }>;
+  /** Account projects (SPEC section 7); the routes are left out without it. */
+  projects?: ProjectService;
   /** API keys in config.json. */
   keys: {
     list: () => { id: string; label: string; prefix: string; created_at: number | null }[];

@@ -11,6 +11,7 @@ import type { AccountState } from '../pool/types.ts';
 import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
+import { registerProjectRoutes } from './project-routes.ts';
 
 const API_BODY_LIMIT = 1024 * 1024;
 /** Bytes queued for one /api/events client before it is dropped (it reconnects and gets a fresh state). */
@@ -161,6 +162,8 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     const result = await deps.completeConsent(callback_url);
     sendJson(ctx.res, result.created ? 201 : 200, result);
   });
+
+  if (deps.projects) registerProjectRoutes(on, { store: deps.store, projects: deps.projects, show: (a) => apiAccount(deps, a) }, body);
 
   on('GET', '/api/requests', async ({ res, url }) => {
     const q = url.searchParams;

@@ -21,7 +21,7 @@ import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
 import { createMetrics } from './metrics.ts';
 import { shareLaneCooldowns } from './shared-cooldowns.ts';
-import { byCreation } from '../store/account.ts';
+import { byCreation, type Account } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
 import { registerDashboardRoutes } from '../dashboard/routes.ts';
@@ -29,6 +29,7 @@ import { Router } from '../http/router.ts';
 import { createHttpServer } from '../http/server.ts';
 import { OAuthHolder } from '../oauth/oauth-holder.ts';
 import { HttpError } from '../http/http-util.ts';
+import { ProjectService } from '../projects/service.ts';
 
 export const VERSION = '0.1.0';
 
@@ -47,6 +48,7 @@ export interface Gateway {
   store: AccountStore;
   pool: Pool;
   oauth: OAuthHolder;
+  projects: ProjectService;
   requestLog: RequestLog;
   logger: Logger;
   server: Server;
@@ -78,12 +80,15 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const requestLog = createRequestLog({ size: config.request_log_size });
   const detachMetrics = metrics.attach({ requestLog, pool, store });
   const unshareCooldowns = shareLaneCooldowns(pool, shared.events, logger);
+  const projects = new ProjectService({ store, refresher: oauth, config: () => config, clock, logger });
+  // Project discovery runs in the background of every add (it never fails one).
+  const afterAdd = (account: Account) => projects.discoverInBackground(account);
   // Pending consents belong to the OAuth client that started them.
   let current: AddAccountDeps | null = null;
   const currentAddDeps = (): AddAccountDeps | null => {
     const client = oauth.current();
     if (!client) return null;
-    if (current?.oauth !== client) current = { oauth: client, store, flows: new ConsentFlows({ oauth: client, clock, kv: shared.kv, clientId: client.primaryClientId }), clock, logger };
+    if (current?.oauth !== client) current = { oauth: client, store, flows: new ConsentFlows({ oauth: client, clock, kv: shared.kv, clientId: client.primaryClientId }), clock, logger, afterAdd };
     return current;
   };
   const addDeps = async (): Promise<AddAccountDeps> => {
@@ -174,6 +179,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       pool.resetClientFailures();
       return { client_id: secret.client_id };
     },
+    projects,
     requests: (filter) => requestLog.query(filter),
     requestsSince: (since) => requestLog.countSince(since),
     subscribe: (listener) => {
@@ -241,6 +247,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     store,
     pool,
     oauth,
+    projects,
     requestLog,
     logger,
     server,

@@ -14,6 +14,7 @@ import { ConsentFlows } from '../oauth/flows.ts';
 import { CliError, type CliContext } from './context.ts';
 import { describeState, formatTime, paint, table, type Out } from './output.ts';
 import { waitForCallback } from './loopback.ts';
+import { describeProject, projectService } from './projects.ts';
 
 /** The state of an account as its file says it (no gateway running to ask). */
 export function storedState(a: Account): AccountState {
@@ -110,6 +111,17 @@ export async function remove(ctx: CliContext, out: Out, ref: string, opts: { rev
   return 0;
 }
 
+/** After an add made here (not through a gateway): discovery in the foreground, one line about the project. */
+async function discoverAfterAdd(ctx: CliContext, r: AddAccountResult): Promise<string> {
+  if (r.account.project_id) return '';
+  try {
+    const a = await (await projectService(ctx)).discover(r.account.id);
+    return a ? `\n  ${describeProject(a)}` : '';
+  } catch (e) {
+    return `\n  project discovery failed: ${(e as Error).message}`;
+  }
+}
+
 function describeAdd(r: AddAccountResult): string {
   const what = r.created ? 'added' : r.reenabled ? 're-added and enabled again' : 'updated';
   const missing = r.missing_scopes.length ? ` (missing scopes: ${r.missing_scopes.join(' ')})` : '';
@@ -130,7 +142,8 @@ export async function importAccounts(
   const oauth = await (await ctx.oauth()).require();
   const deps = { oauth, store: await ctx.store(), logger: ctx.logger };
   if (opts.refreshToken) {
-    out.write(describeAdd(await importRefreshToken(deps, opts.refreshToken.trim())) + '\n');
+    const r = await importRefreshToken(deps, opts.refreshToken.trim());
+    out.write(describeAdd(r) + (await discoverAfterAdd(ctx, r)) + '\n');
     return 0;
   }
   let parsed: z.infer<typeof ImportFile>;
@@ -148,7 +161,8 @@ export async function importAccounts(
     const label = entry.email ?? `entry ${i + 1}`;
     const prefix = `[${i + 1}/${entries.length}] `;
     try {
-      out.write(prefix + describeAdd(await importRefreshToken(deps, entry.refresh_token.trim())) + '\n');
+      const r = await importRefreshToken(deps, entry.refresh_token.trim());
+      out.write(prefix + describeAdd(r) + (await discoverAfterAdd(ctx, r)) + '\n');
     } catch (e) {
       failed++;
       out.write(`${prefix}${label}: ${paint(out, 'red', 'failed')}: ${(e as Error).message}\n`);
@@ -196,12 +210,13 @@ export async function addAccount(
   const { authUrl } = await flows.start({ loginHint: opts.loginHint });
   out.write(`Open this URL in a browser and allow access:\n\n  ${authUrl}\n\n`);
   if (opts.paste) {
-    out.write(describeAdd(await completeConsent(deps, await pasted())) + '\n');
+    const r = await completeConsent(deps, await pasted());
+    out.write(describeAdd(r) + (await discoverAfterAdd(ctx, r)) + '\n');
     return 0;
   }
   out.write(`Waiting for Google to redirect to ${config.redirect_uri} (or run with --paste) …\n`);
   const r = await waitForCallback(deps, config.redirect_uri, opts.timeoutMs ?? 10 * 60_000);
-  out.write(describeAdd(r) + '\n');
+  out.write(describeAdd(r) + (await discoverAfterAdd(ctx, r)) + '\n');
   return 0;
 }
 

@@ -5,6 +5,7 @@ import { CliError, createCliContext } from './context.ts';
 import { processOut, reportCliError, type Out } from './output.ts';
 import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';
 import { serve } from './serve.ts';
+import { accountProject } from './projects.ts';
 import { status } from './status.ts';
 import { doctor } from './doctor.ts';
 import { migrateCommand, storeCopy } from './store.ts';
@@ -21,6 +22,10 @@ const USAGE = `Usage: grantpool <command>
   accounts enable <email or id>           put an account back into the proxy
   accounts disable <email or id>          take an account out of the proxy (reason "manual")
   accounts remove <email or id> [--no-revoke]  revoke at Google and delete
+  accounts project <email or id> [--json] the account's Google Cloud projects, Gemini API and Vertex AI state in each
+      --use P                             check project P and draw the account's quota from it
+      --enable P | --enable-vertex P      enable the Gemini API (or Vertex AI) in P, wait for it, then use P
+      --discover                          look for a project with the Gemini API enabled again
   migrate                                 create or migrate the PostgreSQL schema (GRANTPOOL_DATABASE_URL)
   store copy --from A --to B              copy every account between a data directory and a postgres:// URL
 
@@ -43,6 +48,10 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         'no-revoke': { type: 'boolean' },
         from: { type: 'string' },
         to: { type: 'string' },
+        use: { type: 'string' },
+        enable: { type: 'string' },
+        'enable-vertex': { type: 'string' },
+        discover: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -64,7 +73,7 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     if (command === 'migrate') return await migrateCommand(ctx, out);
     if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
     if (command === 'accounts') {
-      const needRef = ['enable', 'disable', 'remove'].includes(sub ?? '');
+      const needRef = ['enable', 'disable', 'remove', 'project'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);
       switch (sub) {
         case 'list':
@@ -78,6 +87,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
           return await setEnabled(ctx, out, ref!, sub === 'enable');
         case 'remove':
           return await remove(ctx, out, ref!, { revoke: !o['no-revoke'] });
+        case 'project':
+          return await accountProject(ctx, out, ref!, { use: o.use, enable: o.enable, enableVertex: o['enable-vertex'], discover: !!o.discover, json: !!o.json });
       }
     }
     out.error(`grantpool: unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${USAGE}`);

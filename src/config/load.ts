@@ -122,6 +122,8 @@ function envOverrides(env: Env): Record<string, unknown> {
   str('GRANTPOOL_GEMINI_BASE_URL', 'gemini_base_url');
   str('GRANTPOOL_GOOGLE_API_BASE_URL', 'google_api_base_url');
   str('GRANTPOOL_DATABASE_URL', 'database_url');
+  str('GRANTPOOL_RESOURCE_MANAGER_BASE_URL', 'resource_manager_base_url');
+  str('GRANTPOOL_SERVICE_USAGE_BASE_URL', 'service_usage_base_url');
   if (env.GRANTPOOL_MODEL_ALIASES) {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
@@ -138,6 +140,7 @@ const ENV_NAME: Record<string, string> = {
   oauth_issuer: 'GRANTPOOL_OAUTH_ISSUER', gemini_base_url: 'GRANTPOOL_GEMINI_BASE_URL',
   google_api_base_url: 'GRANTPOOL_GOOGLE_API_BASE_URL', model_aliases: 'GRANTPOOL_MODEL_ALIASES',
   database_url: 'GRANTPOOL_DATABASE_URL',
+  resource_manager_base_url: 'GRANTPOOL_RESOURCE_MANAGER_BASE_URL', service_usage_base_url: 'GRANTPOOL_SERVICE_USAGE_BASE_URL',
 };
 
 function formatIssues(error: z.ZodError, fromEnv: Set<string>): string {
@@ -210,6 +213,8 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
   checkUrlScheme('oauth_issuer', config.oauth_issuer);
   checkUrlScheme('gemini_base_url', config.gemini_base_url);
   checkUrlScheme('google_api_base_url', config.google_api_base_url);
+  checkUrlScheme('resource_manager_base_url', config.resource_manager_base_url);
+  checkUrlScheme('service_usage_base_url', config.service_usage_base_url);
 
   const publicBase = (config.public_url ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
   const effective = config.auth_mode === 'auto' ? (isLoopbackHost(config.host) ? 'off' : 'all_except_health') : config.auth_mode;

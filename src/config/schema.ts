@@ -10,9 +10,12 @@ export const DEFAULT_SCOPES = [
   'https://www.googleapis.com/auth/generative-language.retriever',
 ];
 
-/** An account needs one of these to call the Gemini API (the three front doors). */
+/**
+ * An account needs one of these to call the Gemini API (the three front doors).
+ * The Gemini API accepts only the generative-language* scopes: a token with
+ * cloud-platform alone gets 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT (SPEC section 7).
+ */
 export const GEMINI_API_SCOPES = [
-  'https://www.googleapis.com/auth/cloud-platform',
   'https://www.googleapis.com/auth/generative-language',
   'https://www.googleapis.com/auth/generative-language.retriever',
   'https://www.googleapis.com/auth/generative-language.tuning',
@@ -64,6 +67,10 @@ export const ConfigSchema = z.strictObject({
   google_api_base_url: z.string().url().default('https://www.googleapis.com'),
   /** postgres://…: accounts and shared state in PostgreSQL (several gateways on one pool); null: the data directory. */
   database_url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').nullable().default(null),
+  /** Cloud Resource Manager (project discovery, SPEC section 7). */
+  resource_manager_base_url: z.string().url().default('https://cloudresourcemanager.googleapis.com'),
+  /** Service Usage (API states of a project, enabling the Gemini API, SPEC section 7). */
+  service_usage_base_url: z.string().url().default('https://serviceusage.googleapis.com'),
   model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
 
   /** Account selection. */

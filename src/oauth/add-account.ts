@@ -23,6 +23,11 @@ export interface AddAccountDeps {
   flows?: ConsentFlows;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Called after every add with the account as stored (the gateway starts
+   * project discovery here). Not awaited; whatever it does never fails the add.
+   */
+  afterAdd?: (account: Account) => void;
 }
 
 export interface AddAccountResult {
@@ -174,6 +179,13 @@ async function upsertAccount(
     },
     `${created ? 'Account added' : reenabled ? 'Account re-added and re-enabled' : 'Account updated'} (${account.email})`,
   );
+  if (deps.afterAdd) {
+    try {
+      deps.afterAdd(account);
+    } catch (e) {
+      deps.logger?.warn({ account_id: account.id, email: account.email, err: { message: (e as Error).message } }, 'The after-add hook failed');
+    }
+  }
   return { account: publicAccount(account), created, reenabled, missing_scopes: missing };
 }
 

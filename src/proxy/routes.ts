@@ -45,6 +45,7 @@ import { withReasoningEffort } from './translate-util.ts';
 import { buildPassthrough } from './google-passthrough.ts';
 import { sessionKeyOf } from './session-key.ts';
 import { proxyErrorAnswer } from './error-answer.ts';
+import { clampOutputLimits, limitsFromList } from './output-limits.ts';
 
 export type ProxyConfig = Config & { effective_auth_mode?: EffectiveAuthMode };
 
@@ -260,6 +261,12 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       if (action === 'countTokens') {
         const withModel = setCountTokensModel(body, model);
         if (withModel !== body) payload = Buffer.from(JSON.stringify(withModel));
+      } else if (action === 'generateContent' || action === 'streamGenerateContent') {
+        const clamped = clampOutputLimits(body, model, limitsFromList(modelCache.peek(), model));
+        if (clamped.notes.length) {
+          payload = Buffer.from(JSON.stringify(clamped.body));
+          track.note = clamped.notes.join('; ');
+        }
       }
       // Only Google's system parameters that shape the answer go upstream; anything
       // else (beta flags, a client's API key) is ignored, as the real API would refuse it.
@@ -322,7 +329,15 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       track.modelRequested = parsed.requestedModel;
       const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel, families.pick);
       track.modelUsed = model;
-      if (parsed.notes?.length) track.note = parsed.notes.join('; ');
+      const notes = [...(parsed.notes ?? [])];
+      if (kind === 'generate') {
+        const clamped = clampOutputLimits(parsed.gemini, model, limitsFromList(modelCache.peek(), model));
+        if (clamped.notes.length) {
+          parsed = { ...parsed, gemini: clamped.body };
+          notes.push(...clamped.notes);
+        }
+      }
+      if (notes.length) track.note = notes.join('; ');
       const { origin, prefix } = baseOf(cfg.gemini_base_url);
       const call = {
         door,

@@ -6,6 +6,7 @@
 // any other 4xx -> client_error (the request's fault, passed back to the client).
 import { nextQuotaResetMs } from '../pool/quota.ts';
 import type { UpstreamOutcome } from '../pool/types.ts';
+import { projectErrorReason, type ProjectErrorAccount } from '../projects/project-errors.ts';
 
 /** Cooldown after a 429 that says nothing about when to retry. */
 export const DEFAULT_RATE_LIMIT_COOLDOWN_MS = 30_000;
@@ -91,6 +92,8 @@ const ACCOUNT_LEVEL_403 = new Set([
 export interface ClassifyOptions {
   /** Google API pass-through: a 403 is the route's business, not the account's (client_error). */
   passthrough?: boolean;
+  /** The account the attempt used: a 403 about its project gets a reason naming the project and the fix. */
+  account?: ProjectErrorAccount;
 }
 
 /** Classifies an upstream HTTP answer. `body` is its text (only read for non-2xx answers). */
@@ -123,6 +126,8 @@ export function classifyUpstream(status: number, body: string, nowMs: number, op
     // about something the request names (a file or cached content of another
     // project) goes back to the client and leaves the pool alone.
     if (!ACCOUNT_LEVEL_403.has(reasonCode) && typeof meta.activationUrl !== 'string') return { kind: 'client_error' };
+    const projectReason = projectErrorReason({ reason: reasonCode, message: info.message, metadata: meta }, opts.account);
+    if (projectReason) return { kind: 'forbidden', reason: projectReason };
     let url = typeof meta.activationUrl === 'string' ? meta.activationUrl : null;
     if (!url) {
       const help = detail(info, 'Help');

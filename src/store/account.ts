@@ -9,6 +9,17 @@ export const TokenSchema = z.looseObject({
   scope: z.string().default(''),
 });
 
+/** The state of one API (Gemini API, Vertex AI) in the account's project, as Service Usage said it. */
+export const ApiStateSchema = z.enum(['enabled', 'disabled', 'denied', 'unknown']);
+
+/** How the account's quota project was chosen (SPEC section 7). */
+export const ProjectInfoSchema = z.looseObject({
+  source: z.enum(['discovered', 'manual']),
+  checked_at: z.number().int(),
+  gemini_api: ApiStateSchema.default('unknown'),
+  vertex_ai: ApiStateSchema.default('unknown'),
+});
+
 export const AccountSchema = z.looseObject({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only'),
   email: z.string(),
@@ -17,6 +28,9 @@ export const AccountSchema = z.looseObject({
   token: TokenSchema,
   oauth_client_id: z.string().nullable().default(null),
   project_id: z.string().nullable().default(null),
+  project: ProjectInfoSchema.nullable().default(null),
+  /** Why no project could be discovered or checked (shown on the account until a project is set). */
+  project_error: z.string().nullable().default(null),
   disabled: z.boolean().default(false),
   disabled_at: z.number().int().nullable().default(null),
   disabled_reason: z.string().nullable().default(null),
@@ -30,6 +44,8 @@ export const AccountSchema = z.looseObject({
 });
 
 export type Token = z.infer<typeof TokenSchema>;
+export type ApiState = z.infer<typeof ApiStateSchema>;
+export type ProjectInfo = z.infer<typeof ProjectInfoSchema>;
 export type Account = z.infer<typeof AccountSchema>;
 
 /** Google identity used to upsert: `sub`, else email. */
@@ -112,6 +128,8 @@ export function publicAccount(a: Account) {
     name: a.name,
     oauth_client_id: a.oauth_client_id,
     project_id: a.project_id,
+    project: a.project,
+    project_error: a.project_error,
     disabled: a.disabled,
     disabled_at: a.disabled_at,
     disabled_reason: a.disabled_reason,

@@ -45,6 +45,8 @@ export type ErrorCode =
   // client_secret.json (oauth/client-secret.ts).
   | 'missing'
   | 'invalid'
+  // Account projects (projects/).
+  | ProjectErrorCode
   // Configuration, files and locks (config/, fsx/).
   | 'config_invalid'
   | 'lock_timeout'
@@ -53,6 +55,23 @@ export type ErrorCode =
   | 'cli_error'
   // The generic answer to an unexpected error.
   | 'internal_error';
+
+/** Choosing, checking and enabling an account's project (projects/). */
+export type ProjectErrorCode =
+  | 'invalid_project_id'
+  | 'project_not_ready'
+  | 'project_api_disabled'
+  | 'project_scope'
+  | 'project_permission'
+  | 'project_billing'
+  | 'project_not_found'
+  | 'project_rate_limited'
+  | 'project_timeout'
+  | 'project_unavailable'
+  | 'project_error'
+  | 'account_disabled'
+  | 'account_unusable'
+  | 'token_refresh_failed';
 
 /** Why no account can serve a request (pool/types.ts NoAccountError). */
 export type NoAccountCode =

@@ -13,6 +13,7 @@ const LAYERS: string[][] = [
   ['app'],
   ['api', 'dashboard'],
   ['proxy'],
+  ['projects'],
   ['pool'],
   ['oauth'],
   ['store', 'config', 'http'],
@@ -55,7 +56,7 @@ export function violations(SRC: string): string[] {
   return out;
 }
 
-test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> pool -> oauth -> store/config/http -> fsx/log -> util', () => {
+test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> projects -> pool -> oauth -> store/config/http -> fsx/log -> util', () => {
   assert.deepEqual(violations(resolve(import.meta.dirname, '../../src')), []);
 });
 

@@ -18,7 +18,7 @@ export function fakeAccount(
   id: string,
   opts: { nowMs?: number; expiresIn?: number; scope?: string; clientId?: string | null } & Partial<Account> = {},
 ): Account {
-  const { nowMs = T0, expiresIn = 3600, scope = `openid email ${CLOUD_SCOPE}`, clientId = 'client-a.apps.googleusercontent.com', ...rest } = opts;
+  const { nowMs = T0, expiresIn = 3600, scope = `openid email ${CLOUD_SCOPE} ${GEMINI_SCOPE}`, clientId = 'client-a.apps.googleusercontent.com', ...rest } = opts;
   return AccountSchema.parse({
     id,
     email: `${id}@example.com`,

@@ -109,6 +109,8 @@ export interface RecordedRequest {
   /** The bearer token sent (test data only). */
   token: string | null;
   userProject: string | null;
+  /** With metering: the project the request was charged to. */
+  consumerProject?: string;
   /** True when the request carried an API key (x-goog-api-key or ?key=): a gateway must never forward one. */
   sentApiKey: boolean;
   headers: IncomingMessage['headers'];
@@ -129,6 +131,23 @@ export interface GeminiUpstreamOptions {
   streamChunkChars?: number;
   /** Keep a record of requests (default true; the benchmark turns it off). */
   record?: boolean;
+  /** Meter as Google does: per consumer project, with the token's user and scopes (see GeminiMetering). */
+  metering?: GeminiMetering;
+}
+
+/**
+ * Google's metering (SPEC section 7): the consumer project is
+ * x-goog-user-project when present (403 USER_PROJECT_DENIED when the user may
+ * not use it, SERVICE_DISABLED when the Generative Language API is off
+ * there), otherwise the OAuth client's project; only generative-language*
+ * scopes are accepted (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT); quotas (see
+ * setProjectQuota) are per project and model.
+ */
+export interface GeminiMetering {
+  tokenInfo(token: string): Promise<{ email: string; scopes: string[] } | null>;
+  clientProject: string;
+  canUse(email: string, project: string): boolean;
+  isEnabled(project: string, service: string): boolean;
 }
 
 export interface GeminiUpstream {
@@ -154,6 +173,13 @@ export interface GeminiUpstream {
   readonly issuedSignatures: ReadonlySet<string>;
   /** Requests currently being answered (open streams included). */
   readonly inFlight: number;
+  /**
+   * With metering: generate requests `project` may still make for `model` ('*': every model)
+   * before it gets 429 RESOURCE_EXHAUSTED (per minute, RetryInfo `retryDelay`, default "37s").
+   */
+  setProjectQuota(project: string, model: string, requests: number, retryDelay?: string): void;
+  /** Generate requests served per consumer project (with metering). */
+  readonly servedByProject: ReadonlyMap<string, number>;
   clearRequests(): void;
   close(): Promise<void>;
 }
@@ -607,6 +633,39 @@ function callKey(name: string, args: unknown): string {
   return `${name}\u0000${canonical(args ?? {})}`;
 }
 
+/** Google's documented thinking-budget ranges (ai.google.dev/gemini-api/docs/thinking). */
+function budgetRange(model: string): { min: number; max: number; off: boolean } | null {
+  if (/^gemini-2\.5-pro/.test(model)) return { min: 128, max: 32768, off: false };
+  if (/^gemini-2\.5-flash-lite/.test(model)) return { min: 512, max: 24576, off: true };
+  if (/^gemini-2\.5-flash/.test(model)) return { min: 1, max: 24576, off: true };
+  return null;
+}
+
+/** maxOutputTokens above the model's outputTokenLimit, or a thinkingBudget outside its range: 400, as Google answers. */
+function checkOutputRanges(req: Record<string, unknown>, info: GeminiModelInfo): void {
+  const gc = field(req, 'generationConfig');
+  if (!isObject(gc)) return;
+  const max = field(gc, 'maxOutputTokens');
+  const limit = info.outputTokenLimit;
+  if (typeof max === 'number' && typeof limit === 'number' && max > limit) {
+    throw new ApiError(400, `Unable to submit request because it has a maxOutputTokens value of ${max} but the supported range is from 1 (inclusive) to ${limit + 1} (exclusive). Update the value and try again.`);
+  }
+  const tc = field(gc, 'thinkingConfig');
+  const budget = isObject(tc) ? field(tc, 'thinkingBudget') : undefined;
+  const range = budgetRange(info.name.replace(/^models\//, ''));
+  if (typeof budget === 'number' && range && budget !== -1) {
+    const ok = (budget === 0 && range.off) || (budget >= range.min && budget <= range.max);
+    if (!ok) {
+      throw new ApiError(
+        400,
+        budget === 0 && !range.off
+          ? 'Budget 0 is invalid. This model only works in thinking mode.'
+          : `The thinking budget ${budget} is invalid. Please choose a value between ${range.min} and ${range.max}.`,
+      );
+    }
+  }
+}
+
 interface PendingFailure {
   kind: FailureKind;
   opts: FailureOptions;
@@ -635,6 +694,42 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
   let inFlight = 0;
   const sockets = new Set<Socket>();
   let responseCounter = 0;
+  const metering = options.metering ?? null;
+  const projectQuota = new Map<string, { left: number; retryDelay: string }>();
+  const servedByProject = new Map<string, number>();
+
+  /** Google's metering checks; an error body (and its status) or null when the request may go on. */
+  async function meter(token: string, userProject: string | null, modelName: string | null, action: string, rec: RecordedRequest | null): Promise<{ status: number; body: { error: Record<string, unknown> } } | null> {
+    if (!metering) return null;
+    const info = await metering.tokenInfo(token);
+    if (!info) return { status: 401, body: unauthenticatedBody(MSG_UNAUTHENTICATED) };
+    if (!info.scopes.some((sc) => sc.startsWith('https://www.googleapis.com/auth/generative-language'))) {
+      return {
+        status: 403,
+        body: googleError(403, 'Request had insufficient authentication scopes.', [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT',
+            domain: 'googleapis.com',
+            metadata: { service: 'generativelanguage.googleapis.com', method: 'google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent' },
+          },
+        ]),
+      };
+    }
+    const consumer = userProject ?? metering.clientProject;
+    if (rec) rec.consumerProject = consumer;
+    if (userProject && !metering.canUse(info.email, userProject)) return { status: 403, body: userProjectDeniedBody(userProject) };
+    if (!metering.isEnabled(consumer, 'generativelanguage.googleapis.com')) return { status: 403, body: serviceDisabledBody(consumer) };
+    if (modelName && (action === 'generateContent' || action === 'streamGenerateContent')) {
+      const q = projectQuota.get(`${consumer}\u0000${modelName}`) ?? projectQuota.get(`${consumer}\u0000*`);
+      if (q) {
+        if (q.left <= 0) return { status: 429, body: quotaBody(modelName, false, q.retryDelay) };
+        q.left--;
+      }
+      servedByProject.set(consumer, (servedByProject.get(consumer) ?? 0) + 1);
+    }
+    return null;
+  }
 
   async function tokenValid(token: string): Promise<boolean> {
     if (revoked.has(token)) return false;
@@ -855,6 +950,11 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       sendError(res, userProjectDeniedBody(userProject ?? '(none)'));
       return 403;
     }
+    const metered = await meter(token, userProject, modelName, action, rec);
+    if (metered) {
+      sendError(res, metered.body);
+      return metered.status;
+    }
 
     // Like Google's front end: a query parameter that is neither a system
     // parameter nor a field of the request message is an error.
@@ -968,6 +1068,7 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       }
       body = checkGenerateRequest(parsed);
       checkSignatures(body);
+      checkOutputRanges(body, info);
     } catch (e) {
       if (e instanceof ApiError) {
         sendError(res, googleError(e.code, e.message));
@@ -1129,6 +1230,10 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
     get inFlight() {
       return inFlight;
     },
+    setProjectQuota(project, model, requests, retryDelay = '37s') {
+      projectQuota.set(`${project}\u0000${model}`, { left: requests, retryDelay });
+    },
+    servedByProject,
     addToken(token, opts = {}) {
       revoked.delete(token);
       tokens.set(token, opts.project ?? null);

@@ -67,6 +67,8 @@ export interface StandInIssuer {
   failTokenEndpoint(mode: TokenEndpointFailure): void;
   /** Whether the refresh token is still valid at the issuer. */
   refreshTokenIsActive(refreshToken: string): Promise<boolean>;
+  /** Who a live access token belongs to and the scopes it carries (null: unknown, expired or revoked). */
+  tokenInfo(accessToken: string): Promise<{ sub: string; email: string; scopes: string[] } | null>;
   counters: { tokenRequests: number; refreshRequests: number; revocations: number };
   close(): Promise<void>;
 }
@@ -461,6 +463,14 @@ ${boxes}
       failure = mode;
     },
     refreshTokenIsActive,
+    async tokenInfo(accessToken) {
+      const at = await provider.AccessToken.find(accessToken);
+      if (!at || at.isExpired) return null;
+      if (at.grantId && !(await provider.Grant.find(at.grantId as string))) return null;
+      const user = userBySub(String(at.accountId));
+      if (!user) return null;
+      return { sub: user.sub, email: user.email, scopes: String(at.scope ?? '').split(' ').filter(Boolean) };
+    },
     counters,
     async close() {
       server.closeAllConnections();

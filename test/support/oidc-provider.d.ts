@@ -40,5 +40,6 @@ declare module 'oidc-provider' {
       find(id: string): Promise<GrantInstance | undefined>;
     };
     RefreshToken: { find(value: string): Promise<TokenInstance | undefined> };
+    AccessToken: { find(value: string): Promise<(TokenInstance & { accountId?: string; scope?: string }) | undefined> };
   }
 }

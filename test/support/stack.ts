@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { startIssuer, type StandInIssuer, type ConsentOptions } from './oidc-issuer.ts';
 import { startGeminiUpstream, type GeminiUpstream } from './gemini-upstream.ts';
+import { startCloudProjects, type CloudProjects, type CloudProjectsOptions } from './cloud-projects.ts';
 import { startGateway, type Gateway } from '../../src/app/gateway.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import type { Clock } from '../../src/util/clock.ts';
@@ -54,6 +55,8 @@ export async function freePort(): Promise<number> {
 export interface Stack {
   issuer: StandInIssuer;
   upstream: GeminiUpstream;
+  /** Resource Manager + Service Usage stand-in (with `cloud`); the Gemini stand-in then meters per project. */
+  cloud: CloudProjects | null;
   gateway: Gateway;
   dataDir: string;
   env: Record<string, string>;
@@ -72,15 +75,34 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: Record<string, string>; withClientSecret?: boolean } = {}): Promise<Stack> {
+export async function startStack(
+  opts: {
+    accessTokenTtlSeconds?: number;
+    env?: Record<string, string>;
+    withClientSecret?: boolean;
+    /** Start the Resource Manager / Service Usage stand-in and meter the Gemini API per project, as Google does. */
+    cloud?: Omit<CloudProjectsOptions, 'tokenInfo'>;
+  } = {},
+): Promise<Stack> {
   const issuer = await startIssuer({ accessTokenTtlSeconds: opts.accessTokenTtlSeconds });
   const userinfoUrl = `${issuer.url.replace(/\/$/, '')}/v1/userinfo`;
+  const cloud = opts.cloud ? await startCloudProjects({ ...opts.cloud, tokenInfo: (t) => issuer.tokenInfo(t) }) : null;
+  // The OAuth client's project serves the Gemini API (accounts without a project of their own draw on it).
+  cloud?.addProject(cloud.clientProject, { enabled: ['generativelanguage.googleapis.com'] });
   const upstream = await startGeminiUpstream({
     validateToken: async (token) => {
       const r = await fetch(userinfoUrl, { headers: { authorization: `Bearer ${token}` } });
       await r.arrayBuffer();
       return r.ok;
     },
+    metering: cloud
+      ? {
+          tokenInfo: (t) => issuer.tokenInfo(t),
+          clientProject: cloud.clientProject,
+          canUse: (email, p) => cloud.canUse(email, p),
+          isEnabled: (p, svc) => cloud.isEnabled(p, svc),
+        }
+      : undefined,
   });
   const dataDir = await mkdtemp(join(tmpdir(), 'grantpool-e2e-'));
   const port = await freePort();
@@ -94,6 +116,9 @@ export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: R
     GRANTPOOL_OAUTH_ISSUER: issuer.url,
     GRANTPOOL_GEMINI_BASE_URL: upstream.url,
     GRANTPOOL_GOOGLE_API_BASE_URL: upstream.url,
+    // Without the stand-in, project discovery fails at once (nothing listens on port 9) instead of calling Google.
+    GRANTPOOL_RESOURCE_MANAGER_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
+    GRANTPOOL_SERVICE_USAGE_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
     GRANTPOOL_ADMIN_TOKEN: 'test-admin-token-0123456789',
     ...opts.env,
   };
@@ -105,6 +130,7 @@ export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: R
   const stack: Stack = {
     issuer,
     upstream,
+    cloud,
     get gateway() {
       return gateway;
     },
@@ -143,6 +169,7 @@ export async function startStack(opts: { accessTokenTtlSeconds?: number; env?: R
     async close() {
       await gateway.close().catch(() => {});
       await upstream.close();
+      await cloud?.close();
       await issuer.close();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 5 });
     },

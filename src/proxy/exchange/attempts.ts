@@ -159,7 +159,7 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
       if (spec.signal.aborted) throw abortError();
       const r = await callOnce(deps, spec, lease, cfg);
       if ('opened' in r) return r.opened;
-      let verdict = settle(r.answer, { now: clock.now(), passthrough: spec.passthrough, refreshed });
+      let verdict = settle(r.answer, { now: clock.now(), passthrough: spec.passthrough, refreshed, account: { email: lease.email, projectId: lease.projectId } });
       if (verdict.action === 'pass_back' && r.answer.kind === 'status') {
         return { kind: 'client_error', lease, status: r.answer.status, headers: r.headers ?? {}, text: r.answer.text };
       }

@@ -35,6 +35,8 @@ export interface SettleContext {
   passthrough?: boolean;
   /** This account was refreshed after a 401 during this request already. */
   refreshed: boolean;
+  /** The account that answered: a 403 about its project names the project and the fix. */
+  account?: { email: string; projectId: string | null };
 }
 
 /** The meaning of one attempt's answer (pure). */
@@ -55,7 +57,7 @@ export function settle(answer: Answer, ctx: SettleContext): Verdict {
         note: 'access token refused (401) and the account could not be refreshed',
       };
     case 'status': {
-      const outcome = classifyUpstream(answer.status, answer.text, ctx.now, { passthrough: ctx.passthrough });
+      const outcome = classifyUpstream(answer.status, answer.text, ctx.now, { passthrough: ctx.passthrough, account: ctx.account });
       if (outcome.kind === 'client_error') return { action: 'pass_back', outcome };
       if (outcome.kind === 'unauthorized' && !ctx.refreshed) return { action: 'refresh' };
       if (outcome.kind === 'ok') return { action: 'serve' };

@@ -1,0 +1,76 @@
+// Project errors from the Gemini API (SPEC section 7): a 403
+// USER_PROJECT_DENIED (the account may not use its project) or
+// SERVICE_DISABLED (the Generative Language API is off in the consumer
+// project) is about the account's project, not the request. The proxy takes
+// the account out with a reason that names the project, Google's message and
+// the fix; this module decides that and words it (pure, no I/O).
+import { GEMINI_SERVICE, iamPage } from './google-apis.ts';
+
+export type ProjectErrorCode = 'USER_PROJECT_DENIED' | 'SERVICE_DISABLED';
+
+export interface ProjectErrorInput {
+  /** google.rpc.ErrorInfo reason (or the status when there is none). */
+  reason: string;
+  /** Google's message. */
+  message: string;
+  /** ErrorInfo metadata (consumer, activationUrl, service, ...). */
+  metadata: Record<string, unknown>;
+}
+
+export interface ProjectErrorAccount {
+  email: string;
+  /** The account's quota project (sent as x-goog-user-project), or null: the OAuth client's project. */
+  projectId: string | null;
+}
+
+/** The project a Google error names (`consumer: "projects/P"`), or null. */
+function consumerOf(meta: Record<string, unknown>): string | null {
+  const c = meta.consumer ?? meta.containerInfo;
+  if (typeof c !== 'string' || !c) return null;
+  return c.replace(/^projects\//, '');
+}
+
+function short(s: string, max = 300): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+/** True for a proxy_disabled_reason that projectErrorReason wrote (setting a project clears it). */
+export function isProjectErrorReason(reason: string | null | undefined): boolean {
+  return !!reason && /^(USER_PROJECT_DENIED|SERVICE_DISABLED) /.test(reason);
+}
+
+/**
+ * The proxy_disabled_reason for a Gemini API 403 about the account's project,
+ * or null when the 403 is something else (it is then classified as before).
+ */
+export function projectErrorReason(err: ProjectErrorInput, account: ProjectErrorAccount | undefined): string | null {
+  if (!account) return null;
+  if (err.reason !== 'USER_PROJECT_DENIED' && err.reason !== 'SERVICE_DISABLED') return null;
+  const service = typeof err.metadata.service === 'string' ? err.metadata.service : GEMINI_SERVICE;
+  if (err.reason === 'SERVICE_DISABLED' && service !== GEMINI_SERVICE) return null;
+  const said = short(err.message || err.reason);
+  const own = account.projectId;
+  const named = consumerOf(err.metadata);
+  const project = own ?? named ?? "the OAuth client's project";
+  const email = account.email;
+  if (err.reason === 'USER_PROJECT_DENIED') {
+    const p = own ?? named ?? 'P';
+    return (
+      `USER_PROJECT_DENIED for project ${project}: ${said} ` +
+      `Fix: grant ${email} the Service Usage Consumer role (serviceusage.services.use) in ${p} at ${iamPage(p)}, ` +
+      `or choose a project the account may use: \`grantpool accounts project ${email}\` lists them, \`--use <project>\` sets one.`
+    );
+  }
+  const activation = typeof err.metadata.activationUrl === 'string' ? err.metadata.activationUrl : null;
+  if (own) {
+    return (
+      `SERVICE_DISABLED for project ${own}: ${said} ` +
+      `Fix: \`grantpool accounts project ${email} --enable ${own}\`${activation ? ` (or enable it at ${activation})` : ''}.`
+    );
+  }
+  return (
+    `SERVICE_DISABLED for project ${project}: ${said} ` +
+    `Fix: give the account a project of its own with the Generative Language API: \`grantpool accounts project ${email}\` lists its projects, \`--enable <project>\` enables the API there and uses it${activation ? `; or enable it in the OAuth client's project at ${activation}` : ''}.`
+  );
+}

@@ -76,7 +76,7 @@ test('discovery on add: the first listed project with the Gemini API enabled (on
   assert.equal(a.project.vertex_ai, 'disabled');
   assert.ok(Math.abs(a.project.checked_at - Date.now() / 1000) < 60);
   assert.equal(a.project_error, null);
-  assert.ok(stack.logs.messages().includes('Account ann@example.com draws on project ann-main'));
+  await eventually('the log line', async () => stack.logs.messages().includes('Account ann@example.com draws on project ann-main'));
   const searches = cloud.calls.filter((c) => c.path === '/v3/projects:search' && c.email === 'ann@example.com');
   assert.ok(searches.length >= 2, 'every page of projects:search was read');
 
@@ -154,7 +154,7 @@ test('`accounts project --enable P` follows the operation with a progress line, 
   await eventually('the gateway to see the project', async () => (await stack.api('GET', `/api/accounts/${file.id}`)).body.account.project_id === 'bob-proj');
   stack.upstream.clearRequests();
   const msg = await anthropic().messages.create(
-    { model: 'claude-sonnet-4-5', max_tokens: 1024, messages: [{ role: 'user', content: 'hi' }] },
+    { model: 'claude-sonnet-4-6', max_tokens: 1024, messages: [{ role: 'user', content: 'hi' }] },
     { headers: { 'X-Grantpool-Account': 'bob@example.com' } },
   );
   assert.equal(msg.type, 'message');
@@ -189,7 +189,7 @@ test('USER_PROJECT_DENIED takes the account out with the project, Google\'s mess
   await eventually('the gateway to see carl\'s project', async () => (await stack.api('GET', `/api/accounts/${c.id}`)).body.account.project_id === 'ann-main');
   const client = anthropic();
   for (let i = 0; i < 8; i++) {
-    const r = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: `hello ${i}` }] });
+    const r = await client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: `hello ${i}` }] });
     assert.equal(r.type, 'message', 'every request is served');
   }
   const denied = stack.upstream.requests.filter((q) => q.status === 403 && q.userProject === 'ann-main');
@@ -236,7 +236,7 @@ test('Claude-Code-sized max_tokens and thinking budgets succeed on every door (c
   // Claude Code streams (the SDK refuses a non-streaming request this large).
   const msg = await anthropic()
     .messages.stream({
-      model: 'claude-sonnet-4-5',
+      model: 'claude-sonnet-4-6',
       max_tokens: 64000,
       thinking: { type: 'enabled', budget_tokens: 31999 },
       messages: [{ role: 'user', content: 'think hard' }],

@@ -7,6 +7,7 @@ import {
   toast, toastError, openDialog, confirmDialog, errorBox, setBusy, stateCell, describeState,
   stateLabel, emptyState, badge,
 } from './ui.js';
+import { projectCell } from './projects.js';
 
 const STATE_ORDER = ['active', 'refreshing', 'cooling_down', 'quota_protected', 'proxy_disabled', 'disabled'];
 
@@ -28,6 +29,7 @@ export function mountAccounts(root, app) {
       h('th', { scope: 'col', class: 'col-check' }, selectAll),
       h('th', { scope: 'col' }, 'Account'),
       h('th', { scope: 'col' }, 'State'),
+      h('th', { scope: 'col' }, 'Project'),
       h('th', { scope: 'col' }, 'Last used'),
       h('th', { scope: 'col', class: 'num' }, 'Today'),
       h('th', { scope: 'col' }, 'Missing scopes'),
@@ -403,6 +405,7 @@ export function mountAccounts(root, app) {
         h('div', { class: 'account-email' }, a.email ?? a.id),
         a.name ? h('div', { class: 'muted' }, a.name) : null),
       h('td', { 'data-label': 'State' }, stateCell(a)),
+      h('td', { 'data-label': 'Project' }, projectCell(a, replaceAccount)),
       h('td', { 'data-label': 'Last used', class: 'cell-time' }, timeEl(a.last_used)),
       h('td', { 'data-label': 'Today', class: 'num' },
         h('div', null, `${formatNumber(usage.requests)} req`),

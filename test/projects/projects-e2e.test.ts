@@ -261,22 +261,32 @@ test('Claude-Code-sized max_tokens and thinking budgets succeed on every door (c
   assert.ok(notes.some((n: string) => /maxOutputTokens 128000 -> 65536 \(the outputTokenLimit of gemini-2\.5-pro\)/.test(n)), notes.join(' | '));
 });
 
-test('exhausting one project fails over to an account on another project', async () => {
-  stack.cloud!.addProject('eve-proj', { members: { 'eve@example.com': 'owner' }, enabled: [GL] });
-  await add('eve@example.com');
-  assert.equal((await discovered('eve@example.com')).project_id, 'eve-proj');
+test('exhausting one project fails over to an account on another project, and an account on the exhausted project is not tried', async () => {
+  stack.cloud!.addProject('eve-proj', { members: { 'eve@example.com': 'owner', 'fay@example.com': 'owner' }, enabled: [GL] });
+  for (const email of ['eve@example.com', 'fay@example.com']) {
+    await add(email);
+    assert.equal((await discovered(email)).project_id, 'eve-proj');
+  }
+  await eventually('the gateway to see both projects', async () => {
+    const { body } = await stack.api('GET', '/api/accounts');
+    return body.accounts.filter((a: any) => a.project_id === 'eve-proj').length === 2;
+  });
   stack.upstream.setProjectQuota('eve-proj', 'gemini-2.5-flash-lite', 0);
   stack.upstream.clearRequests();
   const client = openai();
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 8; i++) {
     const r = await client.chat.completions.create({ model: 'gemini-2.5-flash-lite', messages: [{ role: 'user', content: `q ${i}` }] });
     assert.ok(r.choices[0]!.message.content, 'served by an account on another project');
   }
   const limited = stack.upstream.requests.filter((q) => q.status === 429);
-  assert.ok(limited.length >= 1 && limited.every((q) => q.consumerProject === 'eve-proj'));
+  assert.equal(limited.length, 1, 'one 429 cools the project (the lane): its other account is not tried');
+  assert.equal(limited[0]!.consumerProject, 'eve-proj');
   const served = stack.upstream.requests.filter((q) => q.status === 200);
-  assert.equal(served.length, 6);
+  assert.equal(served.length, 8);
   assert.ok(served.every((q) => q.consumerProject !== 'eve-proj'));
-  const { body } = await stack.api('GET', `/api/accounts/${(await stack.accountFile('eve@example.com')).id}`);
-  assert.equal(body.account.state.state, 'cooling_down');
+  const { body } = await stack.api('GET', '/api/accounts');
+  for (const email of ['eve@example.com', 'fay@example.com']) {
+    const a = body.accounts.find((x: any) => x.email === email);
+    assert.equal(a.state.state, 'cooling_down', `${email} cools with its lane`);
+  }
 });

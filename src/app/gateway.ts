@@ -28,7 +28,7 @@ import { registerDashboardRoutes } from '../dashboard/routes.ts';
 import { Router } from '../http/router.ts';
 import { createHttpServer } from '../http/server.ts';
 import { OAuthHolder } from '../oauth/oauth-holder.ts';
-import { HttpError } from '../http/http-util.ts';
+import { HttpError, sendJson } from '../http/http-util.ts';
 
 export const VERSION = '0.1.0';
 
@@ -213,8 +213,14 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   proxyAliases = () => proxy.aliases();
   router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: currentAddDeps, logger }));
   registerApiRoutes(router, apiDeps, logger);
-  router.on('ANY', '/api/*rest', ({ res }) => {
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'no such management API route' } }));
+  router.fallback('/api/*rest', ({ req, res, url, allowed }) => {
+    req.resume();
+    if (allowed) {
+      const allow = allowed.join(', ');
+      sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${url.pathname.slice(0, 200)}; use ${allow}` } }, { allow });
+    } else {
+      sendJson(res, 404, { error: { code: 'not_found', message: 'no such management API route' } });
+    }
   });
   registerDashboardRoutes(router, { sessions, adminTokenHint: `the "admin_token" in ${config.data_dir}/config.json` });
 

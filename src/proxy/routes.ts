@@ -409,6 +409,29 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   router.on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
   router.on('ANY', '/google/*path', guarded('google', google));
 
+  // Paths under the doors that no route takes: the key check, then a 404 (or
+  // 405 with Allow) in the shape of the protocol the path belongs to, logged.
+  const unknownRoute = (which: Protocol | ((ctx: RequestContext) => Protocol)) => {
+    const answer = guarded(which, (ctx) => {
+      ctx.req.resume();
+      const path = ctx.url.pathname.slice(0, 200);
+      if (ctx.allowed) {
+        ctx.res.setHeader('allow', ctx.allowed.join(', '));
+        throw new HttpError(405, 'method_not_allowed', `${ctx.req.method} is not allowed on ${path}; use ${ctx.allowed.join(', ')}`);
+      }
+      throw new HttpError(404, 'not_found', `The gateway has no route ${ctx.req.method} ${path}.`);
+    });
+    return async (ctx: RequestContext): Promise<void> => {
+      await answer(ctx);
+      const protocol = typeof which === 'function' ? which(ctx) : which;
+      deps.logger.info({ method: ctx.req.method, path: ctx.url.pathname.slice(0, 200), status: ctx.res.statusCode, protocol }, 'no such proxy route');
+    };
+  };
+  const v1UnknownProtocol = (ctx: RequestContext): Protocol =>
+    ctx.req.headers['anthropic-version'] !== undefined || ctx.req.headers['x-api-key'] !== undefined ? 'anthropic' : v1Protocol(ctx);
+  router.fallback('/v1/*rest', unknownRoute(v1UnknownProtocol));
+  router.fallback('/v1beta/*rest', unknownRoute('gemini'));
+
   return {
     aliases: () => aliasesFor(deps.config().model_aliases).entries(families.pick),
     async close() {

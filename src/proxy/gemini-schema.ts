@@ -72,7 +72,12 @@ function resolvePointer(ctx: Ctx, ref: string, path: string): unknown {
   }
   let node: unknown = ctx.root;
   for (const raw of pointer.slice(1).split('/')) {
-    const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    let key: string;
+    try {
+      key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    } catch {
+      fail(ctx, path, `$ref "${ref}" is not valid percent-encoding (a JSON pointer in a URI fragment escapes bytes as %XX of UTF-8)`);
+    }
     if (Array.isArray(node)) node = node[Number(key)];
     else if (isObj(node) && Object.hasOwn(node, key)) node = node[key];
     else fail(ctx, path, `$ref "${ref}" does not resolve`);

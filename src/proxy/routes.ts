@@ -10,8 +10,9 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../http/router.ts';
-import { HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
+import { BadRequest, HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
+import { nestsDeeperThan } from '../util/json.ts';
 import { setCountTokensModel, type Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
 import {
@@ -79,6 +80,24 @@ export interface ProxyRoutes {
 export const PIN_HEADER = 'x-grantpool-account';
 /** Optional session affinity key for every door (session-key.ts lists the others clients send). */
 export const SESSION_HEADER = 'x-grantpool-session';
+
+/**
+ * How deep a request the gateway re-serialises may nest (Google refuses far
+ * less deep function declarations and arguments; deeper values would
+ * overflow the stack of JSON.stringify).
+ */
+export const MAX_JSON_DEPTH = 512;
+
+function tooDeep(what: string): HttpError {
+  return new BadRequest(`${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
+}
+
+/** A model name goes into the upstream URL: it must be well-formed Unicode (no unpaired surrogate). */
+function checkModelName(model: string): void {
+  if (!model.isWellFormed()) {
+    throw new BadRequest('model is not a valid name: it holds an unpaired UTF-16 surrogate (broken Unicode)');
+  }
+}
 
 /** Query parameters of a Gemini-native request that are passed to the upstream. */
 const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', '$prettyPrint']);
@@ -251,6 +270,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         const read = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
         raw = read.raw;
         body = checkGeminiBody(read.body, action);
+        // countTokens bodies are re-serialised with the model set in them.
+        if (action === 'countTokens' && nestsDeeperThan(body, MAX_JSON_DEPTH)) throw tooDeep('the request body');
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }
@@ -316,6 +337,9 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         } else {
           parsed = door.parseRequest(body);
         }
+        checkModelName(parsed.requestedModel);
+        // Translated requests are re-serialised, tool arguments and inputs included.
+        if (nestsDeeperThan(parsed.gemini, MAX_JSON_DEPTH)) throw tooDeep('the request (tool call arguments or inputs included)');
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }

@@ -144,7 +144,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     oauthStatus: () => {
       const s = oauth.status();
       const failing = new Map(pool.failingClients().map((f) => [f.client_id, f]));
-      const clients = s.clientId ? [s.clientId] : [];
+      const clients = s.clientId ? [s.clientId, ...s.previousClientIds] : [];
       for (const id of failing.keys()) if (!clients.includes(id) && id !== '(default)') clients.push(id);
       const problem = s.problem ?? (failing.size ? [...failing.values()][0]!.error + ': ' + [...failing.values()][0]!.description : null);
       const fix = s.fix ?? (failing.size ? [...failing.values()][0]!.fix : null);
@@ -169,7 +169,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     saveClientSecret: async (json) => {
       const secret = validateClientSecretJson(json, 'the uploaded file');
       await writeFileAtomic(config.client_secret_path, JSON.stringify(JSON.parse(json), null, 2) + '\n', 0o600);
-      oauth.setClient(secret);
+      await oauth.setClient(secret);
       pool.resetClientFailures();
       return { client_id: secret.client_id };
     },

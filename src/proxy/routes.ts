@@ -92,6 +92,17 @@ function tooDeep(what: string): HttpError {
   return new BadRequest(`${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
 }
 
+/**
+ * Whether a translated request nests too deeply. Tool declarations are left
+ * out: the schema conversion already bounds them (and they are most of a
+ * coding agent's request); what is left (contents with tool call arguments
+ * and results, configuration) is walked.
+ */
+function translatedTooDeep(gemini: Record<string, unknown>): boolean {
+  for (const key in gemini) if (key !== 'tools' && nestsDeeperThan(gemini[key], MAX_JSON_DEPTH - 1)) return true;
+  return false;
+}
+
 /** A model name goes into the upstream URL: it must be well-formed Unicode (no unpaired surrogate). */
 function checkModelName(model: string): void {
   if (!model.isWellFormed()) {
@@ -339,7 +350,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         }
         checkModelName(parsed.requestedModel);
         // Translated requests are re-serialised, tool arguments and inputs included.
-        if (nestsDeeperThan(parsed.gemini, MAX_JSON_DEPTH)) throw tooDeep('the request (tool call arguments or inputs included)');
+        if (translatedTooDeep(parsed.gemini)) throw tooDeep('the request (tool call arguments or inputs included)');
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }

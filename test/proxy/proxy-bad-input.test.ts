@@ -88,6 +88,17 @@ test('nesting of 5,000+ levels in tool call arguments, tool_use.input or a count
   assertGoogle400(count, /nests .* deep/);
   const arrays = await post('/v1beta/models/gemini-2.5-flash:countTokens', `{"generateContentRequest":{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"x":${'['.repeat(8000)}${']'.repeat(8000)}}}`);
   assertGoogle400(arrays, /nests .* deep/);
+  // Values inside schemas (enum, const, default, example) are data and are bounded too.
+  for (const kw of ['enum', 'const', 'default', 'example', 'examples']) {
+    const value = kw === 'enum' || kw === 'examples' ? `[${deepObject(5000)}]` : deepObject(5000);
+    const schema = `{"type":"object","properties":{"a":{"type":"object","${kw}":${value}}}}`;
+    const tool = await post('/v1/chat/completions', `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${schema}}}]}`);
+    assertOpenAI400(tool, new RegExp(`tools\\[0\\]\\.function\\.parameters.*${kw} is nested`));
+    const format = await post('/v1/chat/completions', `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":${schema}}}}`);
+    assertOpenAI400(format, /nested|nests/);
+    const input = await post('/v1/messages', `{"model":"claude-x","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":${schema}}]}`, ANTHROPIC);
+    assertAnthropic400(input, new RegExp(`input_schema.*${kw} is nested`));
+  }
   assert.equal(h.upstream.requests.length, before, 'no account was spent');
   // Ordinary nesting still goes through.
   const ok = await post(

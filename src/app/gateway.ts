@@ -1,35 +1,39 @@
-// Wires the gateway together: configuration, account store, OAuth client,
-// token pool, proxy, management API, dashboard, on one HTTP port.
+// The composition root: configuration, account store, OAuth client, token
+// pool, proxy, management API and dashboard, wired together on one HTTP port.
+// The management services live beside it in src/app/ (live events, OAuth
+// status, key editing, client-secret upload, consents); this file only
+// assembles them, starts and stops.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.ts';
-import { apiKeyId, createApiKey, listedKey, revokeApiKey } from '../config/api-keys.ts';
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { openAccountStore, sharedStateFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
-import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import { FileUsageStore } from '../pool/usage.ts';
-import { ConsentFlows } from '../oauth/flows.ts';
-import { completeConsent, importRefreshToken, type AddAccountDeps } from '../oauth/add-account.ts';
+import { completeConsent, importRefreshToken } from '../oauth/add-account.ts';
 import { oauthCallbackHandler } from '../oauth/callback-route.ts';
-import { validateClientSecretJson } from '../oauth/client-secret.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
 import { registerProxyRoutes } from '../proxy/routes.ts';
 import { registerApiRoutes, apiAccount } from '../api/routes.ts';
 import { createMetrics } from './metrics.ts';
 import { shareLaneCooldowns } from './shared-cooldowns.ts';
-import { byCreation, type Account } from '../store/account.ts';
+import type { Account } from '../store/account.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { createDashboardSessions } from '../dashboard/session.ts';
 import { registerDashboardRoutes } from '../dashboard/routes.ts';
-import { Router } from '../http/router.ts';
+import { Router, type RequestContext } from '../http/router.ts';
 import { createHttpServer } from '../http/server.ts';
 import { OAuthHolder } from '../oauth/oauth-holder.ts';
-import { HttpError } from '../http/http-util.ts';
 import { ProjectService } from '../projects/service.ts';
+import { sendJson } from '../http/http-util.ts';
+import { createLiveEvents } from './live-events.ts';
+import { oauthStatus } from './oauth-status.ts';
+import { createKeyEditor } from './key-editor.ts';
+import { clientSecretUpload } from './client-secret-upload.ts';
+import { createConsents } from './consents.ts';
 
 export const VERSION = '0.1.0';
 
@@ -83,52 +87,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const projects = new ProjectService({ store, refresher: oauth, config: () => config, clock, logger });
   // Project discovery runs in the background of every add (it never fails one).
   const afterAdd = (account: Account) => projects.discoverInBackground(account);
-  // Pending consents belong to the OAuth client that started them.
-  let current: AddAccountDeps | null = null;
-  const currentAddDeps = (): AddAccountDeps | null => {
-    const client = oauth.current();
-    if (!client) return null;
-    if (current?.oauth !== client) current = { oauth: client, store, flows: new ConsentFlows({ oauth: client, clock, kv: shared.kv, clientId: client.primaryClientId }), clock, logger, afterAdd };
-    return current;
-  };
-  const addDeps = async (): Promise<AddAccountDeps> => {
-    await oauth.require();
-    return currentAddDeps()!;
-  };
-
+  const consents = createConsents({ oauth, store, clock, logger, kv: shared.kv, afterAdd });
   const sessions = createDashboardSessions({
     adminToken: () => config.admin_token ?? '',
     clock,
     publicUrl: () => config.public_base_url,
-  });
-
-  // Live events for the dashboard: account states (coalesced) and request log entries.
-  const listeners = new Set<(event: { type: 'accounts' | 'request'; data: unknown }) => void>();
-  const emit = (event: { type: 'accounts' | 'request'; data: unknown }) => {
-    for (const l of listeners) l(event);
-  };
-  let accountsEventTimer: NodeJS.Timeout | null = null;
-  const scheduleAccountsEvent = () => {
-    if (accountsEventTimer || listeners.size === 0) return;
-    // At most one accounts event per 250 ms, built from the pool's memory (no I/O).
-    accountsEventTimer = setTimeout(() => {
-      accountsEventTimer = null;
-      try {
-        const accounts = pool.accounts().sort(byCreation);
-        emit({ type: 'accounts', data: { accounts: accounts.map((a) => apiAccount(apiDeps, a)) } });
-      } catch (e) {
-        logger.warn({ err: { message: (e as Error).message } }, 'could not build the live accounts event');
-      }
-    }, 250);
-  };
-  const unwatch = store.watch(() => scheduleAccountsEvent());
-  const unsubscribeStates = pool.onStateChange(() => scheduleAccountsEvent());
-  // Cooldowns end by the clock, not by an event.
-  const stateTicker = setInterval(scheduleAccountsEvent, 5000);
-  stateTicker.unref();
-  const unsubscribeLog = requestLog.subscribe((entry) => {
-    emit({ type: 'request', data: entry });
-    scheduleAccountsEvent();
   });
 
   let listenUrl = '';
@@ -147,62 +110,24 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     accountLane: (a) => pool.accountLane(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
-    oauthStatus: () => {
-      const s = oauth.status();
-      const failing = new Map(pool.failingClients().map((f) => [f.client_id, f]));
-      const clients = s.clientId ? [s.clientId] : [];
-      for (const id of failing.keys()) if (!clients.includes(id) && id !== '(default)') clients.push(id);
-      const problem = s.problem ?? (failing.size ? [...failing.values()][0]!.error + ': ' + [...failing.values()][0]!.description : null);
-      const fix = s.fix ?? (failing.size ? [...failing.values()][0]!.fix : null);
-      return {
-        configured: s.configured,
-        problem,
-        fix,
-        clients: clients.map((id) => {
-          const f = failing.get(id) ?? (id === s.clientId ? failing.get('(default)') : undefined);
-          return { client_id: id, failing: !!f, error: f ? `${f.error}${f.description ? `: ${f.description}` : ''}` : null, fix: f?.fix ?? null, since: f ? Math.floor(f.since / 1000) : null };
-        }),
-      };
-    },
+    oauthStatus: () => oauthStatus(oauth, pool),
     startConsent: async (loginHint) => {
-      const deps = await addDeps();
-      const { authUrl } = await deps.flows!.start({ loginHint });
+      const { authUrl } = await (await consents.require()).flows!.start({ loginHint });
       return { auth_url: authUrl };
     },
-    completeConsent: async (callbackUrl) => completeConsent(await addDeps(), callbackUrl),
-    importRefreshToken: async (token) => importRefreshToken(await addDeps(), token),
+    completeConsent: async (callbackUrl) => completeConsent(await consents.require(), callbackUrl),
+    importRefreshToken: async (token) => importRefreshToken(await consents.require(), token),
     revoke: async (account) => (await oauth.require()).revoke(account.token.refresh_token, account.oauth_client_id),
-    saveClientSecret: async (json) => {
-      const secret = validateClientSecretJson(json, 'the uploaded file');
-      await writeFileAtomic(config.client_secret_path, JSON.stringify(JSON.parse(json), null, 2) + '\n', 0o600);
-      oauth.setClient(secret);
-      pool.resetClientFailures();
-      return { client_id: secret.client_id };
-    },
+    saveClientSecret: clientSecretUpload({ clientSecretPath: () => config.client_secret_path, oauth, pool }),
     projects,
     requests: (filter) => requestLog.query(filter),
     requestsSince: (since) => requestLog.countSince(since),
-    subscribe: (listener) => {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    subscribe: (listener) => live.subscribe(listener),
     metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.text() }),
-    keys: {
-      list: () => config.api_keys.map(listedKey),
-      create: async (label) => {
-        assertKeysEditable(env);
-        const entry = await createApiKey(config.data_dir, label, Math.floor(clock.now() / 1000));
-        config = { ...config, api_keys: [...config.api_keys, entry] };
-        return { id: apiKeyId(entry.key), label, key: entry.key };
-      },
-      revoke: async (id) => {
-        assertKeysEditable(env);
-        if (!(await revokeApiKey(config.data_dir, id))) return false;
-        config = { ...config, api_keys: config.api_keys.filter((k) => apiKeyId(k.key) !== id) };
-        return true;
-      },
-    },
+    keys: createKeyEditor({ env, clock, config: () => config, setConfig: (next) => (config = next) }),
   };
+  // Live events for the dashboard: request log entries, and the accounts that changed.
+  const live = createLiveEvents({ store, pool, requestLog, view: (a) => apiAccount(apiDeps, a), logger });
 
   const router = new Router();
   const proxy = registerProxyRoutes(router, {
@@ -218,11 +143,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     },
   });
   proxyAliases = () => proxy.aliases();
-  router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: currentAddDeps, logger }));
+  router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: consents.current, logger }));
   registerApiRoutes(router, apiDeps, logger);
-  router.on('ANY', '/api/*rest', ({ res }) => {
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'no such management API route' } }));
-  });
+  router.fallback('/api/*rest', unknownApiRoute);
   registerDashboardRoutes(router, { sessions, adminTokenHint: `the "admin_token" in ${config.data_dir}/config.json` });
 
   const server = createHttpServer(router, logger);
@@ -255,24 +178,25 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
 
   async function closeAll(): Promise<void> {
-      clearInterval(stateTicker);
-      if (accountsEventTimer) clearTimeout(accountsEventTimer);
-      unwatch();
-      detachMetrics();
-      unshareCooldowns();
-      unsubscribeStates();
-      unsubscribeLog();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await proxy.close();
-      await pool.stop();
-      await usage.flush?.();
-      await store.close();
+    live.close();
+    detachMetrics();
+    unshareCooldowns();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await proxy.close();
+    await pool.stop();
+    await usage.flush?.();
+    await store.close();
   }
 }
 
-function assertKeysEditable(env: Record<string, string | undefined>): void {
-  if (env.GRANTPOOL_API_KEYS) {
-    throw new HttpError(409, 'keys_from_env', 'the API keys come from GRANTPOOL_API_KEYS; change that variable instead');
+/** /api paths no route takes: 405 with Allow for a known path, else 404, in the API's error shape. */
+function unknownApiRoute({ req, res, url, allowed }: RequestContext): void {
+  req.resume();
+  if (allowed) {
+    const allow = allowed.join(', ');
+    sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${url.pathname.slice(0, 200)}; use ${allow}` } }, { allow });
+  } else {
+    sendJson(res, 404, { error: { code: 'not_found', message: 'no such management API route' } });
   }
 }

@@ -1,5 +1,7 @@
 // A small method + path router on node:http. Patterns are literal segments,
 // `:name` (one segment) and a trailing `*name` (the rest of the path).
+// Fallbacks answer for a part of the path space when no route has the path
+// (or none has the method: then `allowed` lists the methods that would do).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface RequestContext {
@@ -7,7 +9,11 @@ export interface RequestContext {
   res: ServerResponse;
   url: URL;
   params: Record<string, string>;
+  /** In a fallback: the methods the path allows when it is known with another method. */
+  allowed?: string[];
 }
+
+export type Match = { handler: Handler; params: Record<string, string>; allowed?: string[] } | { allowed: string[] } | null;
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
 
@@ -21,6 +27,7 @@ interface Route {
 
 export class Router {
   private routes: Route[] = [];
+  private fallbacks: Route[] = [];
 
   /** `method` is an HTTP method or 'ANY'. */
   on(method: string, pattern: string, handler: Handler): this {
@@ -29,22 +36,44 @@ export class Router {
     return this;
   }
 
-  /** The handler for a request, or null; `allowed` lists methods of routes matching the path. */
-  match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } | { allowed: string[] } | null {
+  /**
+   * The handler for the paths of `pattern` that no route takes, for any
+   * method; it sees `ctx.allowed` when the path is known with other methods.
+   * Fallbacks are tried in the order they were added.
+   */
+  fallback(pattern: string, handler: Handler): this {
+    const segments = split(pattern);
+    this.fallbacks.push({ method: 'ANY', segments, rest: segments.at(-1)?.startsWith('*') ?? false, handler });
+    return this;
+  }
+
+  /**
+   * The handler for a request; else a fallback's (with `allowed` when the path
+   * is known with other methods); else `{ allowed }` for a known path, or null.
+   */
+  match(method: string, pathname: string): Match {
     const parts = split(pathname);
     const allowed: string[] = [];
     for (const route of this.routes) {
-      // Most routes are ruled out by their number of segments alone.
-      if (route.rest ? parts.length < route.segments.length - 1 : parts.length !== route.segments.length) continue;
-      const params = matchSegments(route.segments, parts);
+      const params = matchRoute(route, parts);
       if (!params) continue;
       if (route.method === 'ANY' || route.method === method || (method === 'HEAD' && route.method === 'GET')) {
         return { handler: route.handler, params };
       }
-      allowed.push(route.method);
+      if (!allowed.includes(route.method)) allowed.push(route.method);
+    }
+    for (const route of this.fallbacks) {
+      const params = matchRoute(route, parts);
+      if (params) return allowed.length ? { handler: route.handler, params, allowed } : { handler: route.handler, params };
     }
     return allowed.length ? { allowed } : null;
   }
+}
+
+function matchRoute(route: Route, parts: string[]): Record<string, string> | null {
+  // Most routes are ruled out by their number of segments alone.
+  if (route.rest ? parts.length < route.segments.length - 1 : parts.length !== route.segments.length) return null;
+  return matchSegments(route.segments, parts);
 }
 
 function split(path: string): string[] {

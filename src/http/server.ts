@@ -2,9 +2,10 @@
 // and turns unexpected errors into a clean 500 without a stack trace.
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../log/logger.ts';
-import type { Router } from './router.ts';
+import type { RequestContext, Router } from './router.ts';
 import { sendJson } from './http-util.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
+import { answerClientError } from './client-error.ts';
 
 export function createHttpServer(router: Router, logger: Logger): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
@@ -16,17 +17,23 @@ export function createHttpServer(router: Router, logger: Logger): Server {
       return;
     }
     const found = router.match(req.method ?? 'GET', url.pathname);
-    if (!found) {
-      sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${url.pathname}` } });
-      return;
-    }
-    if ('allowed' in found) {
-      sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${url.pathname}; use ${found.allowed.join(', ')}` } }, { allow: found.allowed.join(', ') });
+    if (!found || !('handler' in found)) {
+      req.resume();
+      const path = url.pathname.slice(0, 200);
+      if (!found) {
+        logger.info({ method: req.method, path, status: 404 }, 'no such route');
+        sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
+      } else {
+        logger.info({ method: req.method, path, status: 405 }, 'method not allowed');
+        sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}; use ${found.allowed.join(', ')}` } }, { allow: found.allowed.join(', ') });
+      }
       return;
     }
     let result: Promise<void> | void;
     try {
-      result = found.handler({ req, res, url, params: found.params });
+      const ctx: RequestContext = { req, res, url, params: found.params };
+      if (found.allowed) ctx.allowed = found.allowed;
+      result = found.handler(ctx);
     } catch (e) {
       result = Promise.reject(e);
     }
@@ -44,9 +51,6 @@ export function createHttpServer(router: Router, logger: Logger): Server {
       });
     }
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  server.on('clientError', answerClientError);
   return server;
 }

@@ -6,12 +6,15 @@
 // example, exclusive bounds -> bounds) and dropped when they only narrow what
 // is valid. What cannot be expressed at all is a 400.
 import { BadRequest } from '../http/http-util.ts';
+import { nestsDeeperThan } from '../util/json.ts';
 
 type Json = Record<string, unknown>;
 export type GeminiSchema = Json;
 
 const MAX_DEPTH = 64;
 const MAX_NODES = 50_000;
+/** Keywords whose values are data, not schemas. */
+const VALUE_KEYWORDS = ['const', 'enum', 'default', 'example', 'examples'] as const;
 
 const TYPE_NAMES: Record<string, string> = {
   string: 'STRING', number: 'NUMBER', integer: 'INTEGER', boolean: 'BOOLEAN', array: 'ARRAY', object: 'OBJECT', null: 'NULL',
@@ -72,7 +75,12 @@ function resolvePointer(ctx: Ctx, ref: string, path: string): unknown {
   }
   let node: unknown = ctx.root;
   for (const raw of pointer.slice(1).split('/')) {
-    const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    let key: string;
+    try {
+      key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    } catch {
+      fail(ctx, path, `$ref "${ref}" is not valid percent-encoding (a JSON pointer in a URI fragment escapes bytes as %XX of UTF-8)`);
+    }
     if (Array.isArray(node)) node = node[Number(key)];
     else if (isObj(node) && Object.hasOwn(node, key)) node = node[key];
     else fail(ctx, path, `$ref "${ref}" does not resolve`);
@@ -94,6 +102,10 @@ function findAnchor(node: unknown, name: string, depth: number): unknown {
 /** Resolves `$ref` (with siblings applied over the target) and merges `allOf`, in JSON Schema terms. */
 function flatten(node: Json, ctx: Ctx, path: string, depth: number): { schema: Json; cut?: string } {
   if (depth > MAX_DEPTH) fail(ctx, path, `schema is nested more than ${MAX_DEPTH} levels deep`);
+  // Values are copied and compared as they are: bound their nesting too.
+  for (const key of VALUE_KEYWORDS) {
+    if (node[key] !== undefined && nestsDeeperThan(node[key], MAX_DEPTH)) fail(ctx, path, `${key} is nested more than ${MAX_DEPTH} levels deep`);
+  }
   let schema = node;
   if (typeof schema.$ref === 'string') {
     const ref = schema.$ref;

@@ -39,7 +39,7 @@ export interface RequestLog {
   record(entry: RequestLogEntry): void;
   /** Newest first. */
   query(filter?: RequestLogFilter): RequestLogEntry[];
-  /** Entries recorded at or after `sinceMs` (counted over the ring). */
+  /** Entries that started at or after `sinceMs` (counted over the ring). */
   countSince(sinceMs: number): number;
   /** Called for every new entry. Returns unsubscribe. */
   subscribe(listener: (entry: RequestLogEntry) => void): () => void;
@@ -72,6 +72,20 @@ export function createRequestLog(opts: RequestLogOptions): RequestLog {
     }
   }
 
+  /**
+   * Newest first, the entries that started at or after `since`. The ring is in
+   * finish order while `time` is the start, so a long request that finished
+   * late sits before shorter, later ones: the scan skips older starts and ends
+   * only at an entry that finished before `since` (every entry recorded before
+   * it finished before it, so started before `since` too).
+   */
+  function* startedSince(since: number | undefined): Generator<RequestLogEntry> {
+    for (const e of newestFirst()) {
+      if (since === undefined || e.time >= since) yield e;
+      else if (e.time + Math.max(0, e.latency_ms) < since) return;
+    }
+  }
+
   return {
     get size() {
       return count;
@@ -94,8 +108,7 @@ export function createRequestLog(opts: RequestLogOptions): RequestLog {
       const limit = Math.max(1, Math.min(filter.limit ?? 200, size || 1));
       const account = filter.account?.toLowerCase();
       const out: RequestLogEntry[] = [];
-      for (const e of newestFirst()) {
-        if (filter.since !== undefined && e.time < filter.since) break;
+      for (const e of startedSince(filter.since)) {
         if (account && e.account_id?.toLowerCase() !== account && e.email?.toLowerCase() !== account) continue;
         if (filter.model && e.model_requested !== filter.model && e.model_used !== filter.model) continue;
         if (filter.protocol && e.protocol !== filter.protocol) continue;
@@ -107,10 +120,7 @@ export function createRequestLog(opts: RequestLogOptions): RequestLog {
     },
     countSince(sinceMs) {
       let n = 0;
-      for (const e of newestFirst()) {
-        if (e.time < sinceMs) break;
-        n++;
-      }
+      for (const _ of startedSince(sinceMs)) n++;
       return n;
     },
     subscribe(listener) {

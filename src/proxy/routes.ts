@@ -10,8 +10,9 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../http/router.ts';
-import { HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
+import { BadRequest, HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
+import { nestsDeeperThan } from '../util/json.ts';
 import { setCountTokensModel, type Door } from './door.ts';
 import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
 import {
@@ -80,6 +81,35 @@ export interface ProxyRoutes {
 export const PIN_HEADER = 'x-grantpool-account';
 /** Optional session affinity key for every door (session-key.ts lists the others clients send). */
 export const SESSION_HEADER = 'x-grantpool-session';
+
+/**
+ * How deep a request the gateway re-serialises may nest (Google refuses far
+ * less deep function declarations and arguments; deeper values would
+ * overflow the stack of JSON.stringify).
+ */
+export const MAX_JSON_DEPTH = 512;
+
+function tooDeep(what: string): HttpError {
+  return new BadRequest(`${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
+}
+
+/**
+ * Whether a translated request nests too deeply. Tool declarations are left
+ * out: the schema conversion already bounds them (and they are most of a
+ * coding agent's request); what is left (contents with tool call arguments
+ * and results, configuration) is walked.
+ */
+function translatedTooDeep(gemini: Record<string, unknown>): boolean {
+  for (const key in gemini) if (key !== 'tools' && nestsDeeperThan(gemini[key], MAX_JSON_DEPTH - 1)) return true;
+  return false;
+}
+
+/** A model name goes into the upstream URL: it must be well-formed Unicode (no unpaired surrogate). */
+function checkModelName(model: string): void {
+  if (!model.isWellFormed()) {
+    throw new BadRequest('model is not a valid name: it holds an unpaired UTF-16 surrogate (broken Unicode)');
+  }
+}
 
 /** Query parameters of a Gemini-native request that are passed to the upstream. */
 const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', '$prettyPrint']);
@@ -252,6 +282,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         const read = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
         raw = read.raw;
         body = checkGeminiBody(read.body, action);
+        // countTokens bodies are re-serialised with the model set in them.
+        if (action === 'countTokens' && nestsDeeperThan(body, MAX_JSON_DEPTH)) throw tooDeep('the request body');
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }
@@ -323,6 +355,9 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
         } else {
           parsed = door.parseRequest(body);
         }
+        checkModelName(parsed.requestedModel);
+        // Translated requests are re-serialised, tool arguments and inputs included.
+        if (translatedTooDeep(parsed.gemini)) throw tooDeep('the request (tool call arguments or inputs included)');
       } catch (e) {
         throw recordBadRequest(engine, track, e);
       }
@@ -423,6 +458,29 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   router.on('POST', '/v1/messages', guarded('anthropic', translated('anthropic', '/v1/messages', 'generate')));
   router.on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
   router.on('ANY', '/google/*path', guarded('google', google));
+
+  // Paths under the doors that no route takes: the key check, then a 404 (or
+  // 405 with Allow) in the shape of the protocol the path belongs to, logged.
+  const unknownRoute = (which: Protocol | ((ctx: RequestContext) => Protocol)) => {
+    const answer = guarded(which, (ctx) => {
+      ctx.req.resume();
+      const path = ctx.url.pathname.slice(0, 200);
+      if (ctx.allowed) {
+        ctx.res.setHeader('allow', ctx.allowed.join(', '));
+        throw new HttpError(405, 'method_not_allowed', `${ctx.req.method} is not allowed on ${path}; use ${ctx.allowed.join(', ')}`);
+      }
+      throw new HttpError(404, 'not_found', `The gateway has no route ${ctx.req.method} ${path}.`);
+    });
+    return async (ctx: RequestContext): Promise<void> => {
+      await answer(ctx);
+      const protocol = typeof which === 'function' ? which(ctx) : which;
+      deps.logger.info({ method: ctx.req.method, path: ctx.url.pathname.slice(0, 200), status: ctx.res.statusCode, protocol }, 'no such proxy route');
+    };
+  };
+  const v1UnknownProtocol = (ctx: RequestContext): Protocol =>
+    ctx.req.headers['anthropic-version'] !== undefined || ctx.req.headers['x-api-key'] !== undefined ? 'anthropic' : v1Protocol(ctx);
+  router.fallback('/v1/*rest', unknownRoute(v1UnknownProtocol));
+  router.fallback('/v1beta/*rest', unknownRoute('gemini'));
 
   return {
     aliases: () => aliasesFor(deps.config().model_aliases).entries(families.pick),

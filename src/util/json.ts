@@ -11,3 +11,27 @@ export function describeJsonError(e: unknown): string {
   if (/end of JSON input/.test(msg)) return 'not valid JSON (ends too early)';
   return 'not valid JSON';
 }
+
+/**
+ * Whether a parsed JSON value nests arrays and objects deeper than `max`
+ * levels (`{}` is one level). Bounded recursion: it never descends past `max`,
+ * so it cannot overflow the stack that a deeper value would overflow later
+ * (JSON.stringify and every recursive walk).
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  return deeper(value, max);
+}
+
+function deeper(value: unknown, left: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (left <= 0) return true;
+  if (Array.isArray(value)) {
+    for (const v of value) if (typeof v === 'object' && v !== null && deeper(v, left - 1)) return true;
+    return false;
+  }
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    if (typeof v === 'object' && v !== null && deeper(v, left - 1)) return true;
+  }
+  return false;
+}

@@ -72,6 +72,9 @@ test('an operator adds an account, sees it die with the reason, brings it back, 
   assert.ok(failed instanceof OpenAI.APIError && failed.status === 503, 'no healthy account left: 503');
   const dead = row(page, 'olivia@example.com').and(page.locator('[data-state=disabled]'));
   await dead.waitFor({ timeout: 10_000 });
+  // The row turns disabled when the pool knows (reason "invalid_grant"), and shows Google's
+  // description once the disable is written, an event later (both under load).
+  await dead.filter({ hasText: 'Token has been expired or revoked.' }).waitFor({ timeout: 10_000 });
   assert.match(await dead.innerText(), /invalid_grant: Token has been expired or revoked\./);
   await screenshot(page, 'dashboard-04-disabled');
 

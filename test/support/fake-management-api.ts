@@ -186,7 +186,11 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of listeners) res.write(frame);
   };
-  const emitAccounts = (): void => broadcast('accounts', { accounts: [...accounts.values()].map(view) });
+  /** Like the gateway: only what changed, {changed: [account...], removed: [id...]}. */
+  const emitAccounts = (id: string): void => {
+    const fa = accounts.get(id);
+    broadcast('accounts', fa ? { changed: [view(fa)], removed: [] } : { changed: [], removed: [id] });
+  };
 
   const sessions = createDashboardSessions({ adminToken: () => adminToken, clock });
   const router = new Router();
@@ -215,11 +219,11 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
       existing.account.disabled_at = null;
       existing.account.disabled_reason = null;
       existing.state = { state: 'active' };
-      emitAccounts();
+      emitAccounts(existing.account.id);
       return { account: view(existing), created: false, reenabled: wasDisabled, missing_scopes: [] as string[] };
     }
     const fa = put(makeAccount(email, name, { created_at: nowS() }), { state: 'active' });
-    emitAccounts();
+    emitAccounts(fa.account.id);
     return { account: view(fa), created: true, reenabled: false, missing_scopes: [] as string[] };
   };
 
@@ -324,14 +328,14 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
     fa.account.proxy_disabled = body.proxy_disabled;
     fa.account.proxy_disabled_at = body.proxy_disabled ? nowS() : null;
     fa.account.proxy_disabled_reason = body.proxy_disabled ? 'taken out of the proxy from the dashboard' : null;
-    emitAccounts();
+    emitAccounts(fa.account.id);
     sendJson(res, 200, { account: view(fa) });
   });
 
   api('DELETE', '/api/accounts/:id', ({ res, params, url }) => {
     const fa = find(params.id!);
     accounts.delete(fa.account.id);
-    emitAccounts();
+    emitAccounts(fa.account.id);
     sendJson(res, 200, { removed: true, revocation: url.searchParams.get('revoke') === 'false' ? 'skipped' : fa.account.disabled ? 'already_revoked' : 'revoked' });
   });
 
@@ -450,14 +454,14 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
     ],
     setState(id, state) {
       find(id).state = state;
-      emitAccounts();
+      emitAccounts(id);
     },
     revoke(id) {
       const fa = find(id);
       fa.account.disabled = true;
       fa.account.disabled_at = nowS();
       fa.account.disabled_reason = 'invalid_grant: Token has been expired or revoked.';
-      emitAccounts();
+      emitAccounts(id);
     },
     setClientFailing(failing) {
       clientFailing = failing;

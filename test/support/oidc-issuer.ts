@@ -50,8 +50,10 @@ export interface StandInIssuer {
   /** The issuer URL (http://127.0.0.1:<port>), for GRANTPOOL_OAUTH_ISSUER. */
   url: string;
   client: { client_id: string; client_secret: string };
-  /** Writes a Google-style client file ({"web": {...}}) and allows `redirectUri` for the client. */
-  writeClientSecret(path: string, redirectUri: string): Promise<void>;
+  /** Registers another OAuth client (as if a second one were created in the Cloud console). */
+  addClient(): { client_id: string; client_secret: string };
+  /** Writes a Google-style client file ({"web": {...}}) of `which` (default: `client`) and allows `redirectUri`. */
+  writeClientSecret(path: string, redirectUri: string, which?: { client_id: string; client_secret: string }): Promise<void>;
   /** Allows another redirect URI for the client (writeClientSecret does this too). */
   allowRedirectUri(redirectUri: string): void;
   addUser(user: { email: string; name?: string }): IssuerUser;
@@ -143,11 +145,16 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: randomUUID() };
 
+  const newClient = () => ({
+    client_id: `${randomBytes(6).toString('hex')}-standin.apps.googleusercontent.com`,
+    client_secret: `GOCSPX-${randomBytes(18).toString('base64url')}`,
+  });
+  const clients = new Map([[client.client_id, client]]);
   const clientPayload = (id: string) =>
-    id === client.client_id
+    clients.has(id)
       ? {
-          client_id: client.client_id,
-          client_secret: client.client_secret,
+          client_id: id,
+          client_secret: clients.get(id)!.client_secret,
           redirect_uris: [...redirectUris].sort(),
           grant_types: ['authorization_code', 'refresh_token'],
           response_types: ['code'],
@@ -439,15 +446,20 @@ ${boxes}
   return {
     url: issuerUrl,
     client,
-    async writeClientSecret(path, redirectUri) {
+    addClient() {
+      const c = newClient();
+      clients.set(c.client_id, c);
+      return c;
+    },
+    async writeClientSecret(path, redirectUri, which = client) {
       redirectUris.add(redirectUri);
       const file = {
         web: {
-          client_id: client.client_id,
+          client_id: which.client_id,
           project_id: 'grantpool-standin',
           auth_uri: `${issuerUrl}/o/oauth2/v2/auth`,
           token_uri: `${issuerUrl}/token`,
-          client_secret: client.client_secret,
+          client_secret: which.client_secret,
           redirect_uris: [...redirectUris],
         },
       };

@@ -51,6 +51,33 @@ function setAccounts(accounts) {
   app.emit('accounts');
 }
 
+/** The order of GET /api/accounts: by creation, then email, then id (code-unit order). */
+function byCreation(a, b) {
+  const text = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+  return (a.created_at ?? 0) - (b.created_at ?? 0) || text(a.email ?? '', b.email ?? '') || text(a.id, b.id);
+}
+
+/** Applies a live accounts event: {changed: [account...], removed: [id...]} (only what changed). */
+function applyAccountChanges(data) {
+  const list = [...(app.state.accounts ?? [])];
+  const at = new Map(list.map((a, i) => [a.id, i]));
+  let added = false;
+  for (const a of Array.isArray(data.changed) ? data.changed : []) {
+    if (!a || typeof a.id !== 'string') continue;
+    const i = at.get(a.id);
+    if (i === undefined) {
+      at.set(a.id, list.push(a) - 1);
+      added = true;
+    } else {
+      list[i] = a;
+    }
+  }
+  const removed = new Set(Array.isArray(data.removed) ? data.removed : []);
+  const next = removed.size ? list.filter((a) => !removed.has(a.id)) : list;
+  if (added) next.sort(byCreation);
+  setAccounts(next);
+}
+
 /** Tells the operator when an account they were adding or re-authorizing arrives. */
 function noticeChanges(before, after) {
   const old = new Map(before.map((a) => [a.id, a]));
@@ -132,18 +159,36 @@ function stopPolling() {
   pollTimer = null;
 }
 
+/** While the full list loads after (re)connecting, changes wait and are applied over it. */
+let loadingAccounts = false;
+let heldChanges = [];
+
+function reloadAccounts() {
+  loadingAccounts = true;
+  heldChanges = [];
+  app.refreshAccounts().catch(() => {}).finally(() => {
+    loadingAccounts = false;
+    const held = heldChanges;
+    heldChanges = [];
+    for (const data of held) applyAccountChanges(data);
+  });
+}
+
 function connectLive() {
   if (typeof EventSource !== 'function') return startPolling();
   source = new EventSource('/api/events');
   source.addEventListener('open', () => {
     stopPolling();
     setLive('Live', 'ok');
-    app.refreshAccounts().catch(() => {});
+    // Events carry only what changed since the connection opened: start from the full list.
+    reloadAccounts();
   });
   source.addEventListener('accounts', (ev) => {
     try {
       const data = JSON.parse(ev.data);
       if (Array.isArray(data.accounts)) setAccounts(data.accounts);
+      else if (loadingAccounts) heldChanges.push(data);
+      else applyAccountChanges(data);
     } catch {
       /* a malformed event is ignored; the next one or the poll repairs it */
     }

@@ -80,6 +80,20 @@ test('request: tools added mid-conversation by an additional_tools item join the
   assert.deepEqual((parsed.gemini.tools as any)[0].functionDeclarations.map((d: any) => d.name), ['a', 'b']);
 });
 
+test('namespace tools: members become <namespace>__<name> functions, and calls come back with their namespace', () => {
+  const door = newDoor();
+  const body = {
+    model: 'gpt-5',
+    input: [{ role: 'user', content: 'x' }, { type: 'function_call', call_id: 'call_9', namespace: 'github', name: 'search', arguments: '{}' }, { type: 'function_call_output', call_id: 'call_9', output: 'none' }],
+    tools: [{ type: 'namespace', name: 'github', description: 'GitHub', tools: [{ type: 'function', name: 'search', parameters: { type: 'object', properties: { q: { type: 'string' } } } }] }],
+  };
+  const parsed = door.parseRequest(body);
+  assert.deepEqual((parsed.gemini.tools as any)[0].functionDeclarations.map((d: any) => d.name), ['github__search']);
+  assert.equal((parsed.gemini.contents as any)[1].parts[0].functionCall.name, 'github__search');
+  const out = door.toResponse({ candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'github__search', args: { q: 'grantpool' } } }] }, finishReason: 'STOP' }] }, infoFor(door, body)) as any;
+  assert.deepEqual([out.output[0].namespace, out.output[0].name], ['github', 'search']);
+});
+
 test('reasoning effort fits the model: thinkingLevel on Gemini 3 and later, thinkingBudget before', () => {
   assert.deepEqual(thinkingFor('medium', 'gemini-3-pro-preview'), { thinkingLevel: 'high' });
   assert.deepEqual(thinkingFor('minimal', 'gemini-3-pro-preview'), { thinkingLevel: 'low' });

@@ -72,6 +72,11 @@ function outputPayload(output: unknown, at: string, opts: InputOptions): { text:
   return { text: texts.join('\n'), media };
 }
 
+/** The function name Gemini sees for a member of a namespace tool. */
+export function qualifiedName(namespace: string, name: string): string {
+  return `${namespace}__${name}`.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
+}
+
 /** The item an item_reference names, if this gateway handed it out recently. */
 function referenced(ref: Json, at: string, opts: InputOptions): Json {
   const id = typeof ref.id === 'string' ? ref.id : '';
@@ -117,8 +122,9 @@ export function translateInput(input: unknown, opts: InputOptions): TranslatedIn
   const addCall = (item: Json, at: string, args: Json) => {
     if (typeof item.name !== 'string' || !item.name) throw bad(`${at}.name must be a non-empty string`);
     if (typeof item.call_id !== 'string' || !item.call_id) throw bad(`${at}.call_id must be a non-empty string`);
-    callNames.set(item.call_id, item.name);
-    const part: Part = { functionCall: { name: item.name, args } };
+    const name = typeof item.namespace === 'string' && item.namespace ? qualifiedName(item.namespace, item.name) : item.name;
+    callNames.set(item.call_id, name);
+    const part: Part = { functionCall: { name, args } };
     const sig = carried.get(item.call_id) ?? opts.signatures.recall(item.call_id);
     if (sig) part.thoughtSignature = sig;
     pushContent(contents, 'model', [part]);

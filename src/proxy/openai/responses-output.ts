@@ -35,6 +35,8 @@ export interface ResponsesOptions {
   encryptedReasoning: boolean;
   /** Names of `custom` tools (their calls are custom_tool_call items whose input is the call's `input` argument). */
   customTools: string[];
+  /** Function names of namespace members -> their namespace and name (calls name them that way). */
+  namespaced?: Record<string, { namespace: string; name: string }>;
 }
 
 export function responsesOptionsOf(info: ResponseInfo): ResponsesOptions {
@@ -120,11 +122,16 @@ export function toolCallItem(part: Part, opts: ResponsesOptions, signatures: Tho
   const args = isObj(fc.args) ? fc.args : {};
   const callId = randomId('call_');
   if (typeof part.thoughtSignature === 'string') signatures.remember(callId, part.thoughtSignature);
+  const member = opts.namespaced && Object.hasOwn(opts.namespaced, name) ? opts.namespaced[name] : undefined;
   if (opts.customTools.includes(name)) {
     const input = typeof args.input === 'string' ? args.input : JSON.stringify(args);
-    return { type: 'custom_tool_call', id: randomId('ctc_'), call_id: callId, name, input };
+    const custom: ResponseCustomToolCall = { type: 'custom_tool_call', id: randomId('ctc_'), call_id: callId, name: member?.name ?? name, input };
+    if (member) custom.namespace = member.namespace;
+    return custom;
   }
-  return { type: 'function_call', id: randomId('fc_'), call_id: callId, name, arguments: JSON.stringify(args), status: 'completed' };
+  const call: ResponseFunctionToolCall = { type: 'function_call', id: randomId('fc_'), call_id: callId, name: member?.name ?? name, arguments: JSON.stringify(args), status: 'completed' };
+  if (member) call.namespace = member.namespace;
+  return call;
 }
 
 /** The encrypted_content for signatures of calls in one step (null when the client did not ask for it). */

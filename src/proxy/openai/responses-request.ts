@@ -9,7 +9,7 @@ import { toGeminiParameters } from '../gemini-schema.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import type { ItemCache } from './responses-items.ts';
 import { bad, isObj, jsonSchemaOutput, num, str, type Json } from '../translate-util.ts';
-import { translateInput } from './responses-input.ts';
+import { qualifiedName, translateInput } from './responses-input.ts';
 import type { ResponsesOptions } from './responses-output.ts';
 
 export interface ResponsesRequestOptions {
@@ -38,6 +38,8 @@ interface Tools {
   /** Tools the Response echoes (the translated ones). */
   echoed: Json[];
   customTools: string[];
+  /** Function names of namespace members -> their namespace and name. */
+  namespaced: Record<string, { namespace: string; name: string }>;
   /** Hosted tool types that were dropped. */
   dropped: string[];
 }
@@ -55,18 +57,18 @@ function customDescription(t: Json): string {
 }
 
 function translateTools(tools: unknown): Tools {
-  const out: Tools = { declarations: [], echoed: [], customTools: [], dropped: [] };
+  const out: Tools = { declarations: [], echoed: [], customTools: [], dropped: [], namespaced: {} };
   if (tools === undefined || tools === null) return out;
   if (!Array.isArray(tools)) throw bad('"tools" must be an array');
   const names = new Set<string>();
-  tools.forEach((t, i) => {
-    const at = `tools[${i}]`;
-    if (!isObj(t)) throw bad(`${at} must be an object`);
-    if (t.type === 'function' || t.type === 'custom') {
-      if (typeof t.name !== 'string' || !t.name) throw bad(`${at}.name must be a non-empty string`);
-      if (names.has(t.name)) throw bad(`${at}: tool name "${t.name}" is used twice`);
-      names.add(t.name);
-      const decl: Json = { name: t.name };
+  const add = (t: Json, at: string, namespace?: string) => {
+    if (typeof t.name !== 'string' || !t.name) throw bad(`${at}.name must be a non-empty string`);
+    const name = namespace ? qualifiedName(namespace, t.name) : t.name;
+    if (names.has(name)) throw bad(`${at}: tool name "${name}" is used twice`);
+    names.add(name);
+    if (namespace) out.namespaced[name] = { namespace, name: t.name };
+    {
+      const decl: Json = { name };
       if (t.type === 'function') {
         if (typeof t.description === 'string') decl.description = t.description;
         if (t.parameters !== undefined && t.parameters !== null) {
@@ -74,11 +76,29 @@ function translateTools(tools: unknown): Tools {
           if (params) decl.parameters = params;
         }
       } else {
-        out.customTools.push(t.name);
+        out.customTools.push(name);
         decl.description = customDescription(t);
         decl.parameters = { type: 'OBJECT', properties: { input: { type: 'STRING', description: 'The whole input for the tool.' } }, required: ['input'] };
       }
       out.declarations.push(decl);
+    }
+  };
+  tools.forEach((t, i) => {
+    const at = `tools[${i}]`;
+    if (!isObj(t)) throw bad(`${at} must be an object`);
+    if (t.type === 'function' || t.type === 'custom') {
+      add(t, at);
+      out.echoed.push(t);
+      return;
+    }
+    if (t.type === 'namespace') {
+      // A group of tools (e.g. one MCP server's): each becomes a function named <namespace>__<name>.
+      if (typeof t.name !== 'string' || !t.name) throw bad(`${at}.name must be a non-empty string`);
+      if (!Array.isArray(t.tools)) throw bad(`${at}.tools must be an array`);
+      t.tools.forEach((inner, j) => {
+        if (!isObj(inner) || (inner.type !== 'function' && inner.type !== 'custom')) throw bad(`${at}.tools[${j}] must be a function or custom tool`);
+        add(inner, `${at}.tools[${j}]`, t.name as string);
+      });
       out.echoed.push(t);
       return;
     }
@@ -215,6 +235,7 @@ export function parseResponsesRequest(body: unknown, opts: ResponsesRequestOptio
     safetyIdentifier,
     encryptedReasoning: Array.isArray(include) && include.includes('reasoning.encrypted_content'),
     customTools: tools.customTools,
+    namespaced: tools.namespaced,
   };
   const notes = tools.dropped.length
     ? [`dropped hosted tool${tools.dropped.length > 1 ? 's' : ''} ${[...new Set(tools.dropped)].join(', ')} (the gateway runs function and custom tools only)`]

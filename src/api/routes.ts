@@ -46,6 +46,7 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
     public_url: config.public_base_url,
     redirect_uri: config.redirect_uri,
     auth_mode: config.effective_auth_mode,
+    auth_mode_reason: config.auth_mode_reason,
     oauth: {
       ...deps.oauthStatus(),
       client_secret_file: config.client_secret_path,

@@ -225,7 +225,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
   registerDashboardRoutes(router, { sessions, adminTokenHint: `the "admin_token" in ${config.data_dir}/config.json` });
 
-  const server = createHttpServer(router, logger);
+  const server = createHttpServer(router, logger, {
+    headersTimeoutMs: config.client.headers_timeout_ms,
+    bodyIdleTimeoutMs: config.client.body_idle_timeout_ms,
+    requestTimeoutMs: config.client.request_timeout_ms,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(e.code === 'EADDRINUSE' ? new ConfigError(`port ${config.port} on ${config.host} is already in use (is another gateway running? set GRANTPOOL_PORT to use another)`) : e),
@@ -235,7 +239,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
-  logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
+  logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, auth_mode_reason: config.auth_mode_reason, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
   let closing: Promise<void> | null = null;
   return {

@@ -17,6 +17,7 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   lines.push(`${paint(out, 'bold', 'Grantpool')} is running on ${url}   (data: ${config.data_dir})`);
   lines.push(`  dashboard  ${url}/`);
   lines.push(`  OpenAI     ${url}/v1      Anthropic  ${url}      Gemini  ${url}/v1beta`);
+  lines.push(`  auth mode  ${config.effective_auth_mode} (${config.auth_mode_reason})`);
   if (generated.apiKey || generated.adminToken) {
     lines.push('', paint(out, 'yellow', 'First start: these secrets were generated and saved in config.json (shown once):'));
     if (generated.apiKey) lines.push(`  proxy API key  ${generated.apiKey}`);
@@ -31,7 +32,7 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   } else if (gateway.pool.size === 0) {
     lines.push(paint(out, 'yellow', 'Next step: add your first Google account:'), '  npx grantpool accounts add', `  or open ${url}/ and choose "Add via Google".`);
   } else {
-    lines.push(`${gateway.pool.size} account(s) in the pool. Auth mode: ${config.effective_auth_mode}.`);
+    lines.push(`${gateway.pool.size} account(s) in the pool.`);
   }
   out.write(lines.join('\n') + '\n\n');
 

@@ -1,4 +1,5 @@
 // `grantpool serve` (and `npm start`): run the gateway until stopped.
+import { configPath } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { startGateway } from '../app/gateway.ts';
 import type { Out } from './output.ts';
@@ -18,11 +19,7 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   lines.push(`  dashboard  ${url}/`);
   lines.push(`  OpenAI     ${url}/v1      Anthropic  ${url}      Gemini  ${url}/v1beta`);
   lines.push(`  auth mode  ${config.effective_auth_mode} (${config.auth_mode_reason})`);
-  if (generated.apiKey || generated.adminToken) {
-    lines.push('', paint(out, 'yellow', 'First start: these secrets were generated and saved in config.json (shown once):'));
-    if (generated.apiKey) lines.push(`  proxy API key  ${generated.apiKey}`);
-    if (generated.adminToken) lines.push(`  admin token    ${generated.adminToken}   (dashboard login, /api/*)`);
-  }
+  if (generated.apiKey || generated.adminToken) lines.push('', ...firstStartSecrets(out, generated, configPath(config.data_dir), onTerminal()));
   const status = gateway.oauth.status();
   lines.push('');
   if (!status.configured) {
@@ -45,4 +42,29 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   await gateway.close();
   logger.flush?.();
   return 0;
+}
+
+/** True when stdout is a person's terminal (not a pipe, a file, journald or a container log). */
+function onTerminal(): boolean {
+  return Boolean(process.stdout.isTTY);
+}
+
+/**
+ * What the first start says about the secrets it generated. Their values go
+ * only to a terminal: stdout is often a log (journald, `docker logs`), where a
+ * key would outlive the file that guards it (mode 0600).
+ */
+export function firstStartSecrets(out: Out, generated: { apiKey?: string; adminToken?: string }, file: string, terminal: boolean): string[] {
+  const parts = [generated.apiKey && 'a proxy API key', generated.adminToken && 'an admin token'].filter(Boolean);
+  const what = `${parts.join(' and ')} ${parts.length > 1 ? 'were' : 'was'}`;
+  if (terminal) {
+    const lines = [paint(out, 'yellow', `First start: ${what} generated and saved in ${file} (shown once):`)];
+    if (generated.apiKey) lines.push(`  proxy API key  ${generated.apiKey}`);
+    if (generated.adminToken) lines.push(`  admin token    ${generated.adminToken}   (dashboard login, /api/*)`);
+    return lines;
+  }
+  const lines = [`First start: ${what} generated and saved in ${file} (mode 0600; not printed here, as this output may be a log).`];
+  if (generated.apiKey) lines.push(`  proxy API key: "api_keys"[0]."key" in that file`);
+  if (generated.adminToken) lines.push(`  admin token:   "admin_token" in that file (dashboard login, /api/*)`);
+  return lines;
 }

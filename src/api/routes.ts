@@ -97,6 +97,10 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
   const guarded = (fn: (ctx: RequestContext) => Promise<void>) => async (ctx: RequestContext) => {
     const auth = deps.authenticate(ctx.req);
     if (!auth.ok) {
+      ctx.req.resume();
+      if (auth.retryAfterSeconds !== undefined) {
+        return sendJson(ctx.res, 429, { error: { code: 'too_many_attempts', message: auth.message } }, { 'retry-after': String(auth.retryAfterSeconds) });
+      }
       return sendError(ctx.res, auth.status, auth.status === 401 ? 'unauthenticated' : 'forbidden', auth.message);
     }
     try {

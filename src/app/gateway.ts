@@ -141,7 +141,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     store,
     authenticate: (req) => {
       const r = sessions.authenticate(req);
-      return r.ok ? { ok: true } : { ok: false, status: r.status, message: r.message };
+      if (r.ok) return { ok: true };
+      return { ok: false, status: r.status, message: r.message, ...(r.status === 429 ? { retryAfterSeconds: r.retryAfterSeconds } : {}) };
     },
     accountState: (a) => pool.accountState(a),
     accountLane: (a) => pool.accountLane(a),

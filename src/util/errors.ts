@@ -107,6 +107,7 @@ export type OAuthFlowCode =
   | 'no_refresh_token'
   | 'no_email'
   | 'issuer_unreachable'
+  | 'refresh_token_refused'
   | 'client_not_configured'
   | GoogleErrorCode;
 

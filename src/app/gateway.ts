@@ -68,7 +68,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
-  // Usage is rewritten whole: at most every 15 s under load (and at shutdown).
+  // Usage records reach a log within 0.5 s; usage.json is rewritten from it at most every 15 s (and at shutdown).
   const usage = new FileUsageStore(config.data_dir, {
     debounceMs: 15_000,
     onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),

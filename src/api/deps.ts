@@ -40,6 +40,8 @@ export interface ApiDeps {
   usageToday: (accountId: string) => { requests: number; tokens: number };
   usageDays: (days: number) => UsageRow[];
   oauthStatus: () => OAuthStatus;
+  /** Problems that make the gateway degraded (shown in /api/status as `problems`). */
+  problems?: () => string[];
   startConsent: (loginHint?: string) => Promise<{ auth_url: string }>;
   completeConsent: (callbackUrl: string) => Promise<AddResult>;
   importRefreshToken: (refreshToken: string) => Promise<AddResult>;

@@ -12,6 +12,7 @@ import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 import { registerProjectRoutes } from './project-routes.ts';
+import { describeStorageError } from '../fsx/storage-errors.ts';
 
 const API_BODY_LIMIT = 1024 * 1024;
 /** Bytes queued for one /api/events client before it is dropped (it reconnects and gets a fresh state). */
@@ -53,6 +54,8 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
       issuer: config.oauth_issuer,
       scopes: config.scopes,
     },
+    /** What keeps the gateway from being fully healthy (a full disk, an unreachable database); [] when nothing. */
+    problems: deps.problems?.() ?? [],
     pool: { total: accounts.length, by_state: byState, lanes: lanes.lanes, shared_lanes: lanes.shared },
     requests_last_hour: deps.requestsSince(Date.now() - 3600_000),
   };
@@ -87,6 +90,12 @@ export function handleApiError(logger: Logger, ctx: RequestContext, e: unknown):
     if (ctx.res.headersSent) return void ctx.res.destroy();
     const headers: Record<string, string> = e.retryAfterSeconds !== undefined ? { 'retry-after': String(e.retryAfterSeconds) } : {};
     return sendError(ctx.res, e.status, e.code, e.message, e.fix, headers);
+  }
+  const storage = describeStorageError(e, 'to the data directory');
+  if (storage) {
+    logger.error({ err: describeForLog(e), route: ctx.url.pathname }, 'management API: the data directory cannot be written');
+    if (ctx.res.headersSent) return void ctx.res.destroy();
+    return sendError(ctx.res, 507, 'storage_full', `the change was not saved: the gateway ${storage}`);
   }
   logger.error({ err: describeForLog(e), route: ctx.url.pathname }, 'management API error');
   if (ctx.res.headersSent) return void ctx.res.destroy();

@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../util/clock.ts';
 import { openAccountStore, sharedStateFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
+import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import { FileUsageStore } from '../pool/usage.ts';
 import { ConsentFlows } from '../oauth/flows.ts';
@@ -131,6 +132,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     scheduleAccountsEvent();
   });
 
+  /** What makes the gateway degraded: the store (an unreachable database) and the disk (full, read-only). */
+  const currentProblems = (): string[] => {
+    const problem = store.problem?.() ?? null;
+    return [...(problem ? [problem] : []), ...storageProblems(config.data_dir)];
+  };
+
   let listenUrl = '';
   let proxyAliases: (() => { alias: string; target: string; model: string }[]) | null = null;
   const apiDeps: ApiDeps = {
@@ -148,6 +155,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     accountLane: (a) => pool.accountLane(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
+    problems: currentProblems,
     oauthStatus: () => {
       const s = oauth.status();
       const failing = new Map(pool.failingClients().map((f) => [f.client_id, f]));
@@ -214,8 +222,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     clock,
     modelRefreshMs: 10 * 60_000,
     health: () => {
-      const problem = store.problem?.() ?? null;
-      return { ...(problem ? { status: 'degraded', problems: [problem] } : {}), accounts: pool.summary().by_state };
+      const problems = currentProblems();
+      return { ...(problems.length ? { status: 'degraded', problems } : {}), accounts: pool.summary().by_state };
     },
   });
   proxyAliases = () => proxy.aliases();

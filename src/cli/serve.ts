@@ -1,5 +1,6 @@
 // `grantpool serve` (and `npm start`): run the gateway until stopped.
-import { configPath } from '../config/load.ts';
+import { configPath, resolveDataDir } from '../config/load.ts';
+import { describeStorageError } from '../fsx/storage-errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { startGateway } from '../app/gateway.ts';
 import type { Out } from './output.ts';
@@ -11,6 +12,12 @@ export async function serve(out: Out, env: Record<string, string | undefined>): 
   try {
     gateway = await startGateway({ env, logger });
   } catch (e) {
+    // A full disk on a first start: one line that says so, not a bug report.
+    const storage = describeStorageError(e, `the data directory ${resolveDataDir(env)}`);
+    if (storage) {
+      out.error(`grantpool: cannot start: ${storage}\n`);
+      return 1;
+    }
     return reportCliError(out, e, 'cannot start: ');
   }
   const { config, generated, url } = gateway;

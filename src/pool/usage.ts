@@ -6,6 +6,7 @@
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
+import { noteWrite } from '../fsx/storage-errors.ts';
 import type { DayUsage } from './quota.ts';
 
 export interface UsageRecord extends DayUsage {
@@ -261,8 +262,10 @@ export class FileUsageStore extends MemoryUsageStore {
         }
         await this.log.fh.appendFile(text);
         this.logBytes += text.length;
+        noteWrite(this.logPath(this.gen));
       } catch (e) {
         // The records stay in memory; the next usage.json holds them.
+        noteWrite(this.logPath(this.gen), e);
         this.onError(e as Error);
         this.dirty = true;
         this.scheduleCompact();

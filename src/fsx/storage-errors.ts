@@ -29,16 +29,20 @@ interface Failure {
   since: number;
 }
 
-/** Folder -> its last storage failure, until a write there works again. */
+/** Folder -> its first storage failure since writes last worked. */
 const failing = new Map<string, Failure>();
 
-/** Notes the outcome of a write to `path` (a file; its folder is what counts). */
+/**
+ * Notes the outcome of a write to `path` (a file; its folder is named). A
+ * write that works means the disk has room again: every noted failure ends
+ * (one that persists elsewhere is noted again by its next failed write).
+ */
 export function noteWrite(path: string, error?: unknown): void {
-  const dir = dirname(path);
   if (error === undefined) {
-    failing.delete(dir);
+    if (failing.size > 0) failing.clear();
     return;
   }
+  const dir = dirname(path);
   if (!isStorageError(error)) return;
   const code = (error as NodeJS.ErrnoException).code!;
   if (!failing.has(dir)) failing.set(dir, { message: `cannot write to ${dir}: ${STORAGE_CODES[code]} (${code}); serving from memory, changes are written again once there is space`, since: Date.now() });

@@ -91,7 +91,7 @@ test('a full disk: refreshes still serve, /healthz and /api/status say why, the 
   // Space again: the refreshed token reaches the file, and the gateway is healthy.
   await rm(filler);
   await until(async () => (await stack.accountFile('full@example.com')).token.access_token !== before.token.access_token, 20_000, 'the token write to be retried');
-  await until(async () => ((await (await fetch(`${stack.gateway.url}/healthz`)).json()) as { status: string }).status === 'ok', 5000, '/healthz ok');
+  await until(async () => ((await (await fetch(`${stack.gateway.url}/healthz`)).json()) as { status: string }).status === 'ok', 15_000, '/healthz ok');
   const r = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'space again' }] });
   assert.ok(r.choices[0]!.message.content);
 });

@@ -33,13 +33,15 @@ export interface ApiDeps {
   listenUrl: () => string;
   store: AccountStore;
   /** Checks the admin bearer token or the dashboard session (with CSRF on mutations). */
-  authenticate: (req: IncomingMessage) => { ok: true } | { ok: false; status: number; message: string };
+  authenticate: (req: IncomingMessage) => { ok: true } | { ok: false; status: number; message: string; retryAfterSeconds?: number };
   accountState: (account: Account) => AccountState;
   /** The lane (quota) an account draws on, as the running pool sees it. Default: worked out from the account alone. */
   accountLane?: (account: Account) => AccountLane;
   usageToday: (accountId: string) => { requests: number; tokens: number };
   usageDays: (days: number) => UsageRow[];
   oauthStatus: () => OAuthStatus;
+  /** Problems that make the gateway degraded (shown in /api/status as `problems`). */
+  problems?: () => string[];
   startConsent: (loginHint?: string) => Promise<{ auth_url: string }>;
   completeConsent: (callbackUrl: string) => Promise<AddResult>;
   importRefreshToken: (refreshToken: string) => Promise<AddResult>;

@@ -12,6 +12,7 @@ import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 import { registerProjectRoutes } from './project-routes.ts';
+import { describeStorageError } from '../fsx/storage-errors.ts';
 
 const API_BODY_LIMIT = 1024 * 1024;
 /** Bytes queued for one /api/events client before it is dropped (it reconnects and gets a fresh state). */
@@ -46,12 +47,15 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
     public_url: config.public_base_url,
     redirect_uri: config.redirect_uri,
     auth_mode: config.effective_auth_mode,
+    auth_mode_reason: config.auth_mode_reason,
     oauth: {
       ...deps.oauthStatus(),
       client_secret_file: config.client_secret_path,
       issuer: config.oauth_issuer,
       scopes: config.scopes,
     },
+    /** What keeps the gateway from being fully healthy (a full disk, an unreachable database); [] when nothing. */
+    problems: deps.problems?.() ?? [],
     pool: { total: accounts.length, by_state: byState, lanes: lanes.lanes, shared_lanes: lanes.shared },
     requests_last_hour: deps.requestsSince(Date.now() - 3600_000),
   };
@@ -87,6 +91,12 @@ export function handleApiError(logger: Logger, ctx: RequestContext, e: unknown):
     const headers: Record<string, string> = e.retryAfterSeconds !== undefined ? { 'retry-after': String(e.retryAfterSeconds) } : {};
     return sendError(ctx.res, e.status, e.code, e.message, e.fix, headers);
   }
+  const storage = describeStorageError(e, 'to the data directory');
+  if (storage) {
+    logger.error({ err: describeForLog(e), route: ctx.url.pathname }, 'management API: the data directory cannot be written');
+    if (ctx.res.headersSent) return void ctx.res.destroy();
+    return sendError(ctx.res, 507, 'storage_full', `the change was not saved: the gateway ${storage}`);
+  }
   logger.error({ err: describeForLog(e), route: ctx.url.pathname }, 'management API error');
   if (ctx.res.headersSent) return void ctx.res.destroy();
   sendError(ctx.res, 500, 'internal_error', INTERNAL_MESSAGE);
@@ -96,6 +106,10 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
   const guarded = (fn: (ctx: RequestContext) => Promise<void>) => async (ctx: RequestContext) => {
     const auth = deps.authenticate(ctx.req);
     if (!auth.ok) {
+      ctx.req.resume();
+      if (auth.retryAfterSeconds !== undefined) {
+        return sendJson(ctx.res, 429, { error: { code: 'too_many_attempts', message: auth.message } }, { 'retry-after': String(auth.retryAfterSeconds) });
+      }
       return sendError(ctx.res, auth.status, auth.status === 401 ? 'unauthenticated' : 'forbidden', auth.message);
     }
     try {

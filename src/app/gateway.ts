@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { openAccountStore, sharedStateFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
+import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import { FileUsageStore } from '../pool/usage.ts';
 import { completeConsent, importRefreshToken } from '../oauth/add-account.ts';
@@ -72,7 +73,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
-  // Usage is rewritten whole: at most every 15 s under load (and at shutdown).
+  // Usage records reach a log within 0.5 s; usage.json is rewritten from it at most every 15 s (and at shutdown).
   const usage = new FileUsageStore(config.data_dir, {
     debounceMs: 15_000,
     onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
@@ -94,6 +95,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     publicUrl: () => config.public_base_url,
   });
 
+  /** What makes the gateway degraded: the store (an unreachable database) and the disk (full, read-only). */
+  const currentProblems = (): string[] => {
+    const problem = store.problem?.() ?? null;
+    return [...(problem ? [problem] : []), ...storageProblems(config.data_dir)];
+  };
+
   let listenUrl = '';
   let proxyAliases: (() => { alias: string; target: string; model: string }[]) | null = null;
   const apiDeps: ApiDeps = {
@@ -104,12 +111,14 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     store,
     authenticate: (req) => {
       const r = sessions.authenticate(req);
-      return r.ok ? { ok: true } : { ok: false, status: r.status, message: r.message };
+      if (r.ok) return { ok: true };
+      return { ok: false, status: r.status, message: r.message, ...(r.status === 429 ? { retryAfterSeconds: r.retryAfterSeconds } : {}) };
     },
     accountState: (a) => pool.accountState(a),
     accountLane: (a) => pool.accountLane(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
+    problems: currentProblems,
     oauthStatus: () => oauthStatus(oauth, pool),
     startConsent: async (loginHint) => {
       const { authUrl } = await (await consents.require()).flows!.start({ loginHint });
@@ -138,8 +147,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     clock,
     modelRefreshMs: 10 * 60_000,
     health: () => {
-      const problem = store.problem?.() ?? null;
-      return { ...(problem ? { status: 'degraded', problems: [problem] } : {}), accounts: pool.summary().by_state };
+      const problems = currentProblems();
+      return { ...(problems.length ? { status: 'degraded', problems } : {}), accounts: pool.summary().by_state };
     },
   });
   proxyAliases = () => proxy.aliases();
@@ -148,7 +157,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   router.fallback('/api/*rest', unknownApiRoute);
   registerDashboardRoutes(router, { sessions, adminTokenHint: `the "admin_token" in ${config.data_dir}/config.json` });
 
-  const server = createHttpServer(router, logger);
+  const server = createHttpServer(router, logger, {
+    headersTimeoutMs: config.client.headers_timeout_ms,
+    bodyIdleTimeoutMs: config.client.body_idle_timeout_ms,
+    requestTimeoutMs: config.client.request_timeout_ms,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(e.code === 'EADDRINUSE' ? new ConfigError(`port ${config.port} on ${config.host} is already in use (is another gateway running? set GRANTPOOL_PORT to use another)`) : e),
@@ -158,7 +171,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
-  logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
+  logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, auth_mode_reason: config.auth_mode_reason, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
   let closing: Promise<void> | null = null;
   return {

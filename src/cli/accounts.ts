@@ -4,6 +4,7 @@
 import { describeJsonError } from '../util/json.ts';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
@@ -142,7 +143,17 @@ export async function importAccounts(
   const oauth = await (await ctx.oauth()).require();
   const deps = { oauth, store: await ctx.store(), logger: ctx.logger };
   if (opts.refreshToken) {
-    const r = await importRefreshToken(deps, opts.refreshToken.trim());
+    let token = opts.refreshToken.trim();
+    if (token === '-') {
+      token = await readSecret('Refresh token (not shown): ');
+      if (!token) throw new CliError('no refresh token on stdin; pipe it in (grantpool accounts import --refresh-token - < token.txt) or type it at the prompt');
+    } else {
+      out.error(
+        'warning: a refresh token given on the command line can be read by other users of this machine (/proc/<pid>/cmdline, ps) and stays in your shell history; ' +
+          'use --refresh-token - and give it on stdin or at the prompt.\n',
+      );
+    }
+    const r = await importRefreshToken(deps, token);
     out.write(describeAdd(r) + (await discoverAfterAdd(ctx, r)) + '\n');
     return 0;
   }
@@ -244,4 +255,33 @@ function laneLabel(lane: AccountLane | undefined): string {
   if (!lane) return '-';
   const what = lane.project_id ? `project ${lane.project_id}` : 'OAuth client project';
   return lane.accounts > 1 ? `${what} (shared by ${lane.accounts})` : what;
+}
+
+/** Largest secret read from stdin (a refresh token is far smaller). */
+const MAX_SECRET_BYTES = 1024 * 1024;
+
+/**
+ * A secret from stdin: typed at a prompt without echo on a terminal, else the
+ * first non-empty line of what is piped in. It never appears in the process's
+ * command line.
+ */
+async function readSecret(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = '';
+    for await (const chunk of stdin) {
+      text += String(chunk);
+      if (text.length > MAX_SECRET_BYTES) throw new CliError('stdin holds more than 1 MiB; expected one refresh token');
+    }
+    return text.split(/\r?\n/).map((l) => l.trim()).find(Boolean) ?? '';
+  }
+  const muted = new Writable({ write: (_c, _e, cb) => cb() });
+  const rl = createInterface({ input: stdin, output: muted, terminal: true });
+  process.stderr.write(prompt);
+  try {
+    return (await rl.question('')).trim();
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
 }

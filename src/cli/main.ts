@@ -17,7 +17,7 @@ const USAGE = `Usage: grantpool <command>
   doctor                                  check the setup, one line per check with the fix
   accounts list [--json]                  accounts with their state and reason
   accounts add [--paste] [--login-hint E] connect a Google account (consent in a browser)
-  accounts import --refresh-token T       add an account from a refresh token
+  accounts import --refresh-token -       add an account from a refresh token read from stdin (or typed at a prompt)
   accounts import --file F                add many (JSON array of {"email"?, "refresh_token"} or {"accounts": [...]})
   accounts enable <email or id>           put an account back into the proxy
   accounts disable <email or id>          take an account out of the proxy (reason "manual")
@@ -36,7 +36,7 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
   let args;
   try {
     args = parseArgs({
-      args: argv,
+      args: secretFromStdin(argv, '--refresh-token'),
       allowPositionals: true,
       strict: true,
       options: {
@@ -98,4 +98,21 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
   } finally {
     await ctx.close();
   }
+}
+
+/** `--flag` with no value (last, or followed by another option) or an empty one means `--flag -`: read the secret from stdin. */
+function secretFromStdin(argv: string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === `${flag}=`) {
+      out.push(flag, '-');
+    } else if (a === flag && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--') || argv[i + 1] === '')) {
+      out.push(flag, '-');
+      if (argv[i + 1] === '') i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
 }

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { withFileLock } from '../fsx/file-lock.ts';
 import { isLoopbackHost } from '../util/net.ts';
 import { GatewayError } from '../util/errors.ts';
+import { decideAuthMode } from './auth-mode.ts';
 
 /** The configuration cannot be used (config.json, an environment variable, the listen address). */
 export class ConfigError extends GatewayError {
@@ -25,8 +26,10 @@ export interface ResolvedConfig extends Config {
   public_base_url: string;
   redirect_uri: string;
   client_secret_path: string;
-  /** The auth mode in force (`auto` resolved by the listen address). */
+  /** The auth mode in force (`auto` resolved by the listen address and the public URL). */
   effective_auth_mode: 'off' | 'strict' | 'all_except_health';
+  /** Why that mode is in force (start banner, /api/status). */
+  auth_mode_reason: string;
 }
 
 export interface LoadedConfig {
@@ -217,7 +220,7 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
   checkUrlScheme('service_usage_base_url', config.service_usage_base_url);
 
   const publicBase = (config.public_url ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
-  const effective = config.auth_mode === 'auto' ? (isLoopbackHost(config.host) ? 'off' : 'all_except_health') : config.auth_mode;
+  const auth = decideAuthMode(config.auth_mode, config.host, publicBase);
   return {
     config: {
       ...config,
@@ -227,7 +230,8 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
       client_secret_path: config.client_secret_file
         ? resolve(dataDir, config.client_secret_file.replace(/^~(?=$|\/)/, homedir()))
         : join(dataDir, 'client_secret.json'),
-      effective_auth_mode: effective,
+      effective_auth_mode: auth.mode,
+      auth_mode_reason: auth.reason,
     },
     generated,
   };

@@ -111,6 +111,22 @@ export const ConfigSchema = z.strictObject({
     })
     .default({ connect_timeout_ms: 10_000, first_byte_timeout_ms: 120_000, idle_timeout_ms: 300_000, max_attempts: 5 }),
 
+  /**
+   * Deadlines for receiving a request (SPEC section 11): a client that sends its
+   * headers or body too slowly is cut off with 408. Only the request side is
+   * bounded; a streamed answer may take as long as the upstream needs.
+   */
+  client: z
+    .strictObject({
+      /** Time from the connection's first byte (or the previous request) to the end of the headers. */
+      headers_timeout_ms: z.number().int().positive().default(30_000),
+      /** Longest silence while a request body is arriving. */
+      body_idle_timeout_ms: z.number().int().positive().default(30_000),
+      /** Time to receive a whole request, headers and body (a 20 MiB body needs ~170 s at 1 Mbit/s). */
+      request_timeout_ms: z.number().int().positive().default(180_000),
+    })
+    .default({ headers_timeout_ms: 30_000, body_idle_timeout_ms: 30_000, request_timeout_ms: 180_000 }),
+
   /** Largest accepted request body. */
   max_body_bytes: z.number().int().positive().default(20 * 1024 * 1024),
   /** OpenAI image_url with an http(s) URL: fetched only when enabled, never from private addresses. */

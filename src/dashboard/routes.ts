@@ -214,7 +214,7 @@ export function registerDashboardRoutes(router: Router, deps: DashboardDeps): vo
     }
     const result = sessions.login(form.get('token') ?? '', req);
     if (!result.ok) {
-      const extra: Record<string, string> = result.status === 429 ? { 'retry-after': '60' } : {};
+      const extra: Record<string, string> = result.status === 429 ? { 'retry-after': String(result.retryAfterSeconds) } : {};
       return page(res, result.status, renderLoginPage({ error: result.message, hint: deps.adminTokenHint }), extra);
     }
     redirect(res, '/', { 'set-cookie': result.setCookie });

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.ts';
+import { clientAddress, createFailureThrottle } from './throttle.ts';
 
 export const SESSION_COOKIE = 'gp_session';
 export const CSRF_HEADER = 'x-grantpool-csrf';
@@ -20,11 +21,13 @@ export interface Session {
 
 export type AuthResult =
   | { ok: true; via: 'bearer' | 'session'; session?: Session }
-  | { ok: false; status: 401 | 403; message: string };
+  | { ok: false; status: 401 | 403; message: string }
+  | { ok: false; status: 429; message: string; retryAfterSeconds: number };
 
 export type LoginResult =
   | { ok: true; session: Session; setCookie: string }
-  | { ok: false; status: 401 | 429; message: string };
+  | { ok: false; status: 401; message: string }
+  | { ok: false; status: 429; message: string; retryAfterSeconds: number };
 
 export interface DashboardSessionOptions {
   /** The current admin token (read on every check, so a changed token takes effect at once). */
@@ -38,7 +41,7 @@ export interface DashboardSessionOptions {
   idleMs?: number;
   /** At most this many live sessions; the oldest goes first (default 100). */
   maxSessions?: number;
-  /** Failed logins allowed per minute before answering 429 (default 10). */
+  /** Wrong admin tokens (login or bearer) allowed per minute from one client address before it gets 429 (default 10). */
   maxFailuresPerMinute?: number;
 }
 
@@ -96,9 +99,15 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
   const maxAgeMs = opts.maxAgeMs ?? 12 * 3600_000;
   const idleMs = opts.idleMs ?? 2 * 3600_000;
   const maxSessions = opts.maxSessions ?? 100;
-  const maxFailures = opts.maxFailuresPerMinute ?? 10;
   const sessions = new Map<string, Session>();
-  let failures: number[] = [];
+  // One throttle for both doors of the admin token, per client address.
+  const throttle = createFailureThrottle({ max: opts.maxFailuresPerMinute ?? 10, windowMs: 60_000, now: () => opts.clock.now() });
+  const tooMany = (retryAfterSeconds: number, what: string) => ({
+    ok: false as const,
+    status: 429 as const,
+    retryAfterSeconds,
+    message: `Too many wrong admin tokens from your address in the last minute. ${what} again in ${retryAfterSeconds} s.`,
+  });
 
   const secure = (): boolean => {
     const pub = opts.publicUrl?.();
@@ -172,15 +181,14 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
 
     login(token, req) {
       const now = opts.clock.now();
-      failures = failures.filter((t) => now - t < 60_000);
-      if (failures.length >= maxFailures) {
-        return { ok: false, status: 429, message: 'Too many wrong admin tokens in the last minute. Wait a minute and try again.' };
-      }
+      const address = clientAddress(req);
+      const wait = throttle.retryAfter(address);
+      if (wait > 0) return tooMany(wait, 'Try');
       if (req && isCrossSite(req)) {
         return { ok: false, status: 401, message: 'Log in from the Grantpool page itself, not from another site.' };
       }
       if (!checkAdminToken(token.trim())) {
-        failures.push(now);
+        throttle.fail(address);
         return { ok: false, status: 401, message: 'That admin token is not right.' };
       }
       sweep(now);
@@ -209,8 +217,12 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
     authenticate(req) {
       const auth = req.headers.authorization;
       if (auth !== undefined) {
+        const address = clientAddress(req);
+        const wait = throttle.retryAfter(address);
+        if (wait > 0) return tooMany(wait, 'Send the admin token');
         const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
         if (m && checkAdminToken(m[1]!.trim())) return { ok: true, via: 'bearer' };
+        throttle.fail(address);
         return {
           ok: false,
           status: 401,

@@ -4,8 +4,19 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { noteWrite } from './storage-errors.ts';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  try {
+    await writeAtomically(path, data, mode);
+  } catch (e) {
+    noteWrite(path, e);
+    throw e;
+  }
+  noteWrite(path);
+}
+
+async function writeAtomically(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);

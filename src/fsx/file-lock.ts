@@ -16,6 +16,9 @@
 //   * release: the lock is renamed out of the way first, then deleted;
 //   * take-over of a stale lock: one process at a time (`<lock>.break`), which
 //     checks again that the lock is still the stale one before moving it away.
+// A lock that cannot be written because the disk is full or read-only fails
+// open within this process (the in-process queue still serialises its
+// callers): a full disk must not stop refreshes and the writes that may work.
 import lockfile from 'proper-lockfile';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -25,6 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { GatewayError } from '../util/errors.ts';
+import { isStorageError, noteWrite } from './storage-errors.ts';
 
 const OWNER_FILE = 'owner';
 const HOST = hostname();
@@ -264,6 +268,13 @@ async function acquire(lockDir: string, opts: FileLockOptions): Promise<() => Pr
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (isStorageError(e)) {
+        // The disk is full (or read-only): the lock cannot be written. Fail open within this
+        // process (its callers are still serialised by the in-process queue) rather than stop
+        // every refresh and write; other processes on this folder are not excluded meanwhile.
+        noteWrite(lockDir, e);
+        return async () => {};
+      }
       if (!RETRYABLE.has(code)) throw e;
       if (Date.now() >= deadline) throw new LockTimeoutError(lockDir, waitMs);
       await sleep(delay * (0.5 + Math.random()));

@@ -23,8 +23,18 @@ function tooLarge(limit: number): HttpError {
   return new HttpError(413, 'body_too_large', `request body is larger than the limit of ${limit} bytes`);
 }
 
+/** Longest silence while a body is arriving, unless the server set another for the request. */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 30_000;
+const bodyIdleTimeouts = new WeakMap<IncomingMessage, number>();
+
+/** The server's body deadline for one request (read by readBody). */
+export function setBodyIdleTimeout(req: IncomingMessage, ms: number): void {
+  bodyIdleTimeouts.set(req, ms);
+}
+
 /**
  * Reads a request body of at most `limit` bytes (413 beyond, the rest drained).
+ * A body that stops arriving for the body deadline is a 408 and its bytes are let go.
  * Event based: cheaper than async iteration on the hot path.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -38,15 +48,26 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
+    let idle: NodeJS.Timeout | null = null;
     // Errors are built only when needed (an Error captures a stack trace).
     const fail = (make: () => HttpError) => {
       if (settled) return;
       settled = true;
+      if (idle) clearTimeout(idle);
       chunks.length = 0;
       reject(make());
     };
+    if (!req.complete) {
+      const idleMs = bodyIdleTimeouts.get(req) ?? DEFAULT_BODY_IDLE_TIMEOUT_MS;
+      idle = setTimeout(
+        () => fail(() => new HttpError(408, 'request_timeout', `the request body stopped arriving (nothing for ${idleMs / 1000} s); send it without pauses`)),
+        idleMs,
+      );
+      idle.unref();
+    }
     req.on('data', (c: Buffer) => {
       if (settled) return;
+      idle?.refresh();
       size += c.length;
       if (size > limit) fail(() => tooLarge(limit));
       else chunks.push(c);
@@ -54,6 +75,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.once('end', () => {
       if (settled) return;
       settled = true;
+      if (idle) clearTimeout(idle);
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
     req.once('error', () => fail(() => new BadRequest('the request body could not be read', 'body_read_error')));

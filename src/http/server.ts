@@ -3,12 +3,59 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../log/logger.ts';
 import type { RequestContext, Router } from './router.ts';
-import { sendJson } from './http-util.ts';
+import { sendJson, setBodyIdleTimeout } from './http-util.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 import { answerClientError } from './client-error.ts';
 
-export function createHttpServer(router: Router, logger: Logger): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+/** Deadlines for receiving a request (the response side is not bounded: answers may stream for minutes). */
+export interface ClientLimits {
+  /** The headers must be complete within this time. */
+  headersTimeoutMs: number;
+  /** Longest silence while a body is arriving (checked by readBody). */
+  bodyIdleTimeoutMs: number;
+  /** The whole request, headers and body, must arrive within this time. */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = { headersTimeoutMs: 30_000, bodyIdleTimeoutMs: 30_000, requestTimeoutMs: 180_000 };
+
+/** After an answer to a request whose body is still arriving, the rest may drain this long. */
+const DRAIN_AFTER_ANSWER_MS = 2000;
+
+function timeoutAnswer(limits: ClientLimits): string {
+  const body = JSON.stringify({
+    error: {
+      code: 'request_timeout',
+      message: `the request was not received in time (headers within ${limits.headersTimeoutMs / 1000} s, the whole request within ${limits.requestTimeoutMs / 1000} s)`,
+    },
+  });
+  return `HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+export function createHttpServer(router: Router, logger: Logger, limits: ClientLimits = DEFAULT_CLIENT_LIMITS): Server {
+  const requestTimeout = Math.max(1, limits.requestTimeoutMs);
+  const headersTimeout = Math.max(1, Math.min(limits.headersTimeoutMs, requestTimeout));
+  /** Connections whose request was answered before its body arrived: no second answer goes to them. */
+  const answeredEarly = new WeakSet<object>();
+  const server = createServer({
+    keepAliveTimeout: 65_000,
+    headersTimeout,
+    requestTimeout,
+    // Node checks the two deadlines on this interval.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
+  }, (req, res) => {
+    setBodyIdleTimeout(req, limits.bodyIdleTimeoutMs);
+    // An answer given before the body arrived (413, 408, bad input): the rest may drain briefly, then the connection goes.
+    res.once('finish', () => {
+      if (req.complete) return;
+      answeredEarly.add(req.socket);
+      const t = setTimeout(() => req.socket.destroy(), DRAIN_AFTER_ANSWER_MS);
+      t.unref();
+      req.once('end', () => {
+        clearTimeout(t);
+        answeredEarly.delete(req.socket);
+      });
+    });
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://gateway');
@@ -51,6 +98,15 @@ export function createHttpServer(router: Router, logger: Logger): Server {
       });
     }
   });
-  server.on('clientError', answerClientError);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Never write into an answer that has begun.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent || answeredEarly.has(socket)) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end(timeoutAnswer(limits));
+    else answerClientError(err, socket);
+  });
   return server;
 }

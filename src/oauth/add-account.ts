@@ -91,7 +91,14 @@ export async function importRefreshToken(deps: AddAccountDeps, refreshToken: str
   } catch (e) {
     if (e instanceof RefreshError) {
       const description = cleanDescription(e.description, [token]);
-      if (e.kind === 'transient') throw new OAuthFlowError('issuer_unreachable', { ...ctx, description: `${e.error}${description ? `: ${description}` : ''}` }, { cause: e });
+      const said = `${e.error}${description ? `: ${description}` : ''}`;
+      // The issuer answered, but not about the account or the client (a 4xx such as
+      // invalid_request for a token it cannot parse): say what it said, not that it is unreachable.
+      if (e.kind === 'transient' && answeredRefusal(e)) {
+        const size = token.length > 512 ? ` (the token given is ${token.length} characters long)` : '';
+        throw new OAuthFlowError('refresh_token_refused', { ...ctx, description: `HTTP ${e.status} ${said}${size}` }, { cause: e });
+      }
+      if (e.kind === 'transient') throw new OAuthFlowError('issuer_unreachable', { ...ctx, description: said }, { cause: e });
       throw new OAuthFlowError(e.error === 'invalid_rapt' ? 'invalid_grant' : e.error, { ...ctx, description }, { cause: e });
     }
     throw e;
@@ -203,4 +210,9 @@ function parseCallbackUrl(input: string | URL, redirectUri: string): URL {
     }
     throw new OAuthFlowError('invalid_callback_url', { redirectUri });
   }
+}
+
+/** A refresh the token endpoint answered with a 4xx of its own (not 429: too many requests is transient). */
+function answeredRefusal(e: RefreshError): boolean {
+  return e.status >= 400 && e.status < 500 && e.status !== 429;
 }

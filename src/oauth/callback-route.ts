@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.ts';
 import { completeConsent, type AddAccountDeps, type AddAccountResult } from './add-account.ts';
 import { OAuthFlowError } from './errors.ts';
 import { describeForLog, isGatewayError } from '../util/errors.ts';
+import { describeStorageError } from '../fsx/storage-errors.ts';
 
 export interface CallbackDeps {
   /** The add-account dependencies; null (or a getter returning null) while no OAuth client is configured. */
@@ -50,6 +51,14 @@ export function callbackErrorAnswer(e: unknown, logger?: Logger): { status: numb
     logger?.warn({ error: e.code }, `OAuth callback: ${e.message}`);
     const fix = e.fix ?? 'Try again; if it keeps happening, look at the gateway log.';
     return { status: e.status, html: errorPage(e.code, 'The gateway could not finish the sign-in', `${e.message.replace(/\.$/, '')}. Nothing was added.`, fix, '') };
+  }
+  const storage = describeStorageError(e, 'the account');
+  if (storage) {
+    logger?.error({ err: describeForLog(e) }, 'OAuth callback: the account could not be saved');
+    return {
+      status: 507,
+      html: errorPage('storage_full', 'The account could not be saved', `Google signed the account in, but the gateway ${storage.replace(/; free.*$/, '')}. Nothing was added.`, 'Free some space on the disk that holds the data directory (or make it writable), then add the account again.', ''),
+    };
   }
   logger?.error({ err: describeForLog(e) }, 'OAuth callback failed');
   return {

@@ -139,6 +139,11 @@ const EXPLAIN: Record<string, Explainer> = {
     explanation: 'The account was signed in, but its email address was not shared, and the gateway identifies accounts by it. Nothing was added.',
     fix: 'Add the account again and allow "See your primary Google Account email address" (the "email" scope must be in the configured scopes).',
   }),
+  refresh_token_refused: () => ({
+    title: 'Google refused this refresh token',
+    explanation: 'Google answered the refresh with an error, so the token cannot be used. Nothing was added.',
+    fix: 'Check that the whole refresh token was given and nothing else (a Google refresh token is about 100 characters and starts with "1//"), or add the account with a consent instead.',
+  }),
   issuer_unreachable: () => ({
     title: 'Google could not be reached',
     explanation: 'The gateway could not talk to Google\'s OAuth endpoints (network error, timeout, or an answer that was not the expected JSON).',

@@ -76,7 +76,7 @@ export function classifyRefreshError(e: unknown, secrets: readonly (string | nul
       json ? `http_${f.status}` : 'non_json',
       json
         ? `the token endpoint answered HTTP ${f.status} without an OAuth error code`
-        : `the token endpoint answered HTTP ${f.status} with ${f.contentType || 'no content type'} instead of JSON (Google does this under too many requests)`,
+        : `the token endpoint answered HTTP ${f.status} with ${f.contentType || 'no content type'} instead of JSON${f.status === 413 ? ' (the request was too large for it)' : ' (Google does this under too many requests)'}`,
       f.status,
       { cause: e },
     );

@@ -107,11 +107,15 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
           // re-added with other credentials meanwhile: keep what the person stored
           now.token.refresh_token !== sent ? null : { ...now, token: mergeToken(now.token, answer, sent) },
         );
-      } catch (e) {
-        const f = classifyRefreshError(e, tokensOf(current));
-        return { ok: false, reason: 'failed', failure: new RefreshError('transient', 'store_write', f.description, undefined, { cause: f.cause }), account: current };
+      } catch {
+        // The new token could not be saved (a full disk): it is used from memory, and the
+        // write is tried again until it works (Google keeps the refresh token valid meanwhile).
+        const inMemory: Account = { ...current, token: mergeToken(current.token, answer, sent) };
+        retryTokenWrite(store, id, answer, sent);
+        return { ok: true, account: inMemory, called: true };
       }
       if (!written) return { ok: false, reason: 'gone', account: null };
+      cancelTokenWrite(store, id);
       return { ok: true, account: written, called: true };
     });
   } catch (e) {
@@ -121,4 +125,36 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
     if (!account) return { ok: false, reason: 'gone', account: null };
     return { ok: false, reason: 'failed', failure: new RefreshError('transient', 'refresh_lock', f.description, undefined, { cause: f.cause }), account };
   }
+}
+
+// ---------------------------------------------------------------------------
+// Tokens that could not be written: retried with backoff, the newest per account.
+
+const RETRY_MIN_MS = 2000;
+const RETRY_MAX_MS = 60_000;
+const unsaved = new WeakMap<AccountStore, Map<string, { timer: NodeJS.Timeout; delay: number }>>();
+
+function cancelTokenWrite(store: AccountStore, id: string): void {
+  const pending = unsaved.get(store)?.get(id);
+  if (!pending) return;
+  clearTimeout(pending.timer);
+  unsaved.get(store)!.delete(id);
+}
+
+/** Writes `answer` into the stored token later, again and again until it works or the account changed. */
+function retryTokenWrite(store: AccountStore, id: string, answer: Token, sent: string, delay = RETRY_MIN_MS): void {
+  let byId = unsaved.get(store);
+  if (!byId) unsaved.set(store, (byId = new Map()));
+  cancelTokenWrite(store, id);
+  const timer = setTimeout(() => {
+    byId.delete(id);
+    store
+      // Not over a newer token written meanwhile, nor over other credentials.
+      .update(id, (now) =>
+        now.token.refresh_token !== sent || now.token.expiry_timestamp >= answer.expiry_timestamp ? null : { ...now, token: mergeToken(now.token, answer, sent) },
+      )
+      .catch(() => retryTokenWrite(store, id, answer, sent, Math.min(delay * 2, RETRY_MAX_MS)));
+  }, delay);
+  timer.unref();
+  byId.set(id, { timer, delay });
 }

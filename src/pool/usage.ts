@@ -1,10 +1,12 @@
 // Usage counted per quota day, account and model (requests, tokens in, tokens
 // out). Quota protection reads it, the dashboard charts it. Two stores: in
-// memory, and a file (`<dataDir>/usage.json`, written atomically, debounced)
-// that survives restarts.
-import { readFile } from 'node:fs/promises';
+// memory, and files that survive restarts and crashes: every record is
+// appended to a log (`usage.<n>.log`, within half a second), and the log is
+// compacted now and then into `usage.json` (written atomically).
+import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
+import { noteWrite } from '../fsx/storage-errors.ts';
 import type { DayUsage } from './quota.ts';
 
 export interface UsageRecord extends DayUsage {
@@ -43,6 +45,12 @@ export class MemoryUsageStore implements UsageStore {
   async load(): Promise<void> {}
 
   add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
+    this.apply(date, accountId, model, delta);
+    this.changed();
+  }
+
+  /** Adds to the table only (no persistence hook). */
+  protected apply(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
     let day = this.table.get(date);
     if (!day) this.table.set(date, (day = new Map()));
     let byAccount = day.get(model);
@@ -52,7 +60,6 @@ export class MemoryUsageStore implements UsageStore {
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
-    this.changed();
   }
 
   get(date: string, accountId: string, model: string): DayUsage {
@@ -95,45 +102,231 @@ export class MemoryUsageStore implements UsageStore {
 }
 
 export interface FileUsageStoreOptions {
-  /** Wait this long after a change before writing (changes in between are batched). Default 2000. */
+  /** usage.json (the log compacted into it) is rewritten at most this often. Default 2000. */
   debounceMs?: number;
+  /** A record reaches the log within this time (default 500 ms): what a crash can lose. */
+  appendDelayMs?: number;
+  /** Compact early when the log has grown by this many bytes (default 4 MiB). */
+  compactLogBytes?: number;
   /** Called when a write fails (the data stays in memory and is written again later). */
   onError?: (e: Error) => void;
 }
 
-/** `<dataDir>/usage.json`: `{"version":1,"days":{"YYYY-MM-DD":{"<account id>":{"<model>":{requests,tokens_in,tokens_out}}}}}`. */
+const LOG_NAME = /^usage\.(\d{1,15})\.log$/;
+
+/**
+ * `<dataDir>/usage.json`: `{"version":1,"log":N,"days":{"YYYY-MM-DD":{"<account id>":{"<model>":{requests,tokens_in,tokens_out}}}}}`
+ * holds every record of the logs numbered below N; `usage.<n>.log` (n >= N)
+ * holds the records since, one JSON array `[date, account, model, requests,
+ * tokens_in, tokens_out]` per line. A start reads usage.json, then the logs
+ * from N on (a line cut short by a crash is skipped). A compaction moves
+ * appends to the next log, writes usage.json for it, then deletes the older
+ * logs: a crash at any point counts each record once.
+ */
 export class FileUsageStore extends MemoryUsageStore {
   readonly path: string;
+  private readonly dataDir: string;
   private readonly debounceMs: number;
+  private readonly appendDelayMs: number;
+  private readonly compactLogBytes: number;
   private readonly onError: (e: Error) => void;
-  private timer: NodeJS.Timeout | null = null;
+  /** The log appended to now. */
+  private gen = 1;
+  /** Logs that may exist on disk (deleted once usage.json covers them). */
+  private readonly logs = new Set<number>();
+  private log: { gen: number; fh: FileHandle } | null = null;
+  private pending: string[] = [];
+  private logBytes = 0;
+  private appendTimer: NodeJS.Timeout | null = null;
+  private compactTimer: NodeJS.Timeout | null = null;
+  /** Changed since the last usage.json. */
   private dirty = false;
-  private writing: Promise<void> = Promise.resolve();
+  /** File operations run one at a time, in order. */
+  private io: Promise<void> = Promise.resolve();
+  private loading: Promise<void> | null = null;
 
   constructor(dataDir: string, opts: FileUsageStoreOptions = {}) {
     super();
+    this.dataDir = dataDir;
     this.path = join(dataDir, 'usage.json');
     this.debounceMs = opts.debounceMs ?? 2000;
+    this.appendDelayMs = opts.appendDelayMs ?? 500;
+    this.compactLogBytes = opts.compactLogBytes ?? 4 * 1024 * 1024;
     this.onError = opts.onError ?? (() => {});
   }
 
-  override async load(): Promise<void> {
+  /** Reads usage.json and the logs once (a second call waits for the first: replaying twice would count twice). */
+  override load(): Promise<void> {
+    return (this.loading ??= this.loadOnce());
+  }
+
+  private async loadOnce(): Promise<void> {
+    const covered = await this.loadSnapshot();
+    let names: string[] = [];
+    try {
+      names = await readdir(this.dataDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const gens = names.map((n) => LOG_NAME.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b);
+    let replayed = 0;
+    for (const g of gens) {
+      if (g < covered) {
+        // In usage.json already (a crash came between writing it and deleting this).
+        await unlink(this.logPath(g)).catch(() => {});
+        continue;
+      }
+      this.logs.add(g);
+      replayed += await this.replay(g);
+    }
+    this.gen = Math.max(covered, (gens.at(-1) ?? 0) + 1, 1);
+    if (replayed > 0) this.changed();
+  }
+
+  override add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
+    this.apply(date, accountId, model, delta);
+    const r = nonNegative(delta.requests);
+    const i = nonNegative(delta.tokens_in);
+    const o = nonNegative(delta.tokens_out);
+    if (r || i || o) {
+      this.pending.push(`${JSON.stringify([date, accountId, model, r, i, o])}\n`);
+      if (!this.appendTimer) {
+        this.appendTimer = setTimeout(() => {
+          this.appendTimer = null;
+          void this.append();
+        }, this.appendDelayMs);
+        this.appendTimer.unref();
+      }
+    }
+    this.changed();
+  }
+
+  /** Writes the pending records to the log, then compacts the log into usage.json. */
+  override async flush(): Promise<void> {
+    if (this.appendTimer) {
+      clearTimeout(this.appendTimer);
+      this.appendTimer = null;
+    }
+    if (this.compactTimer) {
+      clearTimeout(this.compactTimer);
+      this.compactTimer = null;
+    }
+    await this.append();
+    await this.compact();
+  }
+
+  override async close(): Promise<void> {
+    await this.flush();
+    await this.run(() => this.closeLog());
+  }
+
+  protected override changed(): void {
+    this.dirty = true;
+    this.scheduleCompact();
+  }
+
+  private scheduleCompact(): void {
+    if (this.compactTimer) return;
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      void this.compact();
+    }, this.debounceMs);
+    this.compactTimer.unref();
+  }
+
+  private run(op: () => Promise<void>): Promise<void> {
+    this.io = this.io.then(op, op);
+    return this.io;
+  }
+
+  private logPath(gen: number): string {
+    return join(this.dataDir, `usage.${gen}.log`);
+  }
+
+  private async closeLog(): Promise<void> {
+    const log = this.log;
+    this.log = null;
+    await log?.fh.close().catch(() => {});
+  }
+
+  private append(): Promise<void> {
+    return this.run(async () => {
+      if (this.pending.length === 0) return;
+      const text = this.pending.join('');
+      this.pending = [];
+      try {
+        if (this.log?.gen !== this.gen) {
+          await this.closeLog();
+          this.logs.add(this.gen);
+          this.log = { gen: this.gen, fh: await open(this.logPath(this.gen), 'a', 0o600) };
+        }
+        await this.log.fh.appendFile(text);
+        this.logBytes += text.length;
+        noteWrite(this.logPath(this.gen));
+      } catch (e) {
+        // The records stay in memory; the next usage.json holds them.
+        noteWrite(this.logPath(this.gen), e);
+        this.onError(e as Error);
+        this.dirty = true;
+        this.scheduleCompact();
+        return;
+      }
+      if (this.logBytes >= this.compactLogBytes) void this.compact();
+    });
+  }
+
+  private compact(): Promise<void> {
+    return this.run(async () => {
+      if (!this.dirty) return;
+      // From here on appends go to the next log; this snapshot holds everything before it.
+      const old = this.gen;
+      const rest = this.pending;
+      this.pending = [];
+      this.gen = old + 1;
+      this.logBytes = 0;
+      this.dirty = false;
+      const text = this.serialize(this.gen);
+      if (rest.length) {
+        // Best effort: the snapshot below holds these records too.
+        if (this.log?.gen === old) await this.log.fh.appendFile(rest.join('')).catch(() => {});
+      }
+      if (this.log?.gen === old) await this.closeLog();
+      try {
+        await writeFileAtomic(this.path, text);
+      } catch (e) {
+        this.dirty = true;
+        this.onError(e as Error);
+        this.scheduleCompact();
+        return;
+      }
+      for (const g of [...this.logs]) {
+        if (g >= this.gen) continue;
+        this.logs.delete(g);
+        await unlink(this.logPath(g)).catch(() => {});
+      }
+    });
+  }
+
+  /** Reads usage.json into the table; returns the first log number it does not hold. */
+  private async loadSnapshot(): Promise<number> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
       throw e;
     }
     let data: unknown;
     try {
       data = JSON.parse(text);
     } catch {
-      this.onError(new Error(`${this.path} is not valid JSON; usage counting starts again from zero`));
-      return;
+      this.onError(new Error(`${this.path} is not valid JSON; usage counting starts again from zero (the usage logs are still read)`));
+      return 0;
     }
+    const log = (data as { log?: unknown })?.log;
+    const covered = typeof log === 'number' && Number.isSafeInteger(log) && log > 0 ? log : 0;
     const days = (data as { days?: unknown })?.days;
-    if (!days || typeof days !== 'object') return;
+    if (!days || typeof days !== 'object') return covered;
     const table: Table = new Map();
     for (const [date, accounts] of Object.entries(days as Record<string, unknown>)) {
       if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || !accounts || typeof accounts !== 'object') continue;
@@ -149,42 +342,37 @@ export class FileUsageStore extends MemoryUsageStore {
       table.set(date, day);
     }
     this.table = table;
+    return covered;
   }
 
-  override async flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
+  /** Adds one log's records to the table; returns how many. A line that does not parse (cut short by a crash) is skipped. */
+  private async replay(gen: number): Promise<number> {
+    let text: string;
+    try {
+      text = await readFile(this.logPath(gen), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
     }
-    // chain writes so that they never overlap and the last one wins
-    this.writing = this.writing.then(async () => {
-      if (!this.dirty) return;
-      this.dirty = false;
+    let n = 0;
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      let rec: unknown;
       try {
-        await writeFileAtomic(this.path, this.serialize());
-      } catch (e) {
-        this.dirty = true;
-        this.onError(e as Error);
+        rec = JSON.parse(line);
+      } catch {
+        continue;
       }
-    });
-    return this.writing;
+      if (!Array.isArray(rec) || rec.length !== 6) continue;
+      const [date, acct, model, r, i, o] = rec as unknown[];
+      if (typeof date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(date) || typeof acct !== 'string' || typeof model !== 'string') continue;
+      this.apply(date, acct, model, { requests: r as number, tokens_in: i as number, tokens_out: o as number });
+      n++;
+    }
+    return n;
   }
 
-  override async close(): Promise<void> {
-    await this.flush();
-  }
-
-  protected override changed(): void {
-    this.dirty = true;
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush();
-    }, this.debounceMs);
-    this.timer.unref();
-  }
-
-  private serialize(): string {
+  private serialize(log: number): string {
     const days: Record<string, Record<string, Record<string, DayUsage>>> = Object.create(null);
     for (const [date, day] of this.table) {
       // Null-prototype objects: an account or model named "__proto__" is just a key.
@@ -193,7 +381,7 @@ export class FileUsageStore extends MemoryUsageStore {
         for (const [acct, u] of byAccount) (d[acct] ??= Object.create(null))[model] = u;
       }
     }
-    return `${JSON.stringify({ version: 1, days })}\n`;
+    return `${JSON.stringify({ version: 1, log, days })}\n`;
   }
 }
 

@@ -14,7 +14,7 @@ import { BadRequest, HttpError, readBody, readJsonWithRaw } from '../http/http-u
 import { systemClock, type Clock } from '../util/clock.ts';
 import { nestsDeeperThan } from '../util/json.ts';
 import { setCountTokensModel, type Door } from './door.ts';
-import { checkProxyAuth, type EffectiveAuthMode } from './auth.ts';
+import { checkProxyAuth, corsHeaders, preflightHeaders, type EffectiveAuthMode } from './auth.ts';
 import {
   clientSignal,
   fetchModelList,
@@ -146,6 +146,10 @@ function isGoogleClient(req: IncomingMessage, url: URL): boolean {
   );
 }
 
+function setHeaders(res: ServerResponse, headers: Record<string, string>): void {
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
@@ -192,12 +196,22 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
       const protocol = typeof which === 'function' ? which(ctx) : which;
       const shape = shaper(protocol);
       try {
-        const auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
-        if (!auth.ok) {
+        const preflight = preflightHeaders(ctx.req);
+        if (preflight) {
           ctx.req.resume();
-          sendJsonBody(ctx.res, 401, authErrorBody(protocol, auth.message), undefined);
+          ctx.res.writeHead(204, preflight).end();
           return;
         }
+        const auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
+        const origin = ctx.req.headers.origin;
+        if (!auth.ok) {
+          ctx.req.resume();
+          if (auth.status === 401 && origin) setHeaders(ctx.res, corsHeaders(origin));
+          const body = auth.status === 401 ? authErrorBody(protocol, auth.message) : shape(403, auth.message, 'cross_origin_forbidden');
+          sendJsonBody(ctx.res, auth.status, body, undefined);
+          return;
+        }
+        if (auth.keyed && origin) setHeaders(ctx.res, corsHeaders(origin));
         await handler(ctx);
       } catch (e) {
         if (!ctx.req.complete) ctx.req.resume();
@@ -434,7 +448,20 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
 
   // --- registration -----------------------------------------------------------
 
-  router.on(
+  // Every proxy path also answers CORS preflights (in guarded()), for browser apps that hold a key.
+  const preflightOnly = guarded('openai', () => {
+    throw new HttpError(405, 'method_not_allowed', 'OPTIONS is answered only as a CORS preflight (with Origin and Access-Control-Request-Method)');
+  });
+  const withPreflight = new Set<string>();
+  const on = (method: string, path: string, handler: (ctx: RequestContext) => Promise<void>) => {
+    router.on(method, path, handler);
+    if (method !== 'ANY' && !withPreflight.has(path)) {
+      withPreflight.add(path);
+      router.on('OPTIONS', path, preflightOnly);
+    }
+  };
+
+  on(
     'GET',
     '/healthz',
     guarded(
@@ -447,17 +474,17 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   );
 
   const v1Protocol = (ctx: RequestContext): Protocol => (isGoogleClient(ctx.req, ctx.url) ? 'gemini' : 'openai');
-  router.on('GET', '/v1/models', guarded(v1Protocol, (ctx) => (isGoogleClient(ctx.req, ctx.url) ? listGemini(ctx) : listOpenAI(ctx))));
-  router.on('GET', '/v1beta/models', guarded('gemini', listGemini));
-  router.on('GET', '/v1beta/models/:model', guarded('gemini', (ctx) => getModel(ctx, 'v1beta', true)));
-  router.on('GET', '/v1/models/:model', guarded(v1Protocol, (ctx) => getModel(ctx, 'v1', isGoogleClient(ctx.req, ctx.url))));
-  router.on('POST', '/v1beta/models/:modelAction', guarded('gemini', geminiGenerate('v1beta')));
-  router.on('POST', '/v1/models/:modelAction', guarded('gemini', geminiGenerate('v1')));
-  router.on('POST', '/v1/chat/completions', guarded('openai', translated('openai', '/v1/chat/completions', 'generate')));
-  router.on('POST', '/v1/responses', guarded('openai', translated('openai', '/v1/responses', 'generate', 'responses')));
-  router.on('POST', '/v1/messages', guarded('anthropic', translated('anthropic', '/v1/messages', 'generate')));
-  router.on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
-  router.on('ANY', '/google/*path', guarded('google', google));
+  on('GET', '/v1/models', guarded(v1Protocol, (ctx) => (isGoogleClient(ctx.req, ctx.url) ? listGemini(ctx) : listOpenAI(ctx))));
+  on('GET', '/v1beta/models', guarded('gemini', listGemini));
+  on('GET', '/v1beta/models/:model', guarded('gemini', (ctx) => getModel(ctx, 'v1beta', true)));
+  on('GET', '/v1/models/:model', guarded(v1Protocol, (ctx) => getModel(ctx, 'v1', isGoogleClient(ctx.req, ctx.url))));
+  on('POST', '/v1beta/models/:modelAction', guarded('gemini', geminiGenerate('v1beta')));
+  on('POST', '/v1/models/:modelAction', guarded('gemini', geminiGenerate('v1')));
+  on('POST', '/v1/chat/completions', guarded('openai', translated('openai', '/v1/chat/completions', 'generate')));
+  on('POST', '/v1/responses', guarded('openai', translated('openai', '/v1/responses', 'generate', 'responses')));
+  on('POST', '/v1/messages', guarded('anthropic', translated('anthropic', '/v1/messages', 'generate')));
+  on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated('anthropic', '/v1/messages/count_tokens', 'count')));
+  on('ANY', '/google/*path', guarded('google', google));
 
   // Paths under the doors that no route takes: the key check, then a 404 (or
   // 405 with Allow) in the shape of the protocol the path belongs to, logged.

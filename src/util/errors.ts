@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'remote_images_disabled'
   | 'body_too_large'
   | 'body_read_error'
+  | 'request_timeout'
   | 'not_found'
   | 'model_not_found'
   | 'key_not_found'
@@ -106,6 +107,7 @@ export type OAuthFlowCode =
   | 'no_refresh_token'
   | 'no_email'
   | 'issuer_unreachable'
+  | 'refresh_token_refused'
   | 'client_not_configured'
   | GoogleErrorCode;
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { ConfigSchema, type Config } from '../../src/config/schema.ts';
 import { Router } from '../../src/http/router.ts';
-import { createHttpServer } from '../../src/http/server.ts';
+import { createHttpServer, type ClientLimits } from '../../src/http/server.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { registerProxyRoutes, type ProxyConfig, type ProxyRoutes } from '../../src/proxy/routes.ts';
 import { createRequestLog, type RequestLog } from '../../src/proxy/request-log.ts';
@@ -128,6 +128,8 @@ export interface HarnessOptions {
   googleApiBaseUrl?: string;
   /** Where the proxy and the HTTP server log (silent by default). */
   logger?: Logger;
+  /** Request deadlines of the HTTP server (default: the server's defaults). */
+  clientLimits?: ClientLimits;
 }
 
 export const systemTestClock: Clock = { now: () => Date.now() };
@@ -155,7 +157,7 @@ export async function startProxy(opts: HarnessOptions = {}): Promise<Harness & {
   const router = new Router();
   const logger = opts.logger ?? silentLogger();
   const routes = registerProxyRoutes(router, { config: () => config, pool, logger, requestLog, clock });
-  const server = createHttpServer(router, logger);
+  const server = createHttpServer(router, logger, opts.clientLimits);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

@@ -121,6 +121,10 @@ function renderBanners() {
       h('strong', null, 'OAuth client problem: '), oauth.problem,
       oauth.fix ? h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '), oauth.fix) : null));
   }
+  for (const problem of st.problems ?? []) {
+    box.append(h('div', { class: 'banner banner-bad', role: 'alert', 'data-testid': 'gateway-problem' },
+      h('strong', null, 'Degraded: '), problem));
+  }
   for (const c of oauth.clients ?? []) {
     if (!c.failing) continue;
     box.append(h('div', { class: 'banner banner-bad', role: 'alert', 'data-testid': 'client-failing' },

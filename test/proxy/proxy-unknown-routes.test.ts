@@ -61,12 +61,12 @@ test('an unknown /v1beta path is a 404 in Google shape', async () => {
 test('a wrong method on a door is 405 with Allow, in the door protocol shape', async () => {
   const r = await call('GET', '/v1/chat/completions', { authorization: `Bearer ${KEY}` });
   assert.equal(r.status, 405);
-  assert.equal(r.allow, 'POST');
+  assert.equal(r.allow, 'POST, OPTIONS', 'browsers may preflight a door (CORS with a key)');
   assert.equal(r.body.error.code, 'method_not_allowed');
   assert.deepEqual(Object.keys(r.body.error).sort(), ['code', 'message', 'param', 'type']);
   const g = await call('DELETE', '/v1beta/models', { 'x-goog-api-key': KEY });
   assert.equal(g.status, 405);
-  assert.equal(g.allow, 'GET');
+  assert.equal(g.allow, 'GET, OPTIONS');
   assert.equal(g.body.error.code, 405);
   assert.equal(g.body.error.status, 'UNIMPLEMENTED');
 });

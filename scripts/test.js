@@ -1,5 +1,5 @@
 // Runs the whole suite with Node's test runner on the project's Node.
-// Usage: npm test [-- <file or name filter>...]
+// Usage: npm test [-- <file or folder>...]; `npm test -- --clients` runs only the real clients (test/clients).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +11,10 @@ function find(dir) {
     return p.endsWith('.test.ts') ? [p] : [];
   });
 }
-const args = process.argv.slice(2);
-const files = args.length ? args : find('test').sort();
+const args = process.argv.slice(2).map((a) => (a === '--clients' ? join('test', 'clients') : a));
+const files = args.length
+  ? args.flatMap((a) => (statSync(a, { throwIfNoEntry: false })?.isDirectory() ? find(a).sort() : [a]))
+  : find('test').sort();
 const r = spawnSync(process.execPath, [
   '--test', '--test-reporter=spec', '--test-reporter-destination=stdout',
   '--test-reporter=./scripts/summary-reporter.js', '--test-reporter-destination=stdout',

@@ -98,6 +98,9 @@ export interface ScriptedAnswer {
   resume?: Promise<void>;
 }
 
+/** An answer chosen when the request arrives, from its body (e.g. only when a tool's output came back). */
+export type ScriptedReply = (body: Record<string, unknown>) => ScriptedAnswer;
+
 export interface RecordedRequest {
   time: number;
   method: string;
@@ -162,8 +165,8 @@ export interface GeminiUpstream {
   failNext(tokenOrAny: string, kind: FailureKind, opts?: FailureOptions): void;
   /** Drop every pending failure. */
   clearFailures(): void;
-  /** Queue answers for the next generate requests, in order. */
-  script(...answers: ScriptedAnswer[]): void;
+  /** Queue answers for the next generate requests, in order (a function answers from the request body). */
+  script(...answers: (ScriptedAnswer | ScriptedReply)[]): void;
   /** The answer used when nothing is scripted (default: an echo of the last user text). */
   setDefaultAnswer(answer: ScriptedAnswer | null): void;
   /** A text answer of `bytes` characters for every request without a script (benchmark); 0 turns it off. */
@@ -680,7 +683,7 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
   for (const t of options.tokens ?? []) tokens.set(t, null);
   const revoked = new Set<string>();
   const failures = new Map<string, PendingFailure[]>();
-  const scripts: ScriptedAnswer[] = [];
+  const scripts: (ScriptedAnswer | ScriptedReply)[] = [];
   const issuedSignatures = new Set<string>();
   /** Function calls this upstream issued with a signature: call key -> signatures given for it. */
   const signedCalls = new Map<string, Set<string>>();
@@ -825,7 +828,8 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
   }
 
   function pickAnswer(req: Record<string, unknown>): { answer: ScriptedAnswer; chunkChars: number } {
-    const scripted = scripts.shift();
+    const next = scripts.shift();
+    const scripted = typeof next === 'function' ? next(req) : next;
     if (scripted) return { answer: scripted, chunkChars: scripted.chunkChars ?? chunkChars };
     if (large) return { answer: { parts: [{ text: large.text }] }, chunkChars: large.chunkChars };
     if (defaultAnswer) return { answer: defaultAnswer, chunkChars: defaultAnswer.chunkChars ?? chunkChars };

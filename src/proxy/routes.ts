@@ -5,12 +5,16 @@
 // (https://ai.google.dev/api/generate-content) doors, and the Google API pass-through. Each
 // route checks the proxy API key per the auth mode and answers every error,
 // bad input included, in its own protocol's shape (never a bare 500).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+//
+// Over 400 lines on purpose: one closure over the route dependencies (config,
+// pool, engine, model list, doors) holds every route's handler, a few lines
+// each; the shared checks are in route-checks.ts and the work in exchange/.
+import type { ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TokenPool } from '../pool/types.ts';
 import type { Router, RequestContext } from '../http/router.ts';
-import { BadRequest, HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
+import { HttpError, readBody, readJsonWithRaw } from '../http/http-util.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { nestsDeeperThan } from '../util/json.ts';
 import { setCountTokensModel, type Door } from './door.ts';
@@ -18,7 +22,6 @@ import { checkProxyAuth, corsHeaders, preflightHeaders, type EffectiveAuthMode }
 import {
   clientSignal,
   fetchModelList,
-  finishTrack,
   forwardCountTokens,
   forwardRaw,
   forwardTranslated,
@@ -27,7 +30,6 @@ import {
   geminiSseHead,
   newTrack,
   passthroughHead,
-  ProxyFailure,
   sendJsonBody,
   type EngineDeps,
   type Protocol,
@@ -77,83 +79,23 @@ export interface ProxyRoutes {
   aliases(): { alias: string; target: string; model: string }[];
 }
 
-/** Header that pins a request (on every route) to one account, by email or id. */
-export const PIN_HEADER = 'x-grantpool-account';
-/** Optional session affinity key for every door (session-key.ts lists the others clients send). */
-export const SESSION_HEADER = 'x-grantpool-session';
+import {
+  authErrorBody,
+  checkModelName,
+  FORWARDED_GEMINI_PARAMS,
+  header,
+  isGoogleClient,
+  MAX_JSON_DEPTH,
+  PIN_HEADER,
+  recordBadRequest,
+  SESSION_HEADER,
+  setHeaders,
+  tooDeep,
+  translatedTooDeep,
+  type Shaper,
+} from './route-checks.ts';
 
-/**
- * How deep a request the gateway re-serialises may nest (Google refuses far
- * less deep function declarations and arguments; deeper values would
- * overflow the stack of JSON.stringify).
- */
-export const MAX_JSON_DEPTH = 512;
-
-function tooDeep(what: string): HttpError {
-  return new BadRequest(`${what} nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
-}
-
-/**
- * Whether a translated request nests too deeply. Tool declarations are left
- * out: the schema conversion already bounds them (and they are most of a
- * coding agent's request); what is left (contents with tool call arguments
- * and results, configuration) is walked.
- */
-function translatedTooDeep(gemini: Record<string, unknown>): boolean {
-  for (const key in gemini) if (key !== 'tools' && nestsDeeperThan(gemini[key], MAX_JSON_DEPTH - 1)) return true;
-  return false;
-}
-
-/** A model name goes into the upstream URL: it must be well-formed Unicode (no unpaired surrogate). */
-function checkModelName(model: string): void {
-  if (!model.isWellFormed()) {
-    throw new BadRequest('model is not a valid name: it holds an unpaired UTF-16 surrogate (broken Unicode)');
-  }
-}
-
-/** Query parameters of a Gemini-native request that are passed to the upstream. */
-const FORWARDED_GEMINI_PARAMS = new Set(['alt', '$alt', 'fields', '$fields', 'prettyPrint', '$prettyPrint']);
-
-// ---------------------------------------------------------------------------
-// Error shapes for gateway-made errors (auth, bad input) per protocol
-
-type Shaper = (status: number, message: string, type?: string) => unknown;
-
-/** A bad request ends its request-log entry here (the error is answered by the caller). */
-function recordBadRequest(engine: EngineDeps, track: Track, e: unknown): unknown {
-  if (e instanceof HttpError) finishTrack(engine, track, { status: e.status, error: e.message });
-  return e;
-}
-
-function authErrorBody(protocol: Protocol, message: string): unknown {
-  switch (protocol) {
-    case 'openai':
-      return { error: { message, type: 'invalid_request_error', code: 'invalid_api_key' } };
-    case 'anthropic':
-      return { type: 'error', error: { type: 'authentication_error', message } };
-    default:
-      return { error: { code: 401, message, status: 'UNAUTHENTICATED' } };
-  }
-}
-
-/** Google clients (the Gen AI SDK, Gemini CLI) identify themselves; OpenAI clients do not send these. */
-function isGoogleClient(req: IncomingMessage, url: URL): boolean {
-  return (
-    req.headers['x-goog-api-key'] !== undefined ||
-    req.headers['x-goog-api-client'] !== undefined ||
-    url.searchParams.has('key') ||
-    /google-genai|gemini-cli|GeminiCLI/i.test(String(req.headers['user-agent'] ?? ''))
-  );
-}
-
-function setHeaders(res: ServerResponse, headers: Record<string, string>): void {
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
-}
+export { PIN_HEADER, SESSION_HEADER, MAX_JSON_DEPTH };
 
 // ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { Agent } from 'undici';
 import { startStack, type Stack } from '../support/stack.ts';
+import { mulberry32 } from '../support/seeded-random.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 17);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 10_000);
@@ -18,17 +19,6 @@ const PER_REQUEST_MS = 15_000;
 
 // ---------------------------------------------------------------------------
 // Deterministic randomness
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly next: () => number;

@@ -16,22 +16,12 @@ import { NoAccountError, type Lease } from '../../src/pool/types.ts';
 import type { Account } from '../../src/store/account.ts';
 import { captureLog, defaultPoolConfig, fakeAccount, T0, GEMINI_SCOPE, CLOUD_SCOPE } from '../support/fake-accounts.ts';
 import { FakeRefresher, refreshErrors, type RefreshStep } from '../support/fake-refresher.ts';
+import { mulberry32 } from '../support/seeded-random.ts';
 
 const SEEDS = 200;
 const STEPS = 300;
 const MODELS = ['flash', 'pro'];
 const STATES = new Set(['active', 'refreshing', 'cooling_down', 'quota_protected', 'proxy_disabled', 'disabled']);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function settle(rounds = 4): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));

@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.ts';
+import { runCli } from '../support/run-cli.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'grantpool.js');
 let stack: Stack;
@@ -23,13 +24,7 @@ after(async () => {
 
 /** Runs the CLI in its own process (asynchronously: the issuer and gateway live in this one). */
 function cli(args: string[], env: Record<string, string> = {}, node = process.execPath): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(node, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...stack.env, ...env } });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end();
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+  return runCli(args, { ...stack.env, ...env }, node);
 }
 
 

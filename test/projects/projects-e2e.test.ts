@@ -4,15 +4,13 @@
 // the official SDKs and the `grantpool` CLI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
 import { startStack, type Stack } from '../support/stack.ts';
+import { runCli } from '../support/run-cli.ts';
 
 const GL = 'generativelanguage.googleapis.com';
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'grantpool.js');
 let stack: Stack;
 
 before(async () => {
@@ -49,13 +47,7 @@ function discovered(email: string): Promise<any> {
 }
 
 function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...stack.env } });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end();
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+  return runCli(args, stack.env);
 }
 
 const openai = () => new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 });

@@ -9,11 +9,12 @@ import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.ts'
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import { openAccountStore, sharedStateFor } from '../store/open-store.ts';
+import { openAccountStore, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
-import { FileUsageStore } from '../pool/usage.ts';
+import { FileUsageStore, type UsageStore } from '../pool/usage.ts';
+import { SharedUsageStore } from '../pool/shared-usage.ts';
 import { completeConsent, importRefreshToken } from '../oauth/add-account.ts';
 import { oauthCallbackHandler } from '../oauth/callback-route.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
@@ -73,12 +74,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
-  // Usage records reach a log within 0.5 s; usage.json is rewritten from it at most every 15 s (and at shutdown).
-  const usage = new FileUsageStore(config.data_dir, {
-    debounceMs: 15_000,
-    onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
-  });
-  await usage.load?.();
+  const usage = openUsage(store, config.data_dir, logger);
+  await usage.load();
   const metrics = createMetrics({ clock });
   const pool = createPool({ store, refresher: metrics.instrument(oauth), config, clock, logger, usage });
   await pool.start();
@@ -198,9 +195,28 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await proxy.close();
     await pool.stop();
-    await usage.flush?.();
+    await usage.close();
     await store.close();
   }
+}
+
+/**
+ * Usage counts: on a database, shared with the other gateways (sent and read
+ * once a second); in the data directory, records reach a log within 0.5 s and
+ * usage.json is rewritten from it at most every 15 s (and at shutdown).
+ */
+function openUsage(store: AccountStore, dataDir: string, logger: Logger): UsageStore {
+  const counters = usageCountersFor(store);
+  if (counters) {
+    return new SharedUsageStore(counters, {
+      onError: (e) => logger.warn({ err: { message: e.message } }, 'could not share usage counts with the database; counting in memory and sending them when it is back'),
+      onRecovered: () => logger.info('usage counts are shared with the database again'),
+    });
+  }
+  return new FileUsageStore(dataDir, {
+    debounceMs: 15_000,
+    onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
+  });
 }
 
 /** /api paths no route takes: 405 with Allow for a known path, else 404, in the API's error shape. */

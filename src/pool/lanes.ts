@@ -105,6 +105,8 @@ export class Lane<M extends { readonly id: string } = { readonly id: string }> {
   /** Today's usage summed over the members, per model (built on demand; dropped when members change). */
   usageDay = '';
   usage: Map<string, DayUsage> | null = null;
+  /** The usage store's revision the sums were built at (counts from other gateways make them stale). */
+  usageRevision = 0;
 
   constructor(info: LaneInfo) {
     this.key = info.key;

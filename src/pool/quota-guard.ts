@@ -2,7 +2,8 @@
 // configured daily limits per model, counted per lane (every account drawing
 // on one project uses up the same quota). The usage store keeps counts per
 // account (the dashboard charts them); a lane's sum over its accounts is kept
-// on the lane, built on first use and updated as requests are counted.
+// on the lane, built on first use and updated as requests are counted (and
+// built again when counts from other gateways arrive).
 import type { Config } from '../config/schema.ts';
 import { QuotaDayCache, QuotaLimits, isQuotaProtected, type DayUsage, type QuotaDay } from './quota.ts';
 import { nonNegative, type UsageStore } from './usage.ts';
@@ -63,7 +64,7 @@ export class QuotaGuard {
     const key = this.days.current(now).key;
     this.usage.add(key, e.id, model, delta);
     const lane = e.lane;
-    if (lane.members.size <= 1 || lane.usageDay !== key || !lane.usage) return;
+    if (lane.members.size <= 1 || lane.usageDay !== key || !lane.usage || lane.usageRevision !== this.usage.revision) return;
     const u = lane.usage.get(model);
     if (!u) return;
     u.requests += nonNegative(delta.requests);
@@ -79,8 +80,10 @@ export class QuotaGuard {
   private laneUsage(e: Member, model: string, dayKey: string): DayUsage {
     const lane = e.lane;
     if (lane.members.size <= 1 || !lane.members.has(e)) return this.usage.get(dayKey, e.id, model);
-    if (lane.usageDay !== dayKey || !lane.usage) {
+    if (lane.usageDay !== dayKey || !lane.usage || lane.usageRevision !== this.usage.revision) {
+      // A new day, or counts from other gateways arrived: sum again.
       lane.usageDay = dayKey;
+      lane.usageRevision = this.usage.revision;
       lane.usage = new Map();
     }
     let sum = lane.usage.get(model);

@@ -2,7 +2,8 @@
 // out). Quota protection reads it, the dashboard charts it. Two stores: in
 // memory, and files that survive restarts and crashes: every record is
 // appended to a log (`usage.<n>.log`, within half a second), and the log is
-// compacted now and then into `usage.json` (written atomically).
+// compacted now and then into `usage.json` (written atomically). Gateways on
+// one database share their counts through shared-usage.ts.
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
@@ -26,6 +27,11 @@ export interface UsageStore {
   records(fromDate: string, accountId?: string): UsageRecord[];
   /** Forget days before `date`. */
   prune(beforeDate: string): void;
+  /**
+   * Goes up whenever counts made elsewhere (another gateway) arrive, so that
+   * sums kept over these counts (a lane's) know to be built again.
+   */
+  readonly revision: number;
   /** Write pending changes now (no-op for memory). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +47,7 @@ type Table = Map<string, Map<string, Map<string, DayUsage>>>;
 
 export class MemoryUsageStore implements UsageStore {
   protected table: Table = new Map();
+  revision = 0;
 
   async load(): Promise<void> {}
 
@@ -60,6 +67,15 @@ export class MemoryUsageStore implements UsageStore {
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
+  }
+
+  /** Sets one cell of the table (no persistence hook). */
+  protected put(date: string, accountId: string, model: string, u: DayUsage): void {
+    let day = this.table.get(date);
+    if (!day) this.table.set(date, (day = new Map()));
+    let byAccount = day.get(model);
+    if (!byAccount) day.set(model, (byAccount = new Map()));
+    byAccount.set(accountId, u);
   }
 
   get(date: string, accountId: string, model: string): DayUsage {

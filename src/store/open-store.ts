@@ -5,6 +5,7 @@ import { createFileStore } from './file-store.ts';
 import { createPgStore, PgStore } from './pg-store.ts';
 import { MemorySharedState, type SharedState } from './shared-state.ts';
 import type { AccountStore } from './store.ts';
+import type { UsageCounters } from './usage-counters.ts';
 
 /** A store location as the CLI takes it: a postgres:// URL, else a data directory. */
 export function isDatabaseUrl(location: string): boolean {
@@ -36,4 +37,9 @@ export function describeLocation(location: string): string {
 /** The state the gateways on this store share: the database's for PostgreSQL, this process's otherwise. */
 export function sharedStateFor(store: AccountStore, now: () => number = Date.now): SharedState {
   return store instanceof PgStore ? store.sharedState() : new MemorySharedState({ now });
+}
+
+/** The usage totals the gateways on this store share (the database's), or null when usage is this gateway's own (the data directory). */
+export function usageCountersFor(store: AccountStore): UsageCounters | null {
+  return store instanceof PgStore ? store.usageCounters() : null;
 }

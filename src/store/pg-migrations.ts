@@ -40,6 +40,29 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX grantpool_kv_expiry ON grantpool_kv (expires_at);
     `,
   },
+  {
+    version: 3,
+    name: 'usage counts',
+    // xid: the transaction that last changed the row, so a reader can ask for
+    // every row changed since the oldest transaction it could not see yet.
+    sql: `
+      CREATE TABLE grantpool_usage (
+        day        text NOT NULL,
+        account_id text NOT NULL,
+        model      text NOT NULL,
+        requests   bigint NOT NULL DEFAULT 0,
+        tokens_in  bigint NOT NULL DEFAULT 0,
+        tokens_out bigint NOT NULL DEFAULT 0,
+        xid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        PRIMARY KEY (day, account_id, model)
+      );
+      CREATE INDEX grantpool_usage_xid ON grantpool_usage (xid);
+      CREATE TABLE grantpool_usage_batches (
+        id text PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /** The advisory lock key that serialises migrations (any constant unique to Grantpool). */

@@ -19,6 +19,7 @@ import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Accoun
 import { migrate } from './pg-migrations.ts';
 import { KeyedQueue } from '../fsx/file-lock.ts';
 import { PgSharedState } from './pg-shared-state.ts';
+import { PgUsageCounters } from './pg-usage-counters.ts';
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 
@@ -67,6 +68,7 @@ export class PgStore implements AccountStore {
   private catchingUp: Promise<void> | null = null;
   private closed = false;
   private shared: PgSharedState | null = null;
+  private counters: PgUsageCounters | null = null;
 
   constructor(opts: PgStoreOptions) {
     this.logger = opts.logger;
@@ -90,6 +92,11 @@ export class PgStore implements AccountStore {
   /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
   sharedState(): PgSharedState {
     return (this.shared ??= new PgSharedState(this.sql, this.logger));
+  }
+
+  /** The usage totals every gateway on this database adds to (src/pool/shared-usage.ts batches them). */
+  usageCounters(): PgUsageCounters {
+    return (this.counters ??= new PgUsageCounters(this.sql));
   }
 
   /** Creates or migrates the schema (idempotent, safe when several gateways start together). */

@@ -1,6 +1,7 @@
 // Several gateways on one PostgreSQL: an account added through one serves on
 // the other, a PATCH on one stops the other from using the account within
-// 1 s, and `grantpool store copy` moves every account both ways intact.
+// 1 s, usage counted on one is seen on all, and `grantpool store copy`
+// moves every account both ways intact.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -104,6 +105,23 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     const failed = results.filter((r) => r.status === 'rejected');
     assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
     assert.equal(stack.issuer.counters.refreshRequests - before, 1, 'one refresh for the whole herd, across gateways');
+  });
+
+  test('usage is shared: /api/usage on B counts the requests served by A and C within 2 s', async () => {
+    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    const total = async (g: Gateway) => {
+      const res = await fetch(`${g.url}/api/usage?days=1`, { headers: { authorization: `Bearer ${stack.env.GRANTPOOL_ADMIN_TOKEN}` } });
+      const body = (await res.json()) as { days: { account_id: string; requests: number }[] };
+      return body.days.filter((r) => r.account_id === account.id).reduce((n, r) => n + r.requests, 0);
+    };
+    await new Promise((r) => setTimeout(r, 1500)); // what came before has been sent and read everywhere
+    const before = await total(b);
+    assert.equal(await total(stack.gateway), before, 'A and B agree before');
+    for (let i = 0; i < 30; i++) assert.ok((await ask(i % 2 ? stack.gateway : c, `counted ${i}`)).choices[0]!.message.content);
+    const t0 = Date.now();
+    while ((await total(b)) !== before + 30 && Date.now() - t0 < 2500) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await total(b), before + 30, `B sees the 30 requests of A and C (${Date.now() - t0} ms)`);
+    assert.equal(await total(c), before + 30);
   });
 
   test('a 429 learned on A keeps B (and C) from calling that lane for that model', async () => {

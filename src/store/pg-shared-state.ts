@@ -68,6 +68,9 @@ export class PgSharedState implements SharedState {
       this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'));
       return () => void set.delete(listener);
     },
+    ready: async () => {
+      await this.listening?.catch(() => {});
+    },
   };
 
   async close(): Promise<void> {

@@ -24,6 +24,8 @@ export interface SharedEvents {
   publish(topic: string, payload: unknown): Promise<void>;
   /** Returns unsubscribe. Listeners get events from every gateway, their own included. */
   subscribe(topic: string, listener: (payload: unknown) => void): () => void;
+  /** Resolves once the subscriptions made so far receive events (LISTEN is set up). */
+  ready(): Promise<void>;
 }
 
 export interface SharedState {
@@ -79,6 +81,7 @@ export class MemorySharedState implements SharedState {
       set.add(listener);
       return () => void set.delete(listener);
     },
+    ready: async () => {},
   };
 
   async close(): Promise<void> {

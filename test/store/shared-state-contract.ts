@@ -53,7 +53,7 @@ export function sharedStateContract(name: string, open: () => Promise<{ a: Share
       });
     const onA = got(a);
     const onB = got(b);
-    await new Promise((r) => setTimeout(r, 100)); // LISTEN is set up
+    await Promise.all([a.events.ready(), b.events.ready()]); // LISTEN is set up
     await a.events.publish('cooldown', { lane: 'gemini_api:p1', model: 'm', until: 123 });
     assert.deepEqual(await onA, { lane: 'gemini_api:p1', model: 'm', until: 123 });
     assert.deepEqual(await onB, { lane: 'gemini_api:p1', model: 'm', until: 123 });

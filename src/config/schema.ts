@@ -2,6 +2,12 @@
 // key or a bad value stops the start with a message naming the key.
 import { z } from 'zod';
 
+/** Vertex AI's global endpoint; a regional location uses `https://{location}-aiplatform.googleapis.com` with it (src/proxy/vertex-url.ts). */
+export const DEFAULT_VERTEX_BASE_URL = 'https://aiplatform.googleapis.com';
+
+/** Vertex AI (and Cloud Resource Manager, Service Usage) accept the cloud-platform scope (SPEC section 7). */
+export const VERTEX_SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
+
 export const DEFAULT_SCOPES = [
   'openid',
   'email',
@@ -72,6 +78,24 @@ export const ConfigSchema = z.strictObject({
   /** Service Usage (API states of a project, enabling the Gemini API, SPEC section 7). */
   service_usage_base_url: z.string().url().default('https://serviceusage.googleapis.com'),
   model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
+
+  /** Vertex AI (SPEC section 8): the location in the URL (`global`, or a region such as `us-east5`). */
+  vertex_location: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be a Vertex AI location such as "global" or "us-east5"')
+    .default('global'),
+  /** Vertex AI's origin; with the default, a regional location uses its regional host. */
+  vertex_base_url: z.string().url().default(DEFAULT_VERTEX_BASE_URL),
+  /** The services a Gemini request may use, in order of preference. */
+  gemini_services: z
+    .array(z.enum(['gemini_api', 'vertex']))
+    .min(1)
+    .refine((a) => new Set(a).size === a.length, 'must not name a service twice')
+    .default(['gemini_api', 'vertex']),
+  /** Claude model name pattern (`*` wildcard) -> Vertex AI model id (e.g. "claude-opus-4-5@20251101"). */
+  vertex_claude_models: z.record(z.string(), z.string().min(1)).default({}),
+  /** A Claude request when no account can serve Vertex AI: translate to Gemini through model_aliases, or answer 503. */
+  claude_fallback: z.enum(['gemini', 'none']).default('gemini'),
 
   /** Account selection. */
   strategy: z.enum(['round_robin', 'fill_first']).default('round_robin'),

@@ -5,9 +5,16 @@ import type { ClientHealth } from './client-health.ts';
 import type { Cooldown } from './cooldowns.ts';
 import type { Entry } from './mirror.ts';
 import type { QuotaGuard } from './quota-guard.ts';
+import type { LaneService } from './lanes.ts';
+import type { ModelCooldowns } from './cooldowns.ts';
 
-/** Why an account cannot serve, in the order they are checked. */
-export type Block = 'disabled' | 'quota' | 'proxy_disabled' | 'cooling' | 'backoff' | 'client' | 'scope';
+/** Why an account cannot serve, in the order they are checked ('no_lane': it has no lane of the service asked for; never for the Gemini API). */
+export type Block = 'disabled' | 'no_lane' | 'quota' | 'proxy_disabled' | 'cooling' | 'backoff' | 'client' | 'scope';
+
+/** The account's own (5xx) cooldowns on one service. */
+export function ownCooldowns(e: Entry, service: LaneService): ModelCooldowns {
+  return service === 'gemini_api' ? e.cooldowns : e.vertexCooldowns;
+}
 
 export interface Eligibility {
   /** A token with less than this left is refreshed before it is handed out. */
@@ -44,13 +51,22 @@ export function hasAnyScope(e: Entry, scopes: readonly string[]): boolean {
   return false;
 }
 
-/** Why this account cannot serve this model now (checked in the documented order), or null. */
-export function blockOf(e: Entry, model: string, scopes: readonly string[] | undefined, now: number, el: Eligibility): Block | null {
+/** Why this account cannot serve this model on this service now (checked in the documented order), or null. */
+export function blockOf(
+  e: Entry,
+  model: string,
+  scopes: readonly string[] | undefined,
+  now: number,
+  el: Eligibility,
+  service: LaneService = 'gemini_api',
+): Block | null {
   const a = e.account;
+  const lane = service === 'gemini_api' ? e.lane : e.vertexLane;
+  if (lane === null) return 'no_lane';
   if (a.disabled || e.pendingDisable !== null) return 'disabled';
-  if (el.quota.on && el.quota.protects(e, model, now)) return 'quota';
+  if (el.quota.on && el.quota.protects(e, lane, service, model, now)) return 'quota';
   if (a.proxy_disabled || e.pendingProxyDisable !== null) return 'proxy_disabled';
-  if (e.lane.cooldowns.active(model, now) !== null || e.cooldowns.active(model, now) !== null) return 'cooling';
+  if (lane.cooldowns.active(model, now) !== null || ownCooldowns(e, service).active(model, now) !== null) return 'cooling';
   if (tokenUnusable(e, now, el.marginMs)) {
     if (e.backoff && now < e.backoff.until) return e.backoff.kind === 'client' ? 'client' : 'backoff';
     if (el.clients.blocked(e.clientKey, now)) return 'client';
@@ -60,16 +76,18 @@ export function blockOf(e: Entry, model: string, scopes: readonly string[] | und
 }
 
 /** The cooldown that keeps this account from this model now: its own (5xx) or its lane's (429), the later one. */
-export function coolingOf(e: Entry, model: string, now: number): Cooldown | null {
-  const own = e.cooldowns.active(model, now);
-  const lane = e.lane.cooldowns.active(model, now);
+export function coolingOf(e: Entry, model: string, now: number, service: LaneService = 'gemini_api'): Cooldown | null {
+  const own = ownCooldowns(e, service).active(model, now);
+  const lane = (service === 'gemini_api' ? e.lane : e.vertexLane)?.cooldowns.active(model, now) ?? null;
   if (!own) return lane;
   if (!lane) return own;
   return lane.until > own.until ? lane : own;
 }
 
 /** Whether a lane may serve this model now, judged by any of its accounts (what all of them share). */
-export function laneOpen(sample: Entry, model: string, now: number, el: Eligibility): boolean {
-  if (sample.lane.cooldowns.active(model, now) !== null) return false;
-  return !(el.quota.on && el.quota.protects(sample, model, now));
+export function laneOpen(sample: Entry, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): boolean {
+  const lane = service === 'gemini_api' ? sample.lane : sample.vertexLane;
+  if (lane === null) return false;
+  if (lane.cooldowns.active(model, now) !== null) return false;
+  return !(el.quota.on && el.quota.protects(sample, lane, service, model, now));
 }

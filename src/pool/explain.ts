@@ -3,11 +3,12 @@
 // Pure: built from the entries and the eligibility rules passed in.
 import { blockOf, coolingOf, hasAnyScope, type Block, type Eligibility } from './eligibility.ts';
 import type { Entry } from './mirror.ts';
+import { DEFAULT_SERVICES, serviceName, type LaneService } from './lanes.ts';
 import { NoAccountError, type AcquireRequest } from './types.ts';
 
 /** When a block ends (epoch ms); `now` for blocks that do not end by themselves. */
-export function blockUntil(e: Entry, b: Block, model: string, now: number, el: Eligibility): number {
-  if (b === 'cooling') return coolingOf(e, model, now)?.until ?? now + 1000;
+export function blockUntil(e: Entry, b: Block, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): number {
+  if (b === 'cooling') return coolingOf(e, model, now, service)?.until ?? now + 1000;
   if (b === 'quota') return el.quota.day(now).end;
   if (b === 'backoff') return e.backoff?.until ?? now + 1000;
   if (b === 'client') {
@@ -22,8 +23,14 @@ export function retryAfter(untilMs: number, now: number): number {
   return Math.max(1, Math.ceil((untilMs - now) / 1000));
 }
 
-export function describeBlock(e: Entry, b: Block, model: string, now: number, el: Eligibility): string {
+export function describeBlock(e: Entry, b: Block, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): string {
   switch (b) {
+    case 'no_lane':
+      return service === 'vertex'
+        ? e.account.project_id
+          ? `Vertex AI is not enabled in its project ${e.account.project_id} (grantpool accounts project ${e.account.email} --enable-vertex ${e.account.project_id})`
+          : `it has no project, and Vertex AI needs one (grantpool accounts project ${e.account.email})`
+        : `it has no lane on ${serviceName(service)}`;
     case 'disabled':
       return e.account.disabled_reason ?? (e.pendingDisable ? 'invalid_grant' : 'disabled');
     case 'proxy_disabled':
@@ -31,7 +38,7 @@ export function describeBlock(e: Entry, b: Block, model: string, now: number, el
     case 'quota':
       return `quota protection for ${model} until ${new Date(el.quota.day(now).end).toISOString()}`;
     case 'cooling': {
-      const c = coolingOf(e, model, now);
+      const c = coolingOf(e, model, now, service);
       return `cooling down until ${new Date(c?.until ?? now).toISOString()}: ${c?.reason ?? ''}`;
     }
     case 'backoff':
@@ -46,12 +53,13 @@ export function describeBlock(e: Entry, b: Block, model: string, now: number, el
   }
 }
 
-/** Why the pinned account cannot serve this request. */
-export function pinnedUnusable(e: Entry, b: Block, req: AcquireRequest, now: number, el: Eligibility): NoAccountError {
+/** Why the pinned account cannot serve this request (on this service). */
+export function pinnedUnusable(e: Entry, b: Block, req: AcquireRequest, now: number, el: Eligibility, service: LaneService = 'gemini_api'): NoAccountError {
   const model = req.model ?? '';
-  const why = describeBlock(e, b, model, now, el);
+  const why = describeBlock(e, b, model, now, el, service);
+  if (b === 'no_lane') return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} cannot serve ${serviceName(service)}: ${why}.`, 503);
   if (b === 'cooling' || b === 'quota' || b === 'backoff') {
-    const until = blockUntil(e, b, model, now, el);
+    const until = blockUntil(e, b, model, now, el, service);
     return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} cannot serve now: ${why}`, 429, retryAfter(until, now));
   }
   if (b === 'scope') {
@@ -60,15 +68,22 @@ export function pinnedUnusable(e: Entry, b: Block, req: AcquireRequest, now: num
   return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} cannot serve: ${b === 'disabled' ? 'disabled: ' : b === 'proxy_disabled' ? 'taken out of the proxy: ' : ''}${why}`, 503);
 }
 
-/** Why no account can serve this request: the most useful of the reasons, with Retry-After when waiting helps. */
+/** Blocks ranked by how soon they may lift: the one an account is counted under when several services are asked for. */
+const HOPE: Record<Block, number> = { no_lane: 0, disabled: 1, proxy_disabled: 2, scope: 3, client: 4, backoff: 5, quota: 5, cooling: 5 };
+
+/**
+ * Why no account can serve this request on any of the services it may use:
+ * the most useful of the reasons, with Retry-After when waiting helps.
+ */
 export function nothingCanServe(entries: Iterable<Entry>, count: number, req: AcquireRequest, now: number, el: Eligibility): NoAccountError {
   const model = req.model ?? '';
-  const scopes = req.anyOfScopes ?? [];
+  const services = req.services && req.services.length > 0 ? req.services : DEFAULT_SERVICES;
   if (count === 0) {
     return new NoAccountError('no_accounts', 'No Google account is connected to Grantpool. Add one in the dashboard or with `grantpool accounts add`.', 503);
   }
   const disabledReasons = new Map<string, number>();
   const proxyReasons = new Map<string, number>();
+  let withLane = 0;
   let candidates = 0;
   let disabled = 0;
   let proxyDisabled = 0;
@@ -77,32 +92,62 @@ export function nothingCanServe(entries: Iterable<Entry>, count: number, req: Ac
   const waitReasons = new Set<string>();
   const failingClients = new Map<string, string>();
   let usedUp = 0;
+  let scopesAsked: readonly string[] = [];
   for (const e of entries) {
-    if (scopes.length > 0 && !hasAnyScope(e, scopes)) continue;
+    // the most hopeful of the account's services: null (servable) > waiting > client > out
+    let best: { b: Block | null; service: LaneService } | null = null;
+    let laned = false;
+    for (const service of services) {
+      const scopes = req.scopesByService?.[service] ?? req.anyOfScopes ?? [];
+      const b0 = blockOf(e, model, undefined, now, el, service);
+      if (b0 === 'no_lane') continue;
+      laned = true;
+      if (scopes.length > 0 && !hasAnyScope(e, scopes)) {
+        if (scopesAsked.length === 0) scopesAsked = scopes;
+        continue;
+      }
+      if (b0 === null) {
+        best = { b: null, service };
+        break;
+      }
+      if (best === null || HOPE[b0] > HOPE[best.b!] || (HOPE[b0] === 5 && HOPE[best.b!] === 5 && blockUntil(e, b0, model, now, el, service) < blockUntil(e, best.b!, model, now, el, best.service))) {
+        best = { b: b0, service };
+      }
+    }
+    if (laned) withLane++;
+    if (best === null) continue;
     candidates++;
-    const b = blockOf(e, model, undefined, now, el);
+    const { b, service } = best;
     if (b === 'disabled') {
       disabled++;
-      const r = describeBlock(e, b, model, now, el);
+      const r = describeBlock(e, b, model, now, el, service);
       disabledReasons.set(r, (disabledReasons.get(r) ?? 0) + 1);
     } else if (b === 'proxy_disabled') {
       proxyDisabled++;
-      const r = describeBlock(e, b, model, now, el);
+      const r = describeBlock(e, b, model, now, el, service);
       proxyReasons.set(r, (proxyReasons.get(r) ?? 0) + 1);
     } else if (b === 'cooling' || b === 'quota' || b === 'backoff') {
       waiting++;
-      earliest = Math.min(earliest, blockUntil(e, b, model, now, el));
-      waitReasons.add(b === 'cooling' ? (coolingOf(e, model, now)?.reason ?? 'cooling down') : b === 'quota' ? 'quota protection' : 'token refresh retry');
+      earliest = Math.min(earliest, blockUntil(e, b, model, now, el, service));
+      waitReasons.add(b === 'cooling' ? (coolingOf(e, model, now, service)?.reason ?? 'cooling down') : b === 'quota' ? 'quota protection' : 'token refresh retry');
     } else if (b === 'client') {
-      if (!failingClients.has(e.clientKey)) failingClients.set(e.clientKey, describeBlock(e, b, model, now, el));
+      if (!failingClients.has(e.clientKey)) failingClients.set(e.clientKey, describeBlock(e, b, model, now, el, service));
     } else {
       usedUp++; // servable, but excluded or already tried by this request
     }
   }
+  const on = services.length === 1 && services[0] === 'gemini_api' ? '' : ` on ${services.map(serviceName).join(' or ')}`;
+  if (withLane === 0) {
+    return new NoAccountError(
+      'no_service',
+      `No account can serve ${model || 'this request'}${on}: ${services.includes('vertex') ? "no account's project has the Vertex AI API (aiplatform.googleapis.com) enabled. Enable it with `grantpool accounts project <email> --enable-vertex <project>` (or on the dashboard)" : 'no account has a lane there'}.`,
+      503,
+    );
+  }
   if (candidates === 0) {
     return new NoAccountError(
       'no_scope',
-      `No account has the OAuth scope this route needs (one of: ${scopes.join(', ')}). Re-add an account and grant that access on Google's consent screen.`,
+      `No account has the OAuth scope this route needs${on} (one of: ${scopesAsked.join(', ')}). Re-add an account and grant that access on Google's consent screen.`,
       503,
     );
   }
@@ -110,7 +155,7 @@ export function nothingCanServe(entries: Iterable<Entry>, count: number, req: Ac
     const secs = retryAfter(earliest, now);
     return new NoAccountError(
       'all_cooling_down',
-      `All ${waiting} account(s) that could serve ${model || 'this request'} are cooling down (${[...waitReasons].slice(0, 3).join('; ')}); the first is available again at ${new Date(earliest).toISOString()} (in ${secs} s).`,
+      `All ${waiting} account(s) that could serve ${model || 'this request'}${on} are cooling down (${[...waitReasons].slice(0, 3).join('; ')}); the first is available again at ${new Date(earliest).toISOString()} (in ${secs} s).`,
       429,
       secs,
     );
@@ -132,5 +177,5 @@ export function nothingCanServe(entries: Iterable<Entry>, count: number, req: Ac
       503,
     );
   }
-  return new NoAccountError('exhausted', 'Every account that could serve this request was tried and failed.', 503);
+  return new NoAccountError('exhausted', `Every account that could serve this request${on} was tried and failed.`, 503);
 }

@@ -7,6 +7,8 @@ import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../log/logger.ts';
 import { boundedReason } from './error-policy.ts';
 import type { Mirror } from './mirror.ts';
+import { ownCooldowns } from './eligibility.ts';
+import { laneOfService, serviceName } from './lanes.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 import type { RefreshScheduler } from './scheduler.ts';
 import type { LaneCooldown, Lease, UpstreamOutcome } from './types.ts';
@@ -51,9 +53,10 @@ export class Feedback {
     const e = mirror.get(lease.accountId);
     if (!e) return;
     const now = clock.now();
+    const service = lease.service ?? 'gemini_api';
     switch (outcome.kind) {
       case 'ok': {
-        this.o.quota.add(e, model, now, {
+        this.o.quota.add(e, service, model, now, {
           requests: outcome.counts === false ? 0 : 1,
           tokens_in: outcome.tokensIn ?? 0,
           tokens_out: outcome.tokensOut ?? 0,
@@ -67,7 +70,9 @@ export class Feedback {
       case 'rate_limited': {
         // quota belongs to the lane: every account drawing on it waits
         const reason = boundedReason(outcome.reason || 'rate limited (429)', e.account);
-        const lane = e.lane;
+        // the lane the lease drew on (the account's current lane of that service, when it moved meanwhile)
+        const lane = laneOfService(e, service) ?? mirror.lanes.get(lease.lane);
+        if (!lane) return;
         lane.cooldowns.set(model, outcome.untilMs, reason);
         for (const m of lane.members) changed(m.id);
         if (!lane.members.has(e)) changed(e.id);
@@ -75,14 +80,14 @@ export class Feedback {
         const others = lane.members.size - 1;
         logger.info(
           { account_id: e.id, email: e.account.email, lane: lane.key, lane_accounts: lane.members.size, model, until: new Date(outcome.untilMs).toISOString(), reason },
-          `Account ${e.account.email} cooling down for ${model || 'the Google API'} until ${new Date(outcome.untilMs).toISOString()}: ${reason}` +
+          `Account ${e.account.email} cooling down for ${model || 'the Google API'}${service === 'gemini_api' ? '' : ` on ${serviceName(service)}`} until ${new Date(outcome.untilMs).toISOString()}: ${reason}` +
             (others > 0 ? ` (and the ${others} other account(s) on lane ${lane.key}, which share its quota)` : ''),
         );
         return;
       }
       case 'server_error': {
         const until = now + this.o.serverErrorCooldownMs;
-        e.cooldowns.set(model, until, boundedReason(`upstream error: ${outcome.reason}`, e.account));
+        ownCooldowns(e, service).set(model, until, boundedReason(`upstream error: ${outcome.reason}`, e.account));
         changed(e.id);
         return;
       }

@@ -26,10 +26,14 @@ export interface Entry {
    * margins in proportion (eligibility.ts: marginFor).
    */
   tokenLifetimeMs: number | null;
-  /** The quota this account draws on (lanes.ts); follows its project_id live. */
+  /** The Gemini API quota this account draws on (lanes.ts); follows its project_id live. */
   lane: Lane<Entry>;
-  /** Per model, after an upstream 5xx (a 429 cools the whole lane instead). */
+  /** Its Vertex AI lane (`vertex:<project>`) when its project has Vertex AI enabled, else null. */
+  vertexLane: Lane<Entry> | null;
+  /** Per model, after an upstream 5xx on the Gemini API (a 429 cools the whole lane instead). */
   cooldowns: ModelCooldowns;
+  /** The same on Vertex AI. */
+  vertexCooldowns: ModelCooldowns;
   backoff: RefreshBackoff | null;
   /** An access token an upstream answered 401 to: not handed out again. */
   rejectedToken: string | null;
@@ -122,7 +126,9 @@ export class Mirror {
         expiresAtMs: 0,
         tokenLifetimeMs: null,
         lane: null as unknown as Lane<Entry>, // placed below
+        vertexLane: null,
         cooldowns: new ModelCooldowns(),
+        vertexCooldowns: new ModelCooldowns(),
         backoff: null,
         rejectedToken: null,
         pendingDisable: null,

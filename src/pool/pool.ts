@@ -30,6 +30,7 @@ import { Feedback } from './feedback.ts';
 import { createLeaser } from './acquire.ts';
 import { Views, type AccountLane, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
 import type { AccountState, LaneCooldown, TokenPool } from './types.ts';
+import type { LaneService } from './lanes.ts';
 
 export type { AccountLane, PoolSummary, SharedLane, UsageRow } from './views.ts';
 
@@ -127,16 +128,28 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
-  const selector = new Selector<Entry>({
-    strategy: cfg.strategy,
-    sessionAffinity: cfg.session_affinity,
-    maxSessions: opts.maxSessions,
-    laneOf: (e) => e.lane.key,
-  });
+  // One selector per service: every account in rotation is on the Gemini API
+  // one (ringed by its Gemini API lane); those whose project has Vertex AI also
+  // on the Vertex one (ringed by their Vertex lane).
+  const selectorFor = (laneOf: (e: Entry) => string) =>
+    new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions, laneOf });
+  const selectors: Record<LaneService, Selector<Entry>> = {
+    gemini_api: selectorFor((e) => e.lane.key),
+    vertex: selectorFor((e) => e.vertexLane?.key ?? ''),
+  };
+  const selector = selectors.gemini_api;
   const mirror = new Mirror(
     {
-      rotation: (e, inRotation) => (inRotation ? selector.add(e) : selector.remove(e.id)),
-      removed: (id) => selector.remove(id),
+      rotation: (e, inRotation) => {
+        if (inRotation) selector.add(e);
+        else selector.remove(e.id);
+        if (inRotation && e.vertexLane) selectors.vertex.add(e);
+        else selectors.vertex.remove(e.id);
+      },
+      removed: (id) => {
+        selector.remove(id);
+        selectors.vertex.remove(id);
+      },
       changed,
     },
     logger,
@@ -178,7 +191,7 @@ export function createPool(opts: PoolOptions): Pool {
       for (const l of [...laneListeners]) l(c);
     },
   });
-  const leaser = createLeaser({ mirror, selector, el, scheduler, clock, refreshBeforeMs });
+  const leaser = createLeaser({ mirror, selectors, el, scheduler, clock, refreshBeforeMs });
   const views = new Views({ mirror, el, usage, clock, refreshing: (id) => scheduler.has(id), refreshCount: () => scheduler.size });
 
   let unwatch: (() => void) | null = null;
@@ -226,6 +239,7 @@ export function createPool(opts: PoolOptions): Pool {
     acquire: leaser.acquire,
     report: (lease, model, outcome) => feedback.report(lease, model, outcome),
     refreshAfterUnauthorized: leaser.refreshAfterUnauthorized,
+    canServe: (service) => selectors[service].size > 0,
     start,
     stop,
     tick,

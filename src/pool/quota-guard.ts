@@ -7,11 +7,12 @@
 import type { Config } from '../config/schema.ts';
 import { QuotaDayCache, QuotaLimits, isQuotaProtected, type DayUsage, type QuotaDay } from './quota.ts';
 import { nonNegative, type UsageStore } from './usage.ts';
-import type { Lane } from './lanes.ts';
+import { splitUsageModel, usageModelKey, type Lane, type LaneService } from './lanes.ts';
 
 interface Member {
   readonly id: string;
   lane: Lane<Member>;
+  vertexLane: Lane<Member> | null;
 }
 
 export class QuotaGuard {
@@ -34,51 +35,59 @@ export class QuotaGuard {
     return this.days.current(now);
   }
 
-  /** True when this account's lane must be kept out for this model until the next reset. */
-  protects(e: Member, model: string, now: number): boolean {
+  /** True when this account's lane (of this service) must be kept out for this model until the next reset. */
+  protects(e: Member, lane: Lane<Member>, service: LaneService, model: string, now: number): boolean {
     if (!this.on) return false;
     const limit = this.limits.for(model);
     if (!limit) return false;
-    return isQuotaProtected(this.laneUsage(e, model, this.days.current(now).key), limit, this.threshold);
+    return isQuotaProtected(this.laneUsage(e, lane, usageModelKey(service, model), this.days.current(now).key), limit, this.threshold);
   }
 
-  /** The first model today for which the account's lane is protected, with the reset time (unix s), or null. */
-  protectedModel(e: Member, now: number): { model: string; until: number } | null {
+  /**
+   * The first model today for which one of the account's lanes is protected,
+   * with the reset time (unix s) and the service, or null.
+   */
+  protectedModel(e: Member, now: number, only?: LaneService): { model: string; until: number; service: LaneService } | null {
     if (!this.on) return null;
     const day = this.days.current(now);
-    const seen = new Set<string>();
-    for (const m of this.membersOf(e)) {
-      for (const r of this.usage.records(day.key, m.id)) {
-        if (r.date !== day.key || seen.has(r.model)) continue;
-        seen.add(r.model);
-        if (isQuotaProtected(this.laneUsage(e, r.model, day.key), this.limits.for(r.model), this.threshold)) {
-          return { model: r.model, until: Math.ceil(day.end / 1000) };
+    for (const lane of only === 'vertex' ? [e.vertexLane] : only === 'gemini_api' ? [e.lane] : [e.lane, e.vertexLane]) {
+      if (!lane) continue;
+      const seen = new Set<string>();
+      for (const m of this.membersOf(e, lane)) {
+        for (const r of this.usage.records(day.key, m.id)) {
+          if (r.date !== day.key || seen.has(r.model)) continue;
+          seen.add(r.model);
+          const { service, model } = splitUsageModel(r.model);
+          if (service !== lane.info.service) continue;
+          if (isQuotaProtected(this.laneUsage(e, lane, r.model, day.key), this.limits.for(model), this.threshold)) {
+            return { model, until: Math.ceil(day.end / 1000), service };
+          }
         }
       }
     }
     return null;
   }
 
-  /** Counts usage of one account (in the usage store, and in its lane's sum). */
-  add(e: Member, model: string, now: number, delta: Partial<DayUsage>): void {
+  /** Counts usage of one account on one service (in the usage store, and in its lane's sum). */
+  add(e: Member, service: LaneService, model: string, now: number, delta: Partial<DayUsage>): void {
     const key = this.days.current(now).key;
-    this.usage.add(key, e.id, model, delta);
-    const lane = e.lane;
-    if (lane.members.size <= 1 || lane.usageDay !== key || !lane.usage || lane.usageRevision !== this.usage.revision) return;
-    const u = lane.usage.get(model);
+    const umodel = usageModelKey(service, model);
+    this.usage.add(key, e.id, umodel, delta);
+    const lane = service === 'gemini_api' ? e.lane : e.vertexLane;
+    if (!lane || lane.members.size <= 1 || lane.usageDay !== key || !lane.usage || lane.usageRevision !== this.usage.revision) return;
+    const u = lane.usage.get(umodel);
     if (!u) return;
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
   }
 
-  private membersOf(e: Member): Iterable<Member> {
-    return e.lane.members.has(e) ? e.lane.members : [e];
+  private membersOf(e: Member, lane: Lane<Member>): Iterable<Member> {
+    return lane.members.has(e) ? lane.members : [e];
   }
 
-  /** Today's usage of the account's lane for a model. */
-  private laneUsage(e: Member, model: string, dayKey: string): DayUsage {
-    const lane = e.lane;
+  /** Today's usage of the account's lane for a usage model key. */
+  private laneUsage(e: Member, lane: Lane<Member>, model: string, dayKey: string): DayUsage {
     if (lane.members.size <= 1 || !lane.members.has(e)) return this.usage.get(dayKey, e.id, model);
     if (lane.usageDay !== dayKey || !lane.usage || lane.usageRevision !== this.usage.revision) {
       // A new day, or counts from other gateways arrived: sum again.

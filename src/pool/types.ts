@@ -1,6 +1,9 @@
 // The contract between the token pool and its users (the proxy, the management
 // API) and its inputs (the OAuth client that refreshes tokens).
 import { GatewayError, type NoAccountCode } from '../util/errors.ts';
+import type { LaneService } from './lanes.ts';
+
+export type { LaneService } from './lanes.ts';
 
 /** Which account the proxy may use for one upstream attempt. */
 export interface AcquireRequest {
@@ -10,10 +13,20 @@ export interface AcquireRequest {
   sessionKey?: string;
   /** Scopes the route needs; an account must have at least one of them. Empty: any account. */
   anyOfScopes?: readonly string[];
+  /**
+   * The services the request may use, in order of preference (default
+   * `['gemini_api']`): the pool leases an account through a usable lane of the
+   * first service that has one, then tries the next service.
+   */
+  services?: readonly LaneService[];
+  /** Scopes per service; an entry replaces `anyOfScopes` for that service (e.g. cloud-platform for Vertex AI). */
+  scopesByService?: Readonly<Partial<Record<LaneService, readonly string[]>>>;
   /** Pin one account by id or email (X-Grantpool-Account). */
   pinned?: string;
-  /** Accounts already tried by this request. */
+  /** Accounts already tried by this request (on every service). */
   exclude?: ReadonlySet<string>;
+  /** Accounts already tried on one service (e.g. after a 429 on its Gemini API lane it may still serve through its Vertex lane). */
+  excludeOn?: Readonly<Partial<Record<LaneService, ReadonlySet<string>>>>;
 }
 
 export interface Lease {
@@ -21,8 +34,10 @@ export interface Lease {
   email: string;
   projectId: string | null;
   accessToken: string;
-  /** The quota this account draws on (`gemini_api:<project>` or `gemini_api:client:<client id>`); set by the pool. */
-  lane?: string;
+  /** The service this lease is for: the upstream to call with it. */
+  service: LaneService;
+  /** The quota it draws on: `gemini_api:<project>`, `gemini_api:client:<client id>` or `vertex:<project>`. */
+  lane: string;
 }
 
 /** How an upstream attempt ended, as the pool needs to know it. */
@@ -81,6 +96,8 @@ export interface TokenPool {
    * serve (e.g. the refresh said invalid_grant and it was disabled).
    */
   refreshAfterUnauthorized(lease: Lease): Promise<Lease | null>;
+  /** Whether any account in rotation (not disabled, not taken out of the proxy) has a lane of this service (e.g. Vertex AI for Claude). */
+  canServe(service: LaneService): boolean;
 }
 
 /** A lane cooling down for a model after a 429 (shared between gateways on one store). */

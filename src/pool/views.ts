@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock.ts';
 import { tokenUnusable, type Eligibility } from './eligibility.ts';
 import { describeBlock } from './explain.ts';
 import type { Entry, Mirror } from './mirror.ts';
-import { laneInfoOf, sharedLaneWarning, type AccountLane, type Lane, type SharedLane } from './lanes.ts';
+import { laneInfoOf, sharedLaneWarning, splitUsageModel, type AccountLane, type Lane, type LaneService, type SharedLane } from './lanes.ts';
 
 export type { AccountLane, SharedLane } from './lanes.ts';
 import { quotaDayKeyBefore } from './quota.ts';
@@ -29,6 +29,8 @@ export interface UsageRow {
   account_id: string;
   email: string;
   model: string;
+  /** Set for usage on Vertex AI (absent: the Gemini API). */
+  service?: LaneService;
   requests: number;
   tokens_in: number;
   tokens_out: number;
@@ -38,7 +40,7 @@ export interface UsageRow {
 export function stateOfEntry(e: Entry, now: number, el: Eligibility, refreshing: boolean): AccountState {
   const a = e.account;
   if (a.disabled || e.pendingDisable !== null) return { state: 'disabled', reason: describeBlock(e, 'disabled', '', now, el) };
-  const q = el.quota.protectedModel(e, now);
+  const q = el.quota.protectedModel(e, now, 'gemini_api');
   if (q) return { state: 'quota_protected', model: q.model, until: q.until };
   if (a.proxy_disabled || e.pendingProxyDisable !== null) return { state: 'proxy_disabled', reason: describeBlock(e, 'proxy_disabled', '', now, el) };
   if (refreshing) return { state: 'refreshing' };
@@ -146,15 +148,20 @@ export class Views {
     const now = this.o.clock.now();
     const days = Math.max(1, Math.floor(o.days ?? 30));
     const from = quotaDayKeyBefore(now, days - 1);
-    return this.o.usage.records(from, o.accountId).map((r) => ({
-      date: r.date,
-      account_id: r.account_id,
-      email: this.o.mirror.get(r.account_id)?.account.email ?? '',
-      model: r.model,
-      requests: r.requests,
-      tokens_in: r.tokens_in,
-      tokens_out: r.tokens_out,
-    }));
+    return this.o.usage.records(from, o.accountId).map((r) => {
+      const { service, model } = splitUsageModel(r.model);
+      const row: UsageRow = {
+        date: r.date,
+        account_id: r.account_id,
+        email: this.o.mirror.get(r.account_id)?.account.email ?? '',
+        model,
+        requests: r.requests,
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+      };
+      if (service !== 'gemini_api') row.service = service;
+      return row;
+    });
   }
 
   /** Today's usage of one account, summed over models. */

@@ -5,7 +5,7 @@
 // message and the activation URL; 5xx, timeouts and resets -> server_error;
 // any other 4xx -> client_error (the request's fault, passed back to the client).
 import { nextQuotaResetMs } from '../pool/quota.ts';
-import type { UpstreamOutcome } from '../pool/types.ts';
+import type { LaneService, UpstreamOutcome } from '../pool/types.ts';
 import { projectErrorReason, type ProjectErrorAccount } from '../projects/project-errors.ts';
 
 /** Cooldown after a 429 that says nothing about when to retry. */
@@ -94,6 +94,8 @@ export interface ClassifyOptions {
   passthrough?: boolean;
   /** The account the attempt used: a 403 about its project gets a reason naming the project and the fix. */
   account?: ProjectErrorAccount;
+  /** The service called (default: the Gemini API). */
+  service?: LaneService;
 }
 
 /** Classifies an upstream HTTP answer. `body` is its text (only read for non-2xx answers). */

@@ -80,6 +80,7 @@ export type NoAccountCode =
   | 'all_disabled'
   | 'all_cooling_down'
   | 'no_scope'
+  | 'no_service'
   | 'client_misconfigured'
   | 'pinned_unknown'
   | 'pinned_unusable'

@@ -6,13 +6,15 @@
 // - never two refreshes in flight for one account;
 // - cooldowns reported for an account and model are respected;
 // - every account is in exactly one state, matching the store;
-// - only invalid_grant disables an account (transient errors never do).
+// - only invalid_grant disables an account (transient errors never do);
+// - a lease is for a service the request asked for, on a lane the account has
+//   (a Vertex lane only when its project has Vertex AI enabled).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryAccountStore } from '../../src/store/memory-store.ts';
 import { FakeClock } from '../../src/util/clock.ts';
 import { createPool, type Pool } from '../../src/pool/pool.ts';
-import { NoAccountError, type Lease } from '../../src/pool/types.ts';
+import { NoAccountError, type LaneService, type Lease } from '../../src/pool/types.ts';
 import type { Account } from '../../src/store/account.ts';
 import { captureLog, defaultPoolConfig, fakeAccount, T0, GEMINI_SCOPE, CLOUD_SCOPE } from '../support/fake-accounts.ts';
 import { FakeRefresher, refreshErrors, type RefreshStep } from '../support/fake-refresher.ts';
@@ -21,6 +23,7 @@ import { mulberry32 } from '../support/seeded-random.ts';
 const SEEDS = 200;
 const STEPS = 300;
 const MODELS = ['flash', 'pro'];
+const SERVICE_CHOICES: (readonly LaneService[] | undefined)[] = [undefined, ['gemini_api'], ['gemini_api', 'vertex'], ['vertex'], ['vertex', 'gemini_api']];
 const STATES = new Set(['active', 'refreshing', 'cooling_down', 'quota_protected', 'proxy_disabled', 'disabled']);
 
 async function settle(rounds = 4): Promise<void> {
@@ -40,6 +43,7 @@ async function runSeed(seed: number): Promise<void> {
       expiresIn: Math.floor(rnd() * 4000) - 200,
       scope: chance(0.2) ? `openid email ${GEMINI_SCOPE}` : `openid email ${CLOUD_SCOPE}`,
       clientId: chance(0.3) ? 'client-b' : 'client-a',
+      ...(chance(0.5) ? { project_id: `proj-${id}`, project: { source: 'manual' as const, checked_at: 1, gemini_api: 'enabled' as const, vertex_ai: chance(0.7) ? ('enabled' as const) : ('disabled' as const) } } : {}),
     }),
   );
   const store = new MemoryAccountStore(initial);
@@ -62,7 +66,7 @@ async function runSeed(seed: number): Promise<void> {
     } else {
       mirror.delete(c.id);
       outSince.delete(c.id);
-      for (const m of MODELS) cooldowns.delete(`${c.id}|${m}`);
+      for (const k of [...cooldowns.keys()]) if (k.startsWith(`${c.id}|`)) cooldowns.delete(k);
     }
   });
 
@@ -94,20 +98,25 @@ async function runSeed(seed: number): Promise<void> {
   let pool: Pool = makePool();
   await pool.start();
 
-  /** `${id}|${model}` -> until (ms), as reported to the current pool */
+  /** `${id}|${service}|${model}` -> until (ms), as reported to the current pool */
   const cooldowns = new Map<string, number>();
   const leases: Lease[] = [];
   const problems: string[] = [];
   let step = 0;
 
-  function checkLease(lease: Lease, model: string, startedAt: number): void {
+  function checkLease(lease: Lease, model: string, startedAt: number, services: readonly LaneService[]): void {
+    if (!services.includes(lease.service)) problems.push(`step ${step}: ${lease.accountId} leased on ${lease.service}, not asked for (${services.join(', ')})`);
+    const acc = mirror.get(lease.accountId);
+    if (lease.service === 'vertex' && acc && !(acc.project_id && acc.project?.vertex_ai === 'enabled' && lease.lane === `vertex:${acc.project_id}`)) {
+      problems.push(`step ${step}: ${lease.accountId} leased on lane ${lease.lane} without Vertex AI in its project`);
+    }
     const since = outSince.get(lease.accountId);
     if (since !== undefined && since < startedAt) {
       const a = mirror.get(lease.accountId)!;
       problems.push(`step ${step}: ${lease.accountId} handed out while ${a.disabled ? 'disabled' : 'proxy_disabled'} since change #${since} (request started at #${startedAt})`);
     }
     if (!mirror.has(lease.accountId)) problems.push(`step ${step}: removed account ${lease.accountId} handed out`);
-    const until = cooldowns.get(`${lease.accountId}|${model}`);
+    const until = cooldowns.get(`${lease.accountId}|${lease.service}|${model}`);
     if (until !== undefined && clock.now() < until) problems.push(`step ${step}: ${lease.accountId} handed out for ${model} during its cooldown`);
   }
 
@@ -118,11 +127,12 @@ async function runSeed(seed: number): Promise<void> {
       sessionKey: chance(0.3) ? `s${Math.floor(rnd() * 3)}` : undefined,
       anyOfScopes: chance(0.2) ? [GEMINI_SCOPE] : [],
       pinned: chance(0.1) ? pick(ids) : undefined,
+      services: pick(SERVICE_CHOICES),
     };
     const startedAt = ++seq;
     try {
       const lease = await pool.acquire(req);
-      checkLease(lease, model, startedAt);
+      checkLease(lease, model, startedAt, req.services ?? ['gemini_api']);
       leases.push(lease);
       if (leases.length > 20) leases.shift();
     } catch (e) {
@@ -142,13 +152,13 @@ async function runSeed(seed: number): Promise<void> {
       const model = pick(MODELS);
       const until = clock.now() + Math.floor(rnd() * 120_000) + 1;
       pool.report(lease, model, { kind: 'rate_limited', untilMs: until, reason: 'RESOURCE_EXHAUSTED' });
-      const key = `${lease.accountId}|${model}`;
+      const key = `${lease.accountId}|${lease.service}|${model}`;
       if (mirror.has(lease.accountId)) cooldowns.set(key, Math.max(cooldowns.get(key) ?? 0, until));
     } else if (r < 0.5 && leases.length) {
       const lease = pick(leases);
       const model = pick(MODELS);
       pool.report(lease, model, { kind: 'server_error', reason: 'HTTP 503' });
-      const key = `${lease.accountId}|${model}`;
+      const key = `${lease.accountId}|${lease.service}|${model}`;
       if (mirror.has(lease.accountId)) cooldowns.set(key, Math.max(cooldowns.get(key) ?? 0, clock.now() + defaultPoolConfig.server_error_cooldown_seconds * 1000));
     } else if (r < 0.53 && leases.length) {
       pool.report(pick(leases), pick(MODELS), { kind: 'forbidden', reason: 'SERVICE_DISABLED' });
@@ -182,8 +192,14 @@ async function runSeed(seed: number): Promise<void> {
         }));
       } else if (e < 0.6) {
         await store.update(id, (a) => ({ ...a, token: { ...a.token, expiry_timestamp: nowS() - 1 } }));
-      } else if (e < 0.7) {
+      } else if (e < 0.65) {
         await store.update(id, (a) => ({ ...a, name: `edited ${step}` }));
+      } else if (e < 0.7) {
+        // Vertex AI enabled or disabled in its project: its Vertex lane comes or goes (a new lane: no cooldown carried over)
+        await store.update(id, (a) =>
+          a.project_id && a.project ? { ...a, project: { ...a.project, vertex_ai: a.project.vertex_ai === 'enabled' ? ('disabled' as const) : ('enabled' as const) } } : null,
+        );
+        for (const k of [...cooldowns.keys()]) if (k.startsWith(`${id}|vertex|`)) cooldowns.delete(k);
       } else if (e < 0.8) {
         await store.remove(id);
       } else {

@@ -8,7 +8,7 @@ import { createHttpServer, type ClientLimits } from '../../src/http/server.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { registerProxyRoutes, type ProxyConfig, type ProxyRoutes } from '../../src/proxy/routes.ts';
 import { createRequestLog, type RequestLog } from '../../src/proxy/request-log.ts';
-import { NoAccountError, type AcquireRequest, type Lease, type TokenPool, type UpstreamOutcome } from '../../src/pool/types.ts';
+import { NoAccountError, type AcquireRequest, type LaneService, type Lease, type TokenPool, type UpstreamOutcome } from '../../src/pool/types.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { startGeminiUpstream, type GeminiUpstream, type GeminiUpstreamOptions } from './gemini-upstream.ts';
 
@@ -16,15 +16,24 @@ export interface FakeAccount {
   id: string;
   email: string;
   projectId: string | null;
+  /** Its project has Vertex AI: it has a Vertex lane `vertex:<projectId>`. */
+  vertex: boolean;
   token: string;
-  /** Model -> cooled down until (ms). */
+  /** Model (`vertex:<model>` on Vertex AI) -> cooled down until (ms). */
   cooling: Map<string, number>;
   forbidden: string | null;
   /** refreshAfterUnauthorized answers null (as after invalid_grant). */
   refreshFails: boolean;
 }
 
-/** A TokenPool that keeps its rules obvious: round robin, per-model cooldowns, forbidden accounts out, every call recorded. */
+const coolKey = (service: LaneService, model: string) => (service === 'gemini_api' ? model : `${service}:${model}`);
+
+/**
+ * A TokenPool that keeps its rules obvious: round robin, per-model cooldowns
+ * (per service), forbidden accounts out, services in the order asked (an
+ * account serves Vertex AI when added with `vertex: true` and a project),
+ * every call recorded.
+ */
 export class FakePool implements TokenPool {
   readonly accounts: FakeAccount[] = [];
   readonly reports: { accountId: string; model: string; outcome: UpstreamOutcome }[] = [];
@@ -39,11 +48,12 @@ export class FakePool implements TokenPool {
     this.clock = clock;
   }
 
-  add(id: string, opts: { projectId?: string | null; token?: string } = {}): FakeAccount {
+  add(id: string, opts: { projectId?: string | null; token?: string; vertex?: boolean } = {}): FakeAccount {
     const a: FakeAccount = {
       id,
       email: `${id}@example.com`,
       projectId: opts.projectId ?? null,
+      vertex: !!opts.vertex && !!opts.projectId,
       token: opts.token ?? `tok-${id}-0`,
       cooling: new Map(),
       forbidden: null,
@@ -54,41 +64,54 @@ export class FakePool implements TokenPool {
     return a;
   }
 
-  private lease(a: FakeAccount): Lease {
-    return { accountId: a.id, email: a.email, projectId: a.projectId, accessToken: a.token };
+  private lease(a: FakeAccount, service: LaneService = 'gemini_api'): Lease {
+    const lane = service === 'vertex' ? `vertex:${a.projectId}` : a.projectId ? `gemini_api:${a.projectId}` : 'gemini_api:client:fake';
+    return { accountId: a.id, email: a.email, projectId: a.projectId, accessToken: a.token, service, lane };
+  }
+
+  private has(a: FakeAccount, service: LaneService): boolean {
+    return service === 'gemini_api' || a.vertex;
+  }
+
+  canServe(service: LaneService): boolean {
+    return this.accounts.some((a) => !a.forbidden && this.has(a, service));
   }
 
   async acquire(req: AcquireRequest): Promise<Lease> {
     this.acquires.push({ ...req, exclude: new Set(req.exclude ?? []) });
     const now = this.clock.now();
+    const services = req.services?.length ? req.services : (['gemini_api'] as const);
     if (req.pinned) {
       const a = this.accounts.find((x) => x.id === req.pinned || x.email === req.pinned);
       if (!a) throw new NoAccountError('pinned_unknown', `no account "${req.pinned}" in the pool`, 404);
-      if (a.forbidden || (a.cooling.get(req.model) ?? 0) > now) {
-        throw new NoAccountError('pinned_unusable', `account ${a.email} cannot serve now`, 503);
+      for (const s of services) {
+        if (!a.forbidden && this.has(a, s) && !req.excludeOn?.[s]?.has(a.id) && (a.cooling.get(coolKey(s, req.model)) ?? 0) <= now) return this.lease(a, s);
       }
-      return this.lease(a);
+      throw new NoAccountError('pinned_unusable', `account ${a.email} cannot serve now`, 503);
     }
     if (this.accounts.length === 0) throw new NoAccountError('no_accounts', 'no accounts in the pool', 503);
-    const usable = this.accounts.filter((a) => !a.forbidden && !req.exclude?.has(a.id));
-    const ready = usable.filter((a) => (a.cooling.get(req.model) ?? 0) <= now);
-    if (ready.length === 0) {
-      const cooling = usable.map((a) => a.cooling.get(req.model) ?? 0).filter((t) => t > now);
-      if (cooling.length) {
-        const secs = Math.ceil((Math.min(...cooling) - now) / 1000);
-        throw new NoAccountError('all_cooling_down', `every account is cooling down for ${req.model}`, 429, secs);
-      }
-      throw new NoAccountError('exhausted', 'no other account can serve this request', 503);
+    const cooling: number[] = [];
+    for (const s of services) {
+      const usable = this.accounts.filter((a) => !a.forbidden && this.has(a, s) && !req.exclude?.has(a.id) && !req.excludeOn?.[s]?.has(a.id));
+      const ready = usable.filter((a) => (a.cooling.get(coolKey(s, req.model)) ?? 0) <= now);
+      if (ready.length > 0) return this.lease(ready[this.next++ % ready.length]!, s);
+      cooling.push(...usable.map((a) => a.cooling.get(coolKey(s, req.model)) ?? 0).filter((t) => t > now));
     }
-    const a = ready[this.next++ % ready.length]!;
-    return this.lease(a);
+    if (cooling.length) {
+      const secs = Math.ceil((Math.min(...cooling) - now) / 1000);
+      throw new NoAccountError('all_cooling_down', `every account is cooling down for ${req.model}`, 429, secs);
+    }
+    if (!services.includes('gemini_api') && !this.accounts.some((a) => a.vertex)) {
+      throw new NoAccountError('no_service', 'no account can serve Vertex AI', 503);
+    }
+    throw new NoAccountError('exhausted', 'no other account can serve this request', 503);
   }
 
   report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
     this.reports.push({ accountId: lease.accountId, model, outcome });
     const a = this.accounts.find((x) => x.id === lease.accountId);
     if (!a) return;
-    if (outcome.kind === 'rate_limited') a.cooling.set(model, outcome.untilMs);
+    if (outcome.kind === 'rate_limited') a.cooling.set(coolKey(lease.service ?? 'gemini_api', model), outcome.untilMs);
     if (outcome.kind === 'forbidden') a.forbidden = outcome.reason;
   }
 
@@ -99,7 +122,7 @@ export class FakePool implements TokenPool {
     const n = Number(a.token.split('-').pop()) + 1;
     a.token = `tok-${a.id}-${n}`;
     this.onToken(a.token, a);
-    return this.lease(a);
+    return this.lease(a, lease.service);
   }
 
   outcomes(kind?: UpstreamOutcome['kind']): { accountId: string; model: string; outcome: UpstreamOutcome }[] {

@@ -3,10 +3,14 @@
 // head), let `settle` say what it means, and fail over to the next account
 // (bounded by upstream.max_attempts; one account when pinned) until an answer
 // can be served or passed back. Nothing is written to the client here.
+// A request may name several services (the Gemini API, Vertex AI): the pool
+// leases through a lane of the first that has a usable one, and the target
+// (origin, path, body) is built for the lease, so one exchange can fail over
+// from a Gemini API lane to a Vertex lane, and between Vertex lanes.
 import type { Readable } from 'node:stream';
-import { GEMINI_API_SCOPES } from '../../config/schema.ts';
+import { GEMINI_API_SCOPES, VERTEX_SCOPES } from '../../config/schema.ts';
 import type { Config } from '../../config/schema.ts';
-import { NoAccountError, type Lease } from '../../pool/types.ts';
+import { NoAccountError, type LaneService, type Lease, type UpstreamOutcome } from '../../pool/types.ts';
 import { abortError, type UpstreamHeaders, type UpstreamRequest } from '../upstream-client.ts';
 import { MAX_SSE_EVENT_BYTES } from '../sse.ts';
 import type { ClientAbort } from './answer.ts';
@@ -25,6 +29,14 @@ export interface AttemptSpec {
   anyOfScopes?: readonly string[];
   /** Google API pass-through: a 403 is passed back, not held against the account. */
   passthrough?: boolean;
+  /** The services this request may use, in order of preference (default: the Gemini API only). */
+  services?: readonly LaneService[];
+  /**
+   * The upstream call for a lease, when it depends on the service or project
+   * (Vertex AI has the project in the URL, and wants its own body). Absent:
+   * `origin`, `path` and `body` below for every lease.
+   */
+  target?: (lease: Lease) => UpstreamTarget;
   /**
    * `full`: the whole 2xx body is read and checked before anything is sent
    * (non-streaming); `stream`: the head is read and checked, the rest is
@@ -46,6 +58,14 @@ export interface AttemptSpec {
   /** Request headers besides authorization and x-goog-user-project. */
   headers: Record<string, string>;
   signal: ClientAbort;
+}
+
+/** Where one attempt goes; `body` and `headers` (merged over the spec's) when they differ per lease. */
+export interface UpstreamTarget {
+  origin: string;
+  path: string;
+  body?: Buffer | null;
+  headers?: Record<string, string>;
 }
 
 export type Opened =
@@ -75,18 +95,22 @@ type Result = { opened: Opened } | { answer: Answer; status: number; headers?: U
 
 /** One upstream call with this lease, read as far as needed to judge it. */
 async function callOnce(deps: EngineDeps, spec: AttemptSpec, lease: Lease, cfg: Config): Promise<Result> {
-  const headers: Record<string, string> = { ...spec.headers, authorization: `Bearer ${lease.accessToken}` };
+  const target = spec.target ? spec.target(lease) : null;
+  const headers: Record<string, string> = { ...spec.headers, ...target?.headers, authorization: `Bearer ${lease.accessToken}` };
   // The account's project is billed and metered, unless a pass-through client named one itself.
-  if (lease.projectId && spec.headers['x-goog-user-project'] === undefined) headers['x-goog-user-project'] = lease.projectId;
+  // Vertex AI takes the project from the URL: it gets the bearer token only.
+  if (lease.service !== 'vertex' && lease.projectId && spec.headers['x-goog-user-project'] === undefined) {
+    headers['x-goog-user-project'] = lease.projectId;
+  }
   const firstByteMs = spec.stream
     ? (cfg.upstream.stream_first_byte_timeout_ms ?? Math.min(DEFAULT_STREAM_FIRST_BYTE_TIMEOUT_MS, cfg.upstream.first_byte_timeout_ms))
     : cfg.upstream.first_byte_timeout_ms;
   const req: UpstreamRequest = {
-    origin: spec.origin,
-    path: spec.path,
+    origin: target?.origin ?? spec.origin,
+    path: target?.path ?? spec.path,
     method: spec.method,
     headers,
-    body: spec.body,
+    body: target && target.body !== undefined ? target.body : spec.body,
     signal: spec.signal,
     firstByteTimeoutMs: firstByteMs,
     idleTimeoutMs: cfg.upstream.idle_timeout_ms,
@@ -133,9 +157,19 @@ async function callOnce(deps: EngineDeps, spec: AttemptSpec, lease: Lease, cfg: 
 export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: AttemptState): Promise<Opened> {
   const cfg = deps.config();
   const { pool, clock, logger } = deps;
-  const maxAttempts = spec.pinned ? 1 : cfg.upstream.max_attempts;
+  const services = spec.services && spec.services.length > 0 ? spec.services : DEFAULT_SPEC_SERVICES;
+  // pinned: one account, but through each of its services
+  const maxAttempts = spec.pinned ? services.length : cfg.upstream.max_attempts;
+  /** Accounts out for this request on every service (their token failed). */
   const tried = new Set<string>();
+  /** Accounts tried on one service (a 429 on its Gemini API lane leaves its Vertex lane). */
+  const triedOn: Partial<Record<LaneService, Set<string>>> = {};
   const failures: Failure[] = [];
+  const scopesByService = spec.passthrough
+    ? undefined
+    : spec.anyOfScopes
+      ? { gemini_api: spec.anyOfScopes, vertex: spec.anyOfScopes }
+      : DEFAULT_SCOPES_BY_SERVICE;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     if (spec.signal.aborted) throw abortError();
     let lease: Lease;
@@ -145,21 +179,33 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
         sessionKey: spec.sessionKey,
         pinned: spec.pinned,
         anyOfScopes: spec.anyOfScopes ?? (spec.passthrough ? undefined : GEMINI_API_SCOPES),
+        scopesByService,
+        services,
         exclude: tried,
+        excludeOn: triedOn,
       });
     } catch (e) {
-      if (e instanceof NoAccountError) throw exhausted(failures, spec.model, clock.now(), e);
+      if (e instanceof NoAccountError) {
+        if (spec.pinned && failures.length > 0) throw exhausted(failures, spec.model, clock.now());
+        throw exhausted(failures, spec.model, clock.now(), e);
+      }
       throw e;
     }
     if (attempt > 0) state.retries++;
-    tried.add(lease.accountId);
     state.lease = lease;
     let refreshed = false;
+    let accountOut = false;
     for (;;) {
       if (spec.signal.aborted) throw abortError();
       const r = await callOnce(deps, spec, lease, cfg);
       if ('opened' in r) return r.opened;
-      let verdict = settle(r.answer, { now: clock.now(), passthrough: spec.passthrough, refreshed, account: { email: lease.email, projectId: lease.projectId } });
+      let verdict = settle(r.answer, {
+        now: clock.now(),
+        passthrough: spec.passthrough,
+        refreshed,
+        account: { email: lease.email, projectId: lease.projectId },
+        service: lease.service,
+      });
       if (verdict.action === 'pass_back' && r.answer.kind === 'status') {
         return { kind: 'client_error', lease, status: r.answer.status, headers: r.headers ?? {}, text: r.answer.text };
       }
@@ -172,27 +218,43 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
           logger.warn({ account: lease.email, err: { message: (e as Error).message } }, 'Refresh after upstream 401 failed');
         }
         if (fresh) {
-          logger.info({ account: lease.email, model: spec.model }, 'Upstream said 401; token refreshed, retrying on the same account');
+          logger.info({ account: lease.email, model: spec.model, lane: lease.lane }, 'Upstream said 401; token refreshed, retrying on the same account');
           lease = fresh;
           state.lease = lease;
           state.retries++;
           continue;
         }
-        logger.warn({ account: lease.email, model: spec.model }, 'Upstream 401 and no fresh token; trying next account');
+        logger.warn({ account: lease.email, model: spec.model, lane: lease.lane }, 'Upstream 401 and no fresh token; trying next account');
         verdict = settle({ kind: 'refresh_failed' }, { now: clock.now(), refreshed });
       }
       if (verdict.action !== 'fail_over') throw new Error(`unexpected verdict ${verdict.action}`);
+      accountOut = outOnEveryService(verdict.outcome, lease.service);
       if (verdict.report) pool.report(lease, spec.model, verdict.outcome);
-      failures.push({ email: lease.email, outcome: verdict.outcome, note: verdict.note });
+      failures.push({ email: lease.email, outcome: verdict.outcome, note: verdict.note, lane: lease.lane });
       if (verdict.report) {
         const o = verdict.outcome;
         logger.warn(
-          { account: lease.email, model: spec.model, status: r.status || undefined, outcome: o.kind, reason: 'reason' in o ? o.reason : undefined },
+          { account: lease.email, model: spec.model, lane: lease.lane, status: r.status || undefined, outcome: o.kind, reason: 'reason' in o ? o.reason : undefined },
           'Upstream attempt failed, trying next account',
         );
       }
       break;
     }
+    if (accountOut) tried.add(lease.accountId);
+    else (triedOn[lease.service] ??= new Set()).add(lease.accountId);
   }
   throw exhausted(failures, spec.model, clock.now());
+}
+
+const DEFAULT_SPEC_SERVICES: readonly LaneService[] = ['gemini_api'];
+const DEFAULT_SCOPES_BY_SERVICE: Readonly<Record<LaneService, readonly string[]>> = { gemini_api: GEMINI_API_SCOPES, vertex: VERTEX_SCOPES };
+
+/**
+ * Whether a failed attempt rules the account out for this request on every
+ * service: its token (401 without a fresh one), or a 403 on the Gemini API
+ * (which takes it out of the proxy). A 429, 5xx or a Vertex 403 concerns one
+ * lane: its other service may still serve.
+ */
+function outOnEveryService(o: UpstreamOutcome, service: LaneService): boolean {
+  return o.kind === 'unauthorized' || (o.kind === 'forbidden' && service !== 'vertex');
 }

@@ -3,7 +3,7 @@
 // (the request's own fault), refresh the token and retry on the same account,
 // or report it to the pool (cool down, take out) and fail over to the next
 // account. `exhausted` turns the failed attempts into the client's error.
-import type { NoAccountError, UpstreamOutcome } from '../../pool/types.ts';
+import type { LaneService, NoAccountError, UpstreamOutcome } from '../../pool/types.ts';
 import { classifyNetworkError, classifyUpstream } from '../upstream-errors.ts';
 import { ProxyFailure } from './failure.ts';
 
@@ -37,6 +37,8 @@ export interface SettleContext {
   refreshed: boolean;
   /** The account that answered: a 403 about its project names the project and the fix. */
   account?: { email: string; projectId: string | null };
+  /** The service the attempt called (Vertex AI words its errors its own way). */
+  service?: LaneService;
 }
 
 /** The meaning of one attempt's answer (pure). */
@@ -57,7 +59,7 @@ export function settle(answer: Answer, ctx: SettleContext): Verdict {
         note: 'access token refused (401) and the account could not be refreshed',
       };
     case 'status': {
-      const outcome = classifyUpstream(answer.status, answer.text, ctx.now, { passthrough: ctx.passthrough, account: ctx.account });
+      const outcome = classifyUpstream(answer.status, answer.text, ctx.now, { passthrough: ctx.passthrough, account: ctx.account, service: ctx.service });
       if (outcome.kind === 'client_error') return { action: 'pass_back', outcome };
       if (outcome.kind === 'unauthorized' && !ctx.refreshed) return { action: 'refresh' };
       if (outcome.kind === 'ok') return { action: 'serve' };
@@ -71,6 +73,8 @@ export interface Failure {
   email: string;
   outcome: UpstreamOutcome;
   note?: string;
+  /** The lane the attempt drew on. */
+  lane?: string;
 }
 
 function retryAfterFrom(untilMs: number, now: number): number {
@@ -85,7 +89,7 @@ function describeFailure(f: Failure): string {
       : o.kind === 'unauthorized'
         ? (f.note ?? 'access token refused (401)')
         : o.kind;
-  return `${f.email}: ${what}`;
+  return `${f.email}${f.lane?.startsWith('vertex:') ? ' (Vertex AI)' : ''}: ${what}`;
 }
 
 /** The client's error when no account could serve, from what happened to each attempt (pure). */

@@ -38,7 +38,8 @@ import { clientSecretUpload } from './client-secret-upload.ts';
 import { createConsents } from './consents.ts';
 import { RiscVerifier } from '../risc/verify.ts';
 import { registerRiscRoute } from '../risc/route.ts';
-import type { ReceiverDeps } from '../risc/receiver.ts';
+import { receivedEvents, type ReceiverDeps } from '../risc/receiver.ts';
+import { RISC_PATH } from '../risc/route.ts';
 
 export const VERSION = '0.1.0';
 
@@ -102,8 +103,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
 
   // Google's security events (RISC): verified against the OAuth clients this gateway holds, each handled once.
+  const riscVerifier = new RiscVerifier({ configUrl: () => config.risc_config_url, clock, logger });
   const riscDeps: ReceiverDeps = {
-    verifier: new RiscVerifier({ configUrl: () => config.risc_config_url, clock, logger }),
+    verifier: riscVerifier,
     audiences: () => clientIds(oauth, pool),
     kv: persistentKvFor(store, config.data_dir, () => clock.now()),
     accounts: () => pool.accounts(),
@@ -145,6 +147,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestsSince: (since) => requestLog.countSince(since),
     subscribe: (listener) => live.subscribe(listener),
     metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.text() }),
+    risc: async () => ({
+      receiver_url: `${config.public_base_url}${RISC_PATH}`,
+      config_url: config.risc_config_url,
+      issuer: riscVerifier.issuer,
+      audiences: riscDeps.audiences(),
+      received: await receivedEvents(riscDeps.kv),
+    }),
     keys: createKeyEditor({ env, clock, config: () => config, setConfig: (next) => (config = next) }),
   };
   // Live events for the dashboard: request log entries, and the accounts that changed.

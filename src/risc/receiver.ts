@@ -89,6 +89,19 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
   return { status: 'handled', entry };
 }
 
+/** What `GET /api/risc` and `grantpool risc status` show about the receiver. */
+export interface ReceiverStatus {
+  /** Where Google should push (`<public url>/risc`). */
+  receiver_url: string;
+  config_url: string;
+  /** The RISC issuer, once a token was checked. */
+  issuer: string | null;
+  /** The OAuth client ids a token may be addressed to. */
+  audiences: string[];
+  /** The tokens received lately, newest first. */
+  received: ReceivedEntry[];
+}
+
 /** The tokens received lately (newest first). */
 export async function receivedEvents(kv: SharedKv): Promise<ReceivedEntry[]> {
   return (await kv.get<ReceivedEntry[]>(LOG_NS, LOG_KEY)) ?? [];

@@ -7,6 +7,7 @@ import type { AccountState } from '../pool/types.ts';
 import type { AccountLane } from '../pool/lanes.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { ProjectService } from '../projects/service.ts';
+import type { ReceiverStatus } from '../risc/receiver.ts';
 
 export interface AddResult {
   account: unknown;
@@ -57,6 +58,8 @@ export interface ApiDeps {
   metrics?: () => Promise<{ contentType: string; text: string }>;
   /** Account projects (SPEC section 7); the routes are left out without it. */
   projects?: ProjectService;
+  /** Google's security events: the receiver and what it got (GET /api/risc); the route is left out without it. */
+  risc?: () => Promise<ReceiverStatus>;
   /** API keys in config.json. */
   keys: {
     list: () => { id: string; label: string; prefix: string; created_at: number | null }[];

@@ -193,6 +193,11 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     });
   });
 
+  on('GET', '/api/risc', async ({ res }) => {
+    if (!deps.risc) return sendError(res, 404, 'not_found', 'the security event receiver is not available');
+    sendJson(res, 200, await deps.risc());
+  });
+
   on('GET', '/api/usage', async ({ res, url }) => {
     const days = Number(url.searchParams.get('days') ?? 14);
     sendJson(res, 200, { days: deps.usageDays(Number.isFinite(days) ? Math.min(Math.max(1, days), 90) : 14) });

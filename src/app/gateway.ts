@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.ts'
 import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import { openAccountStore, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
+import { openAccountStore, persistentKvFor, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
@@ -36,6 +36,10 @@ import { oauthStatus } from './oauth-status.ts';
 import { createKeyEditor } from './key-editor.ts';
 import { clientSecretUpload } from './client-secret-upload.ts';
 import { createConsents } from './consents.ts';
+import { RiscVerifier } from '../risc/verify.ts';
+import { registerRiscRoute } from '../risc/route.ts';
+import { receivedEvents, type ReceiverDeps } from '../risc/receiver.ts';
+import { RISC_PATH } from '../risc/route.ts';
 
 export const VERSION = '0.1.0';
 
@@ -98,6 +102,19 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     return [...(problem ? [problem] : []), ...storageProblems(config.data_dir)];
   };
 
+  // Google's security events (RISC): verified against the OAuth clients this gateway holds, each handled once.
+  const riscVerifier = new RiscVerifier({ configUrl: () => config.risc_config_url, clock, logger });
+  const riscDeps: ReceiverDeps = {
+    verifier: riscVerifier,
+    audiences: () => clientIds(oauth, pool),
+    kv: persistentKvFor(store, config.data_dir, () => clock.now()),
+    accounts: () => pool.accounts(),
+    disable: (id, reason) => pool.disable(id, reason),
+    store,
+    clock,
+    logger,
+  };
+
   let listenUrl = '';
   let proxyAliases: (() => { alias: string; target: string; model: string }[]) | null = null;
   const apiDeps: ApiDeps = {
@@ -130,6 +147,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestsSince: (since) => requestLog.countSince(since),
     subscribe: (listener) => live.subscribe(listener),
     metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.text() }),
+    risc: async () => ({
+      receiver_url: `${config.public_base_url}${RISC_PATH}`,
+      config_url: config.risc_config_url,
+      issuer: riscVerifier.issuer,
+      audiences: riscDeps.audiences(),
+      received: await receivedEvents(riscDeps.kv),
+    }),
     keys: createKeyEditor({ env, clock, config: () => config, setConfig: (next) => (config = next) }),
   };
   // Live events for the dashboard: request log entries, and the accounts that changed.
@@ -149,6 +173,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     },
   });
   proxyAliases = () => proxy.aliases();
+  registerRiscRoute(router, riscDeps);
   router.on('GET', '/oauth2callback', oauthCallbackHandler({ addAccount: consents.current, logger }));
   registerApiRoutes(router, apiDeps, logger);
   router.fallback('/api/*rest', unknownApiRoute);
@@ -217,6 +242,14 @@ function openUsage(store: AccountStore, dataDir: string, logger: Logger): UsageS
     debounceMs: 15_000,
     onError: (e) => logger.warn({ err: { message: e.message } }, 'could not save usage.json; will retry'),
   });
+}
+
+/** Every OAuth client id the gateway holds: the current client, the ones kept from before, and those the accounts name. */
+function clientIds(oauth: OAuthHolder, pool: Pool): string[] {
+  const s = oauth.status();
+  const ids = new Set<string>([...(s.clientId ? [s.clientId] : []), ...s.previousClientIds]);
+  for (const a of pool.accounts()) if (a.oauth_client_id) ids.add(a.oauth_client_id);
+  return [...ids];
 }
 
 /** /api paths no route takes: 405 with Allow for a known path, else 404, in the API's error shape. */

@@ -30,6 +30,8 @@ interface ListedAccount {
   name: string | null;
   last_used: number | null;
   missing_scopes: string[];
+  /** Google's security events (Cross-Account Protection), newest first. */
+  security_events?: { event: string; received_at: number; reason: string | null }[];
   state: AccountState;
   usage_today?: { requests: number; tokens: number };
   lane?: AccountLane;
@@ -60,6 +62,8 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
   for (const a of accounts) {
     const { word, detail } = describeState(out, a.state);
     const missing = a.missing_scopes.length ? `missing scopes: ${a.missing_scopes.join(' ')}` : '';
+    const google = a.security_events?.[0];
+    const security = google ? `Google: ${google.event}${google.reason ? ` (${google.reason})` : ''} at ${formatTime(google.received_at)}` : '';
     rows.push([
       a.email,
       a.name ?? '-',
@@ -68,7 +72,7 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
       a.usage_today ? `${a.usage_today.requests} req` : '-',
       laneLabel(a.lane),
       a.id,
-      [detail, missing].filter(Boolean).join('; '),
+      [detail, missing, security].filter(Boolean).join('; '),
     ]);
     if (a.lane?.warning) warnings.set(a.lane.key, a.lane.warning);
   }

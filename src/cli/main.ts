@@ -9,6 +9,7 @@ import { accountProject } from './projects.ts';
 import { status } from './status.ts';
 import { doctor } from './doctor.ts';
 import { migrateCommand, storeCopy } from './store.ts';
+import { riscRegister, riscStatus } from './risc.ts';
 
 const USAGE = `Usage: grantpool <command>
 
@@ -28,6 +29,8 @@ const USAGE = `Usage: grantpool <command>
       --discover                          look for a project with the Gemini API enabled again
   migrate                                 create or migrate the PostgreSQL schema (GRANTPOOL_DATABASE_URL)
   store copy --from A --to B              copy every account between a data directory and a postgres:// URL
+  risc register --service-account F [--url U]  have Google push security events (Cross-Account Protection) to <public url>/risc
+  risc status [--service-account F] [--json]   the stream Google has, and the security events the gateway received
 
 Environment: GRANTPOOL_DATA_DIR (default ~/.grantpool) and the other GRANTPOOL_* variables of the README.
 `;
@@ -52,6 +55,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         enable: { type: 'string' },
         'enable-vertex': { type: 'string' },
         discover: { type: 'boolean' },
+        'service-account': { type: 'string' },
+        url: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,6 +77,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     if (command === 'doctor') return await doctor(ctx, out);
     if (command === 'migrate') return await migrateCommand(ctx, out);
     if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
+    if (command === 'risc' && sub === 'register') return await riscRegister(ctx, out, { serviceAccount: o['service-account'], url: o.url });
+    if (command === 'risc' && sub === 'status') return await riscStatus(ctx, out, { serviceAccount: o['service-account'], json: !!o.json });
     if (command === 'accounts') {
       const needRef = ['enable', 'disable', 'remove', 'project'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);

@@ -129,6 +129,8 @@ function envOverrides(env: Env): Record<string, unknown> {
   str('GRANTPOOL_SERVICE_USAGE_BASE_URL', 'service_usage_base_url');
   str('GRANTPOOL_VERTEX_BASE_URL', 'vertex_base_url');
   str('GRANTPOOL_VERTEX_LOCATION', 'vertex_location');
+  str('GRANTPOOL_RISC_CONFIG_URL', 'risc_config_url');
+  str('GRANTPOOL_RISC_API_URL', 'risc_api_base_url');
   if (env.GRANTPOOL_MODEL_ALIASES) {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
@@ -147,6 +149,7 @@ const ENV_NAME: Record<string, string> = {
   database_url: 'GRANTPOOL_DATABASE_URL',
   resource_manager_base_url: 'GRANTPOOL_RESOURCE_MANAGER_BASE_URL', service_usage_base_url: 'GRANTPOOL_SERVICE_USAGE_BASE_URL',
   vertex_base_url: 'GRANTPOOL_VERTEX_BASE_URL', vertex_location: 'GRANTPOOL_VERTEX_LOCATION',
+  risc_config_url: 'GRANTPOOL_RISC_CONFIG_URL', risc_api_base_url: 'GRANTPOOL_RISC_API_URL',
 };
 
 function formatIssues(error: z.ZodError, fromEnv: Set<string>): string {
@@ -222,6 +225,8 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
   checkUrlScheme('resource_manager_base_url', config.resource_manager_base_url);
   checkUrlScheme('service_usage_base_url', config.service_usage_base_url);
   checkUrlScheme('vertex_base_url', config.vertex_base_url);
+  checkUrlScheme('risc_config_url', config.risc_config_url);
+  checkUrlScheme('risc_api_base_url', config.risc_api_base_url);
 
   const publicBase = (config.public_url ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
   const auth = decideAuthMode(config.auth_mode, config.host, publicBase);

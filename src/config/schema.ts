@@ -78,6 +78,10 @@ export const ConfigSchema = z.strictObject({
   /** Service Usage (API states of a project, enabling the Gemini API, SPEC section 7). */
   service_usage_base_url: z.string().url().default('https://serviceusage.googleapis.com'),
   model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
+  /** Google's RISC configuration document (issuer and signing keys of security event tokens, docs/security.md). */
+  risc_config_url: z.string().url().default('https://accounts.google.com/.well-known/risc-configuration'),
+  /** Google's RISC management API (`grantpool risc register`). */
+  risc_api_base_url: z.string().url().default('https://risc.googleapis.com'),
 
   /** Vertex AI (SPEC section 8): the location in the URL (`global`, or a region such as `us-east5`). */
   vertex_location: z

@@ -165,6 +165,8 @@ async function upsertAccount(
     };
     const credentialsChanged =
       existing.token.refresh_token !== token.refresh_token || existing.token.access_token !== token.access_token;
+    // New credentials answer what Google said about the old ones (security events, docs/security.md).
+    if (credentialsChanged) next.security_events = [];
     if (existing.disabled && credentialsChanged) {
       reenabled = true;
       next.disabled = false;

@@ -101,6 +101,14 @@ export interface Pool extends TokenPool {
   failingClients(): ClientFailure[];
   /** Forget OAuth client failures (e.g. after a new client_secret.json was saved): they are tried at once. */
   resetClientFailures(clientId?: string): void;
+  /**
+   * Disables an account at once and persistently, as invalid_grant does (out
+   * of the pool before the write lands; not when it was re-added with other
+   * credentials meanwhile). Returns the stored account, or null when nothing
+   * was disabled (unknown account, or new credentials). Throws when the store
+   * could not be written (the account stays out of this pool anyway).
+   */
+  disable(id: string, reason: string): Promise<Account | null>;
   /** Ids with a refresh in flight (for tests and the dashboard). */
   refreshingIds(): string[];
   /** Every account as the pool last saw it in the store (no I/O). */
@@ -264,6 +272,13 @@ export function createPool(opts: PoolOptions): Pool {
     usageToday: (id) => views.usageToday(id),
     failingClients: () => clients.list(),
     resetClientFailures: (id) => clients.reset(id),
+    disable: async (id, reason) => {
+      const used = mirror.get(id)?.account ?? (await store.get(id));
+      if (!used) return null;
+      const written = await scheduler.disable(id, used, reason);
+      changed(id);
+      return written;
+    },
     refreshingIds: () => [...mirror.ids()].filter((id) => scheduler.has(id)),
     accounts: () => [...mirror.values()].map((e) => e.account),
     get size() {

@@ -224,16 +224,26 @@ export class RefreshScheduler {
   }
 
   private async disableForInvalidGrant(id: string, used: Account, f: RefreshFailure): Promise<void> {
+    this.o.logger.error(
+      { account_id: id, email: used.email, error: f.error, error_description: f.description },
+      `Disabling account due to invalid_grant (${used.email}): refresh_token likely revoked/expired`,
+    );
+    await this.disable(id, used, invalidGrantReason(f)).catch(() => {}); // logged by disable(); the account stays out until a restart
+  }
+
+  /**
+   * Disables the account (disabled, disabled_at, disabled_reason) for the
+   * credentials of `used`: out of the live pool at once, then written through
+   * the store, unless the account was re-added with new credentials meanwhile.
+   * The disable of a refresh that got invalid_grant, and of Google's security
+   * events (RISC). Returns the stored account, or null when nothing was written.
+   */
+  async disable(id: string, used: Account, reason: string): Promise<Account | null> {
     const { store, clock, logger, mirror } = this.o;
     const email = used.email;
-    const reason = invalidGrantReason(f);
     const e = mirror.get(id);
     // out of the live pool at once, before the write lands
     if (e && e.account.token.refresh_token === used.token.refresh_token) mirror.markDisabled(e, used.token.refresh_token);
-    logger.error(
-      { account_id: id, email, error: f.error, error_description: f.description },
-      `Disabling account due to invalid_grant (${email}): refresh_token likely revoked/expired`,
-    );
     try {
       const written = await store.update(id, (cur) =>
         cur.token.refresh_token !== used.token.refresh_token
@@ -243,11 +253,13 @@ export class RefreshScheduler {
       const now = mirror.get(id);
       if (written && now) mirror.apply(written);
       else if (!written) mirror.remove(id);
+      return written && written.disabled && written.disabled_reason === reason ? written : null;
     } catch (err) {
       logger.error(
         { account_id: id, email, error: (err as Error).message },
         `Could not write the disabled state of ${email}; it stays out of the pool until the gateway restarts`,
       );
+      throw err;
     }
   }
 }

@@ -20,6 +20,21 @@ export const ProjectInfoSchema = z.looseObject({
   vertex_ai: ApiStateSchema.default('unknown'),
 });
 
+/**
+ * A security event Google sent about the account through Cross-Account
+ * Protection (RISC, docs/security.md): the event's short name
+ * (`sessions-revoked`, `account-disabled`, ...), when it arrived, and the
+ * reason Google gave. Newest first, a few kept; cleared by a re-add.
+ */
+export const SecurityEventSchema = z.looseObject({
+  event: z.string(),
+  received_at: z.number().int(),
+  reason: z.string().nullable().default(null),
+});
+
+/** Security events kept on an account. */
+export const MAX_SECURITY_EVENTS = 10;
+
 export const AccountSchema = z.looseObject({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only'),
   email: z.string(),
@@ -39,6 +54,7 @@ export const AccountSchema = z.looseObject({
   proxy_disabled_reason: z.string().nullable().default(null),
   /** Scopes requested at consent but not granted (granular consent). */
   missing_scopes: z.array(z.string()).default([]),
+  security_events: z.array(SecurityEventSchema).default([]),
   created_at: z.number().int(),
   last_used: z.number().int().nullable().default(null),
 });
@@ -47,6 +63,7 @@ export type Token = z.infer<typeof TokenSchema>;
 export type ApiState = z.infer<typeof ApiStateSchema>;
 export type ProjectInfo = z.infer<typeof ProjectInfoSchema>;
 export type Account = z.infer<typeof AccountSchema>;
+export type SecurityEvent = z.infer<typeof SecurityEventSchema>;
 
 /** Google identity used to upsert: `sub`, else email. */
 export interface Identity {
@@ -84,6 +101,8 @@ function share(s: string): string {
 
 /** The `missing_scopes` of every account that got all it asked for. */
 const NO_SCOPES: string[] = Object.freeze([]) as unknown as string[];
+/** The `security_events` of every account Google has said nothing about. */
+const NO_EVENTS: SecurityEvent[] = Object.freeze([]) as unknown as SecurityEvent[];
 
 function deepFreeze(value: unknown): void {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
@@ -99,6 +118,7 @@ function deepFreeze(value: unknown): void {
  */
 export function readOnlyAccount(a: Account): Account {
   if (a.missing_scopes.length === 0) a.missing_scopes = NO_SCOPES;
+  if (a.security_events.length === 0) a.security_events = NO_EVENTS;
   a.token.scope = share(a.token.scope);
   a.token.token_type = share(a.token.token_type);
   if (a.oauth_client_id) a.oauth_client_id = share(a.oauth_client_id);
@@ -137,6 +157,7 @@ export function publicAccount(a: Account) {
     proxy_disabled_at: a.proxy_disabled_at,
     proxy_disabled_reason: a.proxy_disabled_reason,
     missing_scopes: a.missing_scopes,
+    security_events: a.security_events,
     created_at: a.created_at,
     last_used: a.last_used,
     token: {

@@ -3,7 +3,8 @@
 import type { Logger } from '../log/logger.ts';
 import { createFileStore } from './file-store.ts';
 import { createPgStore, PgStore } from './pg-store.ts';
-import { MemorySharedState, type SharedState } from './shared-state.ts';
+import { MemorySharedState, type SharedKv, type SharedState } from './shared-state.ts';
+import { FileKv } from './file-kv.ts';
 import type { AccountStore } from './store.ts';
 import type { UsageCounters } from './usage-counters.ts';
 
@@ -42,4 +43,12 @@ export function sharedStateFor(store: AccountStore, now: () => number = Date.now
 /** The usage totals the gateways on this store share (the database's), or null when usage is this gateway's own (the data directory). */
 export function usageCountersFor(store: AccountStore): UsageCounters | null {
   return store instanceof PgStore ? store.usageCounters() : null;
+}
+
+/**
+ * A key-value map that outlives a restart: the database's shared state for
+ * PostgreSQL (the same as sharedStateFor's), `<data dir>/state.json` otherwise.
+ */
+export function persistentKvFor(store: AccountStore, dataDir: string, now: () => number = Date.now): SharedKv {
+  return store instanceof PgStore ? store.sharedState().kv : new FileKv(dataDir, { now });
 }

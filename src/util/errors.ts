@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'invalid'
   // Account projects (projects/).
   | ProjectErrorCode
+  // Google's security events (risc/).
+  | RiscErrorCode
   // Configuration, files and locks (config/, fsx/).
   | 'config_invalid'
   | 'lock_timeout'
@@ -73,6 +75,15 @@ export type ProjectErrorCode =
   | 'account_disabled'
   | 'account_unusable'
   | 'token_refresh_failed';
+
+/** Cross-Account Protection (risc/): the receiver's answers and the RISC management API. */
+export type RiscErrorCode =
+  | 'invalid_security_event'
+  | 'risc_keys_unavailable'
+  | 'risc_apply_failed'
+  | 'risc_service_account'
+  | 'risc_api_error'
+  | 'risc_public_url';
 
 /** Why no account can serve a request (pool/types.ts NoAccountError). */
 export type NoAccountCode =

@@ -15,6 +15,7 @@ const LAYERS: string[][] = [
   ['proxy'],
   ['projects'],
   ['pool'],
+  ['risc'],
   ['oauth'],
   ['store', 'config', 'http'],
   ['fsx', 'log'],
@@ -56,7 +57,7 @@ export function violations(SRC: string): string[] {
   return out;
 }
 
-test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> projects -> pool -> oauth -> store/config/http -> fsx/log -> util', () => {
+test('imports in src/ run one way: cli -> app -> api/dashboard -> proxy -> projects -> pool -> risc -> oauth -> store/config/http -> fsx/log -> util', () => {
   assert.deepEqual(violations(resolve(import.meta.dirname, '../../src')), []);
 });
 

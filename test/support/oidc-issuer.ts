@@ -15,12 +15,17 @@
 // a small HTML form (email prefilled from login_hint, one checkbox per scope,
 // "Allow" and "Deny"), which a browser can click through and `consent()`
 // drives headlessly over HTTP. Test hooks: revokeUser, failTokenEndpoint, counters.
+//
+// Cross-Account Protection (RISC) like Google's: /.well-known/risc-configuration
+// (issuer with a trailing slash, as Google's is; jwks_uri = the certs the ID
+// tokens use), and security event tokens signed with a key in that set
+// (`securityEvent`), a key that can be rotated, and one that is never published.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import Provider from 'oidc-provider';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
 export const RETRIEVER = 'https://www.googleapis.com/auth/generative-language.retriever';
@@ -71,7 +76,22 @@ export interface StandInIssuer {
   refreshTokenIsActive(refreshToken: string): Promise<boolean>;
   /** Who a live access token belongs to and the scopes it carries (null: unknown, expired or revoked). */
   tokenInfo(accessToken: string): Promise<{ sub: string; email: string; scopes: string[] } | null>;
-  counters: { tokenRequests: number; refreshRequests: number; revocations: number };
+  counters: { tokenRequests: number; refreshRequests: number; revocations: number; riscConfigRequests: number; jwksRequests: number };
+  /** GRANTPOOL_RISC_CONFIG_URL for this issuer. */
+  riscConfigUrl: string;
+  /** The `issuer` of the RISC configuration (the issuer URL with a trailing slash, as Google's "https://accounts.google.com/"). */
+  riscIssuer: string;
+  /**
+   * A signed security event token as Google sends it: `events` (event type URI
+   * to its body), `aud` the client id, a fresh `jti`, `iat` now, no `exp`.
+   * `key`: 'current' (published), 'unpublished' (a kid nobody knows);
+   * `claims` overrides any claim (iss, aud, jti).
+   */
+  securityEvent(events: Record<string, unknown>, opts?: { key?: 'current' | 'unpublished'; claims?: Record<string, unknown> }): Promise<string>;
+  /** Publishes a new RISC signing key and signs with it from now on (the old one stays published). */
+  rotateRiscKey(): Promise<void>;
+  /** Makes the RISC configuration document and the key set answer 503 (true) or normally (false). */
+  failRisc(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -137,13 +157,32 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
   const users = new Map<string, IssuerUser>(); // by lower-case email
   const grantMeta = new Map<string, { offline: boolean; omitRefreshToken: boolean }>();
   const storage = new Map<string, Stored>();
-  const counters = { tokenRequests: 0, refreshRequests: 0, revocations: 0 };
+  const counters = { tokenRequests: 0, refreshRequests: 0, revocations: 0, riscConfigRequests: 0, jwksRequests: 0 };
   let failure: TokenEndpointFailure = null;
   /** Set by consent() for the next interaction submit of that uid. */
   const pendingOmit = new Set<string>();
 
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: randomUUID() };
+
+  const publicJwk = (k: JWK): JWK => {
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = k;
+    return pub;
+  };
+  interface SigningKey {
+    kid: string;
+    privateKey: CryptoKey;
+    jwk: JWK;
+  }
+  const newSigningKey = async (): Promise<SigningKey> => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    const kid = randomBytes(20).toString('hex');
+    return { kid, privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), alg: 'RS256', use: 'sig', kid } };
+  };
+  const riscKeys: SigningKey[] = [await newSigningKey()];
+  const unpublishedKey = await newSigningKey();
+  const riscIssuer = `${issuerUrl}/`;
+  let riscDown = false;
 
   const newClient = () => ({
     client_id: `${randomBytes(6).toString('hex')}-standin.apps.googleusercontent.com`,
@@ -298,6 +337,29 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', issuerUrl).pathname;
+    // Google serves the RISC configuration, and one key set for ID tokens and security events.
+    if (req.method === 'GET' && (path === '/.well-known/risc-configuration' || path === '/oauth2/v3/certs')) {
+      const isConfig = path === '/.well-known/risc-configuration';
+      if (isConfig) counters.riscConfigRequests++;
+      else counters.jwksRequests++;
+      if (riscDown) {
+        res.writeHead(503, { 'content-type': 'text/html; charset=utf-8' });
+        res.end('<html><body>Service Unavailable</body></html>');
+        return;
+      }
+      const body = isConfig
+        ? {
+            issuer: riscIssuer,
+            jwks_uri: `${issuerUrl}/oauth2/v3/certs`,
+            delivery_methods_supported: ['https://schemas.openid.net/secevent/risc/delivery-method/push'],
+            add_subject_endpoint: 'https://risc.googleapis.com/v1beta/subjects:add',
+            remove_subject_endpoint: 'https://risc.googleapis.com/v1beta/subjects:remove',
+          }
+        : { keys: [publicJwk(jwk as JWK), ...riscKeys.map((k) => k.jwk)] };
+      res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8', 'cache-control': 'public, max-age=3600' });
+      res.end(JSON.stringify(body));
+      return;
+    }
     const m = /^\/interaction\/([A-Za-z0-9_-]+)$/.exec(path);
     if (m) {
       handleInteraction(req, res, m[1]!).catch((e: Error) => {
@@ -484,6 +546,19 @@ ${boxes}
       return { sub: user.sub, email: user.email, scopes: String(at.scope ?? '').split(' ').filter(Boolean) };
     },
     counters,
+    riscConfigUrl: `${issuerUrl}/.well-known/risc-configuration`,
+    riscIssuer,
+    async securityEvent(events, o = {}) {
+      const key = o.key === 'unpublished' ? unpublishedKey : riscKeys.at(-1)!;
+      const claims = { iss: riscIssuer, aud: client.client_id, iat: Math.floor(Date.now() / 1000), jti: randomBytes(16).toString('hex'), events, ...o.claims };
+      return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'secevent+jwt' }).sign(key.privateKey);
+    },
+    async rotateRiscKey() {
+      riscKeys.push(await newSigningKey());
+    },
+    failRisc(down) {
+      riscDown = down;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

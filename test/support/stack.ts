@@ -120,6 +120,8 @@ export async function startStack(
     GRANTPOOL_RESOURCE_MANAGER_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
     GRANTPOOL_SERVICE_USAGE_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
     GRANTPOOL_ADMIN_TOKEN: 'test-admin-token-0123456789',
+    // Google's security events come from the stand-in (never from accounts.google.com).
+    GRANTPOOL_RISC_CONFIG_URL: issuer.riscConfigUrl,
     ...opts.env,
   };
   const clock = new OffsetClock();

@@ -187,7 +187,16 @@ export function stateCell(account) {
   return h('div', { class: 'state-cell' },
     badge(d.label, d.tone, { 'data-state': d.state }),
     d.detail ? h('div', { class: ['state-detail', `tone-${d.tone}`], 'data-testid': 'state-detail' }, d.detail) : null,
-    since ? h('div', { class: 'state-since muted', title: formatDateTime(since) }, `since ${formatRelative(since)}`) : null);
+    since ? h('div', { class: 'state-since muted', title: formatDateTime(since) }, `since ${formatRelative(since)}`) : null,
+    securityNote(account));
+}
+
+/** The newest security event Google sent about the account (Cross-Account Protection), or null. */
+function securityNote(account) {
+  const e = account.security_events?.[0];
+  if (!e) return null;
+  const text = `Google: ${e.event.replace(/-/g, ' ')}${e.reason ? ` (${e.reason})` : ''} · ${formatRelative(e.received_at)}`;
+  return h('div', { class: ['state-detail', 'tone-warn'], 'data-testid': 'security-event', title: formatDateTime(e.received_at) }, text);
 }
 
 export function emptyState(title, text, action) {

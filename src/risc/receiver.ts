@@ -1,0 +1,151 @@
+// Receiving one security event token: verify it, handle its `jti` once
+// (across restarts and gateways: the store's persistent key-value map), apply
+// the decisions of events.ts to the accounts (disable through the pool, at
+// once and persistently, as invalid_grant does; record the event on the
+// account), log what happened by account, and keep a short list of what was
+// received for `grantpool risc status`. Never logs a token.
+import type { Account } from '../store/account.ts';
+import type { AccountStore } from '../store/store.ts';
+import type { SharedKv } from '../store/shared-state.ts';
+import type { Clock } from '../util/clock.ts';
+import type { Logger } from '../log/logger.ts';
+import type { JWTPayload } from 'jose';
+import { RiscError } from './errors.ts';
+import { decide, parseSecurityEventToken, withSecurityEvent, type SecurityEventItem } from './events.ts';
+
+/** Namespaces in the persistent key-value map. */
+const JTI_NS = 'risc-jti';
+const LOG_NS = 'risc';
+const LOG_KEY = 'received';
+/** A handled `jti` is remembered this long (Google redelivers for a limited time). */
+export const JTI_KEEP_MS = 14 * 24 * 3600 * 1000;
+/** A claim left by a gateway that died while applying is taken over after this. */
+const CLAIM_STALE_MS = 120_000;
+/** Received events listed by `grantpool risc status`. */
+const LOG_SIZE = 50;
+const LOG_KEEP_MS = 30 * 24 * 3600 * 1000;
+
+export interface ReceiverDeps {
+  verifier: { verify(token: string, audiences: readonly string[]): Promise<JWTPayload> };
+  /** The OAuth client ids a token may be addressed to. */
+  audiences: () => string[];
+  /** Persistent and shared by the gateways of one store. */
+  kv: SharedKv;
+  /** The accounts as the pool holds them (with their usable refresh tokens). */
+  accounts: () => Account[];
+  /** Disables an account at once and persistently (the pool's disable); null when nothing was disabled. */
+  disable: (id: string, reason: string) => Promise<Account | null>;
+  store: AccountStore;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** One received token as `grantpool risc status` lists it (no token, no token identifier). */
+export interface ReceivedEntry {
+  jti: string;
+  received_at: number;
+  events: { event: string; reason: string | null; accounts: { id: string; email: string; disabled: boolean }[]; note: string | null }[];
+}
+
+interface JtiClaim {
+  state: 'applying' | 'done';
+  at: number;
+}
+
+export type ReceiveOutcome = { status: 'handled'; entry: ReceivedEntry } | { status: 'duplicate'; jti: string };
+
+/** Handles one token; throws RiscError (400: invalid; 503: try again later). */
+export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): Promise<ReceiveOutcome> {
+  const payload = await deps.verifier.verify(token, deps.audiences());
+  const set = parseSecurityEventToken(payload);
+  const { kv, clock, logger } = deps;
+  const now = clock.now();
+  const claimed = await kv.update<JtiClaim, boolean>(JTI_NS, set.jti, (cur) =>
+    cur && (cur.state === 'done' || now - cur.at < CLAIM_STALE_MS)
+      ? { result: false }
+      : { value: { state: 'applying', at: now }, expiresAtMs: now + JTI_KEEP_MS, result: true },
+  );
+  if (!claimed) {
+    logger.info({ jti: set.jti, events: set.events.map((e) => e.name) }, `Security event ${set.jti} was handled before; not again`);
+    return { status: 'duplicate', jti: set.jti };
+  }
+  let entry: ReceivedEntry;
+  try {
+    entry = { jti: set.jti, received_at: Math.floor(now / 1000), events: [] };
+    for (const e of set.events) entry.events.push(await applyEvent(deps, set.jti, e));
+  } catch (err) {
+    await kv.delete(JTI_NS, set.jti).catch(() => {});
+    logger.error({ jti: set.jti, err: { message: (err as Error).message } }, `Could not apply security event ${set.jti}; Google will deliver it again`);
+    throw new RiscError('risc_apply_failed', 'the event could not be applied to the accounts now (the store could not be written); deliver it again later', {
+      status: 503,
+      retryAfterSeconds: 60,
+      cause: err,
+    });
+  }
+  await kv.set(JTI_NS, set.jti, { state: 'done', at: now } satisfies JtiClaim, now + JTI_KEEP_MS);
+  await kv
+    .update<ReceivedEntry[], void>(LOG_NS, LOG_KEY, (list) => ({ value: [entry, ...(list ?? [])].slice(0, LOG_SIZE), expiresAtMs: now + LOG_KEEP_MS, result: undefined }))
+    .catch((err: Error) => logger.warn({ jti: set.jti, err: { message: err.message } }, 'Could not keep the security event in the list of received events'));
+  return { status: 'handled', entry };
+}
+
+/** What `GET /api/risc` and `grantpool risc status` show about the receiver. */
+export interface ReceiverStatus {
+  /** Where Google should push (`<public url>/risc`). */
+  receiver_url: string;
+  config_url: string;
+  /** The RISC issuer, once a token was checked. */
+  issuer: string | null;
+  /** The OAuth client ids a token may be addressed to. */
+  audiences: string[];
+  /** The tokens received lately, newest first. */
+  received: ReceivedEntry[];
+}
+
+/** The tokens received lately (newest first). */
+export async function receivedEvents(kv: SharedKv): Promise<ReceivedEntry[]> {
+  return (await kv.get<ReceivedEntry[]>(LOG_NS, LOG_KEY)) ?? [];
+}
+
+async function applyEvent(deps: ReceiverDeps, jti: string, e: SecurityEventItem): Promise<ReceivedEntry['events'][number]> {
+  const { logger, clock } = deps;
+  const out: ReceivedEntry['events'][number] = { event: e.name, reason: e.reason, accounts: [], note: null };
+  if (e.effect === 'log') {
+    logger.info({ jti, event: e.name, state: e.state }, `Security event stream verification received${e.state ? ` (state "${e.state}")` : ''}`);
+    out.note = e.state ? `state "${e.state}"` : 'verification';
+    return out;
+  }
+  if (e.effect === 'ignore') {
+    logger.info({ jti, event: e.uri.slice(0, 200) }, `Security event of a type this gateway does not act on (${e.name}); ignored`);
+    out.note = 'event type not acted on';
+    return out;
+  }
+  const decisions = decide(e, deps.accounts(), clock.now());
+  if (decisions.length === 0) {
+    const why = e.subject ? 'it names no account of this gateway' : `its subject cannot be used (${e.subjectProblem})`;
+    logger.info({ jti, event: e.name, subject: e.subject?.by ?? null }, `Security event ${e.name} changes nothing: ${why}`);
+    out.note = why;
+    return out;
+  }
+  for (const d of decisions) {
+    const a = d.account;
+    let disabled = false;
+    if (d.disable) {
+      disabled = (await deps.disable(a.id, d.disable)) !== null;
+      logger.warn(
+        { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason, disabled },
+        disabled
+          ? `Disabling account ${a.email}: Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''}; re-add it to use it again`
+          : `Google sent ${e.name} for ${a.email}, which was re-added meanwhile; left as it is`,
+      );
+    } else {
+      logger.warn(
+        { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason },
+        `Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''} for ${a.email}${a.disabled ? ' (already disabled)' : ''}; recorded on the account`,
+      );
+    }
+    await deps.store.update(a.id, (cur) => ({ ...cur, security_events: withSecurityEvent(cur, d.record) }));
+    out.accounts.push({ id: a.id, email: a.email, disabled });
+  }
+  return out;
+}

@@ -127,6 +127,7 @@ function envOverrides(env: Env): Record<string, unknown> {
   str('GRANTPOOL_DATABASE_URL', 'database_url');
   str('GRANTPOOL_RESOURCE_MANAGER_BASE_URL', 'resource_manager_base_url');
   str('GRANTPOOL_SERVICE_USAGE_BASE_URL', 'service_usage_base_url');
+  str('GRANTPOOL_ENCRYPTION_KEY_FILE', 'encryption_key_file');
   if (env.GRANTPOOL_MODEL_ALIASES) {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
@@ -144,6 +145,7 @@ const ENV_NAME: Record<string, string> = {
   google_api_base_url: 'GRANTPOOL_GOOGLE_API_BASE_URL', model_aliases: 'GRANTPOOL_MODEL_ALIASES',
   database_url: 'GRANTPOOL_DATABASE_URL',
   resource_manager_base_url: 'GRANTPOOL_RESOURCE_MANAGER_BASE_URL', service_usage_base_url: 'GRANTPOOL_SERVICE_USAGE_BASE_URL',
+  encryption_key_file: 'GRANTPOOL_ENCRYPTION_KEY_FILE',
 };
 
 function formatIssues(error: z.ZodError, fromEnv: Set<string>): string {

@@ -9,6 +9,7 @@ import { accountProject } from './projects.ts';
 import { status } from './status.ts';
 import { doctor } from './doctor.ts';
 import { migrateCommand, storeCopy } from './store.ts';
+import { convertCommand } from './encrypt.ts';
 
 const USAGE = `Usage: grantpool <command>
 
@@ -28,6 +29,9 @@ const USAGE = `Usage: grantpool <command>
       --discover                          look for a project with the Gemini API enabled again
   migrate                                 create or migrate the PostgreSQL schema (GRANTPOOL_DATABASE_URL)
   store copy --from A --to B              copy every account between a data directory and a postgres:// URL
+  encrypt                                 encrypt the plain tokens of the store with the configured key (docs/security.md)
+  encrypt --rotate [--new-key K]          re-encrypt every token with the configured key, or with K (base64 or @file)
+  decrypt                                 store every token unencrypted again
 
 Environment: GRANTPOOL_DATA_DIR (default ~/.grantpool) and the other GRANTPOOL_* variables of the README.
 `;
@@ -52,6 +56,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         enable: { type: 'string' },
         'enable-vertex': { type: 'string' },
         discover: { type: 'boolean' },
+        rotate: { type: 'boolean' },
+        'new-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,6 +78,11 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     if (command === 'doctor') return await doctor(ctx, out);
     if (command === 'migrate') return await migrateCommand(ctx, out);
     if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
+    if ((command === 'encrypt' || command === 'decrypt') && !sub) {
+      if (command === 'decrypt' && (o.rotate || o['new-key'] !== undefined)) throw new CliError('--rotate and --new-key go with `grantpool encrypt`');
+      if (o['new-key'] !== undefined && !o.rotate) throw new CliError('--new-key goes with --rotate: `grantpool encrypt --rotate --new-key <base64 | @file>`');
+      return await convertCommand(ctx, out, command === 'decrypt' ? 'decrypt' : o.rotate ? 'rotate' : 'encrypt', { newKey: o['new-key'] });
+    }
     if (command === 'accounts') {
       const needRef = ['enable', 'disable', 'remove', 'project'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);

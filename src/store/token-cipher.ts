@@ -252,6 +252,38 @@ export class SealingCensus {
   }
 }
 
+/**
+ * What `grantpool encrypt`, `encrypt --rotate` and `decrypt` do to one account as stored:
+ * - `encrypt`: plain tokens are encrypted with `target`; encrypted ones are left as they are;
+ * - `rotate`: every token ends encrypted with `target` (others are decrypted with `readable` first);
+ * - `decrypt`: every token ends plain (decrypted with `readable`).
+ * Returns the account to store, null when it is already so, or why it cannot be converted.
+ */
+export function convertTokens(
+  stored: Account,
+  mode: 'encrypt' | 'rotate' | 'decrypt',
+  readable: Keyring,
+  target: { id: string; key: Buffer } | null,
+): { account: Account | null } | { failed: string } {
+  const next: Partial<Record<TokenField, string>> = {};
+  for (const field of TOKEN_FIELDS) {
+    const value = stored.token[field];
+    if (value === '') continue;
+    if (mode === 'encrypt') {
+      if (!isSealed(value)) next[field] = sealValue(target!, stored.id, field, value);
+      continue;
+    }
+    if (mode === 'rotate' && isSealed(value) && value.startsWith(`${SEALED_PREFIX}${target!.id}:`)) continue;
+    const r = openValue(readable, stored.id, field, value);
+    if (!r.ok) return { failed: lockReason(r.failure) };
+    if (mode === 'decrypt') {
+      if (isSealed(value)) next[field] = r.plain;
+    } else next[field] = sealValue(target!, stored.id, field, r.plain);
+  }
+  if (Object.keys(next).length === 0) return { account: null };
+  return { account: { ...stored, token: { ...stored.token, ...next } } };
+}
+
 /** Re-encrypts a sealed value for another account id (store copy onto an account of another id). */
 export function rebindValue(keyring: Keyring, fromId: string, toId: string, field: TokenField, stored: string): string {
   if (!isSealed(stored) || fromId === toId) return stored;

@@ -56,6 +56,8 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
     },
     /** What keeps the gateway from being fully healthy (a full disk, an unreachable database); [] when nothing. */
     problems: deps.problems?.() ?? [],
+    /** How tokens are stored at rest (docs/security.md): key ids, counts, and the accounts no key here decrypts. */
+    encryption: deps.store.encryption?.() ?? null,
     pool: { total: accounts.length, by_state: byState, lanes: lanes.lanes, shared_lanes: lanes.shared },
     requests_last_hour: deps.requestsSince(Date.now() - 3600_000),
   };

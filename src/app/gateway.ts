@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.ts';
 import { checkRedirectUri } from '../config/redirect-uri.ts';
+import { loadEncryptionKeys } from '../config/encryption-keys.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { openAccountStore, persistentKvFor, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
@@ -74,7 +75,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const broken = checkRedirectUri(config.redirect_uri);
   if (broken) throw new ConfigError(`the OAuth redirect URI breaks Google's rules: ${broken} (set GRANTPOOL_PUBLIC_URL or public_url)`);
 
-  const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger);
+  const keys = await loadEncryptionKeys(config, env);
+  for (const w of keys.warnings) logger.warn(w);
+  const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger, keys);
   const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
@@ -83,6 +86,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const metrics = createMetrics({ clock });
   const pool = createPool({ store, refresher: metrics.instrument(oauth), config, clock, logger, usage });
   await pool.start();
+  logEncryption(store, keys.source, logger);
   const requestLog = createRequestLog({ size: config.request_log_size });
   const detachMetrics = metrics.attach({ requestLog, pool, store });
   const unshareCooldowns = shareLaneCooldowns(pool, shared.events, logger);
@@ -261,4 +265,18 @@ function unknownApiRoute({ req, res, url, allowed }: RequestContext): void {
   } else {
     sendJson(res, 404, { error: { code: 'not_found', message: 'no such management API route' } });
   }
+}
+
+/** Says at start how tokens are stored, and loudly which accounts this gateway cannot decrypt. */
+function logEncryption(store: AccountStore, source: string | null, logger: Logger): void {
+  const r = store.encryption?.();
+  if (!r) return;
+  const counts = { key_id: r.key_id, old_key_ids: r.old_key_ids, encrypted: r.encrypted, plain: r.plain, locked: r.locked.length };
+  if (r.key_id) {
+    logger.info({ ...counts, key_source: source }, `Tokens are encrypted at rest with key id ${r.key_id} (${source})${r.plain ? `; ${r.plain} account(s) still plain: \`grantpool encrypt\` encrypts them` : ''}`);
+  } else if (r.encrypted === 0 && r.locked.length === 0 && r.plain > 0) {
+    logger.info(counts, 'Tokens are stored unencrypted (set GRANTPOOL_ENCRYPTION_KEY or encryption_key_file to encrypt them; docs/security.md)');
+  }
+  const problem = store.problem?.();
+  if (r.locked.length && problem) logger.error({ ...counts, accounts: r.locked.map((a) => ({ id: a.id, email: a.email, key_id: a.key_id })) }, problem);
 }

@@ -1,6 +1,7 @@
 // What a CLI command works with: the configuration, the account store, the
 // OAuth client, and the running gateway when there is one.
 import { loadConfig, type ResolvedConfig } from '../config/load.ts';
+import { loadEncryptionKeys, type EncryptionKeys } from '../config/encryption-keys.ts';
 import { openAccountStore } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
@@ -24,6 +25,8 @@ export interface GatewayClient {
 export interface CliContext {
   env: Record<string, string | undefined>;
   config: () => Promise<ResolvedConfig>;
+  /** The encryption keys the configuration names (docs/security.md). */
+  keys: () => Promise<EncryptionKeys>;
   store: () => Promise<AccountStore>;
   oauth: () => Promise<OAuthHolder>;
   /** The running gateway, or null when none answers. */
@@ -45,10 +48,11 @@ export function localBaseUrl(config: ResolvedConfig): string {
 export function createCliContext(env: Record<string, string | undefined> = process.env): CliContext {
   const logger = silentLogger();
   const config = once(async () => (await loadConfig({ env })).config);
+  const keys = once(async () => loadEncryptionKeys(await config(), env));
   let opened: AccountStore | null = null;
   const store = once(async () => {
     const c = await config();
-    opened = await openAccountStore({ dataDir: c.data_dir, databaseUrl: c.database_url }, logger);
+    opened = await openAccountStore({ dataDir: c.data_dir, databaseUrl: c.database_url }, logger, await keys());
     return opened;
   });
   const oauth = once(async () => {
@@ -90,6 +94,7 @@ export function createCliContext(env: Record<string, string | undefined> = proce
   return {
     env,
     config,
+    keys,
     store,
     oauth,
     gateway,

@@ -85,7 +85,40 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
     }
   }
 
-  const accounts = await ctx.store().then((st) => st.list()).catch(() => null);
+  let keysOk = true;
+  try {
+    const keys = await ctx.keys();
+    for (const w of keys.warnings) add({ name: 'encryption key file', ok: true, warn: true, detail: w.replace(/ \(chmod .*\)$/, ''), fix: w.match(/\((chmod [^)]*)\)$/)?.[1] ?? 'chmod 600 the key file' });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    keysOk = false;
+    add({ name: 'token encryption', ok: false, detail: e.message, fix: e.fix ?? 'correct GRANTPOOL_ENCRYPTION_KEY or encryption_key_file' });
+  }
+  const store = keysOk ? await ctx.store().catch(() => null) : null;
+  const accounts = store ? await store.list().catch(() => null) : null;
+  const enc = accounts ? (store?.encryption?.() ?? null) : null;
+  if (enc) {
+    if (enc.locked.length) {
+      const ids = [...new Set(enc.locked.map((a) => a.key_id))].join(', ');
+      add({
+        name: 'token encryption',
+        ok: false,
+        detail: `${enc.locked.length} account(s) have tokens this configuration cannot decrypt (key id ${ids}${enc.key_id ? `; the configured key is ${enc.key_id}` : '; no key is configured'}): ${enc.locked.slice(0, 3).map((a) => a.email).join(', ')}${enc.locked.length > 3 ? ', …' : ''}`,
+        fix: `configure the key with id ${ids} (GRANTPOOL_ENCRYPTION_KEY or encryption_key_file; an old key in encryption_old_key_files), see docs/security.md`,
+      });
+    } else if (enc.key_id) {
+      const old = enc.encrypted_with_old_key;
+      add({
+        name: 'token encryption',
+        ok: true,
+        warn: enc.plain > 0 || old > 0,
+        detail: `key id ${enc.key_id}: ${enc.encrypted} account(s) encrypted${old ? ` (${old} with an old key)` : ''}, ${enc.plain} plain`,
+        fix: enc.plain > 0 ? '`grantpool encrypt` encrypts the plain ones' : '`grantpool encrypt --rotate` re-encrypts them with the current key',
+      });
+    } else {
+      add({ name: 'token encryption', ok: true, detail: 'off: tokens are stored unencrypted (docs/security.md)' });
+    }
+  }
   if (accounts && accounts.length > 0) {
     const lanes = describeLanes(accounts);
     add({

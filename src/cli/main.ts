@@ -10,6 +10,7 @@ import { status } from './status.ts';
 import { doctor } from './doctor.ts';
 import { migrateCommand, storeCopy } from './store.ts';
 import { riscRegister, riscStatus } from './risc.ts';
+import { convertCommand } from './encrypt.ts';
 
 const USAGE = `Usage: grantpool <command>
 
@@ -31,6 +32,9 @@ const USAGE = `Usage: grantpool <command>
   store copy --from A --to B              copy every account between a data directory and a postgres:// URL
   risc register --service-account F [--url U]  have Google push security events (Cross-Account Protection) to <public url>/risc
   risc status [--service-account F] [--json]   the stream Google has, and the security events the gateway received
+  encrypt                                 encrypt the plain tokens of the store with the configured key (docs/security.md)
+  encrypt --rotate [--new-key K]          re-encrypt every token with the configured key, or with K (base64 or @file)
+  decrypt                                 store every token unencrypted again
 
 Environment: GRANTPOOL_DATA_DIR (default ~/.grantpool) and the other GRANTPOOL_* variables of the README.
 `;
@@ -57,6 +61,8 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         discover: { type: 'boolean' },
         'service-account': { type: 'string' },
         url: { type: 'string' },
+        rotate: { type: 'boolean' },
+        'new-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -79,6 +85,11 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
     if (command === 'risc' && sub === 'register') return await riscRegister(ctx, out, { serviceAccount: o['service-account'], url: o.url });
     if (command === 'risc' && sub === 'status') return await riscStatus(ctx, out, { serviceAccount: o['service-account'], json: !!o.json });
+    if ((command === 'encrypt' || command === 'decrypt') && !sub) {
+      if (command === 'decrypt' && (o.rotate || o['new-key'] !== undefined)) throw new CliError('--rotate and --new-key go with `grantpool encrypt`');
+      if (o['new-key'] !== undefined && !o.rotate) throw new CliError('--new-key goes with --rotate: `grantpool encrypt --rotate --new-key <base64 | @file>`');
+      return await convertCommand(ctx, out, command === 'decrypt' ? 'decrypt' : o.rotate ? 'rotate' : 'encrypt', { newKey: o['new-key'] });
+    }
     if (command === 'accounts') {
       const needRef = ['enable', 'disable', 'remove', 'project'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);

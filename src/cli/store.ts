@@ -3,6 +3,8 @@
 
 import { createPgStore } from '../store/pg-store.ts';
 import { describeLocation, isDatabaseUrl, openStoreAt } from '../store/open-store.ts';
+import { createKeyring, rebindValue, TOKEN_FIELDS } from '../store/token-cipher.ts';
+import type { Account } from '../store/account.ts';
 import { CliError, type CliContext } from './context.ts';
 import type { Out } from './output.ts';
 
@@ -22,21 +24,27 @@ export async function migrateCommand(ctx: CliContext, out: Out): Promise<number>
 /**
  * Copies every account (tokens and states as they are) from one store to the
  * other, upserting by Google identity: running it twice changes nothing more.
+ * Tokens are copied as stored, encrypted ones encrypted (never decrypted), so
+ * the copy needs no key; only an encrypted account that lands on another id
+ * (the target knew the identity under another id) is re-encrypted for that id,
+ * with the configured keys.
  */
 export async function storeCopy(ctx: CliContext, out: Out, opts: { from?: string; to?: string }): Promise<number> {
   if (!opts.from || !opts.to) throw new CliError('usage: grantpool store copy --from <data dir or postgres:// url> --to <data dir or postgres:// url>');
   if (opts.from === opts.to) throw new CliError('--from and --to name the same store');
   if (!isDatabaseUrl(opts.from) && !isDatabaseUrl(opts.to)) out.write('note: copying between two data directories\n');
-  const from = await openStoreAt(opts.from, ctx.logger);
+  const from = await openStoreAt(opts.from, ctx.logger, 'raw');
   try {
-    const to = await openStoreAt(opts.to, ctx.logger);
+    const to = await openStoreAt(opts.to, ctx.logger, 'raw');
     try {
       const accounts = await from.list();
       let created = 0;
       let updated = 0;
+      // The keys only matter for an encrypted account that lands on another id; a copy needs none otherwise.
+      const keyring = await ctx.keys().then((k) => createKeyring(k.current, k.old), () => createKeyring(null));
       for (const [i, account] of accounts.entries()) {
-        const r = await to.upsertByIdentity({ sub: account.sub, email: account.email }, (existing) =>
-          existing ? { ...account, id: existing.id } : account,
+        const r = await to.upsertByIdentity({ sub: account.sub, email: account.email }, (found) =>
+          found ? rebind(account, found.id, keyring) : account,
         );
         if (r.created) created++;
         else updated++;
@@ -50,4 +58,18 @@ export async function storeCopy(ctx: CliContext, out: Out, opts: { from?: string
   } finally {
     await from.close();
   }
+}
+
+/** The account with its encrypted tokens re-encrypted for another id (the associated data binds them to the id). */
+function rebind(account: Account, toId: string, keyring: ReturnType<typeof createKeyring>): Account {
+  if (toId === account.id) return account;
+  const token = { ...account.token };
+  try {
+    for (const field of TOKEN_FIELDS) token[field] = rebindValue(keyring, account.id, toId, field, token[field]);
+  } catch (e) {
+    throw new CliError(`account ${account.email} is ${account.id} here and ${toId} in the target, and its tokens are ${(e as Error).message}, so they cannot be re-encrypted for the other id`, {
+      fix: 'run the copy with the key configured (GRANTPOOL_ENCRYPTION_KEY or encryption_key_file), or remove the account from the target first',
+    });
+  }
+  return { ...account, id: toId, token };
 }

@@ -131,6 +131,7 @@ function envOverrides(env: Env): Record<string, unknown> {
   str('GRANTPOOL_VERTEX_LOCATION', 'vertex_location');
   str('GRANTPOOL_RISC_CONFIG_URL', 'risc_config_url');
   str('GRANTPOOL_RISC_API_URL', 'risc_api_base_url');
+  str('GRANTPOOL_ENCRYPTION_KEY_FILE', 'encryption_key_file');
   if (env.GRANTPOOL_MODEL_ALIASES) {
     try {
       o.model_aliases = JSON.parse(env.GRANTPOOL_MODEL_ALIASES);
@@ -150,6 +151,7 @@ const ENV_NAME: Record<string, string> = {
   resource_manager_base_url: 'GRANTPOOL_RESOURCE_MANAGER_BASE_URL', service_usage_base_url: 'GRANTPOOL_SERVICE_USAGE_BASE_URL',
   vertex_base_url: 'GRANTPOOL_VERTEX_BASE_URL', vertex_location: 'GRANTPOOL_VERTEX_LOCATION',
   risc_config_url: 'GRANTPOOL_RISC_CONFIG_URL', risc_api_base_url: 'GRANTPOOL_RISC_API_URL',
+  encryption_key_file: 'GRANTPOOL_ENCRYPTION_KEY_FILE',
 };
 
 function formatIssues(error: z.ZodError, fromEnv: Set<string>): string {

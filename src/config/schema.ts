@@ -161,6 +161,13 @@ export const ConfigSchema = z.strictObject({
   allow_remote_images: z.boolean().default(false),
   /** Keep the last N proxied requests in the request log. */
   request_log_size: z.number().int().min(0).default(1000),
+  /**
+   * A file holding the 32-byte key (base64) that encrypts access and refresh
+   * tokens at rest (docs/security.md); GRANTPOOL_ENCRYPTION_KEY (the key itself) wins.
+   */
+  encryption_key_file: z.string().min(1).nullable().default(null),
+  /** Files of older keys, accepted for reading only (during a rotation). */
+  encryption_old_key_files: z.array(z.string().min(1)).default([]),
   /** GET /metrics without the admin token (for a Prometheus on a trusted network). */
   metrics_public: z.boolean().default(false),
 });

@@ -27,6 +27,7 @@ import { KeyedQueue, outsideLocks, withFileLock } from '../fsx/file-lock.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 import { hash, isNotFound, readFileWithSig, rescanFolder } from './folder-scan.ts';
 import { FolderWatch } from './folder-watch.ts';
+import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type Lock, type TokenSealer } from './token-cipher.ts';
 
 export interface FileStoreOptions {
   dataDir: string;
@@ -41,6 +42,8 @@ export interface FileStoreOptions {
   lockWaitMs?: number;
   /** How long withRefreshLock waits for another refresh of the same account. Default 120000. */
   refreshLockWaitMs?: number;
+  /** How tokens are stored (token-cipher.ts). Default: written plain, encrypted ones readable by no key (locked). */
+  sealer?: TokenSealer;
 }
 
 /** What the store last saw or wrote of one file. */
@@ -50,6 +53,8 @@ interface Entry {
   rawHash: string;
   /** inode/size/mtime/ctime of the file when read; null when unknown (after our own write). */
   sig: string | null;
+  /** Set when the file's tokens do not decrypt: the store never writes such an account. */
+  lock: Lock | null;
 }
 
 type ReadOutcome =
@@ -76,6 +81,8 @@ export class FileStore implements AccountStore {
   private readonly listeners = new Set<(change: AccountChange) => void>();
   private readonly unreadable = new Set<string>();
   private readonly folder: FolderWatch;
+  private readonly sealer: TokenSealer;
+  private readonly census = new SealingCensus();
   private closed = false;
 
   constructor(opts: FileStoreOptions) {
@@ -83,6 +90,7 @@ export class FileStore implements AccountStore {
     this.dir = resolve(opts.dataDir, 'accounts');
     this.logger = opts.logger;
     this.refreshLockWaitMs = opts.refreshLockWaitMs ?? 120_000;
+    this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.lockOptions = {
       staleMs: opts.lockStaleMs ?? 10_000,
       waitMs: opts.lockWaitMs ?? 30_000,
@@ -129,7 +137,12 @@ export class FileStore implements AccountStore {
     }
     const parsed = parseAccountFile(file.raw, id);
     if (!parsed.ok) return { kind: 'bad', rawHash, reason: parsed.reason };
-    const entry: Entry = { account: parsed.account, rawHash, sig: file.sig };
+    const opened = this.sealer.open(parsed.account);
+    if (opened.lock && prev?.lock?.reason !== opened.lock.reason) {
+      this.logger.error({ id, email: opened.account.email, key_id: opened.lock.keyId }, `Account ${opened.account.email} (${id}) is ${opened.lock.reason}: it serves nothing and its file is left unchanged`);
+    }
+    this.census.note(id, opened);
+    const entry: Entry = { account: opened.account, rawHash, sig: file.sig, lock: opened.lock };
     this.record(id, entry);
     return { kind: 'ok', entry };
   }
@@ -185,6 +198,7 @@ export class FileStore implements AccountStore {
     if (!entry) {
       if (!prev) return;
       this.known.delete(id);
+      this.census.note(id, null);
       this.emit({ id, account: null });
       return;
     }
@@ -236,6 +250,7 @@ export class FileStore implements AccountStore {
     return this.withStoreLock(async () => {
       const current = await this.refresh(id, true);
       if (!current) return null;
+      if (current.lock) throw new AccountEncryptedError(current.account, current.lock);
       const proposed = outsideLocks(() => change(draftAccount(current.account)));
       if (proposed == null) return current.account;
       const next = validateAccount(proposed);
@@ -253,6 +268,7 @@ export class FileStore implements AccountStore {
       // Another process may have added this identity a moment ago: look at the folder, not the memory.
       await this.rescan({ cleanTemp: false, lockHeld: true });
       const existing = this.findByIdentity(identity);
+      if (existing?.lock) throw new AccountEncryptedError(existing.account, existing.lock);
       const next = validateAccount(outsideLocks(() => build(existing ? draftAccount(existing.account) : null)));
       if (existing && next.id !== existing.account.id) {
         throw new InvalidAccountError(`id: the account of this identity is "${existing.account.id}", not "${next.id}"`);
@@ -301,6 +317,16 @@ export class FileStore implements AccountStore {
     });
   }
 
+  /** Accounts whose tokens do not decrypt with this store's keys (null when none). */
+  problem(): string | null {
+    return this.census.problem();
+  }
+
+  /** How the tokens of the accounts are stored (/api/status, doctor). */
+  encryption(): EncryptionReport {
+    return this.census.report(this.sealer.keyring);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
@@ -315,13 +341,16 @@ export class FileStore implements AccountStore {
 
   /** Writes an account file (store lock held) unless its content is already that. */
   private async writeLocked(account: Account, current: Entry | null): Promise<void> {
-    const raw = formatAccount(account);
+    // Compared as plaintext: encrypted text differs at every write (a fresh nonce).
+    if (current && formatAccount(current.account) === formatAccount(account)) return;
+    const stored = this.sealer.seal(account);
+    const raw = formatAccount(stored);
     const rawHash = hash(raw);
-    if (current && current.rawHash === rawHash) return;
     const id = account.id;
     await this.perFile.run(id, async () => {
       await writeFileAtomic(this.path(id), raw, 0o600);
-      this.record(id, { account, rawHash, sig: null });
+      this.census.note(id, this.sealer.open(stored));
+      this.record(id, { account, rawHash, sig: null, lock: null });
     });
   }
 

@@ -7,20 +7,38 @@ import { MemorySharedState, type SharedKv, type SharedState } from './shared-sta
 import { FileKv } from './file-kv.ts';
 import type { AccountStore } from './store.ts';
 import type { UsageCounters } from './usage-counters.ts';
+import { createKeyring, keyringSealer, RAW_SEALER, type TokenSealer } from './token-cipher.ts';
+
+/** The keys that encrypt tokens at rest (config/encryption-keys.ts): the current one (null: none) and old ones for reading. */
+export interface StoreKeys {
+  current: Buffer | null;
+  old: Buffer[];
+}
+
+/** How a store with these keys treats tokens; `raw`: as stored, never decrypted (store copy, encrypt, decrypt). */
+export function sealerFor(keys: StoreKeys | 'raw' | undefined): TokenSealer {
+  if (keys === 'raw') return RAW_SEALER;
+  return keyringSealer(createKeyring(keys?.current ?? null, keys?.old ?? []));
+}
 
 /** A store location as the CLI takes it: a postgres:// URL, else a data directory. */
 export function isDatabaseUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-export async function openAccountStore(location: { dataDir: string; databaseUrl?: string | null }, logger: Logger): Promise<AccountStore> {
-  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger });
-  return createFileStore({ dataDir: location.dataDir, logger });
+export async function openAccountStore(
+  location: { dataDir: string; databaseUrl?: string | null },
+  logger: Logger,
+  keys?: StoreKeys | 'raw',
+): Promise<AccountStore> {
+  const sealer = sealerFor(keys);
+  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger, sealer });
+  return createFileStore({ dataDir: location.dataDir, logger, sealer });
 }
 
 /** A store at a CLI location (`--from`, `--to`): a postgres:// URL or a data directory. */
-export function openStoreAt(location: string, logger: Logger): Promise<AccountStore> {
-  return isDatabaseUrl(location) ? openAccountStore({ dataDir: '', databaseUrl: location }, logger) : openAccountStore({ dataDir: location }, logger);
+export function openStoreAt(location: string, logger: Logger, keys?: StoreKeys | 'raw'): Promise<AccountStore> {
+  return isDatabaseUrl(location) ? openAccountStore({ dataDir: '', databaseUrl: location }, logger, keys) : openAccountStore({ dataDir: location }, logger, keys);
 }
 
 /** A database URL with its password hidden, for logs and messages. */

@@ -22,6 +22,7 @@ import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
+import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
 
 export interface PgStoreOptions {
   url: string;
@@ -34,6 +35,8 @@ export interface PgStoreOptions {
   probeIntervalMs?: number;
   /** How long withRefreshLock waits for another gateway's refresh. Default 30 s. */
   lockWaitMs?: number;
+  /** How tokens are stored (token-cipher.ts). Default: written plain, encrypted ones readable by no key (locked). */
+  sealer?: TokenSealer;
 }
 
 const CHANNEL = 'grantpool_accounts';
@@ -69,10 +72,13 @@ export class PgStore implements AccountStore {
   private closed = false;
   private shared: PgSharedState | null = null;
   private counters: PgUsageCounters | null = null;
+  private readonly sealer: TokenSealer;
+  private readonly census = new SealingCensus();
 
   constructor(opts: PgStoreOptions) {
     this.logger = opts.logger;
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
+    this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.sql = postgres(opts.url, {
       max: opts.max ?? 10,
       onnotice: () => {},
@@ -126,7 +132,9 @@ export class PgStore implements AccountStore {
     const result = await this.guard(this.sql.begin(async (tx) => {
       const [r] = await tx<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
-      const current = stored(r.data);
+      const opened = this.open(r.id, stored(r.data));
+      const current = opened.account;
+      if (opened.lock) throw new AccountEncryptedError(current, opened.lock);
       const next = change(draftAccount(current));
       if (next === null) return { account: current, version: null };
       const account = stored({ ...next, id });
@@ -146,7 +154,9 @@ export class PgStore implements AccountStore {
         SELECT id, data, version::float8 AS version FROM grantpool_accounts
         WHERE (${identity.sub}::text IS NOT NULL AND sub = ${identity.sub}) OR email_lower = ${identity.email.toLowerCase()}
         ORDER BY id FOR UPDATE`;
-      const match = candidates.map((r) => stored(r.data)).find((a) => sameIdentity({ sub: a.sub, email: a.email }, identity)) ?? null;
+      const opened = candidates.map((r) => this.open(r.id, stored(r.data))).find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, identity)) ?? null;
+      if (opened?.lock) throw new AccountEncryptedError(opened.account, opened.lock);
+      const match = opened?.account ?? null;
       const built = AccountSchema.parse(build(match ? draftAccount(match) : null));
       const account = stored({ ...built, id: match ? match.id : built.id });
       if (!match) {
@@ -212,7 +222,13 @@ export class PgStore implements AccountStore {
 
   /** What is wrong with the database connection, or null (shown by /healthz and /api/status). */
   problem(): string | null {
-    return this.down;
+    const locked = this.census.problem();
+    return this.down && locked ? `${this.down}; ${locked}` : (this.down ?? locked);
+  }
+
+  /** How the tokens of the accounts are stored (/api/status, doctor). */
+  encryption(): EncryptionReport {
+    return this.census.report(this.sealer.keyring);
   }
 
   /** Checks the connection now; after an outage, catches up on what was missed. */
@@ -285,7 +301,9 @@ export class PgStore implements AccountStore {
 
   /** Writes one account row (insert or update) and its notification; returns the new version. */
   private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update'): Promise<number> {
-    const data = tx.json(account as unknown as postgres.JSONValue);
+    const sealed = this.sealer.seal(account);
+    this.census.note(account.id, this.sealer.open(sealed));
+    const data = tx.json(sealed as unknown as postgres.JSONValue);
     const email = account.email.toLowerCase();
     const [r] =
       how === 'insert'
@@ -305,6 +323,7 @@ export class PgStore implements AccountStore {
   private applied(id: string, version: number, account: Account | null): void {
     const s = this.seen.get(id);
     if (s && s.version >= version) return;
+    if (!account) this.census.note(id, null);
     this.note(id, version, account !== null);
     for (const w of [...this.watchers]) {
       try {
@@ -320,9 +339,19 @@ export class PgStore implements AccountStore {
     if (!s || s.version <= version) this.seen.set(id, { version, present });
   }
 
+  /** Decrypts the tokens of a stored account (a locked one is said once, loudly). */
+  private open(id: string, account: Account) {
+    const opened = this.sealer.open(account);
+    if (opened.lock && this.census.lockOf(id)?.reason !== opened.lock.reason) {
+      this.logger.error({ id, email: account.email, key_id: opened.lock.keyId }, `Account ${account.email} (${id}) is ${opened.lock.reason}: it serves nothing and its row is left unchanged`);
+    }
+    this.census.note(id, opened);
+    return opened;
+  }
+
   private parse(r: Row): Account | null {
     try {
-      return stored(r.data);
+      return this.open(r.id, stored(r.data)).account;
     } catch (e) {
       this.logger.error({ account_id: r.id, err: { message: (e as Error).message } }, 'An account row in the database is not a valid account; skipped');
       return null;

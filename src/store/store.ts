@@ -2,6 +2,7 @@
 // live. The file backend (file-store.ts) is the embedded default; a database
 // backend implements the same interface.
 import type { Account, Identity } from './account.ts';
+import type { EncryptionReport } from './token-cipher.ts';
 
 export interface AccountChange {
   id: string;
@@ -49,4 +50,6 @@ export interface AccountStore {
   close(): Promise<void>;
   /** What keeps the store from working right now (e.g. the database is unreachable), or null. Optional. */
   problem?(): string | null;
+  /** How the tokens of the accounts are stored: plain, encrypted, or locked (no key to decrypt them). Optional. */
+  encryption?(): EncryptionReport;
 }

@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'invalid_account'
   | 'account_exists'
   | 'store_unavailable'
+  | 'account_encrypted'
   // No account can serve a request now (pool/).
   | NoAccountCode
   // The proxy's own answers when the upstream failed (proxy/).

@@ -40,6 +40,8 @@ export const AccountSchema = z.looseObject({
   /** Scopes requested at consent but not granted (granular consent). */
   missing_scopes: z.array(z.string()).default([]),
   created_at: z.number().int(),
+  /** When the current refresh token was obtained by consent (null: unknown, e.g. imported; created_at then). */
+  refresh_token_at: z.number().int().nullable().default(null),
   last_used: z.number().int().nullable().default(null),
 });
 
@@ -138,6 +140,7 @@ export function publicAccount(a: Account) {
     proxy_disabled_reason: a.proxy_disabled_reason,
     missing_scopes: a.missing_scopes,
     created_at: a.created_at,
+    refresh_token_at: a.refresh_token_at,
     last_used: a.last_used,
     token: {
       expiry_timestamp: a.token.expiry_timestamp,

@@ -111,7 +111,7 @@ export function mountSetup(root, app) {
         h('p', null, 'An OAuth app whose consent screen has the audience ', h('strong', null, 'External'), ' and the publishing status ',
           h('strong', null, 'Testing'), ' gets refresh tokens that expire 7 days after the consent. Its accounts then stop working every week with ',
           h('code', null, 'invalid_grant'), ' ("Token has been expired or revoked.") and have to be re-authorized.'),
-        h('ol', { class: 'steps' },
+        h('ol', { class: 'guide-steps' },
           h('li', null, h('p', null, 'Open ', link('https://console.cloud.google.com/auth/audience', 'Google Auth Platform → Audience'), ' in the project of the OAuth client.')),
           h('li', null, h('p', null, 'Press ', h('strong', null, 'Publish app'), ' and confirm: the status becomes "In production". The app does not need Google\'s verification for your own accounts: the consent then shows a "Google hasn\'t verified this app" warning that you click through (Advanced → Go to …).')),
           h('li', null, h('p', null, 'Re-authorize the accounts once (Accounts → Re-authorize). Their new refresh tokens do not expire after a week.'))),
@@ -199,7 +199,7 @@ function projectHelp(st) {
       ? h('div', { class: 'notice notice-warn', role: 'status' }, h('p', null, shared[0].warning,
         shared.length > 1 ? ` (${shared.length} projects are shared by several accounts).` : '.'))
       : null,
-    h('ol', { class: 'steps' },
+    h('ol', { class: 'guide-steps' },
       h('li', null,
         h('h3', null, 'Create a project for the account'),
         h('p', null, 'Signed in to Google as that account, open ', link('https://console.cloud.google.com/projectcreate', 'New project'),

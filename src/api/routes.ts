@@ -9,6 +9,7 @@ import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
 import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
+import { testingModeSuspicion } from '../oauth/testing-mode.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 import { registerProjectRoutes } from './project-routes.ts';
@@ -53,6 +54,8 @@ export function statusBody(deps: ApiDeps, accounts: Account[]) {
       client_secret_file: config.client_secret_path,
       issuer: config.oauth_issuer,
       scopes: config.scopes,
+      /** Accounts that died with invalid_grant about 7 days after their consent: the app is probably in Testing mode. */
+      testing_mode: testingModeSuspicion(accounts),
     },
     /** What keeps the gateway from being fully healthy (a full disk, an unreachable database); [] when nothing. */
     problems: deps.problems?.() ?? [],

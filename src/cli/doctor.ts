@@ -1,5 +1,5 @@
 // `grantpool doctor`: checks the setup, one line per check with the fix.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { ConfigError, configPath, loadConfig, resolveDataDir, type ResolvedConfig } from '../config/load.ts';
 import { checkRedirectUri } from '../config/redirect-uri.ts';
@@ -9,6 +9,12 @@ import type { Out } from './output.ts';
 import { paint } from './output.ts';
 import type { CliContext } from './context.ts';
 import { describeLanes } from '../pool/lanes.ts';
+import { testingModeSuspicion } from '../oauth/testing-mode.ts';
+import type { Account } from '../store/account.ts';
+import { GoogleApis } from '../projects/google-apis.ts';
+import { checkClientApis } from '../projects/client-apis.ts';
+import { CLOUD_PLATFORM_SCOPE } from '../projects/service.ts';
+import { projectService } from './projects.ts';
 
 interface Check {
   name: string;
@@ -130,6 +136,18 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
         : `${accounts.length} account(s) on ${lanes.lanes} quota lane(s)`,
       fix: 'Google meters the Gemini API per Cloud project: set a project of its own on each account (its project_id), with the Generative Language API enabled there',
     });
+    const testing = testingModeSuspicion(accounts);
+    add({
+      name: 'refresh token lifetime',
+      ok: true,
+      warn: testing !== null,
+      detail: testing ? testing.message : 'no account died with invalid_grant a week after its consent',
+      fix: testing?.fix,
+    });
+  }
+
+  if (secret) {
+    for (const c of await clientApiChecks(ctx, config, accounts ?? [])) add(c);
   }
 
   const gw = await ctx.gateway().catch(() => null);
@@ -143,6 +161,45 @@ export async function doctor(ctx: CliContext, out: Out): Promise<number> {
   const failed = checks.filter((c) => !c.ok).length;
   out.write(failed ? `\n${failed} check(s) failed\n` : '\nall checks passed\n');
   return failed ? 1 : 0;
+}
+
+/**
+ * The Resource Manager and Service Usage APIs in the OAuth client's project
+ * (project discovery needs both), asked with the token of one account that
+ * granted cloud-platform.
+ */
+async function clientApiChecks(ctx: CliContext, config: ResolvedConfig, accounts: Account[]): Promise<Check[]> {
+  const name = 'Resource Manager and Service Usage APIs';
+  const byHand =
+    'enable the Cloud Resource Manager API (https://console.cloud.google.com/apis/library/cloudresourcemanager.googleapis.com) and the ' +
+    'Service Usage API (https://console.cloud.google.com/apis/library/serviceusage.googleapis.com) in the project that owns the OAuth client';
+  const probe = accounts.find((a) => !a.disabled && a.token.scope.split(/\s+/).includes(CLOUD_PLATFORM_SCOPE));
+  if (!probe) {
+    return [{ name, ok: true, warn: true, detail: 'not checked: no working account has granted the cloud-platform scope yet', fix: `${byHand}; \`grantpool doctor\` checks them once such an account is added` }];
+  }
+  const clientProject = await readFile(config.client_secret_path, 'utf8').then(
+    (t) => {
+      const j = JSON.parse(t) as Record<string, { project_id?: unknown } | undefined>;
+      const id = (j.web ?? j.installed)?.project_id;
+      return typeof id === 'string' ? id : null;
+    },
+    () => null,
+  );
+  let token: string;
+  try {
+    token = await (await projectService(ctx)).accessToken(probe);
+  } catch (e) {
+    return [{ name, ok: true, warn: true, detail: `not checked: no access token for ${probe.email} (${(e as Error).message})`, fix: byHand }];
+  }
+  const api = new GoogleApis({ resourceManagerBaseUrl: config.resource_manager_base_url, serviceUsageBaseUrl: config.service_usage_base_url, timeoutMs: 5000 });
+  const checks = await checkClientApis(api, token, { probeProject: probe.project_id, clientProject });
+  return checks.map((c) => ({
+    name: `${c.title}${clientProject ? ` in ${clientProject}` : ''} (for project discovery)`,
+    ok: c.state !== 'disabled',
+    warn: c.state === 'unknown',
+    detail: c.state === 'enabled' ? `${c.detail}, asked as ${probe.email}` : c.detail,
+    fix: c.fix ?? undefined,
+  }));
 }
 
 function portFree(host: string, port: number): Promise<boolean> {

@@ -8,7 +8,13 @@ interface StatusBody {
   listen_url: string;
   auth_mode: string;
   redirect_uri: string;
-  oauth: { configured: boolean; problem: string | null; fix: string | null; clients: { client_id: string; failing: boolean; error: string | null; fix: string | null }[] };
+  oauth: {
+    configured: boolean;
+    problem: string | null;
+    fix: string | null;
+    clients: { client_id: string; failing: boolean; error: string | null; fix: string | null }[];
+    testing_mode?: { message: string; fix: string } | null;
+  };
   pool: { total: number; by_state: Record<string, number> };
   requests_last_hour: number;
 }
@@ -27,6 +33,7 @@ export async function status(ctx: CliContext, out: Out): Promise<number> {
       lines.push(c.failing ? `OAuth client ${c.client_id}: ${paint(out, 'red', 'FAILING')}: ${c.error}${c.fix ? `\n  fix: ${c.fix}` : ''}` : `OAuth client ${c.client_id}: ${paint(out, 'green', 'ok')}`);
     }
   }
+  if (s.oauth.testing_mode) lines.push(`${paint(out, 'yellow', 'warning')}: ${s.oauth.testing_mode.message}\n  fix: ${s.oauth.testing_mode.fix}`);
   const parts = Object.entries(s.pool.by_state)
     .filter(([, n]) => n > 0)
     .map(([state, n]) => `${n} ${state.replace('_', ' ')}`);

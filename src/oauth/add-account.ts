@@ -152,6 +152,7 @@ async function upsertAccount(
         oauth_client_id: answer.client_id,
         missing_scopes: missing,
         created_at: now,
+        refresh_token_at: via === 'consent' ? now : null,
       });
     }
     const next: Account = {
@@ -163,6 +164,8 @@ async function upsertAccount(
       oauth_client_id: answer.client_id,
       missing_scopes: missing,
     };
+    // Testing-mode refresh tokens expire 7 days after the consent that issued them (oauth/testing-mode.ts).
+    if (existing.token.refresh_token !== token.refresh_token) next.refresh_token_at = via === 'consent' ? now : null;
     const credentialsChanged =
       existing.token.refresh_token !== token.refresh_token || existing.token.access_token !== token.access_token;
     // New credentials answer what Google said about the old ones (security events, docs/security.md).

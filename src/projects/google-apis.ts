@@ -35,10 +35,13 @@ export type ProjectApiErrorKind =
 export class ProjectApiError extends GatewayError {
   readonly kind: ProjectApiErrorKind;
   declare readonly fix: string;
-  constructor(kind: ProjectApiErrorKind, message: string, fix = '', status: number | null = null) {
+  /** For `api_disabled`: the API that is off, the project it is off in, and Google's link to enable it. */
+  readonly disabled: { service: string; consumer: string | null; activationUrl: string | null } | null;
+  constructor(kind: ProjectApiErrorKind, message: string, fix = '', status: number | null = null, disabled: ProjectApiError['disabled'] = null) {
     super(`project_${kind}`, message, { status: status ?? 0 });
     this.kind = kind;
     this.fix = fix;
+    this.disabled = disabled;
   }
 }
 
@@ -114,16 +117,23 @@ export class GoogleApis {
     const out: CloudProject[] = [];
     let pageToken = '';
     do {
-      const q = new URLSearchParams({ query: 'state:ACTIVE', pageSize: '100' });
-      if (pageToken) q.set('pageToken', pageToken);
-      const page = await this.call(token, 'GET', `${this.rm}/v3/projects:search?${q}`, SearchProjectsSchema, 'Cloud Resource Manager');
-      for (const p of page.projects) {
-        if (p.state !== 'ACTIVE') continue;
-        out.push({ project_id: p.projectId, name: p.name, display_name: p.displayName ?? null });
-      }
-      pageToken = page.nextPageToken ?? '';
+      const page = await this.searchPage(token, 100, pageToken);
+      out.push(...page.projects);
+      pageToken = page.nextPageToken;
     } while (pageToken && out.length < MAX_PROJECTS);
     return out;
+  }
+
+  /** One page of projects:search (active projects). */
+  async searchPage(token: string, pageSize: number, pageToken = ''): Promise<{ projects: CloudProject[]; nextPageToken: string }> {
+    const q = new URLSearchParams({ query: 'state:ACTIVE', pageSize: String(pageSize) });
+    if (pageToken) q.set('pageToken', pageToken);
+    const page = await this.call(token, 'GET', `${this.rm}/v3/projects:search?${q}`, SearchProjectsSchema, 'Cloud Resource Manager');
+    const projects: CloudProject[] = [];
+    for (const p of page.projects) {
+      if (p.state === 'ACTIVE') projects.push({ project_id: p.projectId, name: p.name, display_name: p.displayName ?? null });
+    }
+    return { projects, nextPageToken: page.nextPageToken ?? '' };
   }
 
   /** services.get: is `service` enabled in `project`? */
@@ -249,6 +259,7 @@ export function apiError(api: string, status: number, text: string, project?: st
       `${api}: ${said}`,
       `the Google Cloud project that owns the OAuth client (client_secret.json) must have the ${name} enabled: open ${link}, press Enable, wait a minute and try again (the Cloud Resource Manager API and the Service Usage API are both needed)`,
       status,
+      { service: service || (api === 'Service Usage' ? SERVICE_USAGE_SERVICE : RESOURCE_MANAGER_SERVICE), consumer: e.metadata.consumer ?? null, activationUrl: e.metadata.activationUrl ?? null },
     );
   }
   if (e.reason === 'ACCESS_TOKEN_SCOPE_INSUFFICIENT' || (status === 403 && /insufficient authentication scopes/i.test(e.message))) {

@@ -56,6 +56,8 @@ export const AccountSchema = z.looseObject({
   missing_scopes: z.array(z.string()).default([]),
   security_events: z.array(SecurityEventSchema).default([]),
   created_at: z.number().int(),
+  /** When the current refresh token was obtained by consent (null: unknown, e.g. imported; created_at then). */
+  refresh_token_at: z.number().int().nullable().default(null),
   last_used: z.number().int().nullable().default(null),
 });
 
@@ -159,6 +161,7 @@ export function publicAccount(a: Account) {
     missing_scopes: a.missing_scopes,
     security_events: a.security_events,
     created_at: a.created_at,
+    refresh_token_at: a.refresh_token_at,
     last_used: a.last_used,
     token: {
       expiry_timestamp: a.token.expiry_timestamp,

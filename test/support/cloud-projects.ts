@@ -52,13 +52,16 @@ export interface CloudProjectsOptions {
   tokenInfo: (token: string) => Promise<TokenInfo | null>;
   /** The project that owns the OAuth client (calls without x-goog-user-project are metered there). */
   clientProject?: string;
-  /** Resource Manager and Service Usage enabled in the client's project (default true). */
-  clientApisEnabled?: boolean;
+  /** Resource Manager and Service Usage enabled in the client's project (default true; or each on its own). */
+  clientApisEnabled?: ClientApis;
   /** Largest page projects:search returns (default 2). */
   maxPageSize?: number;
   /** operations.get calls before an enable operation is done (default 2). */
   pollsToEnable?: number;
 }
+
+/** Both APIs on or off in the client's project, or each on its own. */
+export type ClientApis = boolean | { resourceManager: boolean; serviceUsage: boolean };
 
 export interface RecordedCall {
   method: string;
@@ -77,7 +80,7 @@ export interface CloudProjects {
   /** May `email` use project P for quota (serviceusage.services.use)? */
   canUse(email: string, project: string): boolean;
   isEnabled(project: string, service: string): boolean;
-  setClientApisEnabled(on: boolean): void;
+  setClientApisEnabled(on: ClientApis): void;
   close(): Promise<void>;
 }
 
@@ -97,7 +100,9 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
   const operations = new Map<string, { project: StandInProject; service: string; polls: number; error: string | null }>();
   const calls: RecordedCall[] = [];
   const clientProject = opts.clientProject ?? 'grantpool-standin';
-  let clientApis = opts.clientApisEnabled ?? true;
+  const apisOn = (on: ClientApis) =>
+    new Set([...((typeof on === 'boolean' ? on : on.resourceManager) ? [RM] : []), ...((typeof on === 'boolean' ? on : on.serviceUsage) ? [SU] : [])]);
+  let clientApis = apisOn(opts.clientApisEnabled ?? true);
   const maxPage = opts.maxPageSize ?? 2;
   const pollsToEnable = opts.pollsToEnable ?? 2;
   let nextNumber = 100000000001;
@@ -146,7 +151,7 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
         ]),
       );
     }
-    if (!clientApis) {
+    if (!clientApis.has(service)) {
       const title = isRm ? 'Cloud Resource Manager API' : 'Service Usage API';
       const activationUrl = `https://console.developers.google.com/apis/api/${service}/overview?project=${clientProject}`;
       return send(
@@ -278,7 +283,7 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
       return find(project)?.enabled.has(service) ?? false;
     },
     setClientApisEnabled(on) {
-      clientApis = on;
+      clientApis = apisOn(on);
     },
     async close() {
       for (const s of sockets) s.destroy();

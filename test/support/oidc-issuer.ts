@@ -2,7 +2,11 @@
 // accounts.google.com for a confidential "Web application" client:
 // - discovery, authorization code flow with PKCE (S256), client_secret_post;
 // - `access_type=offline` yields a refresh token without the offline_access
-//   scope; `include_granted_scopes` and `login_hint` are accepted;
+//   scope; `login_hint` is accepted; `include_granted_scopes=true` is
+//   Google's incremental authorization: the consent page lists only the
+//   scopes the user has not yet granted this client (the rest are named as
+//   already granted), and the new tokens carry the union of the earlier
+//   grants and this one (of the scopes requested);
 // - no refresh-token rotation (a refresh answer carries no refresh_token);
 // - token answers carry `scope`; custom scopes (cloud-platform, generative-language.retriever);
 // - userinfo with sub / email / name;
@@ -383,17 +387,24 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
     const details = (await provider.interactionDetails(req, res)) as unknown as Details;
     if (details.uid !== uid) throw new Error('interaction mismatch');
     const requested = (details.params.scope ?? '').split(' ').filter(Boolean);
+    const incremental = details.params.include_granted_scopes === 'true';
 
     if (req.method === 'GET') {
+      const hinted = details.params.login_hint ? users.get(details.params.login_hint.toLowerCase()) : undefined;
+      const already = incremental && hinted ? grantedBefore(hinted.sub, details.params.client_id!) : new Set<string>();
       const boxes = requested
+        .filter((s) => !already.has(s))
         .map((s) => `<label><input type="checkbox" name="scope" value="${esc(s)}" checked> ${esc(s)}</label><br>`)
         .join('\n');
+      const kept = requested.filter((s) => already.has(s));
+      const keptHtml = kept.length ? `<p data-granted-before>Already granted: ${kept.map(esc).join(' ')}</p>` : '';
       const html = page(
         'Sign in - Stand-in Google',
         `<main data-outcome="consent">
 <h1>Sign in to continue to ${esc(details.params.client_id ?? '')}</h1>
 <form method="post" action="/interaction/${esc(uid)}">
 <p><label>Email <input type="email" name="email" required value="${esc(details.params.login_hint ?? '')}"></label></p>
+${keptHtml}
 <fieldset><legend>Allow access to</legend>
 ${boxes}
 </fieldset>
@@ -422,6 +433,7 @@ ${boxes}
     const user = addUser({ email });
     const granted = form.getAll('scope').filter((s) => requested.includes(s));
     if (!granted.includes('openid') && requested.includes('openid')) granted.unshift('openid');
+    if (incremental) for (const s of grantedBefore(user.sub, details.params.client_id!)) if (requested.includes(s) && !granted.includes(s)) granted.push(s);
     const rejected = requested.filter((s) => !granted.includes(s));
 
     const grant = new provider.Grant({ accountId: user.sub, clientId: details.params.client_id! });
@@ -486,6 +498,18 @@ ${boxes}
       next = await location(await send(next), next);
     }
     return next;
+  }
+
+  /** The scopes `sub` granted `clientId` in grants still live (what incremental authorization adds to). */
+  function grantedBefore(sub: string, clientId: string): Set<string> {
+    const out = new Set<string>();
+    for (const [k, v] of storage) {
+      if (!k.startsWith('Grant:') || v.payload.accountId !== sub || v.payload.clientId !== clientId) continue;
+      if (v.expiresAt !== null && v.expiresAt <= Date.now()) continue;
+      const scope = (v.payload.openid as { scope?: string } | undefined)?.scope ?? '';
+      for (const s of scope.split(' ').filter(Boolean)) out.add(s);
+    }
+    return out;
   }
 
   function revokeUser(email: string) {

@@ -405,7 +405,7 @@ export function mountAccounts(root, app) {
         h('div', { class: 'account-email' }, a.email ?? a.id),
         a.name ? h('div', { class: 'muted' }, a.name) : null),
       h('td', { 'data-label': 'State' }, stateCell(a)),
-      h('td', { 'data-label': 'Project' }, projectCell(a, replaceAccount)),
+      h('td', { 'data-label': 'Project' }, projectCell(a, replaceAccount, addWithGoogle)),
       h('td', { 'data-label': 'Last used', class: 'cell-time' }, timeEl(a.last_used)),
       h('td', { 'data-label': 'Today', class: 'num' },
         h('div', null, `${formatNumber(usage.requests)} req`),

@@ -81,8 +81,11 @@ function applyAccountChanges(data) {
 /** Tells the operator when an account they were adding or re-authorizing arrives. */
 function noticeChanges(before, after) {
   const old = new Map(before.map((a) => [a.id, a]));
+  let statusStale = false;
   for (const a of after) {
     const prev = old.get(a.id);
+    // The status says whether accounts die the way a Testing-mode app's do, and which share a project.
+    if (!prev || prev.disabled_at !== a.disabled_at || prev.project_id !== a.project_id) statusStale = true;
     if (!prev) {
       toast(`Added ${a.email}.`, 'ok');
       app.state.pending.adding = false;
@@ -93,6 +96,17 @@ function noticeChanges(before, after) {
       toast(`${a.email} was disabled: ${a.state.reason || a.disabled_reason || 'its credentials stopped working'}`, 'error');
     }
   }
+  if (statusStale || after.length !== before.length) refreshStatusSoon();
+}
+
+let statusSoon = null;
+/** One status reload for a burst of account events. */
+function refreshStatusSoon() {
+  if (statusSoon) return;
+  statusSoon = setTimeout(() => {
+    statusSoon = null;
+    app.refreshStatus().catch(() => {});
+  }, 300);
 }
 
 // ---- banners ------------------------------------------------------------------
@@ -120,6 +134,19 @@ function renderBanners() {
     box.append(h('div', { class: 'banner banner-bad', role: 'alert' },
       h('strong', null, 'OAuth client problem: '), oauth.problem,
       oauth.fix ? h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '), oauth.fix) : null));
+  }
+  if (oauth.testing_mode) {
+    box.append(h('div', { class: 'banner banner-warn', role: 'alert', 'data-testid': 'testing-mode' },
+      h('strong', null, 'Accounts die every week? '), oauth.testing_mode.message, '.',
+      h('div', { class: 'banner-fix' }, h('strong', null, 'Fix: '), oauth.testing_mode.fix, '. ',
+        h('a', { href: '#setup' }, 'More on the Setup page'))));
+  }
+  const shared = st.pool?.shared_lanes ?? [];
+  if (shared.length) {
+    box.append(h('div', { class: 'banner banner-warn', role: 'status', 'data-testid': 'shared-lanes' },
+      h('strong', null, 'Shared quota: '), shared[0].warning,
+      shared.length > 1 ? ` (and ${shared.length - 1} more project${shared.length === 2 ? '' : 's'} shared by several accounts)` : '', '. ',
+      app.viewName === 'accounts' ? 'Use "Choose project" in the Project column.' : h('a', { href: '#accounts' }, 'Choose a project for each account')));
   }
   for (const problem of st.problems ?? []) {
     box.append(h('div', { class: 'banner banner-bad', role: 'alert', 'data-testid': 'gateway-problem' },

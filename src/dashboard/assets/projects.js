@@ -13,15 +13,43 @@ api.discoverProject = (id) => request('POST', `/api/accounts/${encodeURIComponen
 
 const TONES = { enabled: 'ok', disabled: 'warn', denied: 'bad', unknown: 'neutral' };
 
-/** The table cell: the project (and how it was chosen), or why there is none, and the button that opens the dialog. */
-export function projectCell(a, onUpdated) {
+export const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+
+/**
+ * The account did not grant cloud-platform, which listing, checking and
+ * enabling its projects need (granted scopes of its token, or asked for and
+ * refused at consent).
+ */
+export function lacksCloudScope(a) {
+  const granted = (a.token?.scope ?? '').split(/\s+/).filter(Boolean);
+  if ((a.missing_scopes ?? []).includes(CLOUD_PLATFORM)) return true;
+  return granted.length > 0 && !granted.includes(CLOUD_PLATFORM);
+}
+
+/**
+ * The table cell: the project (and how it was chosen), or why there is none,
+ * and the button that opens the dialog; for an account without the
+ * cloud-platform scope, the offer to re-authorize it (Google adds the scope
+ * to what it granted before: incremental authorization).
+ */
+export function projectCell(a, onUpdated, reauthorize) {
+  const current = a.project_id
+    ? h('div', null, h('code', null, a.project_id), a.project ? h('span', { class: 'muted' }, ` ${a.project.source}`) : null)
+    : h('div', { class: 'muted', title: a.project_error ?? '' }, 'OAuth client\'s project');
+  if (lacksCloudScope(a) && !a.disabled && reauthorize) {
+    const grant = h('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-key': `${a.id}:scope`,
+      'aria-label': `Grant Google Cloud access for ${a.email}` }, 'Grant Cloud access');
+    grant.addEventListener('click', () => reauthorize(a, grant));
+    return h('div', { class: 'cell-project', 'data-testid': 'needs-cloud-scope' },
+      current,
+      h('div', { class: 'reason' }, 'Grantpool cannot list this account\'s projects: it did not allow access to Google Cloud data (cloud-platform). Re-authorize it to add that permission; what it granted before stays.'),
+      grant);
+  }
   const button = h('button', { type: 'button', class: 'btn btn-small btn-secondary', 'data-key': `${a.id}:project`,
     'aria-label': `Choose the project of ${a.email}` }, a.project_id ? 'Change' : 'Choose project');
   button.addEventListener('click', () => chooseProject(a, onUpdated));
   return h('div', { class: 'cell-project' },
-    a.project_id
-      ? h('div', null, h('code', null, a.project_id), a.project ? h('span', { class: 'muted' }, ` ${a.project.source}`) : null)
-      : h('div', { class: 'muted', title: a.project_error ?? '' }, 'OAuth client\'s project'),
+    current,
     !a.project_id && a.project_error ? h('div', { class: 'reason' }, a.project_error) : null,
     button);
 }

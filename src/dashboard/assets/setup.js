@@ -28,9 +28,10 @@ export function mountSetup(root, app) {
   const statusBox = h('div');
   const stepsBox = h('div');
   const uploadBox = h('div');
+  const projectsBox = h('div');
   root.append(h('div', { class: 'container container-narrow' },
     h('div', { class: 'page-head' }, h('h1', null, 'Setup')),
-    statusBox, stepsBox, uploadBox));
+    statusBox, stepsBox, uploadBox, projectsBox));
 
   function render() {
     const st = app.state.status ?? {};
@@ -63,9 +64,12 @@ export function mountSetup(root, app) {
         h('p', null, 'Open the ', link('https://console.cloud.google.com/projectselector2/apis/dashboard', 'Google Cloud console'),
           ' and select a project, or create a new one (any name).')),
       h('li', null,
-        h('h3', null, 'Enable the Gemini API'),
-        h('p', null, 'In ', link('https://console.cloud.google.com/apis/library/generativelanguage.googleapis.com', 'APIs & Services → Library'),
-          ', enable the "Generative Language API".')),
+        h('h3', null, 'Enable the APIs'),
+        h('p', null, 'In APIs & Services → Library, enable the ',
+          link('https://console.cloud.google.com/apis/library/generativelanguage.googleapis.com', 'Generative Language API'), ' (accounts without a project of their own draw on this one), the ',
+          link('https://console.cloud.google.com/apis/library/cloudresourcemanager.googleapis.com', 'Cloud Resource Manager API'), ' and the ',
+          link('https://console.cloud.google.com/apis/library/serviceusage.googleapis.com', 'Service Usage API'),
+          '. Grantpool calls the last two to find each account\'s own project; ', h('code', null, 'grantpool doctor'), ' checks that they are on.')),
       h('li', null,
         h('h3', null, 'Configure the consent screen'),
         h('p', null, 'In ', link('https://console.cloud.google.com/auth/overview', 'Google Auth Platform'),
@@ -90,6 +94,29 @@ export function mountSetup(root, app) {
     ];
     replaceChildren(stepsBox, card(oauth.configured ? 'How the OAuth client is set up' : 'Create the OAuth client in Google Cloud',
       h('ol', { class: 'steps' }, steps)));
+    renderProjects(st);
+  }
+
+  function renderProjects(st) {
+    const testing = st.oauth?.testing_mode;
+    replaceChildren(projectsBox,
+      card('Give each account a project of its own', projectHelp(st)),
+      card('Refresh tokens that die after 7 days',
+        testing
+          ? h('div', { class: 'notice notice-warn', role: 'alert', 'data-testid': 'testing-mode-setup' },
+            h('p', null, h('strong', null, 'This looks like it is happening now: '), testing.message, '.'),
+            h('ul', { class: 'plain-list' }, testing.accounts.map((a) => h('li', null, h('strong', null, a.email), ` died ${a.days} days after its consent`))),
+            h('p', null, h('strong', null, 'Fix: '), testing.fix, '.'))
+          : null,
+        h('p', null, 'An OAuth app whose consent screen has the audience ', h('strong', null, 'External'), ' and the publishing status ',
+          h('strong', null, 'Testing'), ' gets refresh tokens that expire 7 days after the consent. Its accounts then stop working every week with ',
+          h('code', null, 'invalid_grant'), ' ("Token has been expired or revoked.") and have to be re-authorized.'),
+        h('ol', { class: 'guide-steps' },
+          h('li', null, h('p', null, 'Open ', link('https://console.cloud.google.com/auth/audience', 'Google Auth Platform → Audience'), ' in the project of the OAuth client.')),
+          h('li', null, h('p', null, 'Press ', h('strong', null, 'Publish app'), ' and confirm: the status becomes "In production". The app does not need Google\'s verification for your own accounts: the consent then shows a "Google hasn\'t verified this app" warning that you click through (Advanced → Go to …).')),
+          h('li', null, h('p', null, 'Re-authorize the accounts once (Accounts → Re-authorize). Their new refresh tokens do not expire after a week.'))),
+        h('p', { class: 'hint' }, 'An Internal app (a Google Workspace organisation) has no such limit. Grantpool says so here, on the Accounts page and in ',
+          h('code', null, 'grantpool status'), ' / ', h('code', null, 'grantpool doctor'), ' when accounts die about 7 days after they were authorized.')));
   }
 
   function renderUpload() {
@@ -160,6 +187,35 @@ export function mountSetup(root, app) {
       if (kind === 'status') render();
     },
   };
+}
+
+/** What a project is for, how to make one and enable the Gemini API in it, and what the free tier gives. */
+function projectHelp(st) {
+  const shared = st.pool?.shared_lanes ?? [];
+  return h('div', { class: 'stack' },
+    h('p', null, 'Google meters the Gemini API per ', h('strong', null, 'Google Cloud project'),
+      ', not per person. An account without a project of its own is charged to the OAuth client\'s project, which every such account shares: when that project hits its limit, all of them do, and rotating between them gains nothing. Give each account a project of its own and the pool gets that project\'s quota too.'),
+    shared.length
+      ? h('div', { class: 'notice notice-warn', role: 'status' }, h('p', null, shared[0].warning,
+        shared.length > 1 ? ` (${shared.length} projects are shared by several accounts).` : '.'))
+      : null,
+    h('ol', { class: 'guide-steps' },
+      h('li', null,
+        h('h3', null, 'Create a project for the account'),
+        h('p', null, 'Signed in to Google as that account, open ', link('https://console.cloud.google.com/projectcreate', 'New project'),
+          ' and create one (any name). A project costs nothing; the Gemini API\'s free tier needs no billing account.')),
+      h('li', null,
+        h('h3', null, 'Enable the Gemini API in it'),
+        h('p', null, 'Open the ', link('https://console.cloud.google.com/apis/library/generativelanguage.googleapis.com', 'Generative Language API'),
+          ', pick the new project and press Enable. Or let Grantpool do it: on the ', h('a', { href: '#accounts' }, 'Accounts'),
+          ' page, "Choose project" on the account, then "Enable Gemini API" next to the project (Grantpool enables nothing unless you press it).')),
+      h('li', null,
+        h('h3', null, 'Let Grantpool find it'),
+        h('p', null, 'When an account is added, Grantpool looks for its first project with the Gemini API enabled and uses it (the Project column). Added before the project existed? "Choose project" → "Use", or "Look again". From a shell: ',
+          h('code', null, 'grantpool accounts project <email> --use <project>'), '.'),
+        h('p', { class: 'hint' }, 'Finding projects needs the account\'s permission to see its Google Cloud data (the cloud-platform scope). An account added without it shows "Re-authorize": Google then adds that permission to what the account already granted.'))),
+    h('p', { class: 'hint' }, 'The free tier, honestly: limits are per project and per model (requests per minute and per day) and Google changes them (',
+      link('https://ai.google.dev/gemini-api/docs/rate-limits', 'current limits'), '). Pro models may have no free tier at all. Two accounts on one project share its quota and add none.'));
 }
 
 function link(href, text) {

@@ -25,8 +25,10 @@ export function benchAccountId(i: number): string {
 export const BENCH_ACCOUNTS_PER_LANE = 5;
 
 /** Account i draws on project `bench-project-<i / perLane>` (perLane accounts share one lane); 0: no project (one lane). */
-export function benchAccount(i: number, nowSec: number, clientId = BENCH_CLIENT_ID, perLane = BENCH_ACCOUNTS_PER_LANE): Account {
+export function benchAccount(i: number, nowSec: number, clientId = BENCH_CLIENT_ID, perLane = BENCH_ACCOUNTS_PER_LANE, vertex = false): Account {
   return AccountSchema.parse({
+    // With `vertex`, its project has Vertex AI enabled: the account also draws on lane vertex:<project>.
+    ...(vertex && perLane > 0 ? { project: { source: 'manual', checked_at: nowSec, gemini_api: 'enabled', vertex_ai: 'enabled' } } : {}),
     id: benchAccountId(i),
     email: `user${i}@bench.example.com`,
     sub: `1${String(i).padStart(20, '0')}`,
@@ -49,14 +51,14 @@ export async function writeAccountFile(dataDir: string, account: Account): Promi
   await writeFile(join(dataDir, 'accounts', accountFileName(account.id)), formatAccount(account), { mode: 0o600 });
 }
 
-/** Writes `n` healthy accounts into <dataDir>/accounts, `perLane` accounts on each project. */
-export async function writeAccounts(dataDir: string, n: number, perLane = BENCH_ACCOUNTS_PER_LANE): Promise<void> {
+/** Writes `n` healthy accounts into <dataDir>/accounts, `perLane` accounts on each project (with Vertex AI enabled there when `vertex`). */
+export async function writeAccounts(dataDir: string, n: number, perLane = BENCH_ACCOUNTS_PER_LANE, vertex = false): Promise<void> {
   await mkdir(join(dataDir, 'accounts'), { recursive: true, mode: 0o700 });
   const now = Math.floor(Date.now() / 1000);
   const batch = 256;
   for (let i = 0; i < n; i += batch) {
     const jobs: Promise<void>[] = [];
-    for (let j = i; j < Math.min(n, i + batch); j++) jobs.push(writeAccountFile(dataDir, benchAccount(j, now, BENCH_CLIENT_ID, perLane)));
+    for (let j = i; j < Math.min(n, i + batch); j++) jobs.push(writeAccountFile(dataDir, benchAccount(j, now, BENCH_CLIENT_ID, perLane, vertex)));
     await Promise.all(jobs);
   }
 }

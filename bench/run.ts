@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,herd]
+// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,vertex,herd]
 //  [-- --accounts=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot]`
 // --profile writes CPU profiles of the gateway and of (b) per door during the throughput
 // runs (bench/results/profiles/); bench/profile-summary.ts summarises one.
@@ -547,6 +547,138 @@ async function herdPhase(root: string, upstreamUrl: string): Promise<void> {
   }
 }
 
+/**
+ * 6. Claude on Vertex AI: the Anthropic door passing a claude-* request
+ * through to Vertex AI's Anthropic publisher (rawPredict / streamRawPredict,
+ * body edited in its bytes, answer forwarded as it is) against the same door
+ * translating it to Gemini, each against the bare proxy (b) on the path it
+ * calls, in the same run. Two gateways of 10 accounts each: one whose
+ * projects have Vertex AI enabled, one without (claude_fallback "gemini").
+ */
+async function vertexPhase(root: string, upstream: Child, passthrough: Child): Promise<void> {
+  const upstreamUrl = upstream.ready.url as string;
+  const passUrl = passthrough.ready.url as string;
+  const vertexDir = join(root, 'vertex');
+  const plainDir = join(root, 'translated');
+  await writeAccounts(vertexDir, 10, 1, true);
+  await writeAccounts(plainDir, 10, 1, false);
+  const env = { GRANTPOOL_GEMINI_BASE_URL: upstreamUrl, GRANTPOOL_VERTEX_BASE_URL: upstreamUrl };
+  const vgw = await startGatewayChild('vertex', vertexDir, env, join(root, 'gateway-vertex.log'));
+  const tgw = await startGatewayChild('translated', plainDir, env, join(root, 'gateway-translated.log'));
+  try {
+    const rawPath = (method: string) => `/v1/projects/bench-project-00000/locations/global/publishers/anthropic/models/claude-sonnet-4-5:${method}`;
+    const vertexBody = JSON.stringify({ anthropic_version: 'vertex-2023-10-16', max_tokens: 256, messages: [{ role: 'user', content: 'Hello' }] });
+    const vertexStreamBody = JSON.stringify({ anthropic_version: 'vertex-2023-10-16', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Hello' }] });
+    const bearer = { authorization: 'Bearer ya29.bench' };
+    const x = {
+      vDirect: { name: '(a) direct rawPredict', url: upstreamUrl, path: rawPath('rawPredict'), body: vertexBody, headers: bearer } as Target,
+      vPass: { name: '(b) bare proxy rawPredict', url: passUrl, path: rawPath('rawPredict'), body: vertexBody, headers: bearer } as Target,
+      vGw: { name: 'gateway Anthropic -> Vertex', url: vgw.url, path: '/v1/messages', body: ANTHROPIC_BODY, headers: anthropicHeaders } as Target,
+      gDirect: { name: '(a) direct generateContent', url: upstreamUrl, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+      gPass: { name: '(b) bare proxy generateContent', url: passUrl, path: GEN_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+      tGw: { name: 'gateway Anthropic -> Gemini', url: tgw.url, path: '/v1/messages', body: ANTHROPIC_BODY, headers: anthropicHeaders } as Target,
+      vDirectStream: { name: '(a) direct streamRawPredict', url: upstreamUrl, path: rawPath('streamRawPredict'), body: vertexStreamBody, headers: bearer } as Target,
+      vPassStream: { name: '(b) bare proxy streamRawPredict', url: passUrl, path: rawPath('streamRawPredict'), body: vertexStreamBody, headers: bearer } as Target,
+      vGwStream: { name: 'gateway Anthropic -> Vertex stream', url: vgw.url, path: '/v1/messages', body: ANTHROPIC_STREAM_BODY, headers: anthropicHeaders } as Target,
+      gDirectStream: { name: '(a) direct streamGenerateContent', url: upstreamUrl, path: STREAM_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+      gPassStream: { name: '(b) bare proxy streamGenerateContent', url: passUrl, path: STREAM_PATH, body: GEMINI_BODY, headers: googleHeaders } as Target,
+      tGwStream: { name: 'gateway Anthropic -> Gemini stream', url: tgw.url, path: '/v1/messages', body: ANTHROPIC_STREAM_BODY, headers: anthropicHeaders } as Target,
+    };
+    // Each gateway serves the path it should: Claude's own message id only comes from Vertex.
+    const agent = keepAliveAgent();
+    for (const [target, want] of [[x.vGw, 'msg_vrtx_bench0001'], [x.tGw, '"type":"message"'], [x.vGwStream, 'message_stop'], [x.tGwStream, 'message_stop']] as const) {
+      const r = await timedRequest(target, agent, { keepBody: true });
+      if (r.status !== 200 || !(r.body ?? '').includes(want)) throw new Error(`${target.name} answered ${r.status}: ${(r.body ?? '').slice(0, 300)}`);
+    }
+    const t = await timedRequest(x.tGw, agent, { keepBody: true });
+    if ((t.body ?? '').includes('msg_vrtx_')) throw new Error('the gateway without Vertex lanes answered from Vertex AI');
+    agent.destroy();
+
+    log('\n6. Claude on Vertex AI: the Anthropic door passing through (rawPredict) vs translating to Gemini, one request at a time');
+    const list = [x.vDirect, x.vPass, x.vGw, x.gDirect, x.gPass, x.tGw];
+    const per: Record<string, { p50: number[]; p99: number[] }> = {};
+    for (const y of list) per[y.name] = { p50: [], p99: [] };
+    for (let r = 0; r < P.rounds; r++) {
+      for (const y of list) {
+        await cannon(y, { connections: 1, amount: P.latWarm });
+        const res = await cannon(y, { connections: 1, amount: P.latAmount });
+        checkAllOk(y.name, res);
+        per[y.name]!.p50.push(percentile(res.latencies, 50));
+        per[y.name]!.p99.push(percentile(res.latencies, 99));
+      }
+      process.stdout.write(`  round ${r + 1}/${P.rounds}\r`);
+    }
+    const added = (name: string, base: string, q: 'p50' | 'p99') => median(per[name]![q].map((v, i) => v - per[base]![q][i]!));
+    const bV = added(x.vPass.name, x.vDirect.name, 'p50');
+    const bG = added(x.gPass.name, x.gDirect.name, 'p50');
+    row({ section: '6', metric: '(b) bare proxy added p50: rawPredict / generateContent', value: `${round(bV)} / ${round(bG)}`, unit: 'ms' });
+    const pv50 = added(x.vGw.name, x.vDirect.name, 'p50');
+    const pv99 = added(x.vGw.name, x.vDirect.name, 'p99');
+    const tr50 = added(x.tGw.name, x.gDirect.name, 'p50');
+    const tr99 = added(x.tGw.name, x.gDirect.name, 'p99');
+    row({ section: '6', metric: 'Anthropic door -> Claude on Vertex (pass-through) added p50 / p99', value: `${round(pv50)} / ${round(pv99)}`, unit: `ms (${round(pv50 / Math.max(bV, 0.001), 1)}x (b)'s p50)`, target: 'p50 <= 1', pass: pv50 <= 1 });
+    row({ section: '6', metric: 'Anthropic door -> Gemini (translated) added p50 / p99', value: `${round(tr50)} / ${round(tr99)}`, unit: `ms (${round(tr50 / Math.max(bG, 0.001), 1)}x (b)'s p50)` });
+    row({ section: '6', metric: 'pass-through vs translated: added p50 over (b)', value: `${round(pv50 - bV)} vs ${round(tr50 - bG)}`, unit: 'ms', target: 'pass-through <= translated', pass: pv50 - bV <= tr50 - bG });
+
+    // Streams: 10 events, 2 ms apart.
+    const shape: Partial<UpstreamShape> = { delayMs: 0, events: 10, gapMs: 2, eventChars: 40 };
+    await upstream.ask('config', { shape });
+    const slist = [x.vDirectStream, x.vPassStream, x.vGwStream, x.gDirectStream, x.gPassStream, x.tGwStream];
+    const sper: Record<string, { ttfb: number[]; ttlb: number[] }> = {};
+    for (const y of slist) sper[y.name] = { ttfb: [], ttlb: [] };
+    for (let r = 0; r < P.rounds; r++) {
+      for (const y of slist) {
+        const a = keepAliveAgent();
+        for (let i = 0; i < P.streamWarm; i++) await timedRequest(y, a);
+        const f: number[] = [];
+        const l: number[] = [];
+        for (let i = 0; i < P.streamReqs; i++) {
+          const s = await timedRequest(y, a);
+          if (s.status !== 200) throw new Error(`${y.name}: status ${s.status}`);
+          f.push(s.ttfb);
+          l.push(s.ttlb);
+        }
+        a.destroy();
+        sper[y.name]!.ttfb.push(percentile(f, 50));
+        sper[y.name]!.ttlb.push(percentile(l, 50));
+      }
+    }
+    await upstream.ask('config', { shape: { events: 10, gapMs: 0, eventChars: 40 } });
+    const sadded = (name: string, base: string, q: 'ttfb' | 'ttlb') => median(sper[name]![q].map((v, i) => v - sper[base]![q][i]!));
+    row({ section: '6', metric: 'stream, Vertex pass-through added TTFB p50 / TTLB p50', value: `${round(sadded(x.vGwStream.name, x.vDirectStream.name, 'ttfb'))} / ${round(sadded(x.vGwStream.name, x.vDirectStream.name, 'ttlb'))}`, unit: `ms ((b): ${round(sadded(x.vPassStream.name, x.vDirectStream.name, 'ttfb'))} / ${round(sadded(x.vPassStream.name, x.vDirectStream.name, 'ttlb'))})` });
+    row({ section: '6', metric: 'stream, translated added TTFB p50 / TTLB p50', value: `${round(sadded(x.tGwStream.name, x.gDirectStream.name, 'ttfb'))} / ${round(sadded(x.tGwStream.name, x.gDirectStream.name, 'ttlb'))}`, unit: `ms ((b): ${round(sadded(x.gPassStream.name, x.gDirectStream.name, 'ttfb'))} / ${round(sadded(x.gPassStream.name, x.gDirectStream.name, 'ttlb'))})` });
+
+    // Throughput at concurrency 64: alternating pairs of (b) and the gateway on the same path.
+    const c = 64;
+    log(`  throughput at concurrency ${c}: ${P.pairs} pairs of runs of ${P.pairAmount} requests`);
+    const ratios: Record<string, { rps: number[]; ratio: number[] }> = {};
+    for (const [gwTarget, base] of [[x.vGw, x.vPass], [x.tGw, x.gPass]] as const) {
+      await cannon(base, { connections: c, amount: P.tputWarm });
+      await cannon(gwTarget, { connections: c, amount: P.tputWarm });
+      const r = (ratios[gwTarget.name] = { rps: [] as number[], ratio: [] as number[] });
+      for (let i = 0; i < P.pairs; i++) {
+        const bFirst = i % 2 === 0;
+        const one = await cannon(bFirst ? base : gwTarget, { connections: c, amount: P.pairAmount });
+        const two = await cannon(bFirst ? gwTarget : base, { connections: c, amount: P.pairAmount });
+        checkAllOk('vertex throughput', one);
+        checkAllOk('vertex throughput', two);
+        const [b, g] = bFirst ? [one, two] : [two, one];
+        r.rps.push(g.rps);
+        r.ratio.push(g.rps / b.rps);
+      }
+    }
+    const pv = median(ratios[x.vGw.name]!.ratio);
+    const tr = median(ratios[x.tGw.name]!.ratio);
+    row({ section: '6', metric: 'throughput, Anthropic door -> Claude on Vertex (pass-through)', value: `${Math.round(median(ratios[x.vGw.name]!.rps))} req/s = ${round(pv * 100, 1)}`, unit: '% of (b) on rawPredict', target: '>= 70%', pass: pv >= 0.7 });
+    row({ section: '6', metric: 'throughput, Anthropic door -> Gemini (translated)', value: `${Math.round(median(ratios[x.tGw.name]!.rps))} req/s = ${round(tr * 100, 1)}`, unit: '% of (b) on generateContent' });
+    row({ section: '6', metric: 'throughput: pass-through closer to (b) than translated', value: `${round(pv * 100, 1)}% vs ${round(tr * 100, 1)}%`, unit: 'of (b)', target: 'pass-through >= translated', pass: pv >= tr });
+    raw.vertex = { latency: per, stream: sper, throughput: ratios };
+  } finally {
+    await vgw.child.stop();
+    await tgw.child.stop();
+  }
+}
+
 // ---- output ----------------------------------------------------------------------------
 
 function table(rs: Row[]): string {
@@ -664,6 +796,7 @@ async function main(): Promise<void> {
         raw.floor = { gateway10: fs };
       }
     }
+    if (phase('vertex')) await timed('vertex', () => vertexPhase(root, upstream, passthrough));
     if (phase('herd')) await timed('herd', () => herdPhase(root, upstreamUrl));
   } finally {
     for (const c of children.reverse()) await c.stop().catch(() => {});

@@ -1,7 +1,8 @@
 // A minimal Gemini API stand-in for the benchmark: the same wire format as
 // generativelanguage.googleapis.com (generateContent JSON, streamGenerateContent
-// with ?alt=sse, countTokens, the model list), answers built once and sent from
-// memory, no validation. It is deliberately cheap so that the numbers measure
+// with ?alt=sse, countTokens, the model list), and Claude on Vertex AI's
+// (rawPredict: Anthropic's message JSON; streamRawPredict: Anthropic's SSE
+// sequence), answers built once and sent from memory, no validation. It is deliberately cheap so that the numbers measure
 // the proxy, not the stand-in (test/support/gemini-upstream.ts validates every
 // request and is much heavier).
 //
@@ -64,6 +65,45 @@ function sseEvent(text: string, last: boolean): Buffer {
   return Buffer.from(`data: ${JSON.stringify(chunk)}\r\n\r\n`);
 }
 
+// Claude on Vertex AI (rawPredict / streamRawPredict): Anthropic's message JSON and SSE sequence.
+const CLAUDE_MESSAGE = Buffer.from(
+  JSON.stringify({
+    id: 'msg_vrtx_bench0001',
+    type: 'message',
+    role: 'assistant',
+    model: 'claude-sonnet-4-5',
+    content: [{ type: 'text', text: 'Hello! How can I help you today?' }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 9 },
+  }),
+);
+const CLAUDE_COUNT = Buffer.from(JSON.stringify({ input_tokens: 5 }));
+
+function claudeEvent(name: string, data: Record<string, unknown>): Buffer {
+  return Buffer.from(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+/** The Anthropic stream around `events` text deltas: its head (message_start ... ping), one delta, its tail. */
+function claudeStream(shape: UpstreamShape): { head: Buffer; delta: Buffer; tail: Buffer } {
+  const base = 'lorem ipsum dolor sit amet consectetur adipiscing elit ';
+  const text = base.repeat(Math.ceil(shape.eventChars / base.length)).slice(0, shape.eventChars);
+  const message = { id: 'msg_vrtx_bench0001', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } };
+  return {
+    head: Buffer.concat([
+      claudeEvent('message_start', { type: 'message_start', message }),
+      claudeEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+      claudeEvent('ping', { type: 'ping' }),
+    ]),
+    delta: claudeEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }),
+    tail: Buffer.concat([
+      claudeEvent('content_block_stop', { type: 'content_block_stop', index: 0 }),
+      claudeEvent('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 9 } }),
+      claudeEvent('message_stop', { type: 'message_stop' }),
+    ]),
+  };
+}
+
 function streamEvents(shape: UpstreamShape): { middle: Buffer; last: Buffer } {
   // Plain letters and spaces: nothing to escape, so the size is exact.
   const base = 'lorem ipsum dolor sit amet consectetur adipiscing elit ';
@@ -87,6 +127,7 @@ function wait(ms: number): Promise<void> {
 export async function startBenchUpstream(initial: Partial<UpstreamShape> = {}): Promise<BenchUpstream> {
   let shape: UpstreamShape = { ...DEFAULT_SHAPE, ...initial };
   let events = streamEvents(shape);
+  let claude = claudeStream(shape);
   let active = 0;
   let bytesWritten = 0;
   let completed = 0;
@@ -96,12 +137,16 @@ export async function startBenchUpstream(initial: Partial<UpstreamShape> = {}): 
     res.end(body);
   };
 
-  async function stream(res: ServerResponse): Promise<void> {
+  async function stream(res: ServerResponse, anthropic = false): Promise<void> {
     const s = shape;
-    const { middle, last } = events;
+    const { middle, last } = anthropic ? { middle: claude.delta, last: claude.delta } : events;
     active++;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     try {
+      if (anthropic) {
+        bytesWritten += claude.head.length;
+        res.write(claude.head);
+      }
       for (let i = 0; i < s.events; i++) {
         if (res.destroyed) return;
         if (i > 0 && s.gapMs > 0) await wait(s.gapMs);
@@ -117,7 +162,8 @@ export async function startBenchUpstream(initial: Partial<UpstreamShape> = {}): 
           res.on('close', done);
         });
       }
-      res.end();
+      if (anthropic) bytesWritten += claude.tail.length;
+      res.end(anthropic ? claude.tail : undefined);
       completed++;
     } finally {
       active--;
@@ -136,6 +182,9 @@ export async function startBenchUpstream(initial: Partial<UpstreamShape> = {}): 
     if (req.method === 'GET' && /^\/v1(beta)?\/models(\?|$)/.test(url)) return sendJson(res, 200, MODELS);
     if (req.method === 'POST') {
       if (url.includes(':streamGenerateContent')) return stream(res);
+      if (url.includes('/count-tokens:rawPredict')) return sendJson(res, 200, CLAUDE_COUNT);
+      if (url.includes(':streamRawPredict')) return stream(res, true);
+      if (url.includes(':rawPredict')) return sendJson(res, 200, CLAUDE_MESSAGE);
       if (url.includes(':generateContent')) return sendJson(res, 200, GENERATE);
       if (url.includes(':countTokens')) return sendJson(res, 200, COUNT);
     }
@@ -153,6 +202,7 @@ export async function startBenchUpstream(initial: Partial<UpstreamShape> = {}): 
     setShape(next) {
       shape = { ...shape, ...next };
       events = streamEvents(shape);
+      claude = claudeStream(shape);
     },
     streamStats: () => ({ active, bytesWritten, completed }),
     close: () =>

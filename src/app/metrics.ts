@@ -107,9 +107,11 @@ export function createMetrics(opts: { clock: Clock; processMetrics?: boolean }):
     },
   });
 
-  function onEntry(e: RequestLogEntry & { lane?: string | null }): void {
+  function onEntry(e: RequestLogEntry): void {
     const door = e.protocol;
-    requests.inc({ door, model: modelLabel(e.model_used ?? e.model_requested), status: String(e.status), lane: e.lane ?? '' });
+    // A project's lane (`gemini_api:<project>`, `vertex:<project>`); '' for the OAuth client's shared project (or no account).
+    const lane = e.lane && !e.lane.startsWith('gemini_api:client:') ? e.lane : '';
+    requests.inc({ door, model: modelLabel(e.model_used ?? e.model_requested), status: String(e.status), lane });
     latency.observe({ door }, e.latency_ms / 1000);
     if (e.first_byte_ms !== null) firstByte.observe({ door }, e.first_byte_ms / 1000);
     if (e.retries > 0) failovers.inc(e.retries);

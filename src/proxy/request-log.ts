@@ -10,6 +10,9 @@ export interface RequestLogEntry {
   model_used: string | null;
   account_id: string | null;
   email: string | null;
+  /** The service that served it (`gemini_api`, `vertex`) and the lane (quota) it drew on; null when no account answered. */
+  service?: string | null;
+  lane?: string | null;
   status: number;
   latency_ms: number;
   first_byte_ms: number | null;

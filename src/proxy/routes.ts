@@ -8,7 +8,7 @@
 // (never a bare 500): routes/context.ts guarded().
 //
 // This file is the route table; each family's handlers are in routes/
-// (models, gemini, translated, google, fallbacks), the shared checks in
+// (models, gemini, translated, claude, google, fallbacks), the shared checks in
 // route-checks.ts and the work in exchange/.
 import type { Router, RequestContext } from '../http/router.ts';
 import { sendJsonBody, type Protocol } from './engine.ts';
@@ -18,6 +18,7 @@ import { createRouteContext, type Handler, type ProxyRouteDeps } from './routes/
 import { modelRoutes } from './routes/models.ts';
 import { geminiGenerate } from './routes/gemini.ts';
 import { translated } from './routes/translated.ts';
+import { anthropicMessages } from './routes/claude.ts';
 import { googlePassthrough } from './routes/google.ts';
 import { preflightOnly, unknownRoute } from './routes/fallbacks.ts';
 
@@ -60,8 +61,8 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   on('POST', '/v1/models/:modelAction', guarded('gemini', geminiGenerate(rc, 'v1')));
   on('POST', '/v1/chat/completions', guarded('openai', translated(rc, 'openai', '/v1/chat/completions', 'generate')));
   on('POST', '/v1/responses', guarded('openai', translated(rc, 'openai', '/v1/responses', 'generate', 'responses')));
-  on('POST', '/v1/messages', guarded('anthropic', translated(rc, 'anthropic', '/v1/messages', 'generate')));
-  on('POST', '/v1/messages/count_tokens', guarded('anthropic', translated(rc, 'anthropic', '/v1/messages/count_tokens', 'count')));
+  on('POST', '/v1/messages', guarded('anthropic', anthropicMessages(rc, '/v1/messages', 'generate')));
+  on('POST', '/v1/messages/count_tokens', guarded('anthropic', anthropicMessages(rc, '/v1/messages/count_tokens', 'count')));
   on('ANY', '/google/*path', guarded('google', googlePassthrough(rc)));
   router.fallback('/v1/*rest', unknownRoute(rc, v1UnknownProtocol));
   router.fallback('/v1beta/*rest', unknownRoute(rc, 'gemini'));

@@ -21,7 +21,7 @@ sharedStateContract('in-process', async () => {
 sharedStateContract('data directory (state.json)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'gp-kv-'));
   const events = new MemorySharedState();
-  const handle = () => ({ kv: new FileKv(dir), events: events.events, close: async () => {} });
+  const handle = () => ({ distributed: false, kv: new FileKv(dir), events: events.events, close: async () => {} });
   return { a: handle(), b: handle(), close: () => rm(dir, { recursive: true, force: true }) };
 });
 

@@ -201,11 +201,19 @@ function checkMessages(body: Record<string, unknown>, o: CheckOptions, count: { 
   messages.forEach((m, i) => {
     const at = `messages.${i}`;
     if (!isObject(m)) throw invalid(`${at}: Input should be a valid dictionary`);
-    for (const k of Object.keys(m)) if (k !== 'role' && k !== 'content') throw invalid(`${at}.${k}: Extra inputs are not permitted`);
     const role = m.role;
+    if (role !== 'system') for (const k of Object.keys(m)) if (k !== 'role' && k !== 'content') throw invalid(`${at}.${k}: Extra inputs are not permitted`);
     if (role === 'system') {
       const prev = messages[i - 1] as Record<string, unknown> | undefined;
       if (!o.model.midConversationSystem) throw invalid(`${at}.role: Input should be 'user' or 'assistant'`);
+      // Per-message effort: output_config on a system message (effort only; format stays top-level).
+      if (m.output_config !== undefined) {
+        if (!isObject(m.output_config) || Object.keys(m.output_config).some((k) => k !== 'effort')) throw invalid(`${at}.output_config: only effort may be set per message`);
+        if (m.output_config.effort !== undefined && !['low', 'medium', 'high', 'xhigh', 'max'].includes(String(m.output_config.effort))) {
+          throw invalid(`${at}.output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'`);
+        }
+      }
+      for (const k of Object.keys(m)) if (k !== 'role' && k !== 'content' && k !== 'output_config') throw invalid(`${at}.${k}: Extra inputs are not permitted`);
       if (!prev || prev.role !== 'user') throw invalid(`${at}: a system message must immediately follow a user turn`);
       checkTextBlocks(m.content, `${at}.content`, count);
       return;

@@ -47,6 +47,11 @@ export interface VertexDirectory {
 }
 
 export const DEFAULT_CLAUDE_MODELS: ClaudeModelInfo[] = [
+  { id: 'claude-opus-5-5', midConversationSystem: true, maxOutputTokens: 128000 },
+  { id: 'claude-sonnet-5-5', midConversationSystem: true, maxOutputTokens: 128000 },
+  { id: 'claude-fable-5-2', midConversationSystem: true, maxOutputTokens: 64000 },
+  { id: 'claude-opus-5', midConversationSystem: true, maxOutputTokens: 128000 },
+  { id: 'claude-sonnet-5', midConversationSystem: true, maxOutputTokens: 64000 },
   { id: 'claude-opus-4-8', midConversationSystem: true, maxOutputTokens: 128000 },
   { id: 'claude-sonnet-4-6', maxOutputTokens: 64000 },
   { id: 'claude-opus-4-5@20251101', maxOutputTokens: 64000 },
@@ -107,6 +112,8 @@ export interface VertexRecordedRequest {
   headers: IncomingMessage['headers'];
   /** The body as sent, byte for byte (to check pass-through). */
   rawBody: string;
+  /** The error message answered, if any. */
+  error?: string;
   body: unknown;
   status: number;
 }
@@ -292,6 +299,8 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
   }
 
   function sendGoogle(res: ServerResponse, err: GoogleErr, wrap: boolean): number {
+    const rec = recordOf.get(res);
+    if (rec) rec.error = String(err.body.error.message);
     // Vertex wraps errors in a one-element array on its streaming methods.
     const text = JSON.stringify(wrap ? [err.body] : err.body, null, 2);
     res.writeHead(err.status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) });
@@ -310,7 +319,8 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
     return `req_vrtx_011C${randomBytes(12).toString('base64url')}`;
   }
 
-  function sendAnthropicError(res: ServerResponse, e: AnthropicApiError): number {
+  function sendAnthropicError(res: ServerResponse, e: AnthropicApiError, rec: VertexRecordedRequest): number {
+    rec.error = `${e.type}: ${e.message}`;
     return sendJson(res, e.status, anthropicErrorBody(e.type, e.message));
   }
 
@@ -437,7 +447,7 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
         if (denied.has(`${c.project}\u0000${model.id}`)) return sendGoogle(res, notAllowed(c.project, c.resource.replace('count-tokens', model.id)), false);
         return sendJson(res, 200, { input_tokens: inputTokens(body) });
       } catch (e) {
-        if (e instanceof AnthropicApiError) return sendAnthropicError(res, e);
+        if (e instanceof AnthropicApiError) return sendAnthropicError(res, e, _rec);
         throw e;
       }
     }
@@ -462,7 +472,7 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
         throw new AnthropicApiError(400, 'invalid_request_error', streaming ? 'stream: streamRawPredict requires `"stream": true`' : 'stream: rawPredict does not stream; use streamRawPredict');
       }
     } catch (e) {
-      if (e instanceof AnthropicApiError) return sendAnthropicError(res, e);
+      if (e instanceof AnthropicApiError) return sendAnthropicError(res, e, _rec);
       throw e;
     }
 
@@ -582,6 +592,7 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
     return upstream.status;
   }
 
+  const recordOf = new WeakMap<ServerResponse, VertexRecordedRequest>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     inFlight++;
@@ -590,6 +601,7 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
       action: null, token: null, email: null, userProject: null, sentApiKey: false, headers: req.headers, rawBody: '', body: null, status: 0,
     };
     if (record) requests.push(rec);
+    recordOf.set(res, rec);
     let counted = true;
     res.on('close', () => {
       if (counted) {

@@ -78,6 +78,8 @@ export function finishTrack(deps: EngineDeps, track: Track, outcome: Partial<Exc
     model_used: track.modelUsed,
     account_id: lease?.accountId ?? null,
     email: lease?.email ?? null,
+    service: lease?.service ?? null,
+    lane: lease?.lane ?? null,
     status: outcome.status,
     latency_ms: now - track.start,
     first_byte_ms: firstByteAt === null ? null : firstByteAt - track.start,

@@ -1,11 +1,19 @@
 // The model-list routes: GET /v1/models, /v1beta/models and one model by
 // name, in Google's shape (https://ai.google.dev/api/models) or OpenAI's
-// (https://platform.openai.com/docs/api-reference/models), aliases included.
+// (https://platform.openai.com/docs/api-reference/models), aliases included,
+// and the Claude models Vertex lanes serve (Anthropic's shape for Anthropic clients).
 import type { RequestContext } from '../../http/router.ts';
 import { HttpError } from '../../http/http-util.ts';
 import { sendJsonBody } from '../engine.ts';
 import { aliasDescription, aliasesFor, geminiModelList, openAIModel, openAIModelList } from '../models.ts';
 import type { RouteContext } from './context.ts';
+import { claudeModelEntries } from '../anthropic/vertex-claude.ts';
+
+/** Anthropic's model list shape (https://docs.anthropic.com/en/api/models-list). */
+function anthropicModelList(ids: string[], createdAt: string) {
+  const data = ids.map((id) => ({ type: 'model', id, display_name: id, created_at: createdAt }));
+  return { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+}
 
 export function modelRoutes(rc: RouteContext) {
   const { deps, modelCache, families, clock } = rc;
@@ -16,8 +24,20 @@ export function modelRoutes(rc: RouteContext) {
   }
 
   async function listOpenAI(ctx: RequestContext): Promise<void> {
+    const cfg = deps.config();
+    const created = Math.floor(clock.now() / 1000);
+    // Claude on Vertex AI: the Claude models an account with a Vertex lane can serve.
+    const claude = deps.pool.canServe('vertex') ? claudeModelEntries(cfg.vertex_claude_models) : [];
+    if (ctx.req.headers['anthropic-version'] !== undefined) {
+      // Anthropic's clients (the SDK's models.list()) get Anthropic's shape: the Claude models.
+      sendJsonBody(ctx.res, 200, anthropicModelList(claude.map((c) => c.id), new Date(created * 1000).toISOString()));
+      return;
+    }
     const models = await modelCache.get();
-    sendJsonBody(ctx.res, 200, openAIModelList(models, aliasesFor(deps.config().model_aliases), Math.floor(clock.now() / 1000), families.pick));
+    const list = openAIModelList(models, aliasesFor(cfg.model_aliases), created, families.pick);
+    const ids = new Set(list.data.map((m) => m.id));
+    const extra = claude.filter((c) => !ids.has(c.id)).map((c) => ({ id: c.id, object: 'model' as const, created, owned_by: 'anthropic', resolves_to: `vertex:${c.vertexModel}` }));
+    sendJsonBody(ctx.res, 200, { ...list, data: [...extra, ...list.data] });
   }
 
   async function getModel(ctx: RequestContext, version: string, google: boolean): Promise<void> {

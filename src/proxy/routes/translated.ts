@@ -6,7 +6,7 @@
 import type { RequestContext } from '../../http/router.ts';
 import { HttpError, readJsonWithRaw } from '../../http/http-util.ts';
 import type { GeminiCountTokensRequest, GeminiRequest, ParsedRequest } from '../door.ts';
-import { clientSignal, forwardCountTokens, forwardTranslated, newTrack } from '../engine.ts';
+import { clientSignal, forwardCountTokens, forwardTranslated, newTrack, type Track } from '../engine.ts';
 import { aliasesFor } from '../models.ts';
 import { baseOf } from '../upstream-client.ts';
 import { withReasoningEffort } from '../translate-util.ts';
@@ -22,54 +22,72 @@ export function translated(
   kind: 'generate' | 'count',
   which: keyof Doors = protocol,
 ): (ctx: RequestContext) => Promise<void> {
-  const { deps, engine, modelCache, families } = rc;
+  const { deps, engine } = rc;
   return async (ctx: RequestContext): Promise<void> => {
-    const cfg = deps.config();
-    const door = rc.doors()[which];
     const track = newTrack(engine, route, protocol);
-    let parsed: ParsedRequest<GeminiRequest | GeminiCountTokensRequest>;
+    let body: unknown;
     try {
-      const { body } = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
-      if (kind === 'count') {
-        if (!door.countTokens) throw new HttpError(404, 'not_found', 'token counting is not available on this route');
-        parsed = door.countTokens.parseRequest(body);
-      } else {
-        parsed = door.parseRequest(body);
-      }
-      checkModelName(parsed.requestedModel);
-      // Translated requests are re-serialised, tool arguments and inputs included.
-      if (translatedTooDeep(parsed.gemini)) throw tooDeep('the request (tool call arguments or inputs included)');
+      ({ body } = await readJsonWithRaw(ctx.req, deps.config().max_body_bytes));
     } catch (e) {
       throw recordBadRequest(engine, track, e);
     }
-    track.modelRequested = parsed.requestedModel;
-    const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel, families.pick);
-    track.modelUsed = model;
-    const notes = [...(parsed.notes ?? [])];
-    if (kind === 'generate') {
-      const clamped = clampOutputLimits(parsed.gemini, model, limitsFromList(modelCache.peek(), model));
-      if (clamped.notes.length) {
-        parsed = { ...parsed, gemini: clamped.body };
-        notes.push(...clamped.notes);
-      }
-    }
-    if (notes.length) track.note = notes.join('; ');
-    const { origin, prefix } = baseOf(cfg.gemini_base_url);
-    const call = {
-      door,
-      parsed: {
-        ...parsed,
-        gemini: withReasoningEffort(parsed.gemini, parsed.reasoningEffort, model),
-        sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey),
-      },
-      model,
-      pinned: header(ctx.req, PIN_HEADER),
-      origin,
-      modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
-      signal: clientSignal(ctx.res),
-      track,
-    };
-    if (kind === 'count') await forwardCountTokens(engine, ctx.res, call);
-    else await forwardTranslated(engine, ctx.res, call);
+    await serveTranslated(rc, ctx, track, body, { protocol, kind, which });
   };
+}
+
+/** Translates a request body already read (the Claude route hands over what does not go to Vertex AI) and serves it from Gemini. */
+export async function serveTranslated(
+  rc: RouteContext,
+  ctx: RequestContext,
+  track: Track,
+  body: unknown,
+  o: { protocol: 'openai' | 'anthropic'; kind: 'generate' | 'count'; which: keyof Doors },
+): Promise<void> {
+  const { deps, engine, modelCache, families } = rc;
+  const { kind } = o;
+  const cfg = deps.config();
+  const door = rc.doors()[o.which];
+  let parsed: ParsedRequest<GeminiRequest | GeminiCountTokensRequest>;
+  try {
+    if (kind === 'count') {
+      if (!door.countTokens) throw new HttpError(404, 'not_found', 'token counting is not available on this route');
+      parsed = door.countTokens.parseRequest(body);
+    } else {
+      parsed = door.parseRequest(body);
+    }
+    checkModelName(parsed.requestedModel);
+    // Translated requests are re-serialised, tool arguments and inputs included.
+    if (translatedTooDeep(parsed.gemini)) throw tooDeep('the request (tool call arguments or inputs included)');
+  } catch (e) {
+    throw recordBadRequest(engine, track, e);
+  }
+  track.modelRequested = parsed.requestedModel;
+  const model = aliasesFor(cfg.model_aliases).resolve(parsed.requestedModel, families.pick);
+  track.modelUsed = model;
+  const notes = [...(parsed.notes ?? [])];
+  if (kind === 'generate') {
+    const clamped = clampOutputLimits(parsed.gemini, model, limitsFromList(modelCache.peek(), model));
+    if (clamped.notes.length) {
+      parsed = { ...parsed, gemini: clamped.body };
+      notes.push(...clamped.notes);
+    }
+  }
+  if (notes.length) track.note = notes.join('; ');
+  const { origin, prefix } = baseOf(cfg.gemini_base_url);
+  const call = {
+    door,
+    parsed: {
+      ...parsed,
+      gemini: withReasoningEffort(parsed.gemini, parsed.reasoningEffort, model),
+      sessionKey: sessionKeyOf(ctx.req.headers, parsed.sessionKey),
+    },
+    model,
+    pinned: header(ctx.req, PIN_HEADER),
+    origin,
+    modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
+    signal: clientSignal(ctx.res),
+    track,
+  };
+  if (kind === 'count') await forwardCountTokens(engine, ctx.res, call);
+  else await forwardTranslated(engine, ctx.res, call);
 }

@@ -33,7 +33,7 @@ export interface ApiDeps {
   listenUrl: () => string;
   store: AccountStore;
   /** Checks the admin bearer token or the dashboard session (with CSRF on mutations). */
-  authenticate: (req: IncomingMessage) => { ok: true } | { ok: false; status: number; message: string; retryAfterSeconds?: number };
+  authenticate: (req: IncomingMessage) => AuthAnswer | Promise<AuthAnswer>;
   accountState: (account: Account) => AccountState;
   /** The lane (quota) an account draws on, as the running pool sees it. Default: worked out from the account alone. */
   accountLane?: (account: Account) => AccountLane;
@@ -64,3 +64,5 @@ export interface ApiDeps {
     revoke: (id: string) => Promise<boolean>;
   };
 }
+
+export type AuthAnswer = { ok: true } | { ok: false; status: number; message: string; retryAfterSeconds?: number };

@@ -107,7 +107,7 @@ export function handleApiError(logger: Logger, ctx: RequestContext, e: unknown):
 
 export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger): void {
   const guarded = (fn: (ctx: RequestContext) => Promise<void>) => async (ctx: RequestContext) => {
-    const auth = deps.authenticate(ctx.req);
+    const auth = await deps.authenticate(ctx.req);
     if (!auth.ok) {
       ctx.req.resume();
       if (auth.retryAfterSeconds !== undefined) {

@@ -36,6 +36,7 @@ import { oauthStatus } from './oauth-status.ts';
 import { createKeyEditor } from './key-editor.ts';
 import { clientSecretUpload } from './client-secret-upload.ts';
 import { createConsents } from './consents.ts';
+import { createSharedKeys } from './shared-keys.ts';
 
 export const VERSION = '0.1.0';
 
@@ -90,7 +91,27 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     adminToken: () => config.admin_token ?? '',
     clock,
     publicUrl: () => config.public_base_url,
+    // Gateways on one database share sessions, logouts and the wrong-token throttle.
+    shared: shared.distributed
+      ? { kv: shared.kv, events: shared.events, onError: (e, what) => logger.warn({ err: { message: e.message } }, what) }
+      : undefined,
   });
+
+  // Gateways on one database share the API keys made in the dashboard (unless GRANTPOOL_API_KEYS sets them all).
+  let sharedKeyValues = new Set<string>();
+  const sharedKeys =
+    shared.distributed && !env.GRANTPOOL_API_KEYS
+      ? createSharedKeys({
+          shared,
+          clock,
+          logger,
+          changed: (keys) => {
+            config = { ...config, api_keys: [...config.api_keys.filter((k) => !sharedKeyValues.has(k.key)), ...keys] };
+            sharedKeyValues = new Set(keys.map((k) => k.key));
+          },
+        })
+      : undefined;
+  await sharedKeys?.load().catch((e: Error) => logger.warn({ err: { message: e.message } }, 'could not read the shared API keys; will retry'));
 
   /** What makes the gateway degraded: the store (an unreachable database) and the disk (full, read-only). */
   const currentProblems = (): string[] => {
@@ -106,7 +127,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     version: VERSION,
     listenUrl: () => listenUrl,
     store,
-    authenticate: (req) => {
+    authenticate: async (req) => {
+      await sessions.prepare(req);
       const r = sessions.authenticate(req);
       if (r.ok) return { ok: true };
       return { ok: false, status: r.status, message: r.message, ...(r.status === 429 ? { retryAfterSeconds: r.retryAfterSeconds } : {}) };
@@ -130,7 +152,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestsSince: (since) => requestLog.countSince(since),
     subscribe: (listener) => live.subscribe(listener),
     metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.text() }),
-    keys: createKeyEditor({ env, clock, config: () => config, setConfig: (next) => (config = next) }),
+    keys: createKeyEditor({ env, clock, config: () => config, setConfig: (next) => (config = next), shared: sharedKeys }),
   };
   // Live events for the dashboard: request log entries, and the accounts that changed.
   const live = createLiveEvents({ store, pool, requestLog, view: (a) => apiAccount(apiDeps, a), logger });
@@ -143,6 +165,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestLog,
     clock,
     modelRefreshMs: 10 * 60_000,
+    recheckKeys: sharedKeys ? (presented) => sharedKeys.recheck(presented) : undefined,
     health: () => {
       const problems = currentProblems();
       return { ...(problems.length ? { status: 'degraded', problems } : {}), accounts: pool.summary().by_state };
@@ -189,6 +212,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   async function closeAll(): Promise<void> {
     live.close();
+    sessions.close();
+    sharedKeys?.close();
     detachMetrics();
     unshareCooldowns();
     server.closeAllConnections();

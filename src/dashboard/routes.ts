@@ -193,13 +193,15 @@ export function registerDashboardRoutes(router: Router, deps: DashboardDeps): vo
   const loginPage = (res: ServerResponse, status: number, opts: { error?: string; notice?: string } = {}): void =>
     page(res, status, renderLoginPage({ ...opts, hint: deps.adminTokenHint }));
 
-  router.on('GET', '/', ({ req, res }) => {
+  router.on('GET', '/', async ({ req, res }) => {
+    await sessions.prepare(req);
     const session = sessions.sessionFor(req);
     if (!session) return loginPage(res, 200);
     page(res, 200, renderAppPage(session.csrf));
   });
 
-  router.on('GET', '/login', ({ req, res, url }) => {
+  router.on('GET', '/login', async ({ req, res, url }) => {
+    await sessions.prepare(req);
     if (sessions.sessionFor(req)) return redirect(res, '/');
     loginPage(res, 200, url.searchParams.has('logged_out') ? { notice: 'You are logged out.' } : {});
   });
@@ -217,10 +219,12 @@ export function registerDashboardRoutes(router: Router, deps: DashboardDeps): vo
       const extra: Record<string, string> = result.status === 429 ? { 'retry-after': String(result.retryAfterSeconds) } : {};
       return page(res, result.status, renderLoginPage({ error: result.message, hint: deps.adminTokenHint }), extra);
     }
+    await sessions.flush(); // the other gateways know the session before the browser uses it
     redirect(res, '/', { 'set-cookie': result.setCookie });
   });
 
   router.on('POST', '/logout', async ({ req, res }) => {
+    await sessions.prepare(req);
     const session = sessions.sessionFor(req);
     if (session) {
       let sent = req.headers['x-grantpool-csrf'];
@@ -234,15 +238,18 @@ export function registerDashboardRoutes(router: Router, deps: DashboardDeps): vo
     } else {
       req.resume();
     }
-    redirect(res, '/login?logged_out=1', { 'set-cookie': sessions.logout(req) });
+    const cleared = sessions.logout(req);
+    await sessions.flush();
+    redirect(res, '/login?logged_out=1', { 'set-cookie': cleared });
   });
 
-  router.on('GET', '/assets/*path', ({ req, res, params }) => {
+  router.on('GET', '/assets/*path', async ({ req, res, params }) => {
     const path = params.path ?? '';
     const asset = assets.get(path);
     if (!asset || path.split('/').includes('..')) {
       return send(res, 404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, 'Not found\n');
     }
+    if (!PUBLIC_ASSETS.has(path)) await sessions.prepare(req);
     if (!PUBLIC_ASSETS.has(path) && !sessions.sessionFor(req)) {
       return send(res, 401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, 'Log in first.\n');
     }

@@ -2,10 +2,19 @@
 // HttpOnly session cookie plus a per-session CSRF token. `authenticate` is the
 // one gate for /api/*: a bearer admin token, or a session cookie whose
 // mutating requests carry the CSRF header and come from this origin.
+//
+// With shared state (gateways on one database), sessions are also kept in the
+// shared key-value map (by the hash of their id), so a session opened on one
+// gateway works on every other: `prepare` reads a session this gateway has not
+// seen (or not checked for 30 s) before the synchronous checks run. A logout
+// is told to every gateway at once, and so is every wrong admin token (the
+// throttle per address counts across gateways).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.ts';
+import type { SharedEvents, SharedKv } from '../store/shared-state.ts';
 import { clientAddress, createFailureThrottle } from './throttle.ts';
+import { createSharing } from './shared-sessions.ts';
 
 export const SESSION_COOKIE = 'gp_session';
 export const CSRF_HEADER = 'x-grantpool-csrf';
@@ -43,6 +52,8 @@ export interface DashboardSessionOptions {
   maxSessions?: number;
   /** Wrong admin tokens (login or bearer) allowed per minute from one client address before it gets 429 (default 10). */
   maxFailuresPerMinute?: number;
+  /** Shared with the other gateways on one store: sessions, logouts and wrong tokens. */
+  shared?: { kv: SharedKv; events: SharedEvents; onError?: (e: Error, what: string) => void };
 }
 
 export interface DashboardSessions {
@@ -60,7 +71,17 @@ export interface DashboardSessions {
   checkAdminToken(candidate: string): boolean;
   /** Number of live sessions (for tests and status). */
   size(): number;
+  /**
+   * Before the checks above: makes a session opened on another gateway known
+   * here (and drops one ended elsewhere). No-op without shared state.
+   */
+  prepare(req: IncomingMessage): Promise<void>;
+  /** Waits for the shared writes of logins and logouts so far (answer the browser after it). */
+  flush(): Promise<void>;
+  /** Stops listening to the other gateways. */
+  close(): void;
 }
+
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -102,6 +123,7 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
   const sessions = new Map<string, Session>();
   // One throttle for both doors of the admin token, per client address.
   const throttle = createFailureThrottle({ max: opts.maxFailuresPerMinute ?? 10, windowMs: 60_000, now: () => opts.clock.now() });
+  const shared = createSharing({ shared: opts.shared, clock: opts.clock, sessions, throttle, expiryOf: (s) => expiryOf(s) });
   const tooMany = (retryAfterSeconds: number, what: string) => ({
     ok: false as const,
     status: 429 as const,
@@ -121,6 +143,8 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
     const token = opts.adminToken();
     return token ? sha256(token).toString('hex') : '';
   };
+
+  const expiryOf = (s: Session): number => Math.min(s.createdAt + maxAgeMs, s.lastSeenAt + idleMs);
 
   const expired = (s: Session, now: number): boolean =>
     now - s.createdAt >= maxAgeMs || now - s.lastSeenAt >= idleMs || s.adminTokenHash !== currentTokenHash();
@@ -146,6 +170,7 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
       return null;
     }
     s.lastSeenAt = now;
+    shared?.seen(s, expiryOf(s));
     return s;
   };
 
@@ -178,6 +203,12 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
       sweep(opts.clock.now());
       return sessions.size;
     },
+    prepare: async (req) => {
+      const id = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+      if (id && shared) await shared.prepare(id);
+    },
+    flush: async () => shared?.flush(),
+    close: () => shared?.close(),
 
     login(token, req) {
       const now = opts.clock.now();
@@ -189,6 +220,7 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
       }
       if (!checkAdminToken(token.trim())) {
         throttle.fail(address);
+        shared?.failed(address);
         return { ok: false, status: 401, message: 'That admin token is not right.' };
       }
       sweep(now);
@@ -205,12 +237,16 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
         adminTokenHash: currentTokenHash(),
       };
       sessions.set(session.id, session);
+      shared?.opened(session, expiryOf(session));
       return { ok: true, session, setCookie: cookie(session.id, Math.floor(maxAgeMs / 1000)) };
     },
 
     logout(req) {
       const id = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-      if (id) sessions.delete(id);
+      if (id) {
+        sessions.delete(id);
+        shared?.ended(id);
+      }
       return cookie('', 0);
     },
 
@@ -223,6 +259,7 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
         const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
         if (m && checkAdminToken(m[1]!.trim())) return { ok: true, via: 'bearer' };
         throttle.fail(address);
+        shared?.failed(address);
         return {
           ok: false,
           status: 401,
@@ -254,3 +291,4 @@ export function createDashboardSessions(opts: DashboardSessionOptions): Dashboar
     },
   };
 }
+

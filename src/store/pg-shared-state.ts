@@ -11,6 +11,7 @@ const CHANNEL = 'grantpool_events';
 const MAX_EVENT_BYTES = 7900;
 
 export class PgSharedState implements SharedState {
+  readonly distributed = true;
   private readonly sql: Sql;
   private readonly logger: Logger;
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();

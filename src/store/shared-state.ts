@@ -29,6 +29,8 @@ export interface SharedEvents {
 }
 
 export interface SharedState {
+  /** True when other gateways share this state (a database); false for this process's own. */
+  readonly distributed: boolean;
   kv: SharedKv;
   events: SharedEvents;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ interface Entry {
 
 /** One process's shared state: a map with expiry and a local event bus. */
 export class MemorySharedState implements SharedState {
+  readonly distributed = false;
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
   private readonly now: () => number;

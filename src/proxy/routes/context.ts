@@ -8,7 +8,7 @@ import type { TokenPool } from '../../pool/types.ts';
 import type { RequestContext } from '../../http/router.ts';
 import { systemClock, type Clock } from '../../util/clock.ts';
 import type { Door } from '../door.ts';
-import { checkProxyAuth, corsHeaders, preflightHeaders, type EffectiveAuthMode } from '../auth.ts';
+import { checkProxyAuth, corsHeaders, preflightHeaders, presentedKeys, type EffectiveAuthMode } from '../auth.ts';
 import { fetchModelList, sendJsonBody, type EngineDeps, type Protocol } from '../engine.ts';
 import { googleErrorBody } from '../gemini-door.ts';
 import { ModelListCache } from '../models.ts';
@@ -36,6 +36,8 @@ export interface ProxyRouteDeps {
   doors?: { openai?: Door; anthropic?: Door; responses?: Door };
   /** Thought signatures carried across turns by the OpenAI and Anthropic doors. */
   signatures?: ThoughtSignatureCache;
+  /** A presented key matched none: the key list may have changed on another gateway; read it again (then the key is checked once more). */
+  recheckKeys?: (presented: readonly string[]) => Promise<void>;
   /** Extra fields for GET /healthz. */
   health?: () => Record<string, unknown>;
   /** How long the upstream model list is cached (default 60 s). */
@@ -109,7 +111,12 @@ export function createRouteContext(deps: ProxyRouteDeps): RouteContext {
           ctx.res.writeHead(204, preflight).end();
           return;
         }
-        const auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
+        let auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
+        const presented = !auth.ok && auth.status === 401 && deps.recheckKeys ? presentedKeys(ctx.req, ctx.url) : [];
+        if (presented.length > 0) {
+          await deps.recheckKeys!(presented);
+          auth = checkProxyAuth(ctx.req, ctx.url, deps.config(), opts.health);
+        }
         const origin = ctx.req.headers.origin;
         if (!auth.ok) {
           ctx.req.resume();

@@ -55,7 +55,7 @@ export interface ApiDeps {
   modelAliases?: () => { alias: string; target: string; model: string }[];
   /** GET /metrics: the Prometheus text and its content type. */
   metrics?: () => Promise<{ contentType: string; text: string }>;
-  /** Account projects (SPEC section 7); the routes are left out without it. */
+  /** Account projects (docs/projects.md); the routes are left out without it. */
   projects?: ProjectService;
   /** API keys in config.json. */
   keys: {

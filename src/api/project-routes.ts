@@ -1,4 +1,4 @@
-// The management API's project routes (SPEC section 7):
+// The management API's project routes (docs/api.md, docs/projects.md):
 //   GET  /api/accounts/{id}/projects          the account's projects, both API states in each
 //   PUT  /api/accounts/{id}/project           {"project_id", "enable"?, "vertex"?}: check (or enable) and use it
 //   POST /api/accounts/{id}/project/discover  discovery again, on demand

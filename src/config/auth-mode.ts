@@ -1,4 +1,4 @@
-// Which proxy auth mode is in force, and why (SPEC section 5). `auto` is `off`
+// Which proxy auth mode is in force, and why (docs/configuration.md#auth-modes). `auto` is `off`
 // only while the gateway listens on loopback AND its public URL is loopback
 // too: a gateway behind a reverse proxy listens on 127.0.0.1 but is reachable
 // from outside, so it must ask for a key.

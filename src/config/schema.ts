@@ -19,7 +19,7 @@ export const DEFAULT_SCOPES = [
 /**
  * An account needs one of these to call the Gemini API (the three front doors).
  * The Gemini API accepts only the generative-language* scopes: a token with
- * cloud-platform alone gets 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT (SPEC section 7).
+ * cloud-platform alone gets 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT (docs/projects.md#scopes).
  */
 export const GEMINI_API_SCOPES = [
   'https://www.googleapis.com/auth/generative-language',
@@ -73,9 +73,9 @@ export const ConfigSchema = z.strictObject({
   google_api_base_url: z.string().url().default('https://www.googleapis.com'),
   /** postgres://…: accounts and shared state in PostgreSQL (several gateways on one pool); null: the data directory. */
   database_url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').nullable().default(null),
-  /** Cloud Resource Manager (project discovery, SPEC section 7). */
+  /** Cloud Resource Manager (project discovery, docs/projects.md; https://cloud.google.com/resource-manager/reference/rest). */
   resource_manager_base_url: z.string().url().default('https://cloudresourcemanager.googleapis.com'),
-  /** Service Usage (API states of a project, enabling the Gemini API, SPEC section 7). */
+  /** Service Usage (API states of a project, enabling the Gemini API, docs/projects.md; https://cloud.google.com/service-usage/docs/reference/rest). */
   service_usage_base_url: z.string().url().default('https://serviceusage.googleapis.com'),
   model_aliases: z.record(z.string(), z.string().min(1)).default(DEFAULT_MODEL_ALIASES),
 
@@ -136,7 +136,7 @@ export const ConfigSchema = z.strictObject({
     .default({ connect_timeout_ms: 10_000, first_byte_timeout_ms: 120_000, idle_timeout_ms: 300_000, max_attempts: 5 }),
 
   /**
-   * Deadlines for receiving a request (SPEC section 11): a client that sends its
+   * Deadlines for receiving a request (docs/configuration.md#slow-clients): a client that sends its
    * headers or body too slowly is cut off with 408. Only the request side is
    * bounded; a streamed answer may take as long as the upstream needs.
    */

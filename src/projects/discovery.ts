@@ -1,4 +1,4 @@
-// Which of the account's projects it should draw on (SPEC section 7): the
+// Which of the account's projects it should draw on (docs/projects.md#discovery-set-up-by-itself): the
 // active projects from Resource Manager, in the order listed, up to 20, each
 // asked with Service Usage for both APIs; the first with the Generative
 // Language API ENABLED wins. Never throws: a failure comes back as the reason

@@ -1,4 +1,4 @@
-// The three small Google REST endpoints that projects need (SPEC section 7),
+// The three small Google REST endpoints that projects need (docs/projects.md),
 // called with the account's own access token (cloud-platform scope):
 // - Cloud Resource Manager v3 `GET /v3/projects:search` (active projects, every page);
 // - Service Usage v1 `GET /v1/projects/{p}/services/{service}` (ENABLED / DISABLED);

@@ -1,4 +1,4 @@
-// Project errors from the Gemini API (SPEC section 7): a 403
+// Project errors from the Gemini API (docs/projects.md#when-a-project-breaks): a 403
 // USER_PROJECT_DENIED (the account may not use its project) or
 // SERVICE_DISABLED (the Generative Language API is off in the consumer
 // project) is about the account's project, not the request. The proxy takes

@@ -1,4 +1,4 @@
-// Projects of one account (SPEC section 7), for the gateway, the management
+// Projects of one account (docs/projects.md), for the gateway, the management
 // API and the CLI: discovery after an add (in the background, never failing
 // the add), the list of the account's projects with both API states, and
 // choosing one (checked first) or enabling the Gemini API in one (following

@@ -107,7 +107,7 @@ export function checkProxyAuth(req: IncomingMessage, url: URL, config: AuthConfi
 }
 
 // ---------------------------------------------------------------------------
-// Web pages (SPEC section 5): a request let in without a key must not come
+// Web pages (docs/configuration.md#auth-modes): a request let in without a key must not come
 // from another site (CSRF through "simple" CORS requests) or through a DNS
 // name rebound to the gateway's address.
 

@@ -2,19 +2,18 @@
 // Gemini API. Doors are pure translations; the proxy engine (engine.ts) does
 // the I/O, failover and logging around them.
 
-/** Gemini API request body for generateContent / streamGenerateContent (wire format, camelCase). */
-export type GeminiRequest = Record<string, unknown>;
-/** Gemini API response (or one streamed chunk) of generateContent. */
-export type GeminiResponse = Record<string, unknown>;
+import type { GeminiCountTokensRequest, GeminiCountTokensResponse, GeminiRequest, GeminiResponse } from './gemini-types.ts';
 
-export interface ParsedRequest {
+export type { GeminiCountTokensRequest, GeminiCountTokensResponse, GeminiRequest, GeminiResponse };
+
+export interface ParsedRequest<G extends GeminiRequest | GeminiCountTokensRequest = GeminiRequest> {
   /** The model name the client asked for. */
   requestedModel: string;
   stream: boolean;
   /** Session affinity key, if the protocol carries one. */
   sessionKey?: string;
-  /** What to send to the Gemini API (without `model`, which goes in the URL). */
-  gemini: GeminiRequest;
+  /** What to send to the Gemini API (without `model`, which goes in the URL); a countTokens body for token counting. */
+  gemini: G;
   /**
    * Request options that shape the answer (e.g. OpenAI `stream_options.include_usage`).
    * The engine passes them on as `ResponseInfo.options`. (Added by the door translations.)
@@ -37,16 +36,16 @@ export interface ParsedRequest {
  * (see `setCountTokensModel`) before sending it. (Added by the door translations.)
  */
 export interface CountTokensTranslation {
-  parseRequest(body: unknown): ParsedRequest;
+  parseRequest(body: unknown): ParsedRequest<GeminiCountTokensRequest>;
   /** The Gemini countTokens answer (`{totalTokens}`) in this protocol's shape. */
-  toResponse(gemini: GeminiResponse): unknown;
+  toResponse(gemini: GeminiCountTokensResponse): unknown;
 }
 
 /**
  * Puts the upstream model into a countTokens body that carries a whole request
  * (`generateContentRequest`, or its snake_case spelling, which Google accepts too).
  */
-export function setCountTokensModel(body: GeminiRequest, upstreamModel: string): GeminiRequest {
+export function setCountTokensModel<T extends Record<string, unknown>>(body: T, upstreamModel: string): T {
   const key = body.generateContentRequest !== undefined ? 'generateContentRequest' : 'generate_content_request';
   const inner = body[key];
   if (typeof inner !== 'object' || inner === null) return body;

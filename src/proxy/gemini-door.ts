@@ -1,8 +1,14 @@
-// The Gemini-native door: clients already speak the upstream's protocol, so
-// requests go through as they are (only the model in the URL is aliased) and
-// answers are forwarded byte for byte. This module holds what the engine needs
-// around that: light request checks and Google-shaped errors.
+// The Gemini-native door: clients already speak the upstream's protocol
+// (https://ai.google.dev/api/generate-content), so requests go through as they
+// are (only the model in the URL is aliased) and answers are forwarded byte
+// for byte. This module holds what the engine needs around that: light request
+// checks (read with the field names of gemini-types.ts) and Google-shaped
+// errors (https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes).
 import { BadRequest } from '../http/http-util.ts';
+import { fieldsOf, type Fields } from './translate-util.ts';
+import type {
+  GeminiBatchEmbedContentsRequest, GeminiCountTokensRequest, GeminiEmbedContentRequest, GeminiRequest,
+} from './gemini-types.ts';
 
 const STATUS_NAMES: Record<number, string> = {
   400: 'INVALID_ARGUMENT',
@@ -46,13 +52,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The body of a model method: the field names of its Gemini request, each value unchecked (countTokens also takes the snake_case spelling). */
+export type GeminiBody = Fields<GeminiRequest | GeminiCountTokensRequest | GeminiEmbedContentRequest | GeminiBatchEmbedContentsRequest | { generate_content_request: unknown }>;
+
 /**
  * The checks the gateway makes itself before spending an account on a
  * request (everything finer is the upstream's to judge, and its 400 comes
  * back in this same shape). Throws BadRequest.
  */
-export function checkGeminiBody(body: unknown, action: GeminiAction): Record<string, unknown> {
-  if (!isObject(body)) throw new BadRequest('request body must be a JSON object');
+export function checkGeminiBody(body: unknown, action: GeminiAction): GeminiBody {
+  if (!fieldsOf<GeminiBody>(body)) throw new BadRequest('request body must be a JSON object');
   if (action === 'embedContent') {
     if (!isObject(body.content)) throw new BadRequest('content is required (a Content object)');
     return body;
@@ -64,7 +73,7 @@ export function checkGeminiBody(body: unknown, action: GeminiAction): Record<str
   if (action === 'countTokens') {
     const inner = body.generateContentRequest ?? body.generate_content_request;
     if (inner !== undefined) {
-      if (!isObject(inner)) throw new BadRequest('generateContentRequest must be an object');
+      if (!fieldsOf<GeminiRequest>(inner)) throw new BadRequest('generateContentRequest must be an object');
       checkContents(inner.contents, 'generateContentRequest.contents');
       return body;
     }

@@ -1,4 +1,4 @@
-// Output limits (SPEC section 7): Google answers 400 when maxOutputTokens is
+// Output limits (docs/projects.md#output-limits): Google answers 400 when maxOutputTokens is
 // above the model's outputTokenLimit or a thinkingBudget is outside the
 // model's range, while clients ask for what their own vendor allows (Claude
 // Code: max_tokens 32,000-128,000 and a thinking budget of 31,999). Every door
@@ -67,9 +67,9 @@ function pick(obj: Json, camel: string): { key: string; value: unknown } | null 
   return null;
 }
 
-export interface ClampResult {
+export interface ClampResult<T extends Json = Json> {
   /** The body to send: the same object when nothing changed, else a changed copy. */
-  body: Json;
+  body: T;
   /** What was changed, for the request log (empty when nothing was). */
   notes: string[];
 }
@@ -79,7 +79,7 @@ export interface ClampResult {
  * and `generationConfig.thinkingConfig.thinkingBudget` to its family's range.
  * Pure: never changes `body`.
  */
-export function clampOutputLimits(body: Json, model: string, limits: ModelLimits | null | undefined): ClampResult {
+export function clampOutputLimits<T extends Json>(body: T, model: string, limits: ModelLimits | null | undefined): ClampResult<T> {
   const gcField = pick(body, 'generationConfig');
   if (!gcField || !isObject(gcField.value)) return { body, notes: [] };
   const gc: Json = { ...gcField.value };

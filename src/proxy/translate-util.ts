@@ -2,12 +2,23 @@
 import { randomBytes } from 'node:crypto';
 import { BadRequest } from '../http/http-util.ts';
 import type { ErrorCode } from '../util/errors.ts';
+import type { GeminiCandidate, GeminiContent, GeminiGenerationConfig, GeminiPart, GeminiResponse, GeminiThinkingConfig } from './gemini-types.ts';
 
+/** A JSON object whose fields are not known yet (a client's body before it is checked). */
 export type Json = Record<string, unknown>;
-export type Part = Record<string, unknown>;
-export interface Content {
-  role: 'user' | 'model';
-  parts: Part[];
+export type Part = GeminiPart;
+export type Content = GeminiContent;
+
+/**
+ * A client's object before it is checked: the SDK type's field names (of every
+ * member of a union), each value unknown until the door checks it. Reading a
+ * field the SDK does not name fails to compile; a value must be checked before use.
+ */
+export type Fields<T> = { [K in T extends unknown ? keyof T : never]?: unknown };
+
+/** Whether v is a JSON object, seen as the fields of T (unchecked values). */
+export function fieldsOf<T>(v: unknown): v is Fields<T> {
+  return isObj(v);
 }
 
 export function isObj(v: unknown): v is Json {
@@ -38,7 +49,7 @@ export function pushContent(contents: Content[], role: Content['role'], parts: P
 const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 
 /** Parses a `data:` URL into Gemini inlineData; throws a 400 for a malformed one. */
-export function dataUrlToInlineData(url: string, what: string): Part {
+export function dataUrlToInlineData(url: string, what: string): GeminiPart {
   const m = /^data:([^,;]*)((?:;[^,;=]+=[^,;]*)*)(;base64)?,(.*)$/s.exec(url);
   if (!m) throw bad(`${what}: malformed data URL`);
   const mimeType = m[1] || 'text/plain';
@@ -61,7 +72,7 @@ const EXT_MIME: Record<string, string> = {
 };
 
 /** A remote http(s) URL as a Gemini fileData part (the engine may fetch it), or a 400 when not allowed. */
-export function remoteUrlPart(url: string, allow: boolean, what: string, mimeType?: string): Part {
+export function remoteUrlPart(url: string, allow: boolean, what: string, mimeType?: string): GeminiPart {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -103,15 +114,17 @@ export function usageOf(meta: unknown): { prompt: number; candidates: number; th
   return { prompt, candidates, thoughts, cached: n('cachedContentTokenCount'), toolPrompt, total: n('totalTokenCount') || prompt + toolPrompt + candidates + thoughts };
 }
 
-export function candidatesOf(resp: unknown): Json[] {
+/** The answer's candidates that are objects (the upstream's JSON is not trusted to be well-formed). */
+export function candidatesOf(resp: GeminiResponse): GeminiCandidate[] {
   const c = isObj(resp) ? resp.candidates : undefined;
-  return Array.isArray(c) ? c.filter(isObj) : [];
+  return Array.isArray(c) ? c.filter((x): x is GeminiCandidate => isObj(x)) : [];
 }
 
-export function partsOf(candidate: Json): Part[] {
+/** A candidate's parts that are objects. */
+export function partsOf(candidate: GeminiCandidate): GeminiPart[] {
   const content = candidate.content;
   if (!isObj(content) || !Array.isArray(content.parts)) return [];
-  return content.parts.filter(isObj);
+  return content.parts.filter((p): p is GeminiPart => isObj(p));
 }
 
 export const FILTER_REASONS = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'LANGUAGE']);
@@ -135,17 +148,18 @@ export function parseArguments(text: unknown, what: string): Json {
  * `responseJsonSchema` (which takes JSON Schema itself, refs and
  * additionalProperties included) with the JSON MIME type it requires.
  */
-export function jsonSchemaOutput(schema: unknown, where: string): Json {
+export function jsonSchemaOutput(schema: unknown, where: string): Pick<GeminiGenerationConfig, 'responseMimeType' | 'responseJsonSchema'> {
   if (!isObj(schema)) throw bad(`"${where}" must be a JSON Schema object`);
   const { $schema: _dialect, ...rest } = schema;
   return { responseMimeType: 'application/json', responseJsonSchema: rest };
 }
 
-export function sseData(obj: unknown): string {
+export function sseData<T>(obj: T): string {
   return `data: ${JSON.stringify(obj)}\n\n`;
 }
 
-export function sseEvent(event: string, obj: unknown): string {
+/** One server-sent event named after its data's type (Anthropic and the Responses API name each event so). */
+export function sseEvent<T extends { type: string }>(event: T['type'], obj: T): string {
   return `event: ${event}\ndata: ${JSON.stringify(obj)}\n\n`;
 }
 
@@ -166,7 +180,7 @@ function geminiMajor(model: string): number | null {
  * medium); earlier models a thinkingBudget (Pro cannot turn thinking off, so
  * its least is 128 tokens).
  */
-export function thinkingFor(effort: string, model: string): Json {
+export function thinkingFor(effort: string, model: string): GeminiThinkingConfig {
   const major = geminiMajor(model);
   const flash = /flash/i.test(model);
   if (major !== null && major >= 3) {
@@ -183,7 +197,7 @@ export function thinkingFor(effort: string, model: string): Json {
 }
 
 /** The request with the effort applied for the upstream model (an existing includeThoughts is kept). */
-export function withReasoningEffort(gemini: Json, effort: string | undefined, model: string): Json {
+export function withReasoningEffort<T extends Json>(gemini: T, effort: string | undefined, model: string): T {
   if (effort === undefined) return gemini;
   const gc = isObj(gemini.generationConfig) ? gemini.generationConfig : {};
   const tc = isObj(gc.thinkingConfig) ? gc.thinkingConfig : {};

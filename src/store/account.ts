@@ -12,7 +12,7 @@ export const TokenSchema = z.looseObject({
 /** The state of one API (Gemini API, Vertex AI) in the account's project, as Service Usage said it. */
 export const ApiStateSchema = z.enum(['enabled', 'disabled', 'denied', 'unknown']);
 
-/** How the account's quota project was chosen (SPEC section 7). */
+/** How the account's quota project was chosen (docs/projects.md#choosing-and-enabling-never-unasked). */
 export const ProjectInfoSchema = z.looseObject({
   source: z.enum(['discovered', 'manual']),
   checked_at: z.number().int(),

@@ -1,4 +1,5 @@
 // The Anthropic Messages door: POST /v1/messages and /v1/messages/count_tokens on the Gemini API.
+import type { MessageTokensCount } from '@anthropic-ai/sdk/resources/messages/messages';
 import type { Door } from '../door.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import { isObj } from '../translate-util.ts';
@@ -22,7 +23,7 @@ export function createAnthropicDoor(options: AnthropicDoorOptions): Door {
     errorBody: (status, message) => anthropicErrorBody(status, message),
     countTokens: {
       parseRequest: (body) => parseAnthropicCountTokens(body, options),
-      toResponse: (gemini) => ({ input_tokens: isObj(gemini) && typeof gemini.totalTokens === 'number' ? gemini.totalTokens : 0 }),
+      toResponse: (gemini): MessageTokensCount => ({ input_tokens: isObj(gemini) && typeof gemini.totalTokens === 'number' ? gemini.totalTokens : 0 }),
     },
   };
 }

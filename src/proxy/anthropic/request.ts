@@ -1,8 +1,42 @@
-// Anthropic Messages request -> Gemini generateContent request (and countTokens).
+// Anthropic Messages request (https://docs.anthropic.com/en/api/messages) ->
+// Gemini generateContent request (https://ai.google.dev/api/generate-content),
+// and count_tokens (https://docs.anthropic.com/en/api/messages-count-tokens) ->
+// countTokens. The client's body is read as the Anthropic SDK's
+// MessageCreateParams, field by field: each value is checked (a 400 in
+// Anthropic's shape says which field is wrong) before it is translated into
+// the typed Gemini request.
+import type { MessageCreateParams as BetaMessageCreateParams } from '@anthropic-ai/sdk/resources/beta/messages/messages';
+import type {
+  ContentBlockParam,
+  DocumentBlockParam,
+  ImageBlockParam,
+  JSONOutputFormat,
+  MessageCountTokensParams,
+  MessageCreateParams,
+  MessageParam,
+  Metadata,
+  OutputConfig,
+  TextBlockParam,
+  ThinkingConfigParam,
+  Tool,
+  ToolChoice,
+} from '@anthropic-ai/sdk/resources/messages/messages';
 import type { ParsedRequest } from '../door.ts';
+import type {
+  GeminiCountTokensRequest, GeminiFunctionCallingConfig, GeminiFunctionDeclaration, GeminiGenerationConfig, GeminiRequest, GeminiTool, GeminiToolConfig,
+} from '../gemini-types.ts';
 import { toGeminiParameters } from '../gemini-schema.ts';
 import { decodeThinkingSignature, fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
-import { bad, isObj, jsonSchemaOutput, num, pushContent, remoteUrlPart, str, type Content, type Json, type Part } from '../translate-util.ts';
+import { bad, fieldsOf, isObj, jsonSchemaOutput, num, pushContent, remoteUrlPart, str, type Content, type Fields, type Part } from '../translate-util.ts';
+
+/**
+ * Sampling fields that earlier versions of the Messages API took and clients
+ * still send; the SDK's current types no longer name them. Gemini takes them.
+ */
+type EarlierSampling = { temperature?: number; top_p?: number; top_k?: number };
+/** A Messages body: the current API's fields, output_format (the structured-output beta's spelling) and the earlier sampling fields. */
+type MessagesBody = MessageCreateParams | MessageCountTokensParams | Pick<BetaMessageCreateParams, 'output_format'> | EarlierSampling;
+type MediaBlock = ImageBlockParam | DocumentBlockParam;
 
 export interface AnthropicRequestOptions {
   signatures: ThoughtSignatureCache;
@@ -14,15 +48,15 @@ function systemParts(system: unknown, where = 'system'): Part[] {
   if (system === undefined || system === null) return [];
   if (typeof system === 'string') return system ? [{ text: system }] : [];
   if (!Array.isArray(system)) throw bad(`"${where}" must be a string or an array of text blocks`);
-  return system.map((b, i) => {
-    if (!isObj(b) || b.type !== 'text' || typeof b.text !== 'string') throw bad(`${where}[${i}] must be a text block {"type":"text","text":...}`);
+  return system.map((b: unknown, i) => {
+    if (!fieldsOf<TextBlockParam>(b) || b.type !== 'text' || typeof b.text !== 'string') throw bad(`${where}[${i}] must be a text block {"type":"text","text":...}`);
     return { text: b.text };
   });
 }
 
-function mediaPart(block: Json, at: string, opts: AnthropicRequestOptions): Part {
+function mediaPart(block: Fields<MediaBlock>, at: string, opts: AnthropicRequestOptions): Part {
   const src = block.source;
-  if (!isObj(src)) throw bad(`${at}.source is required`);
+  if (!fieldsOf<MediaBlock['source']>(src)) throw bad(`${at}.source is required`);
   if (src.type === 'base64') {
     if (typeof src.data !== 'string' || typeof src.media_type !== 'string') throw bad(`${at}.source needs "media_type" and base64 "data"`);
     return { inlineData: { mimeType: src.media_type, data: src.data } };
@@ -42,8 +76,8 @@ function toolResultContent(content: unknown, at: string, opts: AnthropicRequestO
   if (!Array.isArray(content)) throw bad(`${at}.content must be a string or an array of blocks`);
   const texts: string[] = [];
   const media: Part[] = [];
-  content.forEach((b, i) => {
-    if (!isObj(b)) throw bad(`${at}.content[${i}] must be an object`);
+  content.forEach((b: unknown, i) => {
+    if (!fieldsOf<ContentBlockParam>(b)) throw bad(`${at}.content[${i}] must be an object`);
     if (b.type === 'text') texts.push(typeof b.text === 'string' ? b.text : '');
     else if (b.type === 'image' || b.type === 'document') media.push(mediaPart(b, `${at}.content[${i}]`, opts));
     else throw bad(`${at}.content[${i}]: block type ${JSON.stringify(b.type)} is not supported in a tool_result`);
@@ -55,11 +89,11 @@ interface Translated {
   model: string;
   contents: Content[];
   system: Part[];
-  tools?: Json[];
-  toolConfig?: Json;
+  tools?: GeminiTool[];
+  toolConfig?: GeminiToolConfig;
 }
 
-function translateConversation(body: Json, opts: AnthropicRequestOptions): Translated {
+function translateConversation(body: Fields<MessagesBody>, opts: AnthropicRequestOptions): Translated {
   const model = body.model;
   if (typeof model !== 'string' || model.trim() === '') throw bad('model: Field required (a non-empty string)');
   const messages = body.messages;
@@ -74,7 +108,7 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
 
   messages.forEach((m, i) => {
     const where = `messages.${i}`;
-    if (!isObj(m)) throw bad(`${where} must be an object`);
+    if (!fieldsOf<MessageParam>(m)) throw bad(`${where} must be an object`);
     if (m.role === 'system') {
       system.push(...systemParts(m.content, `${where}.content`));
       return;
@@ -93,9 +127,9 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
       if (pendingNext && typeof part.thoughtSignature !== 'string') part.thoughtSignature = pendingNext;
       pendingNext = undefined;
     };
-    m.content.forEach((b, j) => {
+    m.content.forEach((b: unknown, j) => {
       const at = `${where}.content.${j}`;
-      if (!isObj(b)) throw bad(`${at} must be an object`);
+      if (!fieldsOf<ContentBlockParam>(b)) throw bad(`${at} must be an object`);
       switch (b.type) {
         case 'text': {
           if (typeof b.text !== 'string') throw bad(`${at}.text must be a string`);
@@ -161,13 +195,13 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
 
   if (body.tools !== undefined && body.tools !== null) {
     if (!Array.isArray(body.tools)) throw bad('"tools" must be an array');
-    const decls: Json[] = [];
-    body.tools.forEach((t, i) => {
+    const decls: GeminiFunctionDeclaration[] = [];
+    body.tools.forEach((t: unknown, i) => {
       const at = `tools.${i}`;
-      if (!isObj(t)) throw bad(`${at} must be an object`);
+      if (!fieldsOf<Tool>(t)) throw bad(`${at} must be an object`);
       if (t.type !== undefined && t.type !== null && t.type !== 'custom') throw bad(`${at}: tool type ${JSON.stringify(t.type)} (an Anthropic server tool) is not supported; define it as a custom tool with input_schema`);
       if (typeof t.name !== 'string' || !t.name) throw bad(`${at}.name must be a non-empty string`);
-      const decl: Json = { name: t.name };
+      const decl: GeminiFunctionDeclaration = { name: t.name };
       if (typeof t.description === 'string') decl.description = t.description;
       if (t.input_schema === undefined || t.input_schema === null) throw bad(`${at}.input_schema: Field required`);
       const params = toGeminiParameters(t.input_schema, `${at}.input_schema`);
@@ -178,8 +212,8 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
   }
   const tc = body.tool_choice;
   if (tc !== undefined && tc !== null) {
-    if (!isObj(tc)) throw bad('"tool_choice" must be an object like {"type":"auto"}');
-    let config: Json;
+    if (!fieldsOf<ToolChoice>(tc)) throw bad('"tool_choice" must be an object like {"type":"auto"}');
+    let config: GeminiFunctionCallingConfig;
     if (tc.type === 'auto') config = { mode: 'AUTO' };
     else if (tc.type === 'any') config = { mode: 'ANY' };
     else if (tc.type === 'none') config = { mode: 'NONE' };
@@ -193,17 +227,17 @@ function translateConversation(body: Json, opts: AnthropicRequestOptions): Trans
 }
 
 export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptions): ParsedRequest {
-  if (!isObj(body)) throw bad('the request body must be a JSON object');
+  if (!fieldsOf<MessagesBody>(body)) throw bad('the request body must be a JSON object');
   const t = translateConversation(body, opts);
   const maxTokens = num(body.max_tokens, 'max_tokens', { min: 1, int: true });
   if (maxTokens === undefined) throw bad('max_tokens: Field required');
 
-  const gemini: Json = { contents: t.contents };
+  const gemini: GeminiRequest = { contents: t.contents };
   if (t.system.length) gemini.systemInstruction = { parts: t.system };
   if (t.tools) gemini.tools = t.tools;
   if (t.toolConfig) gemini.toolConfig = t.toolConfig;
 
-  const gc: Json = { maxOutputTokens: maxTokens };
+  const gc: GeminiGenerationConfig = { maxOutputTokens: maxTokens };
   const temperature = num(body.temperature, 'temperature', { min: 0, max: 1 });
   if (temperature !== undefined) gc.temperature = temperature;
   const topP = num(body.top_p, 'top_p', { min: 0, max: 1 });
@@ -217,7 +251,7 @@ export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptio
   const thinking = body.thinking;
   let thinkingOn = false;
   if (thinking !== undefined && thinking !== null) {
-    if (!isObj(thinking)) throw bad('"thinking" must be an object');
+    if (!fieldsOf<ThinkingConfigParam>(thinking)) throw bad('"thinking" must be an object');
     if (thinking.type === 'enabled') {
       const budget = num(thinking.budget_tokens, 'thinking.budget_tokens', { min: 0, int: true });
       if (budget === undefined) throw bad('thinking.budget_tokens: Field required when thinking is enabled');
@@ -229,16 +263,16 @@ export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptio
     } else if (thinking.type !== 'disabled') throw bad('"thinking.type" must be "enabled", "adaptive", "between_tools" or "disabled"');
   }
   // Structured output: output_config.format (current API) or output_format (its beta spelling).
-  const outputConfig = isObj(body.output_config) ? body.output_config : {};
+  const outputConfig: Fields<OutputConfig> = fieldsOf<OutputConfig>(body.output_config) ? body.output_config : {};
   const [format, formatWhere] = outputConfig.format != null ? [outputConfig.format, 'output_config.format'] : [body.output_format, 'output_format'];
   if (format !== undefined && format !== null) {
-    if (!isObj(format) || format.type !== 'json_schema') throw bad(`"${formatWhere}" must be {"type":"json_schema","schema":{...}}`);
+    if (!fieldsOf<JSONOutputFormat>(format) || format.type !== 'json_schema') throw bad(`"${formatWhere}" must be {"type":"json_schema","schema":{...}}`);
     Object.assign(gc, jsonSchemaOutput(format.schema, `${formatWhere}.schema`));
   }
   gemini.generationConfig = gc;
 
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') throw bad('"stream" must be a boolean');
-  const metadata = isObj(body.metadata) ? body.metadata : {};
+  const metadata: Fields<Metadata> = fieldsOf<Metadata>(body.metadata) ? body.metadata : {};
   const sessionKey = str(metadata.user_id, 'metadata.user_id');
   return {
     requestedModel: t.model,
@@ -250,10 +284,10 @@ export function parseAnthropicRequest(body: unknown, opts: AnthropicRequestOptio
 }
 
 /** `/v1/messages/count_tokens` body -> Gemini countTokens body (`generateContentRequest.model` is set by the engine). */
-export function parseAnthropicCountTokens(body: unknown, opts: AnthropicRequestOptions): ParsedRequest {
-  if (!isObj(body)) throw bad('the request body must be a JSON object');
+export function parseAnthropicCountTokens(body: unknown, opts: AnthropicRequestOptions): ParsedRequest<GeminiCountTokensRequest> {
+  if (!fieldsOf<MessageCountTokensParams>(body)) throw bad('the request body must be a JSON object');
   const t = translateConversation(body, opts);
-  const inner: Json = { contents: t.contents };
+  const inner: GeminiRequest = { contents: t.contents };
   if (t.system.length) inner.systemInstruction = { parts: t.system };
   if (t.tools) inner.tools = t.tools;
   if (t.toolConfig) inner.toolConfig = t.toolConfig;

@@ -1,16 +1,68 @@
-// Gemini generateContent answers -> Anthropic Messages answers and SSE events.
+// Gemini generateContent answers -> Anthropic Messages answers and SSE events
+// (https://docs.anthropic.com/en/api/messages,
+// https://docs.anthropic.com/en/docs/build-with-claude/streaming), typed as the
+// Anthropic SDK's Message and RawMessageStreamEvent.
+import type {
+  Message,
+  MessageDeltaUsage,
+  RawContentBlockDeltaEvent,
+  RawContentBlockStartEvent,
+  RawContentBlockStopEvent,
+  RawMessageDeltaEvent,
+  RawMessageStartEvent,
+  RawMessageStopEvent,
+  StopReason,
+  TextBlock,
+  ThinkingBlock,
+  ToolUseBlock,
+  Usage,
+} from '@anthropic-ai/sdk/resources/messages/messages';
+import type { ErrorResponse, ErrorType } from '@anthropic-ai/sdk/resources/shared';
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
 import { encodeThinkingSignature, type ThinkingSignature, type ThoughtSignatureCache } from '../thought-signatures.ts';
-import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseEvent, usageOf, type Json, type Part } from '../translate-util.ts';
+import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseEvent, usageOf, type Part } from '../translate-util.ts';
 
-export function stopReason(gemini: unknown, sawToolUse: boolean): string {
+// What the gateway sends is the SDK's types without the fields it never has:
+// no citations, no tool caller, no container, no diagnostics or stop details,
+// and of the usage only the token counts.
+type SentUsage = Pick<Usage, 'input_tokens' | 'output_tokens' | 'cache_creation_input_tokens' | 'cache_read_input_tokens'>;
+type SentTextBlock = Omit<TextBlock, 'citations'>;
+type SentToolUseBlock = Omit<ToolUseBlock, 'caller' | 'toolset_name'>;
+export type SentContentBlock = SentTextBlock | ThinkingBlock | SentToolUseBlock;
+export type AnthropicMessageAnswer = Omit<Message, 'container' | 'diagnostics' | 'stop_details' | 'content' | 'usage'> & {
+  content: SentContentBlock[];
+  usage: SentUsage;
+};
+/** 413 is request_too_large (https://docs.anthropic.com/en/api/errors); the SDK's ErrorType does not list it. */
+export type AnthropicErrorType = ErrorType | 'request_too_large';
+export type AnthropicErrorBody = Omit<ErrorResponse, 'request_id' | 'error'> & { error: { type: AnthropicErrorType; message: string } };
+/** The stream's events; ping is documented (streaming) but not among the SDK's RawMessageStreamEvent. */
+export type AnthropicStreamEvent =
+  | (Omit<RawMessageStartEvent, 'message'> & { message: AnthropicMessageAnswer })
+  | { type: 'ping' }
+  | (Omit<RawContentBlockStartEvent, 'content_block'> & { content_block: SentContentBlock })
+  | RawContentBlockDeltaEvent
+  | RawContentBlockStopEvent
+  | (Omit<RawMessageDeltaEvent, 'delta' | 'usage'> & {
+      delta: Pick<RawMessageDeltaEvent.Delta, 'stop_reason' | 'stop_sequence'>;
+      usage: Pick<MessageDeltaUsage, keyof SentUsage>;
+    })
+  | RawMessageStopEvent
+  | AnthropicErrorBody;
+
+/** One event of the stream, named after its type. */
+function event(e: AnthropicStreamEvent): string {
+  return sseEvent(e.type, e);
+}
+
+export function stopReason(gemini: unknown, sawToolUse: boolean): StopReason {
   if (sawToolUse) return 'tool_use';
   if (gemini === 'MAX_TOKENS') return 'max_tokens';
   if (typeof gemini === 'string' && FILTER_REASONS.has(gemini)) return 'refusal';
   return 'end_turn';
 }
 
-export function anthropicUsage(meta: unknown): Json {
+export function anthropicUsage(meta: unknown): SentUsage {
   const u = usageOf(meta);
   return {
     input_tokens: Math.max(0, u.prompt + u.toolPrompt - u.cached),
@@ -20,7 +72,7 @@ export function anthropicUsage(meta: unknown): Json {
   };
 }
 
-export function anthropicErrorType(status: number): string {
+export function anthropicErrorType(status: number): AnthropicErrorType {
   switch (status) {
     case 401: return 'authentication_error';
     case 403: return 'permission_error';
@@ -32,21 +84,21 @@ export function anthropicErrorType(status: number): string {
   }
 }
 
-export function anthropicErrorBody(status: number, message: string): Json {
+export function anthropicErrorBody(status: number, message: string): AnthropicErrorBody {
   return { type: 'error', error: { type: anthropicErrorType(status), message } };
 }
 
-function toolUse(part: Part, signatures: ThoughtSignatureCache): Json {
-  const fc = part.functionCall as Json;
+function toolUse(part: Part, signatures: ThoughtSignatureCache): SentToolUseBlock {
+  const fc = part.functionCall ?? {};
   const id = randomId('toolu_');
   if (typeof part.thoughtSignature === 'string') signatures.remember(id, part.thoughtSignature);
   return { type: 'tool_use', id, name: String(fc.name ?? ''), input: isObj(fc.args) ? fc.args : {} };
 }
 
-export function toAnthropicResponse(gemini: GeminiResponse, info: ResponseInfo, signatures: ThoughtSignatureCache): Json {
+export function toAnthropicResponse(gemini: GeminiResponse, info: ResponseInfo, signatures: ThoughtSignatureCache): AnthropicMessageAnswer {
   const candidate = candidatesOf(gemini)[0];
-  const content: Json[] = [];
-  let thinking: { block: Json; sig: ThinkingSignature } | undefined;
+  const content: SentContentBlock[] = [];
+  let thinking: { block: ThinkingBlock; sig: ThinkingSignature } | undefined;
   let sawTool = false;
   const closeThinking = (nextSig: unknown) => {
     if (!thinking) return;
@@ -60,7 +112,7 @@ export function toAnthropicResponse(gemini: GeminiResponse, info: ResponseInfo, 
         thinking = { block: { type: 'thinking', thinking: '', signature: '' }, sig: {} };
         content.push(thinking.block);
       }
-      thinking.block.thinking = String(thinking.block.thinking) + part.text;
+      thinking.block.thinking += part.text;
       if (typeof part.thoughtSignature === 'string') thinking.sig.thought = part.thoughtSignature;
     } else if (isObj(part.functionCall)) {
       closeThinking(part.thoughtSignature);
@@ -71,7 +123,7 @@ export function toAnthropicResponse(gemini: GeminiResponse, info: ResponseInfo, 
       closeThinking(part.thoughtSignature);
       if (part.text === '') continue;
       const last = content.at(-1);
-      if (last && last.type === 'text') last.text = String(last.text) + part.text;
+      if (last && last.type === 'text') last.text += part.text;
       else content.push({ type: 'text', text: part.text });
     }
   }
@@ -104,13 +156,13 @@ export function createAnthropicStreamTranslator(info: ResponseInfo, signatures: 
     started = true;
     const u = anthropicUsage(usage);
     return (
-      sseEvent('message_start', {
+      event({
         type: 'message_start',
         message: {
           id: info.id, type: 'message', role: 'assistant', model: info.requestedModel, content: [],
           stop_reason: null, stop_sequence: null, usage: { ...u, output_tokens: 0 },
         },
-      }) + sseEvent('ping', { type: 'ping' })
+      }) + event({ type: 'ping' })
     );
   };
   const close = (nextSig?: unknown): string => {
@@ -118,17 +170,17 @@ export function createAnthropicStreamTranslator(info: ResponseInfo, signatures: 
     let out = '';
     if (open === 'thinking') {
       if (typeof nextSig === 'string') thinkingSig.next = nextSig;
-      out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: encodeThinkingSignature(thinkingSig) } });
+      out += event({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: encodeThinkingSignature(thinkingSig) } });
       thinkingSig = {};
     }
     open = undefined;
-    return out + sseEvent('content_block_stop', { type: 'content_block_stop', index });
+    return out + event({ type: 'content_block_stop', index });
   };
   const openBlock = (kind: 'text' | 'thinking'): string => {
     index++;
     open = kind;
-    const block = kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
-    return sseEvent('content_block_start', { type: 'content_block_start', index, content_block: block });
+    const block: SentContentBlock = kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
+    return event({ type: 'content_block_start', index, content_block: block });
   };
 
   return {
@@ -145,20 +197,20 @@ export function createAnthropicStreamTranslator(info: ResponseInfo, signatures: 
         if (part.thought === true && typeof part.text === 'string') {
           if (open !== 'thinking') out += close() + openBlock('thinking');
           if (typeof part.thoughtSignature === 'string') thinkingSig.thought = part.thoughtSignature;
-          if (part.text) out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: part.text } });
+          if (part.text) out += event({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: part.text } });
         } else if (isObj(part.functionCall)) {
           out += close(part.thoughtSignature);
           const block = toolUse(part, signatures);
           sawTool = true;
           index++;
-          out += sseEvent('content_block_start', { type: 'content_block_start', index, content_block: { ...block, input: {} } });
-          out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) } });
-          out += sseEvent('content_block_stop', { type: 'content_block_stop', index });
+          out += event({ type: 'content_block_start', index, content_block: { ...block, input: {} } });
+          out += event({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) } });
+          out += event({ type: 'content_block_stop', index });
         } else if (typeof part.text === 'string') {
           if (open === 'thinking') out += close(part.thoughtSignature);
           if (part.text === '') continue;
           if (open !== 'text') out += close() + openBlock('text');
-          out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: part.text } });
+          out += event({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: part.text } });
         }
       }
       if (c.finishReason !== undefined && c.finishReason !== null) finish = c.finishReason;
@@ -169,17 +221,17 @@ export function createAnthropicStreamTranslator(info: ResponseInfo, signatures: 
       done = true;
       let out = messageStart() + close();
       const u = anthropicUsage(usage);
-      out += sseEvent('message_delta', {
+      out += event({
         type: 'message_delta',
         delta: { stop_reason: blocked ? 'refusal' : stopReason(finish, sawTool), stop_sequence: null },
         usage: u,
       });
-      return out + sseEvent('message_stop', { type: 'message_stop' });
+      return out + event({ type: 'message_stop' });
     },
     error(status, message) {
       if (done) return '';
       done = true;
-      return sseEvent('error', anthropicErrorBody(status, message));
+      return event(anthropicErrorBody(status, message));
     },
   };
 }

@@ -2,7 +2,7 @@
 // door's translation, and token counting through its countTokens translation.
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { Door, GeminiResponse, ParsedRequest, ResponseInfo } from '../door.ts';
+import type { Door, GeminiCountTokensRequest, GeminiCountTokensResponse, GeminiRequest, GeminiResponse, ParsedRequest, ResponseInfo } from '../door.ts';
 import { setCountTokensModel } from '../door.ts';
 import { MAX_SSE_EVENT_BYTES, SseReader, usageOf, type Usage } from '../sse.ts';
 import { describeNetworkError, upstreamMessage } from '../upstream-errors.ts';
@@ -24,7 +24,7 @@ export function responseId(door: Door['name']): string {
 
 export interface TranslatedCall {
   door: Door;
-  parsed: ParsedRequest;
+  parsed: ParsedRequest<GeminiRequest | GeminiCountTokensRequest>;
   /** Upstream model after aliases. */
   model: string;
   /** X-Grantpool-Account: the one account to use. */
@@ -79,9 +79,10 @@ async function serveStream(deps: EngineDeps, res: ServerResponse, call: Translat
       upstreamError = 'upstream sent an event that is not a JSON object';
       return;
     }
-    const event = chunk as GeminiResponse;
+    // The upstream's JSON, typed as Google's answer; the doors check each field before use.
+    const event = chunk as GeminiResponse & { error?: { message?: unknown } };
     if (event.error) {
-      const e = event.error as { message?: unknown };
+      const e = event.error;
       upstreamError = `upstream error: ${typeof e.message === 'string' ? e.message : 'unknown'}`;
       return;
     }
@@ -184,7 +185,7 @@ export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, 
     serve(opened) {
       if (opened.kind === 'client_error') return passBack(res, door, opened);
       if (opened.kind !== 'ok') throw new Error('unexpected stream');
-      const out = ct.toResponse(opened.value as GeminiResponse);
+      const out = ct.toResponse(opened.value as GeminiCountTokensResponse);
       const firstByteAt = deps.clock.now();
       sendJsonBody(res, 200, out);
       return { status: 200, firstByteAt, report: okReport(null, false) };

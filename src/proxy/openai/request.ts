@@ -1,10 +1,31 @@
-// OpenAI Chat Completions request -> Gemini generateContent request.
+// OpenAI Chat Completions request (https://platform.openai.com/docs/api-reference/chat/create)
+// -> Gemini generateContent request (https://ai.google.dev/api/generate-content).
+// The client's body is read as the openai SDK's ChatCompletionCreateParams,
+// field by field: each value is checked (a 400 in OpenAI's shape says which
+// field is wrong) before it is translated into the typed Gemini request.
+import type {
+  ChatCompletionAllowedToolChoice,
+  ChatCompletionAssistantMessageParam,
+  ChatCompletionContentPart,
+  ChatCompletionContentPartImage,
+  ChatCompletionContentPartInputAudio,
+  ChatCompletionContentPartRefusal,
+  ChatCompletionContentPartText,
+  ChatCompletionCreateParams,
+  ChatCompletionFunctionTool,
+  ChatCompletionMessageFunctionToolCall,
+  ChatCompletionMessageParam,
+  ChatCompletionNamedToolChoice,
+  ChatCompletionStreamOptions,
+} from 'openai/resources/chat/completions';
+import type { FunctionDefinition, ResponseFormatJSONSchema } from 'openai/resources/shared';
 import type { ParsedRequest } from '../door.ts';
+import type { GeminiFunctionCallingConfig, GeminiFunctionDeclaration, GeminiGenerationConfig, GeminiRequest } from '../gemini-types.ts';
 import { toGeminiParameters, toGeminiSchema } from '../gemini-schema.ts';
 import { fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
 import {
-  bad, dataUrlToInlineData, isObj, num, parseArguments, pushContent, remoteUrlPart, str,
-  type Content, type Json, type Part,
+  bad, dataUrlToInlineData, fieldsOf, num, parseArguments, pushContent, remoteUrlPart, str,
+  type Content, type Fields, type Json, type Part,
 } from '../translate-util.ts';
 
 export interface OpenAIRequestOptions {
@@ -25,7 +46,7 @@ function textOf(content: unknown, where: string): string {
   if (!Array.isArray(content)) throw bad(`${where}.content must be a string or an array of content parts`);
   return content
     .map((p, i) => {
-      if (!isObj(p)) throw bad(`${where}.content[${i}] must be an object`);
+      if (!fieldsOf<ChatCompletionContentPartText | ChatCompletionContentPartRefusal>(p)) throw bad(`${where}.content[${i}] must be an object`);
       if (p.type === 'text' || p.type === 'refusal') return typeof p.text === 'string' ? p.text : typeof p.refusal === 'string' ? p.refusal : '';
       throw bad(`${where}.content[${i}]: content part type "${String(p.type)}" is not allowed in this message`);
     })
@@ -38,27 +59,27 @@ function userParts(content: unknown, where: string, opts: OpenAIRequestOptions):
   const parts: Part[] = [];
   content.forEach((p, i) => {
     const at = `${where}.content[${i}]`;
-    if (!isObj(p)) throw bad(`${at} must be an object`);
+    if (!fieldsOf<ChatCompletionContentPart>(p)) throw bad(`${at} must be an object`);
     switch (p.type) {
       case 'text':
         if (typeof p.text !== 'string') throw bad(`${at}.text must be a string`);
         parts.push({ text: p.text });
         break;
       case 'image_url': {
-        const url = isObj(p.image_url) ? p.image_url.url : p.image_url;
+        const url = fieldsOf<ChatCompletionContentPartImage.ImageURL>(p.image_url) ? p.image_url.url : p.image_url;
         if (typeof url !== 'string') throw bad(`${at}.image_url.url must be a string`);
         parts.push(url.startsWith('data:') ? dataUrlToInlineData(url, at) : remoteUrlPart(url, !!opts.allowRemoteImages, at));
         break;
       }
       case 'input_audio': {
-        const a = isObj(p.input_audio) ? p.input_audio : {};
+        const a: Fields<ChatCompletionContentPartInputAudio.InputAudio> = fieldsOf<ChatCompletionContentPartInputAudio.InputAudio>(p.input_audio) ? p.input_audio : {};
         if (typeof a.data !== 'string') throw bad(`${at}.input_audio.data must be a base64 string`);
         const fmt = typeof a.format === 'string' ? a.format : 'wav';
         parts.push({ inlineData: { mimeType: AUDIO_MIME[fmt] ?? `audio/${fmt}`, data: a.data } });
         break;
       }
       case 'file': {
-        const f = isObj(p.file) ? p.file : {};
+        const f: Fields<ChatCompletionContentPart.File.File> = fieldsOf<ChatCompletionContentPart.File.File>(p.file) ? p.file : {};
         if (typeof f.file_data !== 'string') throw bad(`${at}: only files sent inline as file.file_data (a data: URL) are supported`);
         parts.push(f.file_data.startsWith('data:') ? dataUrlToInlineData(f.file_data, at) : { inlineData: { mimeType: 'application/pdf', data: f.file_data } });
         break;
@@ -75,7 +96,7 @@ function toolResultPayload(text: string): Json {
 }
 
 export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): ParsedRequest {
-  if (!isObj(body)) throw bad('the request body must be a JSON object');
+  if (!fieldsOf<ChatCompletionCreateParams>(body)) throw bad('the request body must be a JSON object');
   const model = body.model;
   if (typeof model !== 'string' || model.trim() === '') throw bad('"model" is required and must be a non-empty string');
   const messages = body.messages;
@@ -89,7 +110,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
 
   messages.forEach((m, i) => {
     const where = `messages[${i}]`;
-    if (!isObj(m)) throw bad(`${where} must be an object`);
+    if (!fieldsOf<ChatCompletionMessageParam>(m)) throw bad(`${where} must be an object`);
     switch (m.role) {
       case 'system':
       case 'developer': {
@@ -110,7 +131,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
           if (!Array.isArray(calls)) throw bad(`${where}.tool_calls must be an array`);
           calls.forEach((c, j) => {
             const at = `${where}.tool_calls[${j}]`;
-            if (!isObj(c) || !isObj(c.function)) throw bad(`${at} must be an object with a "function"`);
+            if (!fieldsOf<ChatCompletionMessageFunctionToolCall>(c) || !fieldsOf<ChatCompletionMessageFunctionToolCall.Function>(c.function)) throw bad(`${at} must be an object with a "function"`);
             const name = c.function.name;
             if (typeof name !== 'string' || !name) throw bad(`${at}.function.name must be a non-empty string`);
             const id = typeof c.id === 'string' ? c.id : '';
@@ -121,7 +142,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
             parts.push(part);
           });
         }
-        if (isObj(m.function_call) && typeof m.function_call.name === 'string') {
+        if (fieldsOf<ChatCompletionAssistantMessageParam.FunctionCall>(m.function_call) && typeof m.function_call.name === 'string') {
           callNames.set(`legacy:${m.function_call.name}`, m.function_call.name);
           parts.push({ functionCall: { name: m.function_call.name, args: parseArguments(m.function_call.arguments, `${where}.function_call.arguments`) } });
         }
@@ -150,14 +171,14 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
   if (contents.length === 0) throw bad('"messages" must contain at least one user or assistant message besides system messages');
   fillMissingFunctionCallSignatures(contents);
 
-  const gemini: Json = { contents };
+  const gemini: GeminiRequest = { contents };
   if (system.length) gemini.systemInstruction = { parts: system };
 
   // --- tools ----------------------------------------------------------------
-  const declarations: Json[] = [];
-  const addFunction = (fn: Json, where: string) => {
+  const declarations: GeminiFunctionDeclaration[] = [];
+  const addFunction = (fn: Fields<FunctionDefinition>, where: string) => {
     if (typeof fn.name !== 'string' || !fn.name) throw bad(`${where}.name must be a non-empty string`);
-    const decl: Json = { name: fn.name };
+    const decl: GeminiFunctionDeclaration = { name: fn.name };
     if (typeof fn.description === 'string') decl.description = fn.description;
     if (fn.parameters !== undefined && fn.parameters !== null) {
       const params = toGeminiParameters(fn.parameters, `${where}.parameters`);
@@ -168,25 +189,25 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
   if (body.tools !== undefined && body.tools !== null) {
     if (!Array.isArray(body.tools)) throw bad('"tools" must be an array');
     body.tools.forEach((t, i) => {
-      if (!isObj(t)) throw bad(`tools[${i}] must be an object`);
-      if (t.type !== 'function' || !isObj(t.function)) throw bad(`tools[${i}]: only tools of type "function" are supported (got ${JSON.stringify(t.type)})`);
+      if (!fieldsOf<ChatCompletionFunctionTool>(t)) throw bad(`tools[${i}] must be an object`);
+      if (t.type !== 'function' || !fieldsOf<FunctionDefinition>(t.function)) throw bad(`tools[${i}]: only tools of type "function" are supported (got ${JSON.stringify(t.type)})`);
       addFunction(t.function, `tools[${i}].function`);
     });
   }
-  if (Array.isArray(body.functions)) body.functions.forEach((f, i) => isObj(f) && addFunction(f, `functions[${i}]`));
+  if (Array.isArray(body.functions)) body.functions.forEach((f, i) => fieldsOf<FunctionDefinition>(f) && addFunction(f, `functions[${i}]`));
   if (declarations.length) gemini.tools = [{ functionDeclarations: declarations }];
 
   const choice = body.tool_choice ?? body.function_call;
   if (choice !== undefined && choice !== null) {
-    let config: Json | undefined;
+    let config: GeminiFunctionCallingConfig | undefined;
     if (choice === 'none') config = { mode: 'NONE' };
     else if (choice === 'auto') config = { mode: 'AUTO' };
     else if (choice === 'required') config = { mode: 'ANY' };
-    else if (isObj(choice)) {
-      const name = isObj(choice.function) ? choice.function.name : choice.name;
-      if (choice.type === 'allowed_tools' && isObj(choice.allowed_tools)) {
+    else if (fieldsOf<ChatCompletionNamedToolChoice | ChatCompletionAllowedToolChoice | FunctionDefinition>(choice)) {
+      const name = fieldsOf<ChatCompletionNamedToolChoice.Function>(choice.function) ? choice.function.name : choice.name;
+      if (choice.type === 'allowed_tools' && fieldsOf<ChatCompletionAllowedToolChoice['allowed_tools']>(choice.allowed_tools)) {
         const names = (Array.isArray(choice.allowed_tools.tools) ? choice.allowed_tools.tools : [])
-          .map((t) => (isObj(t) && isObj(t.function) ? t.function.name : undefined))
+          .map((t: unknown) => (fieldsOf<ChatCompletionFunctionTool>(t) && fieldsOf<FunctionDefinition>(t.function) ? t.function.name : undefined))
           .filter((n): n is string => typeof n === 'string');
         config = { mode: choice.allowed_tools.mode === 'required' ? 'ANY' : 'AUTO', ...(names.length ? { allowedFunctionNames: names } : {}) };
         if (names.length && config.mode === 'AUTO') config.mode = 'VALIDATED';
@@ -198,7 +219,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
   }
 
   // --- generation config --------------------------------------------------
-  const gc: Json = {};
+  const gc: GeminiGenerationConfig = {};
   const temperature = num(body.temperature, 'temperature', { min: 0, max: 2 });
   if (temperature !== undefined) gc.temperature = temperature;
   const topP = num(body.top_p, 'top_p', { min: 0, max: 1 });
@@ -221,10 +242,10 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
 
   const rf = body.response_format;
   if (rf !== undefined && rf !== null) {
-    if (!isObj(rf)) throw bad('"response_format" must be an object');
+    if (!fieldsOf<NonNullable<ChatCompletionCreateParams['response_format']>>(rf)) throw bad('"response_format" must be an object');
     if (rf.type === 'json_object') gc.responseMimeType = 'application/json';
     else if (rf.type === 'json_schema') {
-      const js = isObj(rf.json_schema) ? rf.json_schema : undefined;
+      const js = fieldsOf<ResponseFormatJSONSchema.JSONSchema>(rf.json_schema) ? rf.json_schema : undefined;
       if (!js) throw bad('"response_format.json_schema" is required when type is "json_schema"');
       gc.responseMimeType = 'application/json';
       if (js.schema !== undefined) gc.responseSchema = toGeminiSchema(js.schema, 'response_format.json_schema.schema');
@@ -240,7 +261,7 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
   if (Object.keys(gc).length) gemini.generationConfig = gc;
 
   if (body.stream !== undefined && typeof body.stream !== 'boolean') throw bad('"stream" must be a boolean');
-  const includeUsage = isObj(body.stream_options) && body.stream_options.include_usage === true;
+  const includeUsage = fieldsOf<ChatCompletionStreamOptions>(body.stream_options) && body.stream_options.include_usage === true;
   const sessionKey = [body.prompt_cache_key, body.user, body.safety_identifier].find((v): v is string => typeof v === 'string' && v !== '');
 
   return {

@@ -1,16 +1,42 @@
-// Gemini generateContent answers -> OpenAI chat.completion / chat.completion.chunk.
+// Gemini generateContent answers -> OpenAI chat.completion / chat.completion.chunk
+// (https://platform.openai.com/docs/api-reference/chat/object,
+// https://platform.openai.com/docs/api-reference/chat-streaming), typed as the
+// openai SDK's ChatCompletion and ChatCompletionChunk.
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionMessageFunctionToolCall } from 'openai/resources/chat/completions';
+import type { CompletionUsage } from 'openai/resources/completions';
+import type { ErrorObject } from 'openai/resources/shared';
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
+import type { GeminiPart } from '../gemini-types.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
-import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseData, usageOf, type Json } from '../translate-util.ts';
+import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseData, usageOf } from '../translate-util.ts';
 
-export function finishReason(gemini: unknown, sawToolCall: boolean): string {
+/** The thoughts, for clients that read them (as DeepSeek-style answers carry them); not in the SDK's types. */
+type WithReasoning<T> = T & { reasoning_content?: string };
+export type FinishReason = ChatCompletion.Choice['finish_reason'];
+
+/**
+ * A chat.completion as the gateway sends it: the SDK's ChatCompletion, with
+ * system_fingerprint null (the SDK has a string or nothing) and the
+ * message's reasoning_content.
+ */
+export type ChatCompletionAnswer = Omit<ChatCompletion, 'system_fingerprint' | 'choices'> & {
+  system_fingerprint: null;
+  choices: (Omit<ChatCompletion.Choice, 'message'> & { message: WithReasoning<ChatCompletionMessage> })[];
+};
+type ChunkChoice = Omit<ChatCompletionChunk.Choice, 'delta'> & { delta: WithReasoning<ChatCompletionChunk.Choice.Delta> };
+/** A chat.completion.chunk as the gateway sends it (system_fingerprint null, reasoning_content deltas). */
+export type ChatCompletionChunkAnswer = Omit<ChatCompletionChunk, 'system_fingerprint' | 'choices'> & { system_fingerprint: null; choices: ChunkChoice[] };
+/** OpenAI's error body. */
+export type OpenAIErrorBody = { error: ErrorObject };
+
+export function finishReason(gemini: unknown, sawToolCall: boolean): FinishReason {
   if (sawToolCall) return 'tool_calls';
   if (gemini === 'MAX_TOKENS') return 'length';
   if (typeof gemini === 'string' && FILTER_REASONS.has(gemini)) return 'content_filter';
   return 'stop';
 }
 
-export function openaiUsage(meta: unknown): Json {
+export function openaiUsage(meta: unknown): CompletionUsage {
   const u = usageOf(meta);
   const completion = u.candidates + u.thoughts;
   const prompt = u.prompt + u.toolPrompt;
@@ -32,23 +58,23 @@ export function errorType(status: number): string {
   return 'invalid_request_error';
 }
 
-export function openaiErrorBody(status: number, message: string, code?: string): Json {
+export function openaiErrorBody(status: number, message: string, code?: string): OpenAIErrorBody {
   return { error: { message, type: errorType(status), param: null, code: code ?? null } };
 }
 
-function toolCall(part: Json, signatures: ThoughtSignatureCache): Json {
-  const fc = part.functionCall as Json;
+function toolCall(part: GeminiPart, signatures: ThoughtSignatureCache): ChatCompletionMessageFunctionToolCall {
+  const fc = part.functionCall ?? {};
   const id = randomId('call_');
   if (typeof part.thoughtSignature === 'string') signatures.remember(id, part.thoughtSignature);
   return { id, type: 'function', function: { name: String(fc.name ?? ''), arguments: JSON.stringify(isObj(fc.args) ? fc.args : {}) } };
 }
 
-export function toOpenAIResponse(gemini: GeminiResponse, info: ResponseInfo, signatures: ThoughtSignatureCache): Json {
+export function toOpenAIResponse(gemini: GeminiResponse, info: ResponseInfo, signatures: ThoughtSignatureCache): ChatCompletionAnswer {
   const candidates = candidatesOf(gemini);
-  const choices = candidates.map((c, i) => {
+  const choices: ChatCompletionAnswer['choices'] = candidates.map((c, i) => {
     let text = '';
     let reasoning = '';
-    const calls: Json[] = [];
+    const calls: ChatCompletionMessageFunctionToolCall[] = [];
     for (const part of partsOf(c)) {
       if (isObj(part.functionCall)) calls.push(toolCall(part, signatures));
       else if (typeof part.text === 'string') {
@@ -56,7 +82,7 @@ export function toOpenAIResponse(gemini: GeminiResponse, info: ResponseInfo, sig
         else text += part.text;
       }
     }
-    const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
+    const message: WithReasoning<ChatCompletionMessage> = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
     if (reasoning) message.reasoning_content = reasoning;
     if (calls.length) message.tool_calls = calls;
     return {
@@ -90,8 +116,8 @@ export function createOpenAIStreamTranslator(info: ResponseInfo, signatures: Tho
   let blocked = false;
   let done = false;
 
-  const chunk = (choices: Json[], extra: Json = {}): string =>
-    sseData({
+  const chunk = (choices: ChunkChoice[], extra: Partial<ChatCompletionChunkAnswer> = {}): string =>
+    sseData<ChatCompletionChunkAnswer>({
       id: info.id,
       object: 'chat.completion.chunk',
       created: info.created,
@@ -102,7 +128,7 @@ export function createOpenAIStreamTranslator(info: ResponseInfo, signatures: Tho
       ...extra,
     });
 
-  const delta = (index: number, d: Json): Json => {
+  const delta = (index: number, d: ChunkChoice['delta']): ChunkChoice => {
     if (!started.has(index)) {
       started.add(index);
       d = { role: 'assistant', ...d };
@@ -133,7 +159,7 @@ export function createOpenAIStreamTranslator(info: ResponseInfo, signatures: Tho
         }
         if (c.finishReason !== undefined && c.finishReason !== null && c.finishReason !== 'FINISH_REASON_UNSPECIFIED') {
           finished.add(index);
-          const first = started.has(index) ? {} : { role: 'assistant', content: '' };
+          const first: ChunkChoice['delta'] = started.has(index) ? {} : { role: 'assistant', content: '' };
           started.add(index);
           out += chunk([{ index, delta: first, logprobs: null, finish_reason: finishReason(c.finishReason, (toolIndex.get(index) ?? 0) > 0) }]);
         }
@@ -148,7 +174,7 @@ export function createOpenAIStreamTranslator(info: ResponseInfo, signatures: Tho
       if (indexes.size === 0) indexes.add(0);
       for (const index of [...indexes].sort((a, b) => a - b)) {
         if (finished.has(index)) continue;
-        const first = started.has(index) ? {} : { role: 'assistant', content: '' };
+        const first: ChunkChoice['delta'] = started.has(index) ? {} : { role: 'assistant', content: '' };
         out += chunk([{ index, delta: first, logprobs: null, finish_reason: blocked ? 'content_filter' : finishReason(undefined, (toolIndex.get(index) ?? 0) > 0) }]);
       }
       if (includeUsage) out += chunk([], { usage: openaiUsage(usage) });

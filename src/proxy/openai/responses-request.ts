@@ -4,11 +4,13 @@
 // and custom (Codex's freeform apply_patch) are translated; hosted tools
 // (web_search, local_shell, ...) are dropped with a note when the request does
 // not depend on them, and refused by name when it does.
+import type { ResponseCreateParams } from 'openai/resources/responses/responses';
 import type { ParsedRequest } from '../door.ts';
+import type { GeminiFunctionCallingConfig, GeminiFunctionDeclaration, GeminiGenerationConfig, GeminiRequest } from '../gemini-types.ts';
 import { toGeminiParameters } from '../gemini-schema.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import type { ItemCache } from './responses-items.ts';
-import { bad, isObj, jsonSchemaOutput, num, str, type Json } from '../translate-util.ts';
+import { bad, fieldsOf, isObj, jsonSchemaOutput, num, str, type Fields, type Json } from '../translate-util.ts';
 import { qualifiedName, translateInput } from './responses-input.ts';
 import type { ResponsesOptions } from './responses-output.ts';
 
@@ -24,7 +26,7 @@ const SUMMARIES = ['auto', 'concise', 'detailed'];
 
 const STATELESS = 'this gateway keeps no conversation state (nothing is stored)';
 
-function refuseState(body: Json): void {
+function refuseState(body: Fields<ResponseCreateParams>): void {
   if (body.previous_response_id !== undefined && body.previous_response_id !== null) {
     throw bad(`"previous_response_id" is not supported: ${STATELESS}. Send the whole conversation in "input" (with store: false, as Codex does).`);
   }
@@ -34,7 +36,7 @@ function refuseState(body: Json): void {
 }
 
 interface Tools {
-  declarations: Json[];
+  declarations: GeminiFunctionDeclaration[];
   /** Tools the Response echoes (the translated ones). */
   echoed: Json[];
   customTools: string[];
@@ -68,7 +70,7 @@ function translateTools(tools: unknown): Tools {
     names.add(name);
     if (namespace) out.namespaced[name] = { namespace, name: t.name };
     {
-      const decl: Json = { name };
+      const decl: GeminiFunctionDeclaration = { name };
       if (t.type === 'function') {
         if (typeof t.description === 'string') decl.description = t.description;
         if (t.parameters !== undefined && t.parameters !== null) {
@@ -112,7 +114,7 @@ function hostedToolError(type: string): never {
   throw bad(`tool type "${type}" is an OpenAI hosted tool that this gateway cannot run (only tools of type "function" and "custom" are supported), and tool_choice requires it`, 'invalid_request');
 }
 
-function toolConfig(choice: unknown, tools: Tools): Json | undefined {
+function toolConfig(choice: unknown, tools: Tools): GeminiFunctionCallingConfig | undefined {
   if (choice === undefined || choice === null || choice === 'auto') return undefined;
   const haveFunctions = tools.declarations.length > 0;
   if (choice === 'none') return { mode: 'NONE' };
@@ -124,7 +126,7 @@ function toolConfig(choice: unknown, tools: Tools): Json | undefined {
     return { mode: 'ANY' };
   }
   if (!isObj(choice)) throw bad('"tool_choice" must be "none", "auto", "required" or an object such as {"type":"function","name":...}');
-  const known = new Set(tools.declarations.map((d) => d.name as string));
+  const known = new Set(tools.declarations.map((d) => d.name));
   if (choice.type === 'function' || choice.type === 'custom') {
     if (typeof choice.name !== 'string' || !known.has(choice.name)) throw bad(`"tool_choice" names tool ${JSON.stringify(choice.name)}, which is not in "tools"`);
     return { mode: 'ANY', allowedFunctionNames: [choice.name] };
@@ -149,7 +151,7 @@ function toolConfig(choice: unknown, tools: Tools): Json | undefined {
   throw bad('"tool_choice.type" is required');
 }
 
-function textFormat(text: unknown, gc: Json): Json {
+function textFormat(text: unknown, gc: GeminiGenerationConfig): Json {
   if (text === undefined || text === null) return { format: { type: 'text' }, verbosity: 'medium' };
   if (!isObj(text)) throw bad('"text" must be an object');
   const f = text.format;
@@ -165,7 +167,7 @@ function textFormat(text: unknown, gc: Json): Json {
 }
 
 export function parseResponsesRequest(body: unknown, opts: ResponsesRequestOptions): ParsedRequest {
-  if (!isObj(body)) throw bad('the request body must be a JSON object');
+  if (!fieldsOf<ResponseCreateParams>(body)) throw bad('the request body must be a JSON object');
   const model = body.model;
   if (typeof model !== 'string' || model.trim() === '') throw bad('"model" is required and must be a non-empty string');
   refuseState(body);
@@ -173,7 +175,7 @@ export function parseResponsesRequest(body: unknown, opts: ResponsesRequestOptio
   const instructions = str(body.instructions, 'instructions') ?? null;
   const { contents, system, tools: addedTools } = translateInput(body.input, opts);
   if (instructions) system.unshift({ text: instructions });
-  const gemini: Json = { contents };
+  const gemini: GeminiRequest = { contents };
   if (system.length) gemini.systemInstruction = { parts: system };
 
   if (body.tools !== undefined && body.tools !== null && !Array.isArray(body.tools)) throw bad('"tools" must be an array');
@@ -185,7 +187,7 @@ export function parseResponsesRequest(body: unknown, opts: ResponsesRequestOptio
     throw bad('"parallel_tool_calls" must be a boolean');
   }
 
-  const gc: Json = {};
+  const gc: GeminiGenerationConfig = {};
   const temperature = num(body.temperature, 'temperature', { min: 0, max: 2 });
   if (temperature !== undefined) gc.temperature = temperature;
   const topP = num(body.top_p, 'top_p', { min: 0, max: 1 });

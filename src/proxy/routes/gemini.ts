@@ -7,7 +7,7 @@ import { HttpError, readJsonWithRaw } from '../../http/http-util.ts';
 import { nestsDeeperThan } from '../../util/json.ts';
 import { setCountTokensModel } from '../door.ts';
 import { clientSignal, forwardRaw, geminiArrayHead, geminiJson, geminiSseHead, newTrack } from '../engine.ts';
-import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction } from '../gemini-door.ts';
+import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction, type GeminiBody } from '../gemini-door.ts';
 import { aliasesFor } from '../models.ts';
 import { baseOf } from '../upstream-client.ts';
 import { sessionKeyOf } from '../session-key.ts';
@@ -32,7 +32,7 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
     const track = newTrack(engine, `/${version}/models/{model}:${action}`, 'gemini');
     track.modelRequested = split.model.replace(/^models\//, '');
     let raw: Buffer;
-    let body: Record<string, unknown>;
+    let body: GeminiBody;
     try {
       const read = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
       raw = read.raw;

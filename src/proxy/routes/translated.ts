@@ -5,7 +5,7 @@
 // The door parses and translates the body; the exchange sends it to Gemini.
 import type { RequestContext } from '../../http/router.ts';
 import { HttpError, readJsonWithRaw } from '../../http/http-util.ts';
-import type { ParsedRequest } from '../door.ts';
+import type { GeminiCountTokensRequest, GeminiRequest, ParsedRequest } from '../door.ts';
 import { clientSignal, forwardCountTokens, forwardTranslated, newTrack } from '../engine.ts';
 import { aliasesFor } from '../models.ts';
 import { baseOf } from '../upstream-client.ts';
@@ -27,7 +27,7 @@ export function translated(
     const cfg = deps.config();
     const door = rc.doors()[which];
     const track = newTrack(engine, route, protocol);
-    let parsed: ParsedRequest;
+    let parsed: ParsedRequest<GeminiRequest | GeminiCountTokensRequest>;
     try {
       const { body } = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
       if (kind === 'count') {

@@ -76,6 +76,11 @@ export interface StandInIssuer {
   revokeUser(email: string): void;
   /** Makes the token endpoint fail in a Google-like way until set back to null. */
   failTokenEndpoint(mode: TokenEndpointFailure): void;
+  /**
+   * Holds every token request that arrives from now on (as a slow Google
+   * would) until `release()`: `arrived` resolves when the first one is held.
+   */
+  holdTokenRequests(): { arrived: Promise<void>; release(): void };
   /** Whether the refresh token is still valid at the issuer. */
   refreshTokenIsActive(refreshToken: string): Promise<boolean>;
   /** Who a live access token belongs to and the scopes it carries (null: unknown, expired or revoked). */
@@ -163,6 +168,7 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
   const storage = new Map<string, Stored>();
   const counters = { tokenRequests: 0, refreshRequests: 0, revocations: 0, riscConfigRequests: 0, jwksRequests: 0 };
   let failure: TokenEndpointFailure = null;
+  let hold: { gate: Promise<void>; arrived: () => void } | null = null;
   /** Set by consent() for the next interaction submit of that uid. */
   const pendingOmit = new Set<string>();
 
@@ -284,6 +290,10 @@ export async function startIssuer(opts: { accessTokenTtlSeconds?: number } = {})
   // Revocation endpoint: Google answers an unknown/revoked token with 400 invalid_token.
   provider.use(async (ctx, next) => {
     if (ctx.method === 'POST' && ctx.path === '/token') {
+      if (hold) {
+        hold.arrived();
+        await hold.gate;
+      }
       counters.tokenRequests++;
       if (failure) {
         const raw = await readRaw(ctx.req);
@@ -559,6 +569,21 @@ ${boxes}
     revokeUser,
     failTokenEndpoint(mode) {
       failure = mode;
+    },
+    holdTokenRequests() {
+      let arrived!: () => void;
+      let release!: () => void;
+      const onArrival = new Promise<void>((r) => (arrived = r));
+      const gate = new Promise<void>((r) => (release = r));
+      const mine = { gate, arrived };
+      hold = mine;
+      return {
+        arrived: onArrival,
+        release: () => {
+          if (hold === mine) hold = null;
+          release();
+        },
+      };
     },
     refreshTokenIsActive,
     async tokenInfo(accessToken) {

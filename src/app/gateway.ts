@@ -10,7 +10,7 @@ import { checkRedirectUri } from '../config/redirect-uri.ts';
 import { loadEncryptionKeys } from '../config/encryption-keys.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
-import { openAccountStore, persistentKvFor, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
+import { databaseOf, openAccountStore, persistentKvFor, sharedStateFor, usageCountersFor } from '../store/open-store.ts';
 import type { AccountStore } from '../store/store.ts';
 import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
@@ -89,7 +89,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await pool.start();
   logEncryption(store, keys.source, logger);
   const requestLog = createRequestLog({ size: config.request_log_size });
-  const detachMetrics = metrics.attach({ requestLog, pool, store });
+  const db = databaseOf(store);
+  const detachMetrics = metrics.attach({
+    requestLog,
+    pool,
+    store,
+    db: db && {
+      poolStats: () => db.poolStats(),
+      stats: db.stats,
+      notifyLagMs: () => db.sharedState().notifyLagMs(),
+      usage: usage instanceof SharedUsageStore ? usage : null,
+    },
+  });
   const unshareCooldowns = shareLaneCooldowns(pool, shared.events, logger);
   const projects = new ProjectService({ store, refresher: oauth, config: () => config, clock, logger });
   // Project discovery runs in the background of every add (it never fails one).

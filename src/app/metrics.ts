@@ -9,6 +9,7 @@ import type { Pool } from '../pool/pool.ts';
 import type { AccountStore } from '../store/store.ts';
 import { RefreshError, type TokenRefresher } from '../oauth/refresh-error.ts';
 import type { Clock } from '../util/clock.ts';
+import { registerDbMetrics, type DbSource } from './db-metrics.ts';
 
 /** Label values a client controls (model names) are capped: beyond this many, they count as "other". */
 const MAX_MODELS = 200;
@@ -21,8 +22,16 @@ export interface Metrics {
   /** The refresher, timed and counted by outcome. */
   instrument(refresher: TokenRefresher): TokenRefresher;
   /** Starts reading the request log and the pool (they are made after the refresher). */
-  attach(sources: { requestLog: RequestLog; pool: Pool; store: AccountStore }): () => void;
+  attach(sources: Sources): () => void;
   text(): Promise<string>;
+}
+
+interface Sources {
+  requestLog: RequestLog;
+  pool: Pool;
+  store: AccountStore;
+  /** The database, when the store is PostgreSQL. */
+  db?: DbSource | null;
 }
 
 export function createMetrics(opts: { clock: Clock; processMetrics?: boolean }): Metrics {
@@ -71,7 +80,8 @@ export function createMetrics(opts: { clock: Clock; processMetrics?: boolean }):
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers,
   });
-  let sources: { requestLog: RequestLog; pool: Pool; store: AccountStore } | null = null;
+  let sources: Sources | null = null;
+  registerDbMetrics(registers, () => sources?.db ?? null);
   new Gauge({
     name: 'grantpool_accounts',
     help: 'Accounts by live state',

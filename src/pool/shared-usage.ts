@@ -53,8 +53,9 @@ export class SharedUsageStore extends MemoryUsageStore {
   private retryMs = 0;
   private nextTryAt = 0;
   private closed = false;
-  /** Round trips to the database (for /metrics and the benchmark). */
+  /** Round trips to the database, and those that failed (for /metrics and the benchmark). */
   roundTrips = 0;
+  failures = 0;
 
   constructor(counters: UsageCounters, opts: SharedUsageOptions = {}) {
     super();
@@ -140,6 +141,7 @@ export class SharedUsageStore extends MemoryUsageStore {
       this.retryMs = 0;
       this.nextTryAt = 0;
     } catch (e) {
+      this.failures++;
       if (!this.failing) {
         this.failing = true;
         this.onError(e as Error);

@@ -70,3 +70,8 @@ export function usageCountersFor(store: AccountStore): UsageCounters | null {
 export function persistentKvFor(store: AccountStore, dataDir: string, now: () => number = Date.now): SharedKv {
   return store instanceof PgStore ? store.sharedState().kv : new FileKv(dataDir, { now });
 }
+
+/** The database behind this store, or null for the data directory. */
+export function databaseOf(store: AccountStore): PgStore | null {
+  return store instanceof PgStore ? store : null;
+}

@@ -2,6 +2,7 @@
 // table (read-modify-write under a row lock; expired rows read as absent and
 // are swept now and then), events are NOTIFY grantpool_events with a small
 // JSON payload, delivered to every gateway that LISTENs, the sender included.
+import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import type { SharedEvents, SharedKv, SharedState } from './shared-state.ts';
@@ -9,6 +10,9 @@ import type { SharedEvents, SharedKv, SharedState } from './shared-state.ts';
 const CHANNEL = 'grantpool_events';
 /** NOTIFY payloads are limited to 8000 bytes; events are a few hundred. */
 const MAX_EVENT_BYTES = 7900;
+/** A gateway sends itself an event this often to time NOTIFY's delivery (for /metrics). */
+const LAG_PROBE_MS = 15_000;
+const LAG_TOPIC = '__notify_lag';
 
 export class PgSharedState implements SharedState {
   readonly distributed = true;
@@ -17,6 +21,9 @@ export class PgSharedState implements SharedState {
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
   private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
   private readonly sweeper: NodeJS.Timeout;
+  private lagProbe: NodeJS.Timeout | null = null;
+  private readonly me = randomUUID();
+  private lagMs: number | null = null;
 
   constructor(sql: Sql, logger: Logger, opts: { sweepIntervalMs?: number } = {}) {
     this.sql = sql;
@@ -65,7 +72,13 @@ export class PgSharedState implements SharedState {
       let set = this.listeners.get(topic);
       if (!set) this.listeners.set(topic, (set = new Set()));
       set.add(listener);
-      this.listening ??= this.sql.listen(CHANNEL, (text) => this.deliver(text));
+      if (!this.listening) {
+        this.listening = this.sql.listen(CHANNEL, (text) => this.deliver(text));
+        const probe = () => void this.events.publish(LAG_TOPIC, { from: this.me, at: Date.now() }).catch(() => {});
+        void this.listening.then(probe, () => {});
+        this.lagProbe = setInterval(probe, LAG_PROBE_MS);
+        this.lagProbe.unref();
+      }
       this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'));
       return () => void set.delete(listener);
     },
@@ -74,8 +87,14 @@ export class PgSharedState implements SharedState {
     },
   };
 
+  /** How long this gateway's last probe event took to come back through NOTIFY (ms), or null before the first. */
+  notifyLagMs(): number | null {
+    return this.lagMs;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    if (this.lagProbe) clearInterval(this.lagProbe);
     this.listeners.clear();
     const l = this.listening;
     this.listening = null;
@@ -90,6 +109,11 @@ export class PgSharedState implements SharedState {
       return;
     }
     if (typeof event.topic !== 'string') return;
+    if (event.topic === LAG_TOPIC) {
+      const p = event.payload as { from?: unknown; at?: unknown } | null;
+      if (p?.from === this.me && typeof p.at === 'number') this.lagMs = Math.max(0, Date.now() - p.at);
+      return;
+    }
     for (const l of [...(this.listeners.get(event.topic) ?? [])]) {
       try {
         l(event.payload);

@@ -13,6 +13,7 @@
 // - The refresh lock is a session advisory lock on a reserved connection: at
 //   most one refresh per account across every gateway, released by the
 //   server when the holder's connection ends (a killed gateway locks nobody).
+import { randomBytes } from 'node:crypto';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
@@ -20,6 +21,9 @@ import { migrate } from './pg-migrations.ts';
 import { KeyedQueue } from '../fsx/file-lock.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
+import { underAdvisoryLock, type DbCounters, type DbPoolStats } from './pg-refresh-lock.ts';
+
+export type { DbCounters, DbPoolStats };
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore } from './store.ts';
 import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
@@ -41,7 +45,6 @@ export interface PgStoreOptions {
 
 const CHANNEL = 'grantpool_accounts';
 /** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
-const LOCK_CLASS_REFRESH = 0x67707266; // "gprf"
 const LOCK_UPSERT = 0x67707570; // "gpup"
 
 interface Row {
@@ -74,17 +77,23 @@ export class PgStore implements AccountStore {
   private counters: PgUsageCounters | null = null;
   private readonly sealer: TokenSealer;
   private readonly census = new SealingCensus();
+  /** This gateway's connections carry this name, so the server's view of them can be told apart from other gateways'. */
+  private readonly appName = `grantpool-${randomBytes(4).toString('hex')}`;
+  private readonly max: number;
+  readonly stats: DbCounters = { queries: 0, errors: 0, refreshLocksHeld: 0, refreshLockWaiters: 0 };
 
   constructor(opts: PgStoreOptions) {
     this.logger = opts.logger;
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
+    this.max = opts.max ?? 10;
     this.sql = postgres(opts.url, {
-      max: opts.max ?? 10,
+      max: this.max,
       onnotice: () => {},
+      debug: () => void this.stats.queries++,
       connect_timeout: 10,
       // Session settings: a statement that waits for a row lock longer than this fails instead of hanging.
-      connection: { application_name: 'grantpool', lock_timeout: 30_000 },
+      connection: { application_name: this.appName, lock_timeout: 30_000 },
     });
     this.probe = setInterval(() => void this.check(), opts.probeIntervalMs ?? 5000);
     this.probe.unref();
@@ -205,7 +214,18 @@ export class PgStore implements AccountStore {
 
   withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
     // Callers in this process queue locally; only one of them at a time holds a connection for the lock.
-    return this.localLocks.run(id, () => this.underAdvisoryLock(id, fn));
+    return this.localLocks.run(id, () =>
+      underAdvisoryLock(this.sql, id, fn, {
+        lockWaitMs: this.lockWaitMs,
+        stats: this.stats,
+        unreachable: (e) => {
+          // Refreshing without the cross-gateway lock (this process still refreshes each account
+          // once at a time) beats serving nothing. Google keeps the refresh token.
+          this.failed(e);
+          this.logger.warn({ account_id: id, err: { message: e.message } }, 'Database unreachable: refreshing without the cross-gateway lock');
+        },
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -218,6 +238,21 @@ export class PgStore implements AccountStore {
     const listening = this.listening;
     if (listening) await listening.then((l) => l.unlisten()).catch(() => {});
     await this.sql.end({ timeout: 5 });
+  }
+
+  /** The server's view of this gateway's connections (one query; for /metrics). */
+  async poolStats(): Promise<DbPoolStats> {
+    const rows = await this.sql<{ state: string; waiting: boolean; n: number }[]>`
+      SELECT coalesce(state, 'unknown') AS state, coalesce(wait_event_type = 'Lock', false) AS waiting, count(*)::int AS n
+      FROM pg_stat_activity WHERE application_name = ${this.appName} AND pid <> pg_backend_pid() GROUP BY 1, 2`;
+    // The connection asking is idle but for this question.
+    const connections: Record<string, number> = { active: 0, idle: 1, 'idle in transaction': 0 };
+    let waitingOnLocks = 0;
+    for (const r of rows) {
+      connections[r.state] = (connections[r.state] ?? 0) + r.n;
+      if (r.waiting) waitingOnLocks += r.n;
+    }
+    return { max: this.max, connections, waitingOnLocks };
   }
 
   /** What is wrong with the database connection, or null (shown by /healthz and /api/status). */
@@ -246,6 +281,7 @@ export class PgStore implements AccountStore {
   }
 
   private failed(e: Error): void {
+    this.stats.errors++;
     const why = `database unreachable: ${e.message}`;
     if (this.down !== why) this.logger.warn({ err: { message: e.message } }, 'Database unreachable: serving with the accounts in memory');
     this.down = why;
@@ -355,38 +391,6 @@ export class PgStore implements AccountStore {
     } catch (e) {
       this.logger.error({ account_id: r.id, err: { message: (e as Error).message } }, 'An account row in the database is not a valid account; skipped');
       return null;
-    }
-  }
-
-  private async underAdvisoryLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    let conn: postgres.ReservedSql;
-    try {
-      conn = await this.sql.reserve();
-      await conn`SELECT 1`;
-    } catch (e) {
-      // The database is unreachable: refreshing without the cross-gateway lock (this process still
-      // refreshes each account once at a time) beats serving nothing. Google keeps the refresh token.
-      this.failed(e as Error);
-      this.logger.warn({ account_id: id, err: { message: (e as Error).message } }, 'Database unreachable: refreshing without the cross-gateway lock');
-      return fn();
-    }
-    try {
-      const deadline = Date.now() + this.lockWaitMs;
-      let wait = 20;
-      for (;;) {
-        const [r] = await conn<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${LOCK_CLASS_REFRESH}, hashtext(${id})) AS ok`;
-        if (r!.ok) break;
-        if (Date.now() >= deadline) throw new StoreUnavailableError(`another gateway has been refreshing account ${id} for over ${Math.round(this.lockWaitMs / 1000)} s`);
-        await new Promise((res) => setTimeout(res, wait));
-        wait = Math.min(wait * 2, 250);
-      }
-      try {
-        return await fn();
-      } finally {
-        await conn`SELECT pg_advisory_unlock(${LOCK_CLASS_REFRESH}, hashtext(${id}))`.catch(() => {});
-      }
-    } finally {
-      conn.release();
     }
   }
 

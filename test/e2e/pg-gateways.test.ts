@@ -230,6 +230,30 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     }
   });
 
+  const metricsOf = async (g: Gateway) => {
+    const text = await (await fetch(`${g.url}/metrics`, { headers: { authorization: `Bearer ${admin()}` } })).text();
+    const value = (name: string) => {
+      const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    return { text, value };
+  };
+
+  test('/metrics shows the database: connections by state, queries, refresh locks, NOTIFY lag, shared usage round trips', async () => {
+    const m = await metricsOf(b);
+    assert.equal(m.value('grantpool_db_connections{state="max"}'), 10);
+    assert.ok(m.value('grantpool_db_connections{state="idle"}')! >= 1, m.text.match(/^grantpool_db_connections.*$/gm)?.join('\n'));
+    assert.ok(m.value('grantpool_db_queries_total')! > 0);
+    assert.equal(m.value('grantpool_db_refresh_locks_held'), 0);
+    assert.equal(m.value('grantpool_db_refresh_lock_waiters'), 0);
+    const lag = m.value('grantpool_db_notify_lag_seconds');
+    assert.ok(lag !== null && lag >= 0 && lag < 1, `NOTIFY came back in ${lag} s`);
+    assert.ok(m.value('grantpool_db_usage_round_trips_total')! > 0);
+    const t0 = Date.now();
+    while ((await metricsOf(b)).value('grantpool_usage_unsent_requests') !== 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await metricsOf(b)).value('grantpool_usage_unsent_requests'), 0, 'what B counted is sent within a second or two');
+  });
+
   test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
@@ -260,6 +284,11 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     const onB = () => b.pool.accounts().find((a) => a.id === account.id)?.proxy_disabled;
     while (!onB() && Date.now() - t2 < 2000) await new Promise((r) => setTimeout(r, 10));
     assert.equal(onB(), true, 'B caught up with a change made after the restart');
+    const t3 = Date.now();
+    while ((await metricsOf(b)).value('grantpool_usage_unsent_requests') !== 0 && Date.now() - t3 < 35_000) await new Promise((r) => setTimeout(r, 200));
+    const afterwards = await metricsOf(b);
+    assert.equal(afterwards.value('grantpool_usage_unsent_requests'), 0, 'and sent the counts it kept');
+    assert.ok(afterwards.value('grantpool_db_errors_total')! > 0, 'the outage shows in the errors');
   });
 });
 

@@ -99,3 +99,19 @@ test('without a Vertex lane a Claude model is translated to Gemini; once project
   assert.equal(vertex.requests.at(-1)!.project, 'ann-claude');
   assert.equal(vertex.requests.at(-1)!.model, 'claude-haiku-4-5@20251001');
 });
+
+test('a revoked grant: Vertex says 401, the refresh says invalid_grant, the account is disabled and the request is served through the other Vertex lane', async () => {
+  vertex.setDefaultAnswer({ content: [{ type: 'text', text: 'still Claude' }] });
+  stack.issuer.revokeUser('bob@example.com');
+  for (let i = 0; i < 2; i++) {
+    const msg = await client().messages.create({ model: 'claude-opus-5-5', max_tokens: 50, messages: [{ role: 'user', content: `after revoke ${i}` }] });
+    assert.equal(msg.content[0]!.type === 'text' && msg.content[0]!.text, 'still Claude');
+    assert.equal(vertex.requests.at(-1)!.project, 'ann-claude');
+  }
+  const bob = await eventually('bob disabled', async () => {
+    const f = await stack.accountFile('bob@example.com');
+    return f?.disabled ? f : null;
+  });
+  assert.match(String(bob.disabled_reason ?? ''), /invalid_grant|expired or revoked/i);
+  assert.ok(vertex.requests.some((r) => r.project === 'bob-claude' && r.status === 401), 'Vertex refused the revoked token');
+});

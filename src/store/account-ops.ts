@@ -5,6 +5,7 @@ import type { Account } from './account.ts';
 import type { AccountStore } from './store.ts';
 import { unixNow } from './account.ts';
 import { GatewayError } from '../util/errors.ts';
+import { isSealed } from './token-cipher.ts';
 
 export class AccountNotFoundError extends GatewayError {
   constructor(ref: string) {
@@ -52,7 +53,11 @@ export async function removeAccount(
 ): Promise<{ revocation: RevocationResult; revocationError?: string }> {
   let revocation: RevocationResult = 'skipped';
   let revocationError: string | undefined;
-  if (revoke) {
+  if (revoke && isSealed(account.token.refresh_token)) {
+    // Still encrypted: the store could not decrypt it (no key here), so there is no token to revoke.
+    revocation = 'failed';
+    revocationError = 'the refresh token is encrypted with a key this gateway does not have, so it was not revoked at Google (the account owner can remove the grant at https://myaccount.google.com/permissions)';
+  } else if (revoke) {
     try {
       revocation = await revoke(account);
     } catch (e) {

@@ -135,3 +135,17 @@ test('with the key back, every account serves again', async () => {
   assert.equal(tokens.size, 2);
   assert.deepEqual((await stack.api('GET', '/api/status')).body.problems, []);
 });
+
+test('an account no key here decrypts can be deleted; its token is not sent to Google for revocation', async () => {
+  delete stack.env.GRANTPOOL_ENCRYPTION_KEY;
+  await stack.restartGateway();
+  const revocations = stack.issuer.counters.revocations;
+  const { body } = await stack.api('GET', '/api/accounts');
+  const victim = body.accounts[0];
+  const res = await stack.api('DELETE', `/api/accounts/${victim.id}`);
+  assert.equal(res.body.removed, true);
+  assert.equal(res.body.revocation, 'failed');
+  assert.match(res.body.revocation_error, /encrypted with a key this gateway does not have, so it was not revoked/);
+  assert.equal(stack.issuer.counters.revocations, revocations, 'no ciphertext sent to the revocation endpoint');
+  assert.equal((await stack.accountFiles()).length, 1);
+});

@@ -7,12 +7,22 @@ import { createFileStore } from '../../src/store/file-store.ts';
 import { MemoryAccountStore } from '../../src/store/memory-store.ts';
 import { createPgStore } from '../../src/store/pg-store.ts';
 import { silentLogger } from '../../src/log/logger.ts';
+import { sealerFor } from '../../src/store/open-store.ts';
+import { randomBytes } from 'node:crypto';
 import { tempDataDir } from '../support/store-fixtures.ts';
 import { findPostgres, startPostgres, type TestPostgres } from '../support/postgres.ts';
 
 accountStoreContract('file store', async () => {
   const { dataDir, cleanup } = await tempDataDir();
   const open = () => createFileStore({ dataDir, logger: silentLogger() });
+  return { store: await open(), reopen: open, cleanup };
+});
+
+// The same with tokens encrypted at rest: the stores hand out and take plaintext, whatever they write.
+const KEY = randomBytes(32);
+accountStoreContract('file store with an encryption key', async () => {
+  const { dataDir, cleanup } = await tempDataDir();
+  const open = () => createFileStore({ dataDir, logger: silentLogger(), sealer: sealerFor({ current: KEY, old: [] }) });
   return { store: await open(), reopen: open, cleanup };
 });
 
@@ -29,6 +39,11 @@ describe('PostgreSQL store', { skip: typeof found === 'string' ? found : false }
   accountStoreContract('PostgreSQL store', async () => {
     const url = await pg.createDatabase(`contract${++n}`);
     const open = () => createPgStore({ url, logger: silentLogger(), catchUpIntervalMs: 0 });
+    return { store: await open(), reopen: open, cleanup: async () => {} };
+  });
+  accountStoreContract('PostgreSQL store with an encryption key', async () => {
+    const url = await pg.createDatabase(`contractkey${++n}`);
+    const open = () => createPgStore({ url, logger: silentLogger(), catchUpIntervalMs: 0, sealer: sealerFor({ current: KEY, old: [] }) });
     return { store: await open(), reopen: open, cleanup: async () => {} };
   });
 });

@@ -55,6 +55,8 @@ interface Entry {
   sig: string | null;
   /** Set when the file's tokens do not decrypt: the store never writes such an account. */
   lock: Lock | null;
+  /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
+  stored: Account;
 }
 
 type ReadOutcome =
@@ -142,7 +144,7 @@ export class FileStore implements AccountStore {
       this.logger.error({ id, email: opened.account.email, key_id: opened.lock.keyId }, `Account ${opened.account.email} (${id}) is ${opened.lock.reason}: it serves nothing and its file is left unchanged`);
     }
     this.census.note(id, opened);
-    const entry: Entry = { account: opened.account, rawHash, sig: file.sig, lock: opened.lock };
+    const entry: Entry = { account: opened.account, rawHash, sig: file.sig, lock: opened.lock, stored: parsed.account };
     this.record(id, entry);
     return { kind: 'ok', entry };
   }
@@ -343,14 +345,14 @@ export class FileStore implements AccountStore {
   private async writeLocked(account: Account, current: Entry | null): Promise<void> {
     // Compared as plaintext: encrypted text differs at every write (a fresh nonce).
     if (current && formatAccount(current.account) === formatAccount(account)) return;
-    const stored = this.sealer.seal(account);
+    const stored = this.sealer.seal(account, current && { stored: current.stored, plain: current.account });
     const raw = formatAccount(stored);
     const rawHash = hash(raw);
     const id = account.id;
     await this.perFile.run(id, async () => {
       await writeFileAtomic(this.path(id), raw, 0o600);
       this.census.note(id, this.sealer.open(stored));
-      this.record(id, { account, rawHash, sig: null, lock: null });
+      this.record(id, { account, rawHash, sig: null, lock: null, stored });
     });
   }
 

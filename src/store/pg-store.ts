@@ -147,7 +147,7 @@ export class PgStore implements AccountStore {
       const next = change(draftAccount(current));
       if (next === null) return { account: current, version: null };
       const account = stored({ ...next, id });
-      const version = await this.write(tx, account, 'update');
+      const version = await this.write(tx, account, 'update', opened);
       return { account, version };
     }));
     if (!result) return null;
@@ -172,7 +172,7 @@ export class PgStore implements AccountStore {
         const [taken] = await tx`SELECT 1 FROM grantpool_accounts WHERE id = ${account.id}`;
         if (taken) throw new AccountExistsError(account.id);
       }
-      const version = await this.write(tx, account, match ? 'update' : 'insert');
+      const version = await this.write(tx, account, match ? 'update' : 'insert', opened);
       return { account, created: !match, version };
     }));
     this.applied(result.account.id, result.version, result.account);
@@ -336,8 +336,8 @@ export class PgStore implements AccountStore {
   }
 
   /** Writes one account row (insert or update) and its notification; returns the new version. */
-  private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update'): Promise<number> {
-    const sealed = this.sealer.seal(account);
+  private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update', previous: { stored: Account; account: Account } | null = null): Promise<number> {
+    const sealed = this.sealer.seal(account, previous && { stored: previous.stored, plain: previous.account });
     this.census.note(account.id, this.sealer.open(sealed));
     const data = tx.json(sealed as unknown as postgres.JSONValue);
     const email = account.email.toLowerCase();

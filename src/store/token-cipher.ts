@@ -106,6 +106,8 @@ export interface Lock {
 export interface Opened {
   /** The account with plaintext tokens; a locked account as stored, disabled in memory with the reason. */
   account: Account;
+  /** The account as stored. */
+  stored: Account;
   sealing: Sealing;
   /** The key id of encrypted tokens (null for plain ones). */
   keyId: string | null;
@@ -123,8 +125,12 @@ export interface TokenSealer {
   readonly keyring: Keyring;
   /** Decrypts the tokens of an account as read from storage (a read-only account in, a read-only account out). */
   open(stored: Account): Opened;
-  /** Encrypts the tokens of an account about to be written (plaintext in; what to store out). */
-  seal(account: Account): Account;
+  /**
+   * Encrypts the tokens of an account about to be written (plaintext in; what to store out).
+   * With `previous` (the account as stored and as opened), a token that did not change keeps
+   * its stored ciphertext: only changed tokens use up a nonce.
+   */
+  seal(account: Account, previous?: { stored: Account; plain: Account } | null): Account;
 }
 
 /** The sealer of a key ring: decrypts on read, encrypts with the current key (if any) on write. */
@@ -140,22 +146,26 @@ export function keyringSealer(keyring: Keyring): TokenSealer {
         const r = openValue(keyring, stored.id, field, value);
         if (!r.ok) {
           const reason = lockReason(r.failure);
-          return { account: lockedAccount(stored, reason), sealing: 'locked', keyId: r.failure.keyId, lock: { keyId: r.failure.keyId, why: r.failure.why, reason } };
+          return { account: lockedAccount(stored, reason), stored, sealing: 'locked', keyId: r.failure.keyId, lock: { keyId: r.failure.keyId, why: r.failure.why, reason } };
         }
         plain[field] = r.plain;
         kid = value.slice(SEALED_PREFIX.length, SEALED_PREFIX.length + 8);
       }
-      if (kid === null) return { account: stored, sealing: 'plain', keyId: null, lock: null };
-      return { account: withTokens(stored, plain), sealing: 'encrypted', keyId: kid, lock: null };
+      if (kid === null) return { account: stored, stored, sealing: 'plain', keyId: null, lock: null };
+      return { account: withTokens(stored, plain), stored, sealing: 'encrypted', keyId: kid, lock: null };
     },
-    seal(account) {
+    seal(account, previous) {
       const key = keyring.current;
       if (!key) return account;
       const sealed: Partial<Record<TokenField, string>> = {};
+      const same = previous && previous.stored.id === account.id ? previous : null;
       for (const field of TOKEN_FIELDS) {
         const value = account.token[field];
         // An empty access token (not yet refreshed) stays empty: there is nothing to hide.
-        if (value !== '' && !isSealed(value)) sealed[field] = sealValue(key, account.id, field, value);
+        if (value === '' || isSealed(value)) continue;
+        const before = same?.stored.token[field];
+        if (before && same!.plain.token[field] === value && before.startsWith(`${SEALED_PREFIX}${key.id}:`)) sealed[field] = before;
+        else sealed[field] = sealValue(key, account.id, field, value);
       }
       return Object.keys(sealed).length ? withTokens(account, sealed) : account;
     },
@@ -170,7 +180,7 @@ export const RAW_SEALER: TokenSealer = {
   keyring: NO_KEYS,
   open(stored) {
     const kid = TOKEN_FIELDS.map((f) => stored.token[f]).find(isSealed)?.slice(SEALED_PREFIX.length, SEALED_PREFIX.length + 8) ?? null;
-    return { account: stored, sealing: kid ? 'encrypted' : 'plain', keyId: kid, lock: null };
+    return { account: stored, stored, sealing: kid ? 'encrypted' : 'plain', keyId: kid, lock: null };
   },
   seal: (account) => account,
 };

@@ -190,3 +190,26 @@ test('with a key, plain accounts load and are encrypted at their next write; an 
   const file = JSON.parse(await readFile(join(dataDir, 'accounts', 'acc1.json'), 'utf8'));
   assert.ok(file.token.refresh_token.startsWith(`enc:v1:${keyId(OTHER)}:`));
 });
+
+test('a write that leaves a token as it was keeps its ciphertext; a changed token gets a fresh nonce (files and the sealer)', async (t) => {
+  const { dataDir, cleanup } = await tempDataDir();
+  t.after(cleanup);
+  const store = await createFileStore({ dataDir, logger: silentLogger(), sealer: sealerFor({ current: KEY, old: [] }) });
+  t.after(() => store.close());
+  await store.upsertByIdentity({ sub: 'sub-a@example.com', email: 'a@example.com' }, () => withTokens('acc1', 'a@example.com', '1//r', 'ya29.one'));
+  const read = async () => JSON.parse(await readFile(join(dataDir, 'accounts', 'acc1.json'), 'utf8')).token;
+  const first = await read();
+  await store.update('acc1', (a) => ({ ...a, last_used: 1234 }));
+  assert.deepEqual(await read(), first, 'last_used alone re-encrypts nothing');
+  await store.update('acc1', (a) => ({ ...a, token: { ...a.token, access_token: 'ya29.two' } }));
+  const second = await read();
+  assert.equal(second.refresh_token, first.refresh_token, 'the unchanged refresh token keeps its ciphertext');
+  assert.notEqual(second.access_token, first.access_token);
+  assert.equal((await store.get('acc1'))!.token.access_token, 'ya29.two');
+  // Under a new key every token is encrypted again, changed or not.
+  const sealer = keyringSealer(createKeyring(OTHER, [KEY]));
+  const stored = withTokens('acc1', 'a@example.com', first.refresh_token, first.access_token);
+  const opened = sealer.open(stored);
+  const resealed = sealer.seal(opened.account, { stored, plain: opened.account });
+  assert.ok(resealed.token.refresh_token.startsWith(`enc:v1:${keyId(OTHER)}:`));
+});

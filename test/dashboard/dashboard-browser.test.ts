@@ -264,3 +264,21 @@ test('without server-sent events the dashboard falls back to polling and still s
     await quiet.close();
   }
 });
+
+test('Google\'s security events show under the account\'s state without a reload: recorded, or disabled with Google\'s reason', { skip: skip ?? false }, async () => {
+  const { page } = b;
+  await page.goto(gw.url);
+  await page.locator('#live', { hasText: 'Live' }).waitFor();
+  gw.securityEvent(idOf('alice@example.com'), 'sessions-revoked');
+  const alice = row(page, 'alice@example.com');
+  await alice.getByTestId('security-event').waitFor();
+  assert.match((await alice.getByTestId('security-event').textContent())!, /^Google: sessions revoked · just now$/);
+  assert.equal(await alice.locator('.badge[data-state]').textContent(), 'Active', 'a recorded event does not disable');
+
+  gw.securityEvent(idOf('frank@example.org'), 'account-disabled', { reason: 'hijacking', disable: true });
+  const frank = row(page, 'frank@example.org');
+  await frank.locator('.badge[data-state="disabled"]').waitFor();
+  assert.match((await frank.getByTestId('state-detail').textContent())!, /risc: account-disabled \(hijacking\)/);
+  assert.match((await frank.getByTestId('security-event').textContent())!, /Google: account disabled \(hijacking\)/);
+  await screenshot(page, 'dashboard-accounts-security-event');
+});

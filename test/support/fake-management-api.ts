@@ -48,6 +48,8 @@ export interface FakeGateway {
   setState(id: string, state: AccountState): void;
   /** Simulates Google revoking the refresh token: the account turns disabled with invalid_grant. */
   revoke(id: string): void;
+  /** Google's security event about the account, as the gateway's receiver applies it (recorded; disabled with `disable`). */
+  securityEvent(id: string, event: string, opts?: { reason?: string; disable?: boolean }): void;
   setClientFailing(failing: boolean): void;
   addRequest(entry: Partial<FakeRequest>): void;
   close(): Promise<void>;
@@ -461,6 +463,16 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
       fa.account.disabled = true;
       fa.account.disabled_at = nowS();
       fa.account.disabled_reason = 'invalid_grant: Token has been expired or revoked.';
+      emitAccounts(id);
+    },
+    securityEvent(id, event, o = {}) {
+      const fa = find(id);
+      fa.account.security_events = [{ event, received_at: nowS(), reason: o.reason ?? null }, ...fa.account.security_events];
+      if (o.disable) {
+        fa.account.disabled = true;
+        fa.account.disabled_at = nowS();
+        fa.account.disabled_reason = `risc: ${event}${o.reason ? ` (${o.reason})` : ''}`;
+      }
       emitAccounts(id);
     },
     setClientFailing(failing) {

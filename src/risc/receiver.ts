@@ -60,11 +60,21 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
   const set = parseSecurityEventToken(payload);
   const { kv, clock, logger } = deps;
   const now = clock.now();
-  const claimed = await kv.update<JtiClaim, boolean>(JTI_NS, set.jti, (cur) =>
-    cur && (cur.state === 'done' || now - cur.at < CLAIM_STALE_MS)
-      ? { result: false }
-      : { value: { state: 'applying', at: now }, expiresAtMs: now + JTI_KEEP_MS, result: true },
-  );
+  let claimed: boolean;
+  try {
+    claimed = await kv.update<JtiClaim, boolean>(JTI_NS, set.jti, (cur) =>
+      cur && (cur.state === 'done' || now - cur.at < CLAIM_STALE_MS)
+        ? { result: false }
+        : { value: { state: 'applying', at: now }, expiresAtMs: now + JTI_KEEP_MS, result: true },
+    );
+  } catch (err) {
+    logger.error({ jti: set.jti, err: { message: (err as Error).message } }, `Could not record security event ${set.jti} as received; Google will deliver it again`);
+    throw new RiscError('risc_apply_failed', 'the event could not be recorded now (the data directory or the database cannot be written); deliver it again later', {
+      status: 503,
+      retryAfterSeconds: 60,
+      cause: err,
+    });
+  }
   if (!claimed) {
     logger.info({ jti: set.jti, events: set.events.map((e) => e.name) }, `Security event ${set.jti} was handled before; not again`);
     return { status: 'duplicate', jti: set.jti };
@@ -82,7 +92,10 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
       cause: err,
     });
   }
-  await kv.set(JTI_NS, set.jti, { state: 'done', at: now } satisfies JtiClaim, now + JTI_KEEP_MS);
+  // Applied: a failure to mark it done leaves the claim, which a redelivery after 2 minutes takes over (applying again is harmless).
+  await kv
+    .set(JTI_NS, set.jti, { state: 'done', at: now } satisfies JtiClaim, now + JTI_KEEP_MS)
+    .catch((err: Error) => logger.warn({ jti: set.jti, err: { message: err.message } }, `Could not mark security event ${set.jti} as handled`));
   await kv
     .update<ReceivedEntry[], void>(LOG_NS, LOG_KEY, (list) => ({ value: [entry, ...(list ?? [])].slice(0, LOG_SIZE), expiresAtMs: now + LOG_KEEP_MS, result: undefined }))
     .catch((err: Error) => logger.warn({ jti: set.jti, err: { message: err.message } }, 'Could not keep the security event in the list of received events'));

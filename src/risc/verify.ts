@@ -35,12 +35,15 @@ interface Cached<T> {
 
 /** Ignore `exp` (and `nbf`): a security event describes the past and does not expire. */
 const NO_EXPIRY_SECONDS = 100 * 365 * 24 * 3600;
+/** After a failed fetch, the same fetch waits this long. */
+const FAILED_FETCH_PAUSE_MS = 5000;
 
 export class RiscVerifier {
   private readonly o: Required<Omit<RiscVerifierOptions, 'configUrl' | 'clock' | 'logger'>> & RiscVerifierOptions;
   private config: Cached<{ url: string; issuer: string; jwksUri: string }> | null = null;
   private keys: Cached<{ uri: string; set: ReturnType<typeof createLocalJWKSet>; kids: Set<string> }> | null = null;
   private loading = new Map<string, Promise<unknown>>();
+  private failed = new Map<string, { at: number; error: unknown }>();
 
   constructor(opts: RiscVerifierOptions) {
     this.o = { maxAgeMs: 3_600_000, refetchCooldownMs: 30_000, timeoutMs: 10_000, ...opts };
@@ -146,11 +149,28 @@ export class RiscVerifier {
     return this.keys!.value.set;
   }
 
-  /** One fetch per key at a time; callers arriving meanwhile share its result. */
+  /**
+   * One fetch per key at a time; callers arriving meanwhile share its result.
+   * A fetch that failed is not tried again for 5 s (its error is the answer),
+   * so posting tokens while Google is unreachable does not become a stream of fetches.
+   */
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const running = this.loading.get(key);
     if (running) return running as Promise<T>;
-    const p = fn().finally(() => this.loading.delete(key));
+    const failed = this.failed.get(key);
+    if (failed && this.o.clock.now() - failed.at < FAILED_FETCH_PAUSE_MS) return Promise.reject(failed.error);
+    const p = fn()
+      .then(
+        (v) => {
+          this.failed.delete(key);
+          return v;
+        },
+        (e: unknown) => {
+          this.failed.set(key, { at: this.o.clock.now(), error: e });
+          throw e;
+        },
+      )
+      .finally(() => this.loading.delete(key));
     this.loading.set(key, p);
     return p;
   }

@@ -199,6 +199,9 @@ test('a rotated key is fetched when a token names it; Google unreachable is a 50
   assert.equal(down.status, 503);
   assert.ok(Number(down.headers.get('retry-after')) > 0);
   assert.equal((await state(email)).state, 'active');
+  const fetches = stack.issuer.counters.riscConfigRequests;
+  assert.equal((await post(token)).status, 503);
+  assert.equal(stack.issuer.counters.riscConfigRequests, fetches, 'a failed fetch is not repeated at once');
   stack.issuer.failRisc(false);
   stack.clock.advance(31_000);
   assert.equal((await post(token)).status, 202);

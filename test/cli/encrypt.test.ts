@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { watch } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -153,17 +154,18 @@ test('a SIGKILL during `grantpool encrypt` leaves every account readable (each f
   const env = { PATH: process.env.PATH!, HOME: process.env.HOME!, GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: KEY.toString('base64') };
   const kills: number[] = [];
   for (let round = 0; round < 3; round++) {
+    // Kill it once it has written a few more accounts: each atomic write ends with a rename onto
+    // <id>.json, which fs.watch reports at once (reading the files to find out would be slower than the writer).
+    const target = 10 + round * 15;
+    const written = new Set<string>();
     const child = spawn(process.execPath, [BIN, 'encrypt'], { env, stdio: 'ignore' });
     const exited = new Promise((r) => child.on('exit', r));
-    // Kill it once it has encrypted a few more accounts (the files show it).
-    const target = Math.min(N - 1, (round + 1) * 20);
-    for (;;) {
-      const done = (await accountFiles(dataDir).catch(() => [])).filter((f) => String(f.token.refresh_token).startsWith('enc:')).length;
-      if (done >= target || child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    child.kill('SIGKILL');
+    const watcher = watch(join(dataDir, 'accounts'), (_event, name) => {
+      if (name && /^acc\d+\.json$/.test(name)) written.add(name);
+      if (written.size >= target) child.kill('SIGKILL');
+    });
     await exited;
+    watcher.close();
     const files = await accountFiles(dataDir);
     assert.equal(files.length, N, 'no account lost');
     let encrypted = 0;

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Account } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
 import type { AccountState } from '../pool/types.ts';
-import type { AccountLane } from '../pool/lanes.ts';
+import type { AccountLane, AccountLaneState } from '../pool/lanes.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { ProjectService } from '../projects/service.ts';
 import type { ReceiverStatus } from '../risc/receiver.ts';
@@ -38,6 +38,8 @@ export interface ApiDeps {
   accountState: (account: Account) => AccountState;
   /** The lane (quota) an account draws on, as the running pool sees it. Default: worked out from the account alone. */
   accountLane?: (account: Account) => AccountLane;
+  /** Every lane of an account (Gemini API, Vertex AI) with its state, as the running pool sees it. Default: from the account alone. */
+  accountLanes?: (account: Account) => AccountLaneState[];
   usageToday: (accountId: string) => { requests: number; tokens: number };
   usageDays: (days: number) => UsageRow[];
   oauthStatus: () => OAuthStatus;

@@ -8,7 +8,7 @@ import { BadRequest, HttpError, readJson, sendJson } from '../http/http-util.ts'
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
-import { describeLanes, laneInfoOf, type AccountLane } from '../pool/lanes.ts';
+import { describeLanes, laneInfoOf, laneInfosOf, type AccountLane, type AccountLaneState } from '../pool/lanes.ts';
 import { testingModeSuspicion } from '../oauth/testing-mode.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
@@ -28,13 +28,16 @@ const KeyBody = z.object({ label: z.string().trim().min(1).max(100).default('key
 export type ApiAccount = ReturnType<typeof publicAccount> & {
   state: AccountState;
   usage_today: { requests: number; tokens: number };
-  /** The quota the account draws on, and whether other accounts share it. */
+  /** The Gemini API quota the account draws on, and whether other accounts share it. */
   lane: AccountLane;
+  /** Every lane of the account (its Gemini API lane, then its Vertex AI lane when its project has Vertex AI), each with its state. */
+  lanes: AccountLaneState[];
 };
 
 export function apiAccount(deps: ApiDeps, account: Account): ApiAccount {
   const lane = deps.accountLane?.(account) ?? { ...laneInfoOf(account), accounts: 1, warning: null };
-  return { ...publicAccount(account), state: deps.accountState(account), usage_today: deps.usageToday(account.id), lane };
+  const lanes = deps.accountLanes?.(account) ?? laneInfosOf(account).map((info) => ({ ...info, accounts: 1, warning: null, state: { state: 'active' as const } }));
+  return { ...publicAccount(account), state: deps.accountState(account), usage_today: deps.usageToday(account.id), lane, lanes };
 }
 
 export function statusBody(deps: ApiDeps, accounts: Account[]) {

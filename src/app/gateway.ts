@@ -167,6 +167,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     },
     accountState: (a) => pool.accountState(a),
     accountLane: (a) => pool.accountLane(a),
+    accountLanes: (a) => pool.accountLanes(a),
     usageToday: (id) => pool.usageToday(id),
     usageDays: (days) => pool.usage({ days }),
     problems: currentProblems,

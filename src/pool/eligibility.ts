@@ -61,7 +61,7 @@ export function blockOf(
   service: LaneService = 'gemini_api',
 ): Block | null {
   const a = e.account;
-  const lane = service === 'gemini_api' ? e.lane : e.vertexLane;
+  const lane = service === 'gemini_api' ? e.lane : e.vertexOff === null ? e.vertexLane : null;
   if (lane === null) return 'no_lane';
   if (a.disabled || e.pendingDisable !== null) return 'disabled';
   if (el.quota.on && el.quota.protects(e, lane, service, model, now)) return 'quota';
@@ -87,7 +87,7 @@ export function coolingOf(e: Entry, model: string, now: number, service: LaneSer
 /** Whether a lane may serve this model now, judged by any of its accounts (what all of them share). */
 export function laneOpen(sample: Entry, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): boolean {
   const lane = service === 'gemini_api' ? sample.lane : sample.vertexLane;
-  if (lane === null) return false;
+  if (lane === null) return false; // (vertexOff is the account's own: checked per account)
   if (lane.cooldowns.active(model, now) !== null) return false;
   return !(el.quota.on && el.quota.protects(sample, lane, service, model, now));
 }

@@ -26,6 +26,8 @@ export function retryAfter(untilMs: number, now: number): number {
 export function describeBlock(e: Entry, b: Block, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): string {
   switch (b) {
     case 'no_lane':
+      if (service === 'vertex' && e.vertexOff !== null) return e.vertexOff;
+      if (service === 'vertex' && e.account.project?.vertex_ai_reason && e.account.project.vertex_ai !== 'enabled') return e.account.project.vertex_ai_reason;
       return service === 'vertex'
         ? e.account.project_id
           ? `Vertex AI is not enabled in its project ${e.account.project_id} (grantpool accounts project ${e.account.email} --enable-vertex ${e.account.project_id})`

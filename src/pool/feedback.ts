@@ -12,6 +12,7 @@ import { laneOfService, serviceName } from './lanes.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 import type { RefreshScheduler } from './scheduler.ts';
 import type { LaneCooldown, Lease, UpstreamOutcome } from './types.ts';
+import type { Entry } from './mirror.ts';
 
 export interface FeedbackOptions {
   store: AccountStore;
@@ -92,10 +93,40 @@ export class Feedback {
         return;
       }
       case 'forbidden':
+        if (service === 'vertex') {
+          void this.vertexOff(e, lease, outcome.reason || 'Vertex AI answered 403 PERMISSION_DENIED', outcome.vertexState ?? 'denied');
+          return;
+        }
         void this.o.scheduler.disableForProxy(e, outcome.reason || 'upstream answered 403 PERMISSION_DENIED');
         return;
       case 'client_error':
         return;
+    }
+  }
+
+  /**
+   * Vertex AI refused the account in its project: its Vertex lane is taken
+   * away (at once here, and in the store: `project.vertex_ai` becomes
+   * `state`, with the reason), its Gemini API lane keeps serving. Checking or
+   * enabling the project again (`grantpool accounts project`) brings it back.
+   */
+  private async vertexOff(e: Entry, lease: Lease, reason: string, state: 'disabled' | 'denied'): Promise<void> {
+    const { store, logger, mirror } = this.o;
+    const bounded = boundedReason(reason, e.account);
+    mirror.markVertexOff(e, bounded);
+    logger.warn(
+      { account_id: e.id, email: e.account.email, lane: lease.lane, project_id: lease.projectId, vertex_ai: state, reason: bounded },
+      `Not using Vertex AI for ${e.account.email} in project ${lease.projectId}: ${bounded}`,
+    );
+    try {
+      const written = await store.update(e.id, (cur) =>
+        cur.project_id === lease.projectId && cur.project && cur.project.vertex_ai === 'enabled'
+          ? { ...cur, project: { ...cur.project, vertex_ai: state, vertex_ai_reason: bounded } }
+          : null,
+      );
+      if (written && mirror.get(e.id)) mirror.apply(written);
+    } catch (err) {
+      logger.error({ account_id: e.id, email: e.account.email, error: (err as Error).message }, `Could not record that Vertex AI refused ${e.account.email}`);
     }
   }
 

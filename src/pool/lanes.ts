@@ -103,6 +103,19 @@ export interface AccountLane extends LaneInfo {
   warning: string | null;
 }
 
+/** What one lane of an account can do now (the account's own state, disabled or taken out, is its `state`). */
+export type LaneState =
+  | { state: 'active' }
+  | { state: 'cooling_down'; until: number; reason: string; model: string }
+  | { state: 'quota_protected'; model: string; until: number }
+  /** Vertex AI refused the account in its project (not yet written to the store). */
+  | { state: 'off'; reason: string };
+
+/** One of an account's lanes with its state: what `lanes` in the API shows. */
+export interface AccountLaneState extends AccountLane {
+  state: LaneState;
+}
+
 /** A lane that several accounts share. */
 export interface SharedLane extends LaneInfo {
   accounts: number;

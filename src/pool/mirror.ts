@@ -34,6 +34,8 @@ export interface Entry {
   cooldowns: ModelCooldowns;
   /** The same on Vertex AI. */
   vertexCooldowns: ModelCooldowns;
+  /** Vertex AI refused this account in its project (a 403), until the store shows the project changed: its Vertex lane is not used. */
+  vertexOff: string | null;
   backoff: RefreshBackoff | null;
   /** An access token an upstream answered 401 to: not handed out again. */
   rejectedToken: string | null;
@@ -129,6 +131,7 @@ export class Mirror {
         vertexLane: null,
         cooldowns: new ModelCooldowns(),
         vertexCooldowns: new ModelCooldowns(),
+        vertexOff: null,
         backoff: null,
         rejectedToken: null,
         pendingDisable: null,
@@ -149,6 +152,8 @@ export class Mirror {
         // a changed access token while disabled is how a re-add looks (docs/accounts.md, "Adding and re-adding")
         if (!account.disabled) e.pendingDisable = null;
       }
+      // a project written anew (checked, enabled, or Vertex AI taken away) ends a refusal decided here
+      if (old.project_id !== account.project_id || old.project !== account.project) e.vertexOff = null;
       if (this.byEmail.get(e.emailLower) === e.id) this.byEmail.delete(e.emailLower);
       e.account = account;
     }
@@ -181,6 +186,12 @@ export class Mirror {
   markDisabled(e: Entry, refreshToken: string): void {
     e.pendingDisable = refreshToken;
     this.sync(e);
+    this.hooks.changed(e.id);
+  }
+
+  /** Takes the entry's Vertex lane out of use until the store shows its project changed. */
+  markVertexOff(e: Entry, reason: string): void {
+    e.vertexOff = reason;
     this.hooks.changed(e.id);
   }
 

@@ -28,11 +28,11 @@ import type { Eligibility } from './eligibility.ts';
 import { RefreshScheduler } from './scheduler.ts';
 import { Feedback } from './feedback.ts';
 import { createLeaser } from './acquire.ts';
-import { Views, type AccountLane, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
+import { Views, type AccountLane, type AccountLaneState, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
 import type { AccountState, LaneCooldown, TokenPool } from './types.ts';
 import type { LaneService } from './lanes.ts';
 
-export type { AccountLane, PoolSummary, SharedLane, UsageRow } from './views.ts';
+export type { AccountLane, AccountLaneState, LaneState, PoolSummary, SharedLane, UsageRow } from './views.ts';
 
 export type PoolConfig = Pick<
   Config,
@@ -90,6 +90,8 @@ export interface Pool extends TokenPool {
   states(): { id: string; email: string; state: AccountState }[];
   /** The lane (quota) an account draws on and how many share it; from its file when the pool has not seen it yet. */
   accountLane(account: Account): AccountLane;
+  /** Every lane of an account (Gemini API, Vertex AI) with its state now. */
+  accountLanes(account: Account): AccountLaneState[];
   /** Lanes with more than one account (each with the warning to show). */
   sharedLanes(): SharedLane[];
   summary(): PoolSummary;
@@ -266,6 +268,7 @@ export function createPool(opts: PoolOptions): Pool {
     coolLane: (c) => feedback.coolLane(c),
     states: () => views.states(),
     accountLane: (account) => views.accountLane(account),
+    accountLanes: (account) => views.accountLanes(account),
     sharedLanes: () => views.sharedLanes(),
     summary: () => views.summary(),
     usage: (o) => views.usage(o),

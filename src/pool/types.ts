@@ -57,8 +57,13 @@ export type UpstreamOutcome =
   | { kind: 'unauthorized' }
   /** 429 RESOURCE_EXHAUSTED; `untilMs` is when Google says the account may try again (absolute time). */
   | { kind: 'rate_limited'; untilMs: number; reason: string }
-  /** 403 PERMISSION_DENIED / SERVICE_DISABLED etc.: taken out of the proxy with this reason. */
-  | { kind: 'forbidden'; reason: string }
+  /**
+   * 403 PERMISSION_DENIED / SERVICE_DISABLED etc.: taken out of the proxy with
+   * this reason. On a Vertex lease, `vertexState` says what it means for the
+   * account's Vertex lane (taken away: `project.vertex_ai` becomes that
+   * state); its Gemini API lane stays.
+   */
+  | { kind: 'forbidden'; reason: string; vertexState?: 'disabled' | 'denied' }
   /** 5xx, timeout, connection reset. */
   | { kind: 'server_error'; reason: string }
   /** 4xx caused by the request itself (400, 404): the account is fine. */

@@ -6,9 +6,10 @@ import type { Clock } from '../util/clock.ts';
 import { tokenUnusable, type Eligibility } from './eligibility.ts';
 import { describeBlock } from './explain.ts';
 import type { Entry, Mirror } from './mirror.ts';
-import { laneInfoOf, sharedLaneWarning, splitUsageModel, type AccountLane, type Lane, type LaneService, type SharedLane } from './lanes.ts';
+import { laneInfoOf, laneInfosOf, sharedLaneWarning, splitUsageModel, type AccountLane, type AccountLaneState, type Lane, type LaneService, type LaneState, type SharedLane } from './lanes.ts';
+import { ownCooldowns } from './eligibility.ts';
 
-export type { AccountLane, SharedLane } from './lanes.ts';
+export type { AccountLane, AccountLaneState, LaneState, SharedLane } from './lanes.ts';
 import { quotaDayKeyBefore } from './quota.ts';
 import type { UsageStore } from './usage.ts';
 import type { AccountState } from './types.ts';
@@ -104,6 +105,33 @@ export class Views {
     const lane = this.o.mirror.lanes.get(info.key);
     const accounts = (lane?.members.size ?? 0) + 1;
     return { ...info, accounts, warning: sharedLaneWarning(info, accounts) };
+  }
+
+  /** Every lane of an account (Gemini API, then Vertex AI) with its state now; from its file when the pool has not seen it yet. */
+  accountLanes(account: Account): AccountLaneState[] {
+    const e = this.o.mirror.get(account.id);
+    const now = this.o.clock.now();
+    if (!e || !e.lane.members.has(e)) {
+      return laneInfosOf(account).map((info) => {
+        const lane = this.o.mirror.lanes.get(info.key);
+        const accounts = (lane?.members.size ?? 0) + 1;
+        return { ...info, accounts, warning: sharedLaneWarning(info, accounts), state: { state: 'active' } };
+      });
+    }
+    const out: AccountLaneState[] = [{ ...laneView(e.lane), state: this.laneState(e, 'gemini_api', now) }];
+    if (e.vertexLane) out.push({ ...laneView(e.vertexLane), state: this.laneState(e, 'vertex', now) });
+    return out;
+  }
+
+  private laneState(e: Entry, service: LaneService, now: number): LaneState {
+    if (service === 'vertex' && e.vertexOff !== null) return { state: 'off', reason: e.vertexOff };
+    const q = this.o.el.quota.protectedModel(e, now, service);
+    if (q) return { state: 'quota_protected', model: q.model, until: q.until };
+    const own = ownCooldowns(e, service).longest(now);
+    const lane = (service === 'gemini_api' ? e.lane : e.vertexLane)?.cooldowns.longest(now) ?? null;
+    const c = own && lane ? (lane.until > own.until ? lane : own) : (own ?? lane);
+    if (c) return { state: 'cooling_down', until: Math.ceil(c.until / 1000), reason: c.reason, model: c.model };
+    return { state: 'active' };
   }
 
   sharedLanes(): SharedLane[] {

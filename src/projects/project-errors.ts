@@ -4,7 +4,7 @@
 // project) is about the account's project, not the request. The proxy takes
 // the account out with a reason that names the project, Google's message and
 // the fix; this module decides that and words it (pure, no I/O).
-import { GEMINI_SERVICE, iamPage } from './google-apis.ts';
+import { GEMINI_SERVICE, VERTEX_SERVICE, iamPage } from './google-apis.ts';
 
 export type ProjectErrorCode = 'USER_PROJECT_DENIED' | 'SERVICE_DISABLED';
 
@@ -73,4 +73,48 @@ export function projectErrorReason(err: ProjectErrorInput, account: ProjectError
     `SERVICE_DISABLED for project ${project}: ${said} ` +
     `Fix: give the account a project of its own with the Generative Language API: \`grantpool accounts project ${email}\` lists its projects, \`--enable <project>\` enables the API there and uses it${activation ? `; or enable it in the OAuth client's project at ${activation}` : ''}.`
   );
+}
+
+/** What a Vertex AI 403 about the account's project means for its Vertex lane. */
+export interface VertexLaneError {
+  /** `project.vertex_ai` from now on: the API is off in the project, or the account may not use it there. */
+  state: 'disabled' | 'denied';
+  reason: string;
+}
+
+/** ErrorInfo reasons of a Vertex AI 403 that say the API is off (or unusable) in the project itself. */
+const VERTEX_OFF = new Set(['SERVICE_DISABLED', 'API_DISABLED', 'BILLING_DISABLED', 'CONSUMER_SUSPENDED', 'CONSUMER_INVALID']);
+/** ...and those that say the account may not use it there. */
+const VERTEX_DENIED = new Set(['IAM_PERMISSION_DENIED', 'USER_PROJECT_DENIED', 'ACCESS_TOKEN_SCOPE_INSUFFICIENT']);
+
+/**
+ * A Vertex AI 403 about the account's project (the Vertex AI API disabled,
+ * billing off, no permission to predict there): the account's Vertex lane is
+ * taken away with a reason that names the project and the fix; its Gemini
+ * API lane is not touched. Null: the 403 is about something else.
+ */
+export function vertexLaneError(err: ProjectErrorInput, account: ProjectErrorAccount | undefined): VertexLaneError | null {
+  if (!account?.projectId) return null;
+  const p = account.projectId;
+  const said = short(err.message || err.reason);
+  const service = typeof err.metadata.service === 'string' ? err.metadata.service : VERTEX_SERVICE;
+  if (VERTEX_OFF.has(err.reason)) {
+    if (err.reason === 'SERVICE_DISABLED' && service !== VERTEX_SERVICE) return null;
+    const activation = typeof err.metadata.activationUrl === 'string' ? err.metadata.activationUrl : null;
+    const fix =
+      err.reason === 'SERVICE_DISABLED' || err.reason === 'API_DISABLED'
+        ? `\`grantpool accounts project ${account.email} --enable-vertex ${p}\`${activation ? ` (or enable it at ${activation})` : ''}`
+        : `turn billing on for ${p} (Vertex AI needs it), then \`grantpool accounts project ${account.email} --use ${p}\``;
+    return { state: 'disabled', reason: `${err.reason} for Vertex AI in project ${p}: ${said} Fix: ${fix}.` };
+  }
+  // Vertex AI's usual 403 carries no ErrorInfo: "Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/projects/P/…' (or it may not exist)."
+  if (VERTEX_DENIED.has(err.reason) || /Permission '?aiplatform\.[A-Za-z.]+'? denied/.test(err.message)) {
+    return {
+      state: 'denied',
+      reason:
+        `${err.reason} for Vertex AI in project ${p}: ${said} ` +
+        `Fix: grant ${account.email} the Vertex AI User role (roles/aiplatform.user) in ${p} at ${iamPage(p)}, then \`grantpool accounts project ${account.email} --use ${p}\`.`,
+    };
+  }
+  return null;
 }

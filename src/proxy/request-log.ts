@@ -10,8 +10,9 @@ export interface RequestLogEntry {
   model_used: string | null;
   account_id: string | null;
   email: string | null;
-  /** The service that served it (`gemini_api`, `vertex`) and the lane (quota) it drew on; null when no account answered. */
+  /** The service that served (or last tried): `gemini_api` or `vertex`; absent or null when no account was leased. */
   service?: string | null;
+  /** Its lane: `gemini_api:<project>`, `gemini_api:client:<client id>` or `vertex:<project>`. */
   lane?: string | null;
   status: number;
   latency_ms: number;

@@ -6,7 +6,7 @@
 // any other 4xx -> client_error (the request's fault, passed back to the client).
 import { nextQuotaResetMs } from '../pool/quota.ts';
 import type { LaneService, UpstreamOutcome } from '../pool/types.ts';
-import { projectErrorReason, type ProjectErrorAccount } from '../projects/project-errors.ts';
+import { projectErrorReason, vertexLaneError, type ProjectErrorAccount } from '../projects/project-errors.ts';
 
 /** Cooldown after a 429 that says nothing about when to retry. */
 export const DEFAULT_RATE_LIMIT_COOLDOWN_MS = 30_000;
@@ -124,6 +124,12 @@ export function classifyUpstream(status: number, body: string, nowMs: number, op
     const ei = detail(info, 'ErrorInfo');
     const meta = (ei?.metadata ?? {}) as Record<string, unknown>;
     const reasonCode = typeof ei?.reason === 'string' ? ei.reason : info.status ?? 'PERMISSION_DENIED';
+    if (opts.service === 'vertex') {
+      // Vertex AI: a 403 about the project takes the account's Vertex lane away, nothing else
+      const lane = vertexLaneError({ reason: reasonCode, message: info.message, metadata: meta }, opts.account);
+      if (lane) return { kind: 'forbidden', reason: lane.reason, vertexState: lane.state };
+      return { kind: 'client_error' };
+    }
     // Only a 403 about the account itself takes it out of the proxy. A 403
     // about something the request names (a file or cached content of another
     // project) goes back to the client and leaves the pool alone.

@@ -18,6 +18,8 @@ export const ProjectInfoSchema = z.looseObject({
   checked_at: z.number().int(),
   gemini_api: ApiStateSchema.default('unknown'),
   vertex_ai: ApiStateSchema.default('unknown'),
+  /** Why Vertex AI was found unusable while serving (a 403 from Vertex AI in this project); cleared when the project is checked again. */
+  vertex_ai_reason: z.string().nullable().optional(),
 });
 
 /**

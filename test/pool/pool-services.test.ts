@@ -4,7 +4,7 @@
 // cooldowns, quota protection) belongs to each lane on its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fakeAccount, poolHarness, T0, CLOUD_SCOPE, GEMINI_SCOPE } from '../support/fake-accounts.ts';
+import { fakeAccount, poolHarness, settle, T0, CLOUD_SCOPE, GEMINI_SCOPE } from '../support/fake-accounts.ts';
 import { NoAccountError, type AcquireRequest } from '../../src/pool/types.ts';
 import { describeLanes, laneInfosOf } from '../../src/pool/lanes.ts';
 
@@ -177,4 +177,40 @@ test('services: a 401 refresh keeps the lease on its service', async () => {
   assert.notEqual(fresh.accessToken, l.accessToken);
   assert.equal(fresh.service, 'vertex');
   assert.equal(fresh.lane, 'vertex:proj-a');
+});
+
+test('services: a Vertex 403 about the project takes the account\'s Vertex lane away (at once and in the store); its Gemini API lane serves on', async () => {
+  const h = await poolHarness([acct('a', 'proj-a'), acct('b', 'proj-b')]);
+  const l = await h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' });
+  h.pool.report(l, 'flash', { kind: 'forbidden', reason: 'SERVICE_DISABLED for Vertex AI in project proj-a: off', vertexState: 'disabled' });
+  // at once: a is not handed out for Vertex AI, b is
+  assert.deepEqual(await picks(h, 3, { services: ['vertex'] }), ['b@vertex:proj-b', 'b@vertex:proj-b', 'b@vertex:proj-b']);
+  await assert.rejects(h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' }), (e: NoAccountError) => /SERVICE_DISABLED for Vertex AI in project proj-a/.test(e.message));
+  assert.equal((await h.pool.acquire({ model: 'flash', pinned: 'a' })).lane, 'gemini_api:proj-a');
+  assert.equal(h.pool.stateOf('a')!.state, 'active');
+  // in the store: Vertex AI recorded as disabled there, with the reason; not taken out of the proxy
+  await settle();
+  const stored = (await h.store.get('a'))!;
+  assert.equal(stored.project!.vertex_ai, 'disabled');
+  assert.match(stored.project!.vertex_ai_reason!, /SERVICE_DISABLED/);
+  assert.equal(stored.proxy_disabled, false);
+  assert.deepEqual(h.pool.accountLanes(stored).map((x) => x.key), ['gemini_api:proj-a']);
+  // the project checked again (e.g. `--enable-vertex`): the lane is back
+  await h.store.update('a', (x) => ({ ...x, project: project('enabled') }));
+  assert.equal((await h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' })).lane, 'vertex:proj-a');
+});
+
+test('services: each account\'s lanes with their states (cooling per model, quota protected, off)', async () => {
+  const h = await poolHarness([acct('a', 'proj-a'), acct('n', null)], {
+    config: { quota_protection: { enabled: true, threshold_percent: 0, limits: { pro: { requests_per_day: 1 } } } },
+  });
+  h.pool.report(await h.pool.acquire({ model: 'flash', pinned: 'a' }), 'flash', { kind: 'rate_limited', untilMs: T0 + 60_000, reason: 'gemini quota' });
+  h.pool.report(await h.pool.acquire({ model: 'pro', services: ['vertex'], pinned: 'a' }), 'pro', { kind: 'ok' });
+  const a = (await h.store.get('a'))!;
+  const lanes = h.pool.accountLanes(a);
+  assert.deepEqual(lanes.map((l) => [l.key, l.service, l.state]), [
+    ['gemini_api:proj-a', 'gemini_api', { state: 'cooling_down', until: (T0 + 60_000) / 1000, reason: 'gemini quota', model: 'flash' }],
+    ['vertex:proj-a', 'vertex', { state: 'quota_protected', model: 'pro', until: lanes[1]!.state.state === 'quota_protected' ? lanes[1]!.state.until : 0 }],
+  ]);
+  assert.deepEqual(h.pool.accountLanes((await h.store.get('n'))!).map((l) => [l.key, l.state.state]), [['gemini_api:client:client-a.apps.googleusercontent.com', 'active']]);
 });

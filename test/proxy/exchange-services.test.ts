@@ -154,3 +154,45 @@ test('exchange: without a target and services, the spec\'s origin, path and body
     await up.close();
   }
 });
+
+test('exchange: a 404 (no such model) on one service tries the other; when both say 404, the first one is the answer', async () => {
+  const up = await recorder({ [GEMINI_PATH]: [404, 404], [vertexPath('proj-a')]: [404] });
+  const pool = new FakePool(systemTestClock);
+  pool.add('a', { projectId: 'proj-a', vertex: true });
+  const { deps, client } = setup(pool);
+  try {
+    // Vertex first: its 404 sends the request to the Gemini API, which has the model
+    const opened = await openUpstream(deps, spec(up.url, { services: ['vertex', 'gemini_api'] }), { lease: null, retries: 0 });
+    assert.equal(opened.kind, 'client_error');
+    assert.equal(opened.status, 404);
+    assert.equal(opened.lease.service, 'vertex', 'the Gemini API answered 404 too: the preferred service\'s answer is passed back');
+    assert.deepEqual(up.seen.map((s) => s.path), [vertexPath('proj-a'), GEMINI_PATH]);
+    up.seen.length = 0;
+    const again = await openUpstream(deps, spec(up.url), { lease: null, retries: 0 });
+    assert.equal(again.kind, 'ok', 'Gemini API 404, Vertex AI has it');
+    assert.equal(again.lease.service, 'vertex');
+    assert.deepEqual(up.seen.map((s) => s.path), [GEMINI_PATH, vertexPath('proj-a')]);
+    // only the Gemini API asked for: its 404 is passed back as before
+    const only = await openUpstream(deps, spec(up.url, { services: ['gemini_api'] }), { lease: null, retries: 0 });
+    assert.equal(only.kind, 'ok');
+  } finally {
+    await client.close();
+    await up.close();
+  }
+});
+
+test('exchange: a 404 on the Gemini API with no Vertex lane anywhere is passed back at once', async () => {
+  const up = await recorder({ [GEMINI_PATH]: [404] });
+  const pool = new FakePool(systemTestClock);
+  pool.add('a', { projectId: 'proj-a' });
+  const { deps, client } = setup(pool);
+  try {
+    const opened = await openUpstream(deps, spec(up.url), { lease: null, retries: 0 });
+    assert.equal(opened.kind, 'client_error');
+    assert.equal(opened.status, 404);
+    assert.equal(up.seen.length, 1);
+  } finally {
+    await client.close();
+    await up.close();
+  }
+});

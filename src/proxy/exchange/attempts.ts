@@ -165,6 +165,9 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
   /** Accounts tried on one service (a 429 on its Gemini API lane leaves its Vertex lane). */
   const triedOn: Partial<Record<LaneService, Set<string>>> = {};
   const failures: Failure[] = [];
+  /** Services a 404 ruled out for this request (the model is not there), and the first such answer. */
+  const dropped = new Set<LaneService>();
+  let first404: Opened | null = null;
   const scopesByService = spec.passthrough
     ? undefined
     : spec.anyOfScopes
@@ -180,12 +183,14 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
         pinned: spec.pinned,
         anyOfScopes: spec.anyOfScopes ?? (spec.passthrough ? undefined : GEMINI_API_SCOPES),
         scopesByService,
-        services,
+        services: dropped.size === 0 ? services : services.filter((x) => !dropped.has(x)),
         exclude: tried,
         excludeOn: triedOn,
       });
     } catch (e) {
       if (e instanceof NoAccountError) {
+        // the model was not found on one service and nothing else could serve: that 404 is the answer
+        if (first404 && failures.length === 0) return first404;
         if (spec.pinned && failures.length > 0) throw exhausted(failures, spec.model, clock.now());
         throw exhausted(failures, spec.model, clock.now(), e);
       }
@@ -207,7 +212,16 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
         service: lease.service,
       });
       if (verdict.action === 'pass_back' && r.answer.kind === 'status') {
-        return { kind: 'client_error', lease, status: r.answer.status, headers: r.headers ?? {}, text: r.answer.text };
+        const opened: Opened = { kind: 'client_error', lease, status: r.answer.status, headers: r.headers ?? {}, text: r.answer.text };
+        // A 404 (no such model there) on one service while another may serve: try that one.
+        if (r.answer.status === 404 && services.some((x) => x !== lease.service && !dropped.has(x))) {
+          dropped.add(lease.service);
+          first404 ??= opened;
+          logger.info({ account: lease.email, model: spec.model, lane: lease.lane }, `${lease.service === 'vertex' ? 'Vertex AI' : 'The Gemini API'} answered 404 for ${spec.model}; trying the other service`);
+          break;
+        }
+        // both said 404: the answer of the service preferred first
+        return first404 && opened.status === 404 ? first404 : opened;
       }
       if (verdict.action === 'refresh') {
         refreshed = true;

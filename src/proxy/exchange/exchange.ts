@@ -67,8 +67,14 @@ export function okReport(usage: Usage | null, counts: boolean): UpstreamOutcome 
 export function finishTrack(deps: EngineDeps, track: Track, outcome: Partial<ExchangeOutcome> & { status: number }, model = ''): void {
   const lease = outcome.lease ?? null;
   if (lease && outcome.report) deps.pool.report(lease, model, outcome.report);
-  if (!deps.requestLog) return;
   const now = deps.clock.now();
+  if (deps.logger.isLevelEnabled('debug')) {
+    deps.logger.debug(
+      { route: track.route, model: track.modelUsed, account: lease?.email, service: lease?.service, lane: lease?.lane, status: outcome.status, latency_ms: now - track.start, retries: outcome.retries ?? 0 },
+      `${track.route} ${outcome.status}${lease ? ` via ${lease.lane}` : ''}`,
+    );
+  }
+  if (!deps.requestLog) return;
   const firstByteAt = outcome.firstByteAt ?? null;
   const entry: RequestLogEntry = {
     time: track.start,

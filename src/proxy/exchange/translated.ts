@@ -12,6 +12,15 @@ import type { AttemptSpec, Opened } from './attempts.ts';
 import { pump } from './body-io.ts';
 import { geminiJson, geminiSseHead } from './checks.ts';
 import type { EngineDeps } from './deps.ts';
+import type { Config } from '../../config/schema.ts';
+import type { LaneService } from '../../pool/types.ts';
+import { geminiTarget, type GeminiMethod } from '../vertex-gemini.ts';
+
+/** The services and per-lease target of a translated call (Vertex AI's URL and body for a Vertex lease). */
+function serviceSpec(call: TranslatedCall, method: GeminiMethod, path: string, body: Record<string, unknown>): Pick<AttemptSpec, 'services' | 'target'> {
+  if (!call.services || !call.vertex || !call.services.includes('vertex')) return { services: call.services };
+  return { services: call.services, target: geminiTarget({ gemini: { origin: call.origin, path }, cfg: call.vertex, model: call.model, method, body }) };
+}
 import { okReport, runExchange, type Served, type Track } from './exchange.ts';
 
 // Response ids: a random per-process prefix and a counter (unique, no per-request entropy needed).
@@ -32,6 +41,9 @@ export interface TranslatedCall {
   origin: string;
   /** `/v1beta/models/{model}` (the action is appended). */
   modelPath: string;
+  /** The services the request may use (default: the Gemini API only); with `vertex`, Vertex lanes are called there. */
+  services?: readonly LaneService[];
+  vertex?: Pick<Config, 'vertex_base_url' | 'vertex_location'>;
   signal: ClientAbort;
   track: Track;
 }
@@ -131,7 +143,9 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
     created: Math.floor(deps.clock.now() / 1000),
     options: parsed.responseOptions ?? {},
   };
+  const path = parsed.stream ? `${call.modelPath}:streamGenerateContent?alt=sse` : `${call.modelPath}:generateContent`;
   const spec = (): AttemptSpec => ({
+    ...serviceSpec(call, parsed.stream ? 'streamGenerateContent' : 'generateContent', path, parsed.gemini),
     model: call.model,
     sessionKey: parsed.sessionKey,
     pinned: call.pinned,
@@ -142,7 +156,7 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
     checkHead: geminiSseHead,
     origin: call.origin,
     method: 'POST',
-    path: parsed.stream ? `${call.modelPath}:streamGenerateContent?alt=sse` : `${call.modelPath}:generateContent`,
+    path,
     body: Buffer.from(JSON.stringify(parsed.gemini)),
     headers: JSON_HEADERS,
     signal: call.signal,
@@ -169,6 +183,7 @@ export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, 
   const ct = door.countTokens!;
   await runExchange(deps, res, call.track, {
     spec: () => ({
+      ...serviceSpec(call, 'countTokens', `${call.modelPath}:countTokens`, parsed.gemini),
       model: call.model,
       sessionKey: parsed.sessionKey,
       pinned: call.pinned,

@@ -13,6 +13,7 @@ import { baseOf } from '../upstream-client.ts';
 import { sessionKeyOf } from '../session-key.ts';
 import { clampOutputLimits, limitsFromList } from '../output-limits.ts';
 import { FORWARDED_GEMINI_PARAMS, header, MAX_JSON_DEPTH, PIN_HEADER, recordBadRequest, tooDeep } from '../route-checks.ts';
+import { geminiServices, geminiTarget } from '../vertex-gemini.ts';
 import type { RouteContext } from './context.ts';
 
 export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx: RequestContext) => Promise<void> {
@@ -45,6 +46,8 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
     const model = aliasesFor(cfg.model_aliases).resolve(split.model, families.pick);
     track.modelUsed = model;
     let payload: Buffer = raw;
+    /** The body as it goes upstream (parsed), for Vertex AI's version of it. */
+    let sent: Record<string, unknown> = body;
     if (action === 'countTokens') {
       const withModel = setCountTokensModel(body, model);
       if (withModel !== body) payload = Buffer.from(JSON.stringify(withModel));
@@ -52,6 +55,7 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
       const clamped = clampOutputLimits(body, model, limitsFromList(modelCache.peek(), model));
       if (clamped.notes.length) {
         payload = Buffer.from(JSON.stringify(clamped.body));
+        sent = clamped.body;
         track.note = clamped.notes.join('; ');
       }
     }
@@ -67,6 +71,10 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
     }
     const { origin, prefix } = baseOf(cfg.gemini_base_url);
     const stream = action === 'streamGenerateContent';
+    const path = `${prefix}/${version}/models/${encodeURIComponent(model)}:${action}${query ? `?${query}` : ''}`;
+    // Generate and countTokens may be served by Vertex AI too (gemini_services); embeddings stay on the Gemini API.
+    const method = action === 'generateContent' || action === 'streamGenerateContent' || action === 'countTokens' ? action : null;
+    const services = method ? geminiServices(cfg, sent, method) : undefined;
     await forwardRaw(engine, ctx.res, {
       spec: {
         model,
@@ -79,8 +87,10 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
         checkHead: sse ? geminiSseHead : geminiArrayHead,
         origin,
         method: 'POST',
-        path: `${prefix}/${version}/models/${encodeURIComponent(model)}:${action}${query ? `?${query}` : ''}`,
+        path,
         body: payload,
+        services,
+        target: method && services?.includes('vertex') ? geminiTarget({ gemini: { origin, path }, cfg, model, method, body: sent, query }) : undefined,
         headers: { 'content-type': 'application/json' },
         signal: clientSignal(ctx.res),
       },

@@ -14,6 +14,7 @@ import { sessionKeyOf } from '../session-key.ts';
 import { clampOutputLimits, limitsFromList } from '../output-limits.ts';
 import { checkModelName, header, PIN_HEADER, recordBadRequest, tooDeep, translatedTooDeep } from '../route-checks.ts';
 import type { Doors, RouteContext } from './context.ts';
+import { geminiServices } from '../vertex-gemini.ts';
 
 export function translated(
   rc: RouteContext,
@@ -85,6 +86,9 @@ export async function serveTranslated(
     pinned: header(ctx.req, PIN_HEADER),
     origin,
     modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
+    // Gemini through the Gemini API or Vertex AI, in the order of gemini_services
+    services: geminiServices(cfg, parsed.gemini as Record<string, unknown>, kind === 'count' ? 'countTokens' : 'generateContent'),
+    vertex: cfg,
     signal: clientSignal(ctx.res),
     track,
   };

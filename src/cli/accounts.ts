@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { byCreation, publicAccount, type Account } from '../store/account.ts';
 import { findAccount, removeAccount, setProxyDisabled } from '../store/account-ops.ts';
 import type { AccountState } from '../pool/types.ts';
-import { describeLanes, type AccountLane } from '../pool/lanes.ts';
+import { describeLanes, type AccountLane, type AccountLaneState } from '../pool/lanes.ts';
 import { completeConsent, importRefreshToken, type AddAccountResult } from '../oauth/add-account.ts';
 import { ConsentFlows } from '../oauth/flows.ts';
 import { CliError, type CliContext } from './context.ts';
@@ -35,6 +35,8 @@ interface ListedAccount {
   state: AccountState;
   usage_today?: { requests: number; tokens: number };
   lane?: AccountLane;
+  /** Every lane with its state (from a running gateway); offline, the lanes without states. */
+  lanes?: (AccountLane & { state?: AccountLaneState['state'] })[];
 }
 
 export async function listAccounts(ctx: CliContext, out: Out, opts: { json: boolean }): Promise<number> {
@@ -45,8 +47,8 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
   } else {
     const stored = await (await ctx.store()).list();
     stored.sort(byCreation);
-    const lanes = describeLanes(stored).byAccount;
-    accounts = stored.map((a) => ({ ...publicAccount(a), state: storedState(a), lane: lanes.get(a.id) }));
+    const described = describeLanes(stored);
+    accounts = stored.map((a) => ({ ...publicAccount(a), state: storedState(a), lane: described.byAccount.get(a.id), lanes: described.allByAccount.get(a.id) }));
   }
   if (opts.json) {
     out.write(JSON.stringify(accounts, null, 2) + '\n');
@@ -56,7 +58,7 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
     out.write('No accounts yet. Add one with `grantpool accounts add`.\n');
     return 0;
   }
-  const rows = [['EMAIL', 'NAME', 'STATE', 'LAST USED', 'TODAY', 'QUOTA (LANE)', 'ID', 'REASON'].map((h) => paint(out, 'bold', h))];
+  const rows = [['EMAIL', 'NAME', 'STATE', 'LAST USED', 'TODAY', 'QUOTA (LANE)', 'SERVICES', 'ID', 'REASON'].map((h) => paint(out, 'bold', h))];
   /** Shared lanes, each warned about once below the table. */
   const warnings = new Map<string, string>();
   for (const a of accounts) {
@@ -64,6 +66,7 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
     const missing = a.missing_scopes.length ? `missing scopes: ${a.missing_scopes.join(' ')}` : '';
     const google = a.security_events?.[0];
     const security = google ? `Google: ${google.event}${google.reason ? ` (${google.reason})` : ''} at ${formatTime(google.received_at)}` : '';
+    const off = (a.lanes ?? []).flatMap((l) => (l.state?.state === 'off' ? [`Vertex AI: ${l.state.reason}`] : []));
     rows.push([
       a.email,
       a.name ?? '-',
@@ -71,8 +74,9 @@ export async function listAccounts(ctx: CliContext, out: Out, opts: { json: bool
       formatTime(a.last_used),
       a.usage_today ? `${a.usage_today.requests} req` : '-',
       laneLabel(a.lane),
+      servicesLabel(a.lanes),
       a.id,
-      [detail, missing, security].filter(Boolean).join('; '),
+      [detail, missing, security, ...off].filter(Boolean).join('; '),
     ]);
     if (a.lane?.warning) warnings.set(a.lane.key, a.lane.warning);
   }
@@ -259,6 +263,28 @@ function laneLabel(lane: AccountLane | undefined): string {
   if (!lane) return '-';
   const what = lane.project_id ? `project ${lane.project_id}` : 'OAuth client project';
   return lane.accounts > 1 ? `${what} (shared by ${lane.accounts})` : what;
+}
+
+/** Each lane's service and state in a table cell: `Gemini API ok, Vertex AI cooling (gemini-2.5-flash until 12:34Z)`. */
+export function servicesLabel(lanes: ListedAccount['lanes']): string {
+  if (!lanes || lanes.length === 0) return '-';
+  return lanes
+    .map((l) => {
+      const name = l.service === 'vertex' ? 'Vertex AI' : 'Gemini API';
+      const st = l.state;
+      if (!st) return name;
+      switch (st.state) {
+        case 'active':
+          return `${name} ok`;
+        case 'cooling_down':
+          return `${name} cooling (${st.model || 'all'} until ${formatTime(st.until).slice(11)})`;
+        case 'quota_protected':
+          return `${name} quota (${st.model})`;
+        case 'off':
+          return `${name} off`;
+      }
+    })
+    .join(', ');
 }
 
 /** Largest secret read from stdin (a refresh token is far smaller). */

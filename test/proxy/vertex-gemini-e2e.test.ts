@@ -10,6 +10,7 @@ import OpenAI from 'openai';
 import { GoogleGenAI } from '@google/genai';
 import { startStack, type Stack } from '../support/stack.ts';
 import { startVertexUpstream, type VertexUpstream } from '../support/vertex-upstream.ts';
+import { runCli } from '../support/run-cli.ts';
 
 const GL = 'generativelanguage.googleapis.com';
 const AI = 'aiplatform.googleapis.com';
@@ -165,6 +166,12 @@ test('Chat Completions (openai SDK): Vertex lanes add capacity; a 429 on one Ver
   assert.equal(vl.state.state, 'active');
   const ann = body.accounts.find((a: any) => a.email === 'ann@example.com');
   assert.equal(ann.lanes[1].state.state, 'cooling_down', "ann's Vertex lane is cooling too");
+  // and `grantpool accounts list` shows both lanes of each account with their states
+  const list = await runCli(['accounts', 'list'], stack.env);
+  assert.equal(list.code, 0, list.err);
+  const bobLine = list.out.split('\n').find((l) => l.startsWith('bob@example.com'))!;
+  assert.match(bobLine, new RegExp(`Gemini API cooling \\(${FLASH} until \\d\\d:\\d\\dZ\\), Vertex AI ok`));
+  assert.match(list.out, /SERVICES/);
 });
 
 test('a Vertex 401 refreshes the token and retries on the Vertex lane', async () => {

@@ -119,6 +119,8 @@ export async function startStack(
     // Without the stand-in, project discovery fails at once (nothing listens on port 9) instead of calling Google.
     GRANTPOOL_RESOURCE_MANAGER_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
     GRANTPOOL_SERVICE_USAGE_BASE_URL: cloud?.url ?? 'http://127.0.0.1:9',
+    // Without a Vertex AI stand-in (tests pass one in `env`), a Vertex lane's calls fail at once instead of calling Google.
+    GRANTPOOL_VERTEX_BASE_URL: 'http://127.0.0.1:9',
     GRANTPOOL_ADMIN_TOKEN: 'test-admin-token-0123456789',
     // Google's security events come from the stand-in (never from accounts.google.com).
     GRANTPOOL_RISC_CONFIG_URL: issuer.riscConfigUrl,

@@ -32,6 +32,25 @@ export function lacksCloudScope(a) {
  * cloud-platform scope, the offer to re-authorize it (Google adds the scope
  * to what it granted before: incremental authorization).
  */
+const LANE_TONES = { active: 'ok', cooling_down: 'warn', quota_protected: 'warn', off: 'bad' };
+
+/** Each lane of the account (Gemini API, Vertex AI) and what it can do now. */
+export function lanesList(a) {
+  const lanes = a.lanes ?? [];
+  if (lanes.length === 0) return null;
+  const word = (l) => {
+    const s = l.state ?? { state: 'active' };
+    if (s.state === 'cooling_down') return `cooling${s.model ? ` for ${s.model}` : ''} until ${new Date(s.until * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
+    if (s.state === 'quota_protected') return `quota protected for ${s.model}`;
+    if (s.state === 'off') return 'off';
+    return 'ready';
+  };
+  return h('ul', { class: 'chips lanes', 'aria-label': `Services ${a.email} can serve`, 'data-testid': 'lanes' },
+    lanes.map((l) => h('li', { 'data-service': l.service, 'data-lane-state': l.state?.state ?? 'active' },
+      badge(`${l.service === 'vertex' ? 'Vertex AI' : 'Gemini API'}: ${word(l)}`, LANE_TONES[l.state?.state ?? 'active'] ?? 'neutral',
+        { title: l.state?.reason ? `${l.key}: ${l.state.reason}` : l.key }))));
+}
+
 export function projectCell(a, onUpdated, reauthorize) {
   const current = a.project_id
     ? h('div', null, h('code', null, a.project_id), a.project ? h('span', { class: 'muted' }, ` ${a.project.source}`) : null)
@@ -42,6 +61,7 @@ export function projectCell(a, onUpdated, reauthorize) {
     grant.addEventListener('click', () => reauthorize(a, grant));
     return h('div', { class: 'cell-project', 'data-testid': 'needs-cloud-scope' },
       current,
+      lanesList(a),
       h('div', { class: 'reason' }, 'Grantpool cannot list this account\'s projects: it did not allow access to Google Cloud data (cloud-platform). Re-authorize it to add that permission; what it granted before stays.'),
       grant);
   }
@@ -50,6 +70,7 @@ export function projectCell(a, onUpdated, reauthorize) {
   button.addEventListener('click', () => chooseProject(a, onUpdated));
   return h('div', { class: 'cell-project' },
     current,
+    lanesList(a),
     !a.project_id && a.project_error ? h('div', { class: 'reason' }, a.project_error) : null,
     button);
 }

@@ -152,7 +152,7 @@ export function mountRequests(root, app) {
           h('div', null, r.model_requested ?? '–'),
           r.model_used && r.model_used !== r.model_requested ? h('div', { class: 'muted' }, `→ ${r.model_used}`) : null),
         h('td', { 'data-label': 'Account' }, r.email ?? r.account_id ?? h('span', { class: 'muted' }, 'none'),
-          r.lane ? h('div', { class: 'muted mono', title: 'the service and lane (quota) that served it' }, `${r.service === 'vertex' ? 'Vertex AI' : 'Gemini API'} · ${r.lane}`) : null),
+          r.lane ? h('div', { class: 'muted mono', 'data-testid': 'request-lane', title: 'the service and lane (quota) that served it' }, `${r.service === 'vertex' ? 'Vertex AI' : 'Gemini API'} · ${r.lane}`) : null),
         h('td', { 'data-label': 'Status' },
           statusBadge(r.status),
           r.retries ? h('div', { class: 'muted' }, `${r.retries} retr${r.retries === 1 ? 'y' : 'ies'}`) : null,

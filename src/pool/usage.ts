@@ -4,6 +4,8 @@
 // appended to a log (`usage.<n>.log`, within half a second), and the log is
 // compacted now and then into `usage.json` (written atomically). Gateways on
 // one database share their counts through shared-usage.ts.
+// Why this file is just over 400 lines: the two stores share the record
+// format, the day arithmetic and the compaction rule, and must agree on them.
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';

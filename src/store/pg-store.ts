@@ -10,6 +10,12 @@
 //   LISTENs and applies what others wrote. A periodic catch-up (and one after
 //   every reconnect) compares versions, so a gateway that was disconnected
 //   misses nothing.
+//
+// Why this file is over 400 lines: reads, transactional writes, NOTIFY/LISTEN
+// and the catch-up share one connection pool's state and one version
+// discipline, and reading them apart would hide that. What stands alone is
+// elsewhere: the refresh lock (pg-refresh-lock.ts), the schema
+// (pg-migrations.ts), shared state (pg-shared-state.ts) and the token cipher.
 // - The refresh lock is a session advisory lock on a reserved connection: at
 //   most one refresh per account across every gateway, released by the
 //   server when the holder's connection ends (a killed gateway locks nobody).

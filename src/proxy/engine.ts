@@ -11,6 +11,6 @@ export { openUpstream, type AttemptSpec, type AttemptState, type Checked, type O
 export { finishTrack, newTrack, okReport, runExchange, type Adapter, type ExchangeOutcome, type Served, type Track } from './exchange/exchange.ts';
 export { settle, exhausted, type Answer, type Verdict } from './exchange/settle.ts';
 export { geminiArrayHead, geminiJson, geminiSseHead, passthroughHead } from './exchange/checks.ts';
-export { forwardRaw, type RawForward } from './exchange/raw.ts';
+export { forwardRaw, GEMINI_USAGE, type RawForward } from './exchange/raw.ts';
 export { forwardCountTokens, forwardTranslated, responseId, type TranslatedCall } from './exchange/translated.ts';
 export { fetchModelList } from './exchange/model-list.ts';

@@ -1,9 +1,11 @@
 // The raw adapter: forwards an upstream answer as it is (Gemini native, Google
-// API pass-through): status, content headers and bytes, chunks as they arrive.
+// API pass-through, Claude on Vertex AI): status, content headers and bytes,
+// chunks as they arrive, never parsed or re-serialised. Token usage is read
+// from the raw text by the route's UsageReader.
 import type { ServerResponse } from 'node:http';
 import { findUsage, Tail, type Usage } from '../sse.ts';
 import { describeNetworkError, upstreamMessage } from '../upstream-errors.ts';
-import { passHeaders, type ErrorShaper } from './answer.ts';
+import { passHeaders, sendJsonBody, type ErrorShaper } from './answer.ts';
 import type { AttemptSpec, Opened } from './attempts.ts';
 import { pump } from './body-io.ts';
 import type { EngineDeps } from './deps.ts';
@@ -17,28 +19,49 @@ export interface RawForward {
   sse: boolean;
   /** Error event text for an SSE stream that broke after it started. */
   streamError?: (status: number, message: string) => string;
-  /** Report token usage found in the answer. */
-  usage: boolean;
+  /** Reads the token usage from the answer; absent: none is reported. */
+  usage?: UsageReader;
+  /**
+   * An upstream 4xx in a shape the client does not read: the JSON body to send
+   * instead, or null to pass it on as it is. Absent: always as it is.
+   */
+  reshapeClientError?: (status: number, text: string) => unknown;
   /** A generate request: quota protection counts it (count-tokens, embeddings and lists are not). */
   counts: boolean;
 }
 
-/** Usage in a whole Gemini answer: usageMetadata sits near its end, so the tail is searched first. */
-function usageInBody(body: Buffer): Usage | null {
-  const TAIL = 8192;
-  if (body.length > TAIL) {
-    const u = findUsage(body.subarray(body.length - TAIL).toString('utf8'));
-    if (u) return u;
-  }
-  return findUsage(body.toString('utf8'));
+/** Reads token usage from a forwarded answer's raw bytes. */
+export interface UsageReader {
+  /** A whole answer. */
+  whole(body: Buffer): Usage | null;
+  /** A stream: its head (the first chunks, as sent) and the text of its last bytes. */
+  stream(head: readonly Buffer[], tail: string): Usage | null;
 }
+
+/** Usage in a Gemini answer: usageMetadata sits near the end of a whole answer, so its tail is searched first. */
+export const GEMINI_USAGE: UsageReader = {
+  whole(body) {
+    const TAIL = 8192;
+    if (body.length > TAIL) {
+      const u = findUsage(body.subarray(body.length - TAIL).toString('utf8'));
+      if (u) return u;
+    }
+    return findUsage(body.toString('utf8'));
+  },
+  stream: (_head, tail) => findUsage(tail),
+};
 
 async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, opened: Opened): Promise<Served> {
   if (opened.kind === 'client_error') {
-    const headers = passHeaders(opened.headers);
-    headers['content-length'] = String(Buffer.byteLength(opened.text));
-    res.writeHead(opened.status, headers);
-    res.end(opened.text);
+    const reshaped = f.reshapeClientError?.(opened.status, opened.text) ?? null;
+    if (reshaped !== null) {
+      sendJsonBody(res, opened.status, reshaped);
+    } else {
+      const headers = passHeaders(opened.headers);
+      headers['content-length'] = String(Buffer.byteLength(opened.text));
+      res.writeHead(opened.status, headers);
+      res.end(opened.text);
+    }
     return { status: opened.status, error: upstreamMessage(opened.status, opened.text).slice(0, 300), report: { kind: 'client_error' } };
   }
   if (opened.kind === 'ok') {
@@ -47,7 +70,7 @@ async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, op
     const firstByteAt = deps.clock.now();
     res.writeHead(opened.status, headers);
     res.end(opened.full);
-    const usage = f.usage ? usageInBody(opened.full) : null;
+    const usage = f.usage ? f.usage.whole(opened.full) : null;
     return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
   }
   const headers = passHeaders(opened.headers);
@@ -62,7 +85,7 @@ async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, op
     tail?.push(c);
     res.write(c);
   }
-  const usageNow = () => (tail ? findUsage(tail.text()) : null);
+  const usageNow = () => (tail ? f.usage!.stream(opened.head.chunks, tail.text()) : null);
   try {
     await pump(opened.body, res, (c) => {
       tail?.push(c);

@@ -6,7 +6,7 @@ import type { RequestContext } from '../../http/router.ts';
 import { HttpError, readJsonWithRaw } from '../../http/http-util.ts';
 import { nestsDeeperThan } from '../../util/json.ts';
 import { setCountTokensModel } from '../door.ts';
-import { clientSignal, forwardRaw, geminiArrayHead, geminiJson, geminiSseHead, newTrack } from '../engine.ts';
+import { clientSignal, forwardRaw, GEMINI_USAGE, geminiArrayHead, geminiJson, geminiSseHead, newTrack } from '../engine.ts';
 import { checkGeminiBody, GEMINI_ACTIONS, googleErrorBody, splitModelAction, type GeminiAction, type GeminiBody } from '../gemini-door.ts';
 import { aliasesFor } from '../models.ts';
 import { baseOf } from '../upstream-client.ts';
@@ -98,7 +98,7 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
       errorBody: (s, m) => googleErrorBody(s, m),
       sse: stream && sse,
       streamError: (s, m) => `data: ${JSON.stringify(googleErrorBody(s, m))}\r\n\r\n`,
-      usage: action === 'generateContent' || action === 'streamGenerateContent',
+      usage: action === 'generateContent' || action === 'streamGenerateContent' ? GEMINI_USAGE : undefined,
       counts: action === 'generateContent' || action === 'streamGenerateContent',
     });
   };

@@ -42,7 +42,6 @@ export function googlePassthrough(rc: RouteContext): (ctx: RequestContext) => Pr
       track,
       errorBody: (s, m) => googleErrorBody(s, m),
       sse: false,
-      usage: false,
       counts: false,
     });
   };

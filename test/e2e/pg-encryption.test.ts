@@ -124,7 +124,8 @@ describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
     assert.equal(enc.code, 0, enc.err);
     assert.match(enc.out, new RegExp(`^encrypted 2 accounts with key id ${keyId(KEY)} in postgres://`));
     for (const s of secrets) assert.ok(!dump().includes(s));
-    const rot = await run(['encrypt', '--rotate', '--new-key', NEW.toString('base64url')], env);
+    // The = form: a base64url key may start with '-', which the parser would take as an option.
+    const rot = await run(['encrypt', '--rotate', `--new-key=${NEW.toString('base64url')}`], env);
     assert.equal(rot.code, 0, rot.err);
     for (const r of await rows()) {
       const t = JSON.parse(r.data).token;

@@ -204,18 +204,39 @@ export class PgStore implements AccountStore {
 
   watch(onChange: (change: AccountChange) => void): () => void {
     this.watchers.add(onChange);
-    if (!this.listening && !this.closed) {
-      this.listening = this.sql.listen(
-        CHANNEL,
-        (payload) => void this.onNotify(payload),
-        // Called on every (re)connect of the listening connection: catch up on what was missed meanwhile.
-        () => void this.catchUp(),
-      );
-      this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up'));
-    }
+    this.listen();
     return () => {
       this.watchers.delete(onChange);
     };
+  }
+
+  private listen(): void {
+    if (this.listening || this.closed || this.watchers.size === 0) return;
+    const listening = this.sql.listen(
+      CHANNEL,
+      (payload) => void this.onNotify(payload),
+      // Called on every (re)connect of the listening connection: catch up on what was missed meanwhile.
+      () => void this.catchUp(),
+    );
+    this.listening = listening;
+    listening.catch((e: Error) => {
+      this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up');
+      if (this.listening === listening) this.listening = null;
+    });
+  }
+
+  /**
+   * After an outage: LISTEN again. The driver re-subscribes on its own when the
+   * listening connection closes, but gives up silently if the database is still
+   * down at that moment; a fresh subscription does not depend on that.
+   */
+  private async relisten(): Promise<void> {
+    const old = this.listening;
+    this.listening = null;
+    if (old) void old.then((l) => l.unlisten()).catch(() => {});
+    this.listen();
+    const now = this.listening as Promise<unknown> | null;
+    if (now) await Promise.race([now.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
   }
 
   withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -278,6 +299,7 @@ export class PgStore implements AccountStore {
       await this.sql`SELECT 1`;
       if (this.down) {
         this.logger.info('Database reachable again; catching up on account changes');
+        await this.relisten();
         this.down = null;
         await this.catchUp();
       }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
+import { RenewableListen, type ListenDriver } from './pg-listen.ts';
 import type { SharedEvents, SharedKv, SharedState } from './shared-state.ts';
 
 const CHANNEL = 'grantpool_events';
@@ -19,15 +20,19 @@ export class PgSharedState implements SharedState {
   private readonly sql: Sql;
   private readonly logger: Logger;
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
-  private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
+  private readonly listening: RenewableListen;
   private readonly sweeper: NodeJS.Timeout;
   private lagProbe: NodeJS.Timeout | null = null;
   private readonly me = randomUUID();
   private lagMs: number | null = null;
 
-  constructor(sql: Sql, logger: Logger, opts: { sweepIntervalMs?: number } = {}) {
+  constructor(sql: Sql, logger: Logger, listenDriver: ListenDriver, opts: { sweepIntervalMs?: number } = {}) {
     this.sql = sql;
     this.logger = logger;
+    this.listening = new RenewableListen(listenDriver, CHANNEL, {
+      onNotify: (text) => this.deliver(text),
+      onError: (e) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'),
+    });
     this.sweeper = setInterval(() => {
       sql`DELETE FROM grantpool_kv WHERE expires_at <= ${Date.now()}`.catch(() => {});
     }, opts.sweepIntervalMs ?? 60_000);
@@ -72,20 +77,21 @@ export class PgSharedState implements SharedState {
       let set = this.listeners.get(topic);
       if (!set) this.listeners.set(topic, (set = new Set()));
       set.add(listener);
-      if (!this.listening) {
-        this.listening = this.sql.listen(CHANNEL, (text) => this.deliver(text));
+      if (!this.lagProbe) {
         const probe = () => void this.events.publish(LAG_TOPIC, { from: this.me, at: Date.now() }).catch(() => {});
-        void this.listening.then(probe, () => {});
+        void this.listening.start().then(probe);
         this.lagProbe = setInterval(probe, LAG_PROBE_MS);
         this.lagProbe.unref();
       }
-      this.listening.catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'));
       return () => void set.delete(listener);
     },
-    ready: async () => {
-      await this.listening?.catch(() => {});
-    },
+    ready: () => this.listening.ready(),
   };
+
+  /** After an outage (PgStore's health check): LISTEN again on a fresh connection. */
+  renewListen(): Promise<void> {
+    return this.listening.renew();
+  }
 
   /** How long this gateway's last probe event took to come back through NOTIFY (ms), or null before the first. */
   notifyLagMs(): number | null {
@@ -96,9 +102,7 @@ export class PgSharedState implements SharedState {
     clearInterval(this.sweeper);
     if (this.lagProbe) clearInterval(this.lagProbe);
     this.listeners.clear();
-    const l = this.listening;
-    this.listening = null;
-    if (l) await l.then((x) => x.unlisten()).catch(() => {});
+    await this.listening.stop();
   }
 
   private deliver(text: string): void {

@@ -25,6 +25,7 @@ import type { Logger } from '../log/logger.ts';
 import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
 import { KeyedQueue } from '../fsx/file-lock.ts';
+import { RenewableListen, type ListenDriver } from './pg-listen.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
 import { underAdvisoryLock, type DbCounters, type DbPoolStats } from './pg-refresh-lock.ts';
@@ -72,7 +73,10 @@ export class PgStore implements AccountStore {
   private readonly seen = new Map<string, { version: number; present: boolean }>();
   private readonly watchers = new Set<(change: AccountChange) => void>();
   private readonly localLocks = new KeyedQueue();
-  private listening: Promise<{ unlisten: () => Promise<void> }> | null = null;
+  private readonly listening: RenewableListen;
+  /** A pool of its own for each LISTEN (pg-listen.ts), with this store's connection settings. */
+  private readonly listenDriver: ListenDriver;
+  private checking: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly probe: NodeJS.Timeout;
   /** Why the database cannot be used right now (null while it can). */
@@ -93,13 +97,20 @@ export class PgStore implements AccountStore {
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.max = opts.max ?? 10;
-    this.sql = postgres(opts.url, {
-      max: this.max,
+    const options = {
       onnotice: () => {},
       debug: () => void this.stats.queries++,
       connect_timeout: 10,
       // Session settings: a statement that waits for a row lock longer than this fails instead of hanging.
       connection: { application_name: this.appName, lock_timeout: 30_000 },
+    };
+    this.sql = postgres(opts.url, { ...options, max: this.max });
+    this.listenDriver = () => postgres(opts.url, { ...options, max: 1 });
+    this.listening = new RenewableListen(this.listenDriver, CHANNEL, {
+      onNotify: (payload) => void this.onNotify(payload),
+      // Called on every (re)connect of the listening connection: catch up on what was missed meanwhile.
+      onListen: () => void this.catchUp(),
+      onError: (e) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up'),
     });
     this.probe = setInterval(() => void this.check(), opts.probeIntervalMs ?? 5000);
     this.probe.unref();
@@ -112,7 +123,7 @@ export class PgStore implements AccountStore {
 
   /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
   sharedState(): PgSharedState {
-    return (this.shared ??= new PgSharedState(this.sql, this.logger));
+    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver));
   }
 
   /** The usage totals every gateway on this database adds to (src/pool/shared-usage.ts batches them). */
@@ -204,39 +215,10 @@ export class PgStore implements AccountStore {
 
   watch(onChange: (change: AccountChange) => void): () => void {
     this.watchers.add(onChange);
-    this.listen();
+    if (!this.closed) void this.listening.start();
     return () => {
       this.watchers.delete(onChange);
     };
-  }
-
-  private listen(): void {
-    if (this.listening || this.closed || this.watchers.size === 0) return;
-    const listening = this.sql.listen(
-      CHANNEL,
-      (payload) => void this.onNotify(payload),
-      // Called on every (re)connect of the listening connection: catch up on what was missed meanwhile.
-      () => void this.catchUp(),
-    );
-    this.listening = listening;
-    listening.catch((e: Error) => {
-      this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up');
-      if (this.listening === listening) this.listening = null;
-    });
-  }
-
-  /**
-   * After an outage: LISTEN again. The driver re-subscribes on its own when the
-   * listening connection closes, but gives up silently if the database is still
-   * down at that moment; a fresh subscription does not depend on that.
-   */
-  private async relisten(): Promise<void> {
-    const old = this.listening;
-    this.listening = null;
-    if (old) void old.then((l) => l.unlisten()).catch(() => {});
-    this.listen();
-    const now = this.listening as Promise<unknown> | null;
-    if (now) await Promise.race([now.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
   }
 
   withRefreshLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -262,8 +244,7 @@ export class PgStore implements AccountStore {
     clearInterval(this.probe);
     this.watchers.clear();
     await this.shared?.close();
-    const listening = this.listening;
-    if (listening) await listening.then((l) => l.unlisten()).catch(() => {});
+    await this.listening.stop();
     await this.sql.end({ timeout: 5 });
   }
 
@@ -293,13 +274,19 @@ export class PgStore implements AccountStore {
     return this.census.report(this.sealer.keyring);
   }
 
-  /** Checks the connection now; after an outage, catches up on what was missed. */
-  async check(): Promise<void> {
+  /** Checks the connection now; after an outage, LISTENs again and catches up on what was missed. */
+  check(): Promise<void> {
+    // One check at a time: a second one while the first renews would renew again.
+    return (this.checking ??= this.checkOnce().finally(() => (this.checking = null)));
+  }
+
+  private async checkOnce(): Promise<void> {
     try {
       await this.sql`SELECT 1`;
       if (this.down) {
         this.logger.info('Database reachable again; catching up on account changes');
-        await this.relisten();
+        // Before reporting healthy: the driver's own LISTEN again may have given up while the database was down.
+        await Promise.all([this.listening.renew(), this.shared?.renewListen()]);
         this.down = null;
         await this.catchUp();
       }

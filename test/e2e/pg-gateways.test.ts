@@ -290,6 +290,37 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     assert.equal(afterwards.value('grantpool_usage_unsent_requests'), 0, 'and sent the counts it kept');
     assert.ok(afterwards.value('grantpool_db_errors_total')! > 0, 'the outage shows in the errors');
   });
+
+  test('after the database restart, shared events reach the other gateways again: a logout on A ends the session on B', async () => {
+    const healthOf = async (g: Gateway) => ((await (await fetch(`${g.url}/healthz`)).json()) as { status: string }).status;
+    const both = async (status: string, ms: number) => {
+      const t0 = Date.now();
+      while (!((await healthOf(stack.gateway)) === status && (await healthOf(b)) === status) && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await healthOf(stack.gateway), status);
+      assert.equal(await healthOf(b), status);
+    };
+    pg.stop();
+    await both('degraded', 15_000);
+    pg.start();
+    await both('ok', 15_000);
+
+    const res = await loginOn(stack.gateway, admin());
+    assert.equal(res.status, 303);
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    const page = await (await fetch(`${b.url}/`, { headers: { cookie } })).text();
+    const csrf = /<meta name="grantpool-csrf" content="([^"]+)">/.exec(page)?.[1];
+    assert.ok(csrf, 'B knows the session opened on A');
+    const out = await fetch(`${stack.gateway.url}/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie, origin: stack.gateway.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrf! }).toString(),
+    });
+    assert.equal(out.status, 303);
+    const t0 = Date.now();
+    while ((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status !== 401 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status, 401, 'B ended it within 1 s (it heard the logout, not its own recheck 30 s later)');
+  });
 });
 
 describe('grantpool store copy', { skip }, () => {

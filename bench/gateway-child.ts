@@ -10,7 +10,7 @@
 //   reload-mark {accountId} from now on, wait for the store's change of this account
 //                           and answer with the wall time and the main thread's busy time
 //   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection (wall and CPU), lanes
-//   idle {ms}               CPU time used while nothing is asked of the gateway
+//   idle {ms, profile?}     CPU time used while nothing is asked of the gateway (and its CPU profile)
 //   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
 //   heap-snapshot {path}    a V8 heap snapshot (what the heap holds after the load)
 //   close
@@ -107,10 +107,12 @@ process.on('message', async (m: Msg) => {
       return;
     }
     case 'idle': {
+      if (m.profile) await startProfile(1000);
       const c0 = process.cpuUsage();
       const e0 = performance.eventLoopUtilization();
       await new Promise((r) => setTimeout(r, Number(m.ms)));
       const c = process.cpuUsage(c0);
+      if (m.profile) await stopProfile(String(m.profile));
       send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active });
       return;
     }

@@ -1,7 +1,8 @@
 // `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,vertex,herd]
-//  [-- --accounts=N] [-- --lanes=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot]`
+//  [-- --accounts=N] [-- --lanes=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot] [-- --idle=S]`
 // --profile writes CPU profiles of the gateway and of (b) per door during the throughput
-// runs (bench/results/profiles/); bench/profile-summary.ts summarises one.
+// runs (phases 2 and 6), and of the gateway's idle window (bench/results/profiles/); bench/profile-summary.ts summarises one.
+// --idle=S measures the gateway's CPU for S seconds after the load (10 in full runs, 0 in quick ones).
 // --heap-snapshot writes the gateway's heap after the load (bench/results/profiles/
 // gateway-after-load.heapsnapshot, for Chrome DevTools' Memory tab or bench/heap-summary.ts).
 //
@@ -55,6 +56,7 @@ if (!Number.isInteger(N_LANES) || N_LANES < 0 || N_LANES > N_ACCOUNTS) throw new
 const PER_LANE = N_LANES === 0 ? 0 : Math.ceil(N_ACCOUNTS / N_LANES);
 const SHAPE = N_LANES === 0 ? `${N_ACCOUNTS} accounts on the OAuth client's project` : `${N_ACCOUNTS} accounts on ${Math.ceil(N_ACCOUNTS / PER_LANE)} lanes`;
 const phase = (name: string) => !ONLY || ONLY.has(name);
+const idleArg = argv.find((a) => a.startsWith('--idle='));
 /** Node flags of the gateway and the baseline proxy: Grantpool's own unless --node-flags="..." tries others. */
 const flagsArg = argv.find((a) => a.startsWith('--node-flags='));
 const NODE_ARGS = flagsArg ? flagsArg.slice(13).split(' ').filter(Boolean) : [...NODE_FLAGS];
@@ -66,6 +68,7 @@ const CHILD_ENV = { ...NODE_ENV, ...process.env, ...COMPILE_CACHE };
 const P = QUICK
   ? { rounds: 3, latAmount: 1500, latWarm: 300, streamReqs: 40, streamWarm: 10, pairAmount: 4000, pairs: 5, tputAmount: 6000, tputWarm: 1500, delayedTput: false, reloadRounds: 5, selectN: 100_000, idleMs: 0, floor: false }
   : { rounds: 5, latAmount: 4000, latWarm: 800, streamReqs: 80, streamWarm: 15, pairAmount: 6000, pairs: 11, tputAmount: 20_000, tputWarm: 4000, delayedTput: true, reloadRounds: 11, selectN: 500_000, idleMs: 10_000, floor: true };
+if (idleArg) P.idleMs = Number(idleArg.slice(7)) * 1000;
 
 // ---- report rows -----------------------------------------------------------------------
 
@@ -657,26 +660,48 @@ async function vertexPhase(root: string, upstream: Child, passthrough: Child): P
     // Throughput at concurrency 64: alternating pairs of (b) and the gateway on the same path.
     const c = 64;
     log(`  throughput at concurrency ${c}: ${P.pairs} pairs of runs of ${P.pairAmount} requests`);
-    const ratios: Record<string, { rps: number[]; ratio: number[] }> = {};
-    for (const [gwTarget, base] of [[x.vGw, x.vPass], [x.tGw, x.gPass]] as const) {
+    const ratios: Record<string, { rps: number[]; ratio: number[]; cpuUs: number[]; baselineCpuUs: number[] }> = {};
+    /** A run, with the CPU time per request (µs) of the proxy that served it. */
+    const run = async (y: Target, proxy: Child) => {
+      const cpu0 = (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu;
+      const res = await cannon(y, { connections: c, amount: P.pairAmount });
+      const cpu1 = (await proxy.ask<{ cpu: { user: number; system: number } }>('stats')).cpu;
+      checkAllOk('vertex throughput', res);
+      return { rps: res.rps, cpuUs: (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / P.pairAmount };
+    };
+    for (const [gwTarget, base, gw] of [[x.vGw, x.vPass, vgw.child], [x.tGw, x.gPass, tgw.child]] as const) {
       await cannon(base, { connections: c, amount: P.tputWarm });
       await cannon(gwTarget, { connections: c, amount: P.tputWarm });
-      const r = (ratios[gwTarget.name] = { rps: [] as number[], ratio: [] as number[] });
+      const r = (ratios[gwTarget.name] = { rps: [] as number[], ratio: [] as number[], cpuUs: [] as number[], baselineCpuUs: [] as number[] });
+      const profilePath = PROFILE ? join(RESULTS, 'profiles', `${gwTarget.name.replace(/\W+/g, '-')}.cpuprofile`) : null;
+      const baselineProfilePath = profilePath?.replace(/\.cpuprofile$/, '-b-bare-proxy.cpuprofile');
+      if (profilePath) {
+        await gw.ask('profile-start', { intervalUs: 200 });
+        await passthrough.ask('profile-start', { intervalUs: 200 });
+      }
       for (let i = 0; i < P.pairs; i++) {
         const bFirst = i % 2 === 0;
-        const one = await cannon(bFirst ? base : gwTarget, { connections: c, amount: P.pairAmount });
-        const two = await cannon(bFirst ? gwTarget : base, { connections: c, amount: P.pairAmount });
-        checkAllOk('vertex throughput', one);
-        checkAllOk('vertex throughput', two);
+        const one = bFirst ? await run(base, passthrough) : await run(gwTarget, gw);
+        const two = bFirst ? await run(gwTarget, gw) : await run(base, passthrough);
         const [b, g] = bFirst ? [one, two] : [two, one];
         r.rps.push(g.rps);
         r.ratio.push(g.rps / b.rps);
+        r.cpuUs.push(g.cpuUs);
+        r.baselineCpuUs.push(b.cpuUs);
+      }
+      if (profilePath) {
+        await gw.ask('profile-stop', { path: profilePath });
+        await passthrough.ask('profile-stop', { path: baselineProfilePath });
+        profiles.push({ path: profilePath, requests: P.pairs * P.pairAmount }, { path: baselineProfilePath!, requests: P.pairs * P.pairAmount });
       }
     }
     const pv = median(ratios[x.vGw.name]!.ratio);
     const tr = median(ratios[x.tGw.name]!.ratio);
+    const cpu = (name: string) => `${round(median(ratios[name]!.cpuUs), 1)} / ${round(median(ratios[name]!.baselineCpuUs), 1)}`;
     row({ section: '6', metric: 'throughput, Anthropic door -> Claude on Vertex (pass-through)', value: `${Math.round(median(ratios[x.vGw.name]!.rps))} req/s = ${round(pv * 100, 1)}`, unit: '% of (b) on rawPredict', target: '>= 70%', pass: pv >= 0.7 });
+    row({ section: '6', metric: 'pass-through CPU per request, gateway / (b) on rawPredict', value: cpu(x.vGw.name), unit: 'µs' });
     row({ section: '6', metric: 'throughput, Anthropic door -> Gemini (translated)', value: `${Math.round(median(ratios[x.tGw.name]!.rps))} req/s = ${round(tr * 100, 1)}`, unit: '% of (b) on generateContent' });
+    row({ section: '6', metric: 'translated CPU per request, gateway / (b) on generateContent', value: cpu(x.tGw.name), unit: 'µs' });
     row({ section: '6', metric: 'throughput: pass-through closer to (b) than translated', value: `${round(pv * 100, 1)}% vs ${round(tr * 100, 1)}%`, unit: 'of (b)', target: 'pass-through >= translated', pass: pv >= tr });
     raw.vertex = { latency: per, stream: sper, throughput: ratios };
   } finally {
@@ -782,7 +807,9 @@ async function main(): Promise<void> {
       }
       if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {
-        const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs }, P.idleMs + 30_000);
+        const idleProfile = PROFILE ? join(RESULTS, 'profiles', 'gateway-idle.cpuprofile') : undefined;
+        const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs, profile: idleProfile }, P.idleMs + 30_000);
+        if (idleProfile) log(`profile: ${idleProfile} (idle; summary: node bench/profile-summary.ts ${idleProfile})`);
         row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
         // What `top` shows once the gateway has sat idle after everything above (streams of 32 MB included).
         const settled = await gw.child.ask<{ mem: Mem }>('stats');

@@ -1,8 +1,8 @@
 // GET /metrics in Prometheus' text format (prom-client), built from what the
 // gateway already records: every request-log entry (requests, latency, time
 // to first byte), the pool's live states (accounts by state, cooling), the
-// store's health, and the refreshes (an instrumented TokenRefresher). Nothing
-// here is on the request path beyond one counter increment per request.
+// store's health, and the refreshes (an instrumented TokenRefresher). On the
+// request path: a few map lookups per request (request-metrics.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestLog, RequestLogEntry } from '../proxy/request-log.ts';
 import type { Pool } from '../pool/pool.ts';
@@ -10,6 +10,7 @@ import type { AccountStore } from '../store/store.ts';
 import { RefreshError, type TokenRefresher } from '../oauth/refresh-error.ts';
 import type { Clock } from '../util/clock.ts';
 import { registerDbMetrics, type DbSource } from './db-metrics.ts';
+import { BufferedCounter, OneLabelHistogram } from './request-metrics.ts';
 
 /** Label values a client controls (model names) are capped: beyond this many, they count as "other". */
 const MAX_MODELS = 200;
@@ -47,23 +48,23 @@ export function createMetrics(opts: { clock: Clock; processMetrics?: boolean }):
     return m;
   };
 
-  const requests = new Counter({
+  const requests = new BufferedCounter({
     name: 'grantpool_requests_total',
     help: 'Proxied requests by door (protocol), upstream model, HTTP status the client got, and lane',
     labelNames: ['door', 'model', 'status', 'lane'] as const,
     registers,
   });
-  const latency = new Histogram({
+  const latency = new OneLabelHistogram({
     name: 'grantpool_request_duration_seconds',
     help: 'Time from the request to the end of the answer, by door (includes upstream time and failovers)',
-    labelNames: ['door'] as const,
+    label: 'door',
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  const firstByte = new Histogram({
+  const firstByte = new OneLabelHistogram({
     name: 'grantpool_upstream_first_byte_seconds',
     help: "Time from the request to the upstream answer's first byte, by door",
-    labelNames: ['door'] as const,
+    label: 'door',
     buckets: LATENCY_BUCKETS,
     registers,
   });
@@ -121,9 +122,9 @@ export function createMetrics(opts: { clock: Clock; processMetrics?: boolean }):
     const door = e.protocol;
     // A project's lane (`gemini_api:<project>`, `vertex:<project>`); '' for the OAuth client's shared project (or no account).
     const lane = e.lane && !e.lane.startsWith('gemini_api:client:') ? e.lane : '';
-    requests.inc({ door, model: modelLabel(e.model_used ?? e.model_requested), status: String(e.status), lane });
-    latency.observe({ door }, e.latency_ms / 1000);
-    if (e.first_byte_ms !== null) firstByte.observe({ door }, e.first_byte_ms / 1000);
+    requests.inc(door, modelLabel(e.model_used ?? e.model_requested), e.status, lane);
+    latency.observe(door, e.latency_ms / 1000);
+    if (e.first_byte_ms !== null) firstByte.observe(door, e.first_byte_ms / 1000);
     if (e.retries > 0) failovers.inc(e.retries);
   }
 

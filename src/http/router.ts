@@ -81,22 +81,30 @@ function split(path: string): string[] {
 }
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | null {
-  const params: Record<string, string> = {};
+  // Literal segments first: a route that does not match is ruled out before any parameter is decoded.
+  let end = pattern.length;
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i]!;
     if (p.startsWith('*')) {
-      params[p.slice(1)] = parts.slice(i).map(safeDecode).join('/');
-      return params;
+      end = i;
+      break;
     }
     const part = parts[i];
-    if (part === undefined) return null;
-    if (p.startsWith(':')) params[p.slice(1)] = safeDecode(part);
-    else if (p !== part) return null;
+    if (part === undefined || (!p.startsWith(':') && p !== part)) return null;
   }
-  return parts.length === pattern.length ? params : null;
+  if (end === pattern.length && parts.length !== pattern.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < end; i++) {
+    const p = pattern[i]!;
+    if (p.startsWith(':')) params[p.slice(1)] = safeDecode(parts[i]!);
+  }
+  if (end < pattern.length) params[pattern[end]!.slice(1)] = parts.slice(end).map(safeDecode).join('/');
+  return params;
 }
 
 function safeDecode(s: string): string {
+  // Without a '%' there is nothing to decode.
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {

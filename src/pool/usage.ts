@@ -1,7 +1,8 @@
 // Usage counted per quota day, account and model (requests, tokens in, tokens
 // out). Quota protection reads it, the dashboard charts it. Two stores: in
-// memory, and files that survive restarts and crashes: every record is
-// appended to a log (`usage.<n>.log`, within half a second), and the log is
+// memory, and files that survive restarts and crashes: every record reaches a
+// log (`usage.<n>.log`, within half a second, summed per day, account and
+// model over that half second), and the log is
 // compacted now and then into `usage.json` (written atomically). Gateways on
 // one database share their counts through shared-usage.ts.
 // Why this file is just over 400 lines: the two stores share the record
@@ -58,8 +59,8 @@ export class MemoryUsageStore implements UsageStore {
     this.changed();
   }
 
-  /** Adds to the table only (no persistence hook). */
-  protected apply(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
+  /** Adds to the table only (no persistence hook); returns the cell added to. */
+  protected apply(date: string, accountId: string, model: string, delta: Partial<DayUsage>): DayUsage {
     let day = this.table.get(date);
     if (!day) this.table.set(date, (day = new Map()));
     let byAccount = day.get(model);
@@ -69,6 +70,7 @@ export class MemoryUsageStore implements UsageStore {
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
+    return u;
   }
 
   /** Sets one cell of the table (no persistence hook). */
@@ -153,7 +155,8 @@ export class FileUsageStore extends MemoryUsageStore {
   /** Logs that may exist on disk (deleted once usage.json covers them). */
   private readonly logs = new Set<number>();
   private log: { gen: number; fh: FileHandle } | null = null;
-  private pending: string[] = [];
+  /** Records not yet in the log, summed per table cell (one line per cell and append). */
+  private pending = new Map<DayUsage, PendingRecord>();
   private logBytes = 0;
   private appendTimer: NodeJS.Timeout | null = null;
   private compactTimer: NodeJS.Timeout | null = null;
@@ -202,12 +205,19 @@ export class FileUsageStore extends MemoryUsageStore {
   }
 
   override add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
-    this.apply(date, accountId, model, delta);
+    const cell = this.apply(date, accountId, model, delta);
     const r = nonNegative(delta.requests);
     const i = nonNegative(delta.tokens_in);
     const o = nonNegative(delta.tokens_out);
     if (r || i || o) {
-      this.pending.push(`${JSON.stringify([date, accountId, model, r, i, o])}\n`);
+      const p = this.pending.get(cell);
+      if (p) {
+        p.r += r;
+        p.i += i;
+        p.o += o;
+      } else {
+        this.pending.set(cell, { date, accountId, model, r, i, o });
+      }
       if (!this.appendTimer) {
         this.appendTimer = setTimeout(() => {
           this.appendTimer = null;
@@ -269,9 +279,9 @@ export class FileUsageStore extends MemoryUsageStore {
 
   private append(): Promise<void> {
     return this.run(async () => {
-      if (this.pending.length === 0) return;
-      const text = this.pending.join('');
-      this.pending = [];
+      if (this.pending.size === 0) return;
+      const text = logLines(this.pending);
+      this.pending = new Map();
       try {
         if (this.log?.gen !== this.gen) {
           await this.closeLog();
@@ -299,14 +309,14 @@ export class FileUsageStore extends MemoryUsageStore {
       // From here on appends go to the next log; this snapshot holds everything before it.
       const old = this.gen;
       const rest = this.pending;
-      this.pending = [];
+      this.pending = new Map();
       this.gen = old + 1;
       this.logBytes = 0;
       this.dirty = false;
       const text = this.serialize(this.gen);
-      if (rest.length) {
+      if (rest.size) {
         // Best effort: the snapshot below holds these records too.
-        if (this.log?.gen === old) await this.log.fh.appendFile(rest.join('')).catch(() => {});
+        if (this.log?.gen === old) await this.log.fh.appendFile(logLines(rest)).catch(() => {});
       }
       if (this.log?.gen === old) await this.closeLog();
       try {
@@ -401,6 +411,22 @@ export class FileUsageStore extends MemoryUsageStore {
     }
     return `${JSON.stringify({ version: 1, log, days })}\n`;
   }
+}
+
+interface PendingRecord {
+  date: string;
+  accountId: string;
+  model: string;
+  r: number;
+  i: number;
+  o: number;
+}
+
+/** Log lines of the pending records (what replay reads back). */
+function logLines(pending: ReadonlyMap<DayUsage, PendingRecord>): string {
+  let text = '';
+  for (const p of pending.values()) text += `${JSON.stringify([p.date, p.accountId, p.model, p.r, p.i, p.o])}\n`;
+  return text;
 }
 
 export function nonNegative(v: unknown): number {

@@ -28,7 +28,8 @@ export function presentedKeys(req: IncomingMessage, url: URL): string[] {
     const v = req.headers[name];
     if (typeof v === 'string' && v.trim()) out.push(v.trim());
   }
-  const q = url.searchParams.get('key');
+  // Reading searchParams builds them: only when there is a query.
+  const q = url.search ? url.searchParams.get('key') : null;
   if (q) out.push(q);
   return out;
 }
@@ -121,13 +122,23 @@ function hostnameOf(hostHeader: string): string {
   return colon >= 0 ? h.slice(0, colon) : h;
 }
 
-function publicOrigin(config: AuthConfig): URL | null {
+/** The public URL parsed, per distinct value (a keyless request asks for it; URL parsing is not free). */
+const publicOrigins = new Map<string, { hostname: string; origin: string } | null>();
+
+function publicOrigin(config: AuthConfig): { hostname: string; origin: string } | null {
   if (!config.public_url) return null;
-  try {
-    return new URL(config.public_url);
-  } catch {
-    return null;
+  let o = publicOrigins.get(config.public_url);
+  if (o === undefined) {
+    try {
+      const u = new URL(config.public_url);
+      o = { hostname: u.hostname, origin: u.origin };
+    } catch {
+      o = null;
+    }
+    if (publicOrigins.size >= 16) publicOrigins.clear();
+    publicOrigins.set(config.public_url, o);
   }
+  return o;
 }
 
 /**

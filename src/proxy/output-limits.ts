@@ -43,8 +43,27 @@ export function defaultOutputLimit(model: string): number | undefined {
   return undefined;
 }
 
-/** The limits of `model` from a model list (or the documented defaults when it is not listed). */
+/** Limits per model, per model list read (a new list is a new array, so its limits are looked up afresh). */
+const limitsCache = new WeakMap<object, Map<string, ModelLimits>>();
+/** The same while no model list has been read. */
+const NO_LIST = {};
+/** Model names come from clients: a cache of one list holds at most this many. */
+const MAX_CACHED_MODELS = 256;
+
+/** The limits of `model` from a model list (or the documented defaults when it is not listed). Cached per list; frozen. */
 export function limitsFromList(list: readonly { name: string }[] | null, model: string): ModelLimits {
+  let byModel = limitsCache.get(list ?? NO_LIST);
+  if (!byModel) limitsCache.set(list ?? NO_LIST, (byModel = new Map()));
+  let limits = byModel.get(model);
+  if (!limits) {
+    limits = Object.freeze(readLimits(list, model));
+    if (byModel.size >= MAX_CACHED_MODELS) byModel.clear();
+    byModel.set(model, limits);
+  }
+  return limits;
+}
+
+function readLimits(list: readonly { name: string }[] | null, model: string): ModelLimits {
   const m = list?.find((x) => x.name === `models/${model}`) as Record<string, unknown> | undefined;
   const listed = typeof m?.outputTokenLimit === 'number' ? m.outputTokenLimit : undefined;
   return {
@@ -59,10 +78,19 @@ function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The snake_case spelling of each field name `pick` is asked for. */
+const SNAKE: Record<string, string> = {
+  generationConfig: 'generation_config',
+  maxOutputTokens: 'max_output_tokens',
+  thinkingConfig: 'thinking_config',
+  thinkingBudget: 'thinking_budget',
+  includeThoughts: 'include_thoughts',
+};
+
 /** The field in camelCase or snake_case (Google accepts both), with the key it was found under. */
 function pick(obj: Json, camel: string): { key: string; value: unknown } | null {
   if (obj[camel] !== undefined) return { key: camel, value: obj[camel] };
-  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  const snake = SNAKE[camel] ?? camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   if (obj[snake] !== undefined) return { key: snake, value: obj[snake] };
   return null;
 }

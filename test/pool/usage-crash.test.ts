@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileUsageStore } from '../../src/pool/usage.ts';
@@ -120,6 +120,30 @@ test('a log line cut short by a crash is skipped; usage.json written by an older
     // The format before the log: no "log" field.
     await writeFile(join(dir, 'usage.json'), JSON.stringify({ version: 1, days: { '2026-11-30': { b: { m: { requests: 7, tokens_in: 1, tokens_out: 1 } } } } }));
     assert.deepEqual(await recovered(dir), { requests: 7, tokens_in: 1, tokens_out: 1 });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('records of one account and model within the half second reach the log as one line, and count in full', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grantpool-usage-crash-'));
+  try {
+    const u = new FileUsageStore(dir, { debounceMs: 60_000, appendDelayMs: 50 });
+    await u.load();
+    for (let n = 0; n < 1000; n++) {
+      u.add('2026-12-01', 'a', 'm', { requests: 1, tokens_in: 5, tokens_out: 2 });
+      u.add('2026-12-01', n % 2 ? 'b' : 'c', 'm', { requests: 1 });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const log = (await readdir(dir)).find((n) => n.endsWith('.log'))!;
+    const lines = (await readFile(join(dir, log), 'utf8')).split('\n').filter(Boolean);
+    assert.equal(lines.length, 3, lines.join('\n'));
+    // What a crash now would leave: the log alone.
+    const other = new FileUsageStore(dir, { debounceMs: 60_000 });
+    await other.load();
+    assert.deepEqual(other.get('2026-12-01', 'a', 'm'), { requests: 1000, tokens_in: 5000, tokens_out: 2000 });
+    assert.equal(other.get('2026-12-01', 'b', 'm').requests, 500);
+    await u.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -54,3 +54,15 @@ test('limits come from the model list, else the documented family default; a mod
   assert.deepEqual((r.body.generationConfig as any).thinkingConfig, {});
   assert.match(r.notes[0]!, /does not think/);
 });
+
+test('a new model list gives the new limits: the limits read from the last list are not kept for the next', () => {
+  const before = [{ name: 'models/gemini-3-pro', outputTokenLimit: 32_768, thinking: true }];
+  assert.equal(limitsFromList(before, 'gemini-3-pro').outputTokenLimit, 32_768);
+  assert.equal(limitsFromList(before, 'gemini-3-pro').outputTokenLimit, 32_768, 'asked again of the same list');
+  const after = [{ name: 'models/gemini-3-pro', outputTokenLimit: 65_536, thinking: false }];
+  assert.deepEqual(limitsFromList(after, 'gemini-3-pro'), { outputTokenLimit: 65_536, thinking: false });
+  const clamped = clampOutputLimits({ generationConfig: { maxOutputTokens: 50_000 } }, 'gemini-3-pro', limitsFromList(after, 'gemini-3-pro'));
+  assert.equal(clamped.notes.length, 0, 'clamped to the new limit, not the old one');
+  assert.equal(limitsFromList([], 'gemini-3-pro').outputTokenLimit, 65_536, 'a list without the model: the documented default');
+  assert.equal(limitsFromList(null, 'gemini-3-pro').outputTokenLimit, 65_536);
+});

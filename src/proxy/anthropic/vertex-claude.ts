@@ -140,13 +140,15 @@ export function streamUsage(head: string, tail: string): Usage | null {
 }
 
 type Judged = { ok: true } | { ok: false; reason: string };
+/** A usable whole answer comes with its text (trimmed), so that its usage is read without decoding it again. */
+type JudgedText = { ok: true; value: string } | { ok: false; reason: string };
 
 /**
  * A 2xx Messages answer is usable when it is a JSON object of the expected
  * type (`message`, or `input_tokens` for count tokens). Only its start and
  * end are looked at: the body goes to the client as it is.
  */
-export function claudeJson(body: Buffer, count: boolean): Judged {
+export function claudeJson(body: Buffer, count: boolean): JudgedText {
   const text = body.toString('utf8').trim();
   if (!text) return { ok: false, reason: 'Vertex AI answered 200 with an empty body' };
   if (text[0] !== '{' || text[text.length - 1] !== '}') {
@@ -155,7 +157,7 @@ export function claudeJson(body: Buffer, count: boolean): Judged {
   if (count ? !/"input_tokens"\s*:/.test(text) : !/"type"\s*:\s*"message"/.test(text)) {
     return { ok: false, reason: `Vertex AI answered 200 without ${count ? 'input_tokens' : 'a message'}` };
   }
-  return { ok: true };
+  return { ok: true, value: text };
 }
 
 /** The head of a Messages stream: its first event must be message_start (an `error` event is as good as a 5xx). */

@@ -22,9 +22,9 @@ export interface ClaudeForward {
   counts: boolean;
 }
 
-/** Usage in a Messages answer, read from its raw text. */
+/** Usage in a Messages answer, read from its raw text (as the check decoded it, when it did). */
 const CLAUDE_USAGE: UsageReader = {
-  whole: (body) => messageUsage(body.toString('utf8')),
+  whole: (body, text) => messageUsage(typeof text === 'string' ? text : body.toString('utf8')),
   stream: (head, tail) => streamUsage(Buffer.concat(head).toString('utf8'), tail),
 };
 

@@ -3,7 +3,7 @@
 // chunks as they arrive, never parsed or re-serialised. Token usage is read
 // from the raw text by the route's UsageReader.
 import type { ServerResponse } from 'node:http';
-import { findUsage, Tail, type Usage } from '../sse.ts';
+import { findUsage, Tail, usageOf, type Usage } from '../sse.ts';
 import { describeNetworkError, upstreamMessage } from '../upstream-errors.ts';
 import { passHeaders, sendJsonBody, type ErrorShaper } from './answer.ts';
 import type { AttemptSpec, Opened } from './attempts.ts';
@@ -32,15 +32,20 @@ export interface RawForward {
 
 /** Reads token usage from a forwarded answer's raw bytes. */
 export interface UsageReader {
-  /** A whole answer. */
-  whole(body: Buffer): Usage | null;
+  /** A whole answer; `parsed` is what the route's check parsed of it, when it did. */
+  whole(body: Buffer, parsed?: unknown): Usage | null;
   /** A stream: its head (the first chunks, as sent) and the text of its last bytes. */
   stream(head: readonly Buffer[], tail: string): Usage | null;
 }
 
-/** Usage in a Gemini answer: usageMetadata sits near the end of a whole answer, so its tail is searched first. */
+/**
+ * Usage in a Gemini answer: from the answer the check parsed (geminiJson), or,
+ * when there is none, from the text: usageMetadata sits near the end of a
+ * whole answer, so its tail is searched first.
+ */
 export const GEMINI_USAGE: UsageReader = {
-  whole(body) {
+  whole(body, parsed) {
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return usageOf(parsed as Record<string, unknown>);
     const TAIL = 8192;
     if (body.length > TAIL) {
       const u = findUsage(body.subarray(body.length - TAIL).toString('utf8'));
@@ -70,7 +75,7 @@ async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, op
     const firstByteAt = deps.clock.now();
     res.writeHead(opened.status, headers);
     res.end(opened.full);
-    const usage = f.usage ? f.usage.whole(opened.full) : null;
+    const usage = f.usage ? f.usage.whole(opened.full, opened.value) : null;
     return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
   }
   const headers = passHeaders(opened.headers);

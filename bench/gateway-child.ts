@@ -9,6 +9,7 @@
 //   sample-start/-stop      peak memory while sampling every `everyMs`
 //   reload-mark {accountId} from now on, wait for the store's change of this account
 //                           and answer with the wall time and the main thread's busy time
+//   account-state {accountId} the pool's state of one account (what this gateway does with it now)
 //   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection (wall and CPU), lanes
 //   idle {ms, profile?}     CPU time used while nothing is asked of the gateway (and its CPU profile)
 //   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
@@ -63,7 +64,7 @@ let sampler: { timer: NodeJS.Timeout; base: ReturnType<typeof mem>; peak: Return
 process.on('message', async (m: Msg) => {
   switch (m.type) {
     case 'stats':
-      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now() });
+      send({ type: 'stats', id: m.id, mem: mem(), spaces: spaces(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), uptimeMs: performance.now(), poolSize: gateway.pool.size });
       return;
     case 'gc-mem':
       gcNow();
@@ -91,6 +92,9 @@ process.on('message', async (m: Msg) => {
     case 'reload-mark':
       reloadWait = { id: m.id, accountId: String(m.accountId), at: performance.now(), elu: performance.eventLoopUtilization() };
       send({ type: 'marked', id: m.id });
+      return;
+    case 'account-state':
+      send({ type: 'account-state', id: m.id, state: gateway.pool.stateOf(String(m.accountId))?.state ?? null });
       return;
     case 'select-bench': {
       const n = Number(m.n);

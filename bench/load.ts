@@ -139,31 +139,33 @@ export function timedRequest(
 /**
  * `n` requests at the same instant on `n` connections opened beforehand (with
  * GET `warmPath`), so that connection set-up (and the kernel's SYN backlog)
- * is not part of what is measured.
+ * is not part of what is measured. With several targets, request i goes to
+ * target i mod k (round-robin, as a load balancer spreads them).
  */
 export async function burst(
-  t: Target,
+  target: Target | Target[],
   n: number,
   warmPath: string,
 ): Promise<{ latencies: number[]; ok: number; failed: number; statuses: Record<string, number> }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: n, maxFreeSockets: n });
-  const u = new URL(t.url);
+  const targets = Array.isArray(target) ? target : [target];
+  const share = (k: number) => Math.floor(n / targets.length) + (k < n % targets.length ? 1 : 0);
+  const agents = targets.map((_, k) => new Agent({ keepAlive: true, maxSockets: share(k), maxFreeSockets: share(k) }));
   await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const req = httpRequest({ host: u.hostname, port: u.port, path: warmPath, method: 'GET', agent, headers: t.headers }, (res) => {
-            res.resume();
-            res.on('end', () => resolve());
-          });
-          req.on('error', reject);
-          req.end();
-        }),
-    ),
+    Array.from({ length: n }, (_, i) => {
+      const t = targets[i % targets.length]!;
+      const u = new URL(t.url);
+      return new Promise<void>((resolve, reject) => {
+        const req = httpRequest({ host: u.hostname, port: u.port, path: warmPath, method: 'GET', agent: agents[i % targets.length], headers: t.headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    }),
   );
-  const results = await Promise.all(Array.from({ length: n }, () => timedRequest(t, agent).catch(() => null)));
-  agent.destroy();
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => timedRequest(targets[i % targets.length]!, agents[i % targets.length]!).catch(() => null)));
+  for (const a of agents) a.destroy();
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let ok = 0;

@@ -1,5 +1,8 @@
-// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,vertex,herd]
-//  [-- --accounts=N] [-- --lanes=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot] [-- --idle=S]`
+// `npm run bench [-- --quick] [-- --profile] [-- --only=latency,stream,throughput,memory,reload,select,vertex,herd,scale]
+//  [-- --accounts=N] [-- --lanes=N] [-- --node-flags="--max-semi-space-size=16"] [-- --keep] [-- --heap-snapshot] [-- --idle=S]
+//  [-- --scale-accounts=N]`
+// `scale` (bench/scale.ts: three gateways on one PostgreSQL) runs only when --only names it;
+// --scale-accounts=N adds one gateway on a database of N accounts (start and memory).
 // --profile writes CPU profiles of the gateway and of (b) per door during the throughput
 // runs (phases 2 and 6), and of the gateway's idle window (bench/results/profiles/); bench/profile-summary.ts summarises one.
 // --idle=S measures the gateway's CPU for S seconds after the load (10 in full runs, 0 in quick ones).
@@ -33,10 +36,12 @@ import { accountFileName } from '../src/store/account-file.ts';
 import { writeFileAtomic } from '../src/fsx/atomic-write.ts';
 import type { UpstreamShape } from './upstream.ts';
 import { NODE_ENV, NODE_FLAGS } from '../bin/node-flags.js';
+import { scalePhase } from './scale.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
 const API_KEY = 'gp-bench-key-0123456789abcdef';
+const ADMIN_TOKEN = 'gpa-bench-admin-token-0123456789';
 
 // ---- options ---------------------------------------------------------------------------
 
@@ -57,6 +62,9 @@ const PER_LANE = N_LANES === 0 ? 0 : Math.ceil(N_ACCOUNTS / N_LANES);
 const SHAPE = N_LANES === 0 ? `${N_ACCOUNTS} accounts on the OAuth client's project` : `${N_ACCOUNTS} accounts on ${Math.ceil(N_ACCOUNTS / PER_LANE)} lanes`;
 const phase = (name: string) => !ONLY || ONLY.has(name);
 const idleArg = argv.find((a) => a.startsWith('--idle='));
+const scaleArg = argv.find((a) => a.startsWith('--scale-accounts='));
+const SCALE_ACCOUNTS = scaleArg ? Number(scaleArg.slice(17)) : null;
+if (SCALE_ACCOUNTS !== null && !(Number.isInteger(SCALE_ACCOUNTS) && SCALE_ACCOUNTS > 0)) throw new Error('--scale-accounts must be a whole number above 0');
 /** Node flags of the gateway and the baseline proxy: Grantpool's own unless --node-flags="..." tries others. */
 const flagsArg = argv.find((a) => a.startsWith('--node-flags='));
 const NODE_ARGS = flagsArg ? flagsArg.slice(13).split(' ').filter(Boolean) : [...NODE_FLAGS];
@@ -149,7 +157,7 @@ async function startGatewayChild(name: string, dataDir: string, env: Record<stri
       GRANTPOOL_PUBLIC_URL: 'http://localhost:8045',
       GRANTPOOL_AUTH_MODE: 'strict',
       GRANTPOOL_API_KEYS: API_KEY,
-      GRANTPOOL_ADMIN_TOKEN: 'gpa-bench-admin-token-0123456789',
+      GRANTPOOL_ADMIN_TOKEN: ADMIN_TOKEN,
       ...env,
     },
   });
@@ -743,7 +751,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ${Math.round(totalmem() / 1024 ** 3)} GB RAM, Linux ${release()}, Node ${process.version}`,
     mode: QUICK ? 'quick' : 'full',
-    command: `npm run bench${QUICK ? ' -- --quick' : ''}`,
+    command: argv.length ? `npm run bench -- ${argv.join(' ')}` : 'npm run bench',
     nodeFlags: NODE_ARGS.join(' '),
     nodeEnv: Object.fromEntries(Object.keys(NODE_ENV).map((k) => [k, CHILD_ENV[k as keyof typeof CHILD_ENV]])),
     accounts: N_ACCOUNTS,
@@ -835,6 +843,10 @@ async function main(): Promise<void> {
     }
     if (phase('vertex')) await timed('vertex', () => vertexPhase(root, upstream, passthrough));
     if (phase('herd')) await timed('herd', () => herdPhase(root, upstreamUrl));
+    if (ONLY?.has('scale')) {
+      const ctx = { root, upstreamUrl, accounts: N_ACCOUNTS, perLane: PER_LANE, bigAccounts: SCALE_ACCOUNTS, quick: QUICK, apiKey: API_KEY, adminToken: ADMIN_TOKEN, row, log, raw, startGateway: startGatewayChild };
+      await timed('scale', () => scalePhase(ctx));
+    }
   } finally {
     for (const c of children.reverse()) await c.stop().catch(() => {});
     if (!KEEP) await rm(root, { recursive: true, force: true });

@@ -40,7 +40,8 @@ export interface TestPostgres {
   destroy(): void;
 }
 
-export async function startPostgres(found: PostgresBinaries): Promise<TestPostgres> {
+/** `settings`: more postgresql.conf lines (e.g. shared_preload_libraries for the benchmark's pg_stat_statements). */
+export async function startPostgres(found: PostgresBinaries, opts: { settings?: string[] } = {}): Promise<TestPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'grantpool-pg-'));
   const data = join(dir, 'data');
   const port = await freePort();
@@ -56,7 +57,7 @@ export async function startPostgres(found: PostgresBinaries): Promise<TestPostgr
   run('initdb', ['-D', data, '-U', 'grantpool', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   writeFileSync(
     join(data, 'postgresql.auto.conf'),
-    [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${dir}'`, 'fsync = off', 'max_connections = 200', ''].join('\n'),
+    [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${dir}'`, 'fsync = off', 'max_connections = 200', ...(opts.settings ?? []), ''].join('\n'),
   );
   if (found.user) chownSync(join(data, 'postgresql.auto.conf'), found.user.uid, found.user.gid);
   const start = () => run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);

@@ -29,6 +29,16 @@ const logger = createLogger({ level: process.env.GRANTPOOL_LOG_LEVEL ?? 'info' }
 const t0 = performance.now();
 const gateway = await startGateway({ env: process.env, logger });
 const startGatewayMs = performance.now() - t0;
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+// CPU time since the process started: the start is CPU-bound, so on a loaded machine this says more than the wall time.
+const startCpuMs = cpuMs();
+// With many accounts the gateway serves before every one is read; the measurements below want them all.
+await gateway.store.whenLoaded?.();
+const loadedAtMs = performance.now();
+const loadedCpuMs = cpuMs();
 
 function mem() {
   const m = process.memoryUsage();
@@ -144,6 +154,9 @@ send({
   type: 'ready',
   url: gateway.url,
   startGatewayMs,
+  startCpuMs,
+  loadedAtMs,
+  loadedCpuMs,
   poolSize: gateway.pool.size,
   mem: mem(),
 });

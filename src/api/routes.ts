@@ -11,6 +11,7 @@ import type { AccountState } from '../pool/types.ts';
 import { describeLanes, laneInfoOf, laneInfosOf, type AccountLane, type AccountLaneState } from '../pool/lanes.ts';
 import { testingModeSuspicion } from '../oauth/testing-mode.ts';
 import type { ApiDeps } from './deps.ts';
+import type { LoadProgress } from '../store/store.ts';
 import { describeForLog, INTERNAL_MESSAGE, isGatewayError } from '../util/errors.ts';
 import { registerProjectRoutes } from './project-routes.ts';
 import { describeStorageError } from '../fsx/storage-errors.ts';
@@ -138,14 +139,21 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     return deps.config().metrics_public ? scrape().catch((e) => handleApiError(logger, ctx, e)) : guarded(scrape)(ctx);
   });
 
+  // While the store still reads its accounts (a large pool just started): what it read so far, and how far it is.
+  const current = async (): Promise<{ accounts: Account[]; loading: LoadProgress | null }> => {
+    const loading = deps.store.loading?.() ?? null;
+    return { accounts: loading && deps.store.loadedSoFar ? deps.store.loadedSoFar() : await deps.store.list(), loading };
+  };
+
   on('GET', '/api/status', async ({ res }) => {
-    sendJson(res, 200, statusBody(deps, await deps.store.list()));
+    const { accounts, loading } = await current();
+    sendJson(res, 200, { ...statusBody(deps, accounts), ...(loading ? { loading } : {}) });
   });
 
   on('GET', '/api/accounts', async ({ res }) => {
-    const accounts = await deps.store.list();
+    const { accounts, loading } = await current();
     accounts.sort(byCreation);
-    sendJson(res, 200, { accounts: accounts.map((a) => apiAccount(deps, a)) });
+    sendJson(res, 200, { accounts: accounts.map((a) => apiAccount(deps, a)), ...(loading ? { loading } : {}) });
   });
 
   on('GET', '/api/accounts/:id', async ({ res, params }) => {

@@ -78,7 +78,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   const keys = await loadEncryptionKeys(config, env);
   for (const w of keys.warnings) logger.warn(w);
-  const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger, keys);
+  // With many accounts, the gateway serves with those read first while the store reads the rest (docs/design.md).
+  const store = await openAccountStore({ dataDir: config.data_dir, databaseUrl: config.database_url }, logger, keys, { backgroundLoad: true });
   const shared = sharedStateFor(store, () => clock.now());
   const oauth = new OAuthHolder({ config: () => config, logger, clock });
   await oauth.reload();
@@ -208,7 +209,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     recheckKeys: sharedKeys ? (presented) => sharedKeys.recheck(presented) : undefined,
     health: () => {
       const problems = currentProblems();
-      return { ...(problems.length ? { status: 'degraded', problems } : {}), accounts: pool.summary().by_state };
+      const loading = pool.loading();
+      return { ...(problems.length ? { status: 'degraded', problems } : {}), ...(loading ? { loading } : {}), accounts: pool.summary().by_state };
     },
   });
   proxyAliases = () => proxy.aliases();

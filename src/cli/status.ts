@@ -16,6 +16,8 @@ interface StatusBody {
     testing_mode?: { message: string; fix: string } | null;
   };
   pool: { total: number; by_state: Record<string, number> };
+  /** Present while the gateway still reads its accounts (it serves with those read so far). */
+  loading?: { loaded: number; total: number };
   requests_last_hour: number;
 }
 
@@ -38,6 +40,7 @@ export async function status(ctx: CliContext, out: Out): Promise<number> {
     .filter(([, n]) => n > 0)
     .map(([state, n]) => `${n} ${state.replace('_', ' ')}`);
   lines.push(`Accounts: ${s.pool.total}${parts.length ? ` (${parts.join(', ')})` : ''}`);
+  if (s.loading) lines.push(`Loading accounts: ${s.loading.loaded} of ${s.loading.total} read so far (serving with those)`);
   lines.push(`Requests in the last hour: ${s.requests_last_hour}`);
   out.write(lines.join('\n') + '\n');
   return 0;

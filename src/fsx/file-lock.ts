@@ -53,6 +53,11 @@ export function isLockLeftover(name: string): boolean {
 export class KeyedQueue {
   private tails = new Map<string, Promise<unknown>>();
 
+  /** Some work on this key is queued or running. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.tails.get(key) ?? Promise.resolve();
     const result = prev.then(fn);

@@ -6,7 +6,8 @@
 // Also the retry after an upstream 401.
 import type { Clock } from '../util/clock.ts';
 import { blockOf, laneOpen, refreshBeforeFor, tokenUnusable, type Eligibility } from './eligibility.ts';
-import { nothingCanServe, pinnedUnusable } from './explain.ts';
+import { nothingCanServe, pinnedUnusable, stillLoading } from './explain.ts';
+import type { LoadProgress } from '../store/store.ts';
 import { staticallyOut, type Entry, type Mirror } from './mirror.ts';
 import type { RefreshScheduler } from './scheduler.ts';
 import type { Selector } from './selection.ts';
@@ -25,6 +26,8 @@ export interface LeaserOptions {
   clock: Clock;
   /** A token with less than this left gets a background refresh when it is handed out. */
   refreshBeforeMs: number;
+  /** The store's first load while it runs (null once every account is read): until then, "nothing can serve" means "not yet". */
+  loading: () => LoadProgress | null;
 }
 
 /** A lease of this account on its lane of this service (null: it has no such lane). */
@@ -52,7 +55,7 @@ export interface Leaser {
 // A closure rather than a class: the hot path (acquire -> leaseFor) then reads
 // its collaborators from constants, and V8 inlines leaseFor into acquire.
 export function createLeaser(opts: LeaserOptions): Leaser {
-  const { mirror, selectors, el, scheduler, clock, refreshBeforeMs } = opts;
+  const { mirror, selectors, el, scheduler, clock, refreshBeforeMs, loading } = opts;
   const marginMs = el.marginMs;
 
   async function acquire(req: AcquireRequest): Promise<Lease> {
@@ -87,7 +90,8 @@ export function createLeaser(opts: LeaserOptions): Leaser {
         (tried ??= new Set()).add(e.id);
       }
     }
-    throw nothingCanServe(mirror.values(), mirror.size, req, clock.now(), el);
+    const progress = loading();
+    throw progress ? stillLoading(progress) : nothingCanServe(mirror.values(), mirror.size, req, clock.now(), el);
   }
 
   async function refreshAfterUnauthorized(lease: Lease): Promise<Lease | null> {
@@ -115,6 +119,8 @@ export function createLeaser(opts: LeaserOptions): Leaser {
     const ref = req.pinned!;
     const e = mirror.find(ref);
     if (!e) {
+      const progress = loading();
+      if (progress) throw stillLoading(progress);
       throw new NoAccountError(
         'pinned_unknown',
         `No account matches "${ref}" (X-Grantpool-Account takes an account's email or id; GET /api/accounts lists them).`,

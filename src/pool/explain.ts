@@ -5,6 +5,7 @@ import { blockOf, coolingOf, hasAnyScope, type Block, type Eligibility } from '.
 import type { Entry } from './mirror.ts';
 import { DEFAULT_SERVICES, serviceName, type LaneService } from './lanes.ts';
 import { NoAccountError, type AcquireRequest } from './types.ts';
+import type { LoadProgress } from '../store/store.ts';
 
 /** When a block ends (epoch ms); `now` for blocks that do not end by themselves. */
 export function blockUntil(e: Entry, b: Block, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): number {
@@ -68,6 +69,20 @@ export function pinnedUnusable(e: Entry, b: Block, req: AcquireRequest, now: num
     return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} lacks the scope this route needs (one of: ${(req.anyOfScopes ?? []).join(', ')}).`, 503);
   }
   return new NoAccountError('pinned_unusable', `The pinned account ${e.account.email} cannot serve: ${b === 'disabled' ? 'disabled: ' : b === 'proxy_disabled' ? 'taken out of the proxy: ' : ''}${why}`, 503);
+}
+
+/**
+ * While the store still reads its accounts (a gateway with many starts
+ * serving before every one is read): none read so far can serve this request,
+ * one not yet read may. A 503 with Retry-After, in the door's shape.
+ */
+export function stillLoading(progress: LoadProgress): NoAccountError {
+  return new NoAccountError(
+    'loading',
+    `Grantpool is still reading its accounts (${progress.loaded} of ${progress.total} so far) and none of those can serve this request yet; try again in a moment.`,
+    503,
+    1,
+  );
 }
 
 /** Blocks ranked by how soon they may lift: the one an account is counted under when several services are asked for. */

@@ -6,7 +6,7 @@
 // confirms it. Every change the store announces (this process, the CLI, an
 // editor) is applied here.
 import type { Account } from '../store/account.ts';
-import type { AccountStore } from '../store/store.ts';
+import type { AccountChange, AccountStore } from '../store/store.ts';
 import type { Logger } from '../log/logger.ts';
 import { ModelCooldowns, type RefreshBackoff } from './cooldowns.ts';
 import { clientKey } from './client-health.ts';
@@ -204,10 +204,17 @@ export class Mirror {
 
   /**
    * Subscribes to the store and reads every account. A change notified while
-   * the listing runs is newer than what the listing read, so it wins.
-   * Returns the unsubscribe function.
+   * the listing runs is newer than what the listing read, so it wins. A store
+   * still loading in the background gives the accounts read so far, at once
+   * and in the same turn as the subscription (so nothing falls between), and
+   * the rest as they are read. Returns the unsubscribe function.
    */
   async load(store: AccountStore): Promise<() => void> {
+    if (store.loading?.() && store.loadedSoFar) {
+      const unwatch = store.watch((c) => this.onStoreChange(c));
+      for (const a of store.loadedSoFar()) this.apply(a);
+      return unwatch;
+    }
     const changed = new Set<string>();
     this.changedDuringLoad = changed;
     const unwatch = store.watch((c) => this.onStoreChange(c));
@@ -228,8 +235,13 @@ export class Mirror {
     this.hooks.rotation(e, !staticallyOut(e));
   }
 
-  private onStoreChange(change: { id: string; account: Account | null }): void {
+  private onStoreChange(change: AccountChange): void {
     this.changedDuringLoad?.add(change.id);
+    if (change.initial && change.account && !this.entries.has(change.id)) {
+      // read by the store's background load: there all along, not news
+      this.apply(change.account, true);
+      return;
+    }
     if (change.account === null) {
       this.remove(change.id);
       this.logger.info({ account_id: change.id }, 'Account removed from the pool');

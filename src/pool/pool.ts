@@ -13,7 +13,7 @@
 // proxy_disabled, new token, last_used) is written through it, and every
 // change in it (this process, the CLI, an editor) is applied here.
 import type { Account } from '../store/account.ts';
-import type { AccountStore } from '../store/store.ts';
+import type { AccountStore, LoadProgress } from '../store/store.ts';
 import type { TokenRefresher } from '../oauth/refresh-error.ts';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../util/clock.ts';
@@ -111,6 +111,8 @@ export interface Pool extends TokenPool {
    * could not be written (the account stays out of this pool anyway).
    */
   disable(id: string, reason: string): Promise<Account | null>;
+  /** The store's first load while it runs in the background (null once every account is read). */
+  loading(): LoadProgress | null;
   /** Ids with a refresh in flight (for tests and the dashboard). */
   refreshingIds(): string[];
   /** Every account as the pool last saw it in the store (no I/O). */
@@ -201,7 +203,8 @@ export function createPool(opts: PoolOptions): Pool {
       for (const l of [...laneListeners]) l(c);
     },
   });
-  const leaser = createLeaser({ mirror, selectors, el, scheduler, clock, refreshBeforeMs });
+  const loading = (): LoadProgress | null => store.loading?.() ?? null;
+  const leaser = createLeaser({ mirror, selectors, el, scheduler, clock, refreshBeforeMs, loading });
   const views = new Views({ mirror, el, usage, clock, refreshing: (id) => scheduler.has(id), refreshCount: () => scheduler.size });
 
   let unwatch: (() => void) | null = null;
@@ -223,16 +226,26 @@ export function createPool(opts: PoolOptions): Pool {
     scheduler.resume();
     await usage.load();
     unwatch = await mirror.load(store);
-    const s = views.summary();
-    logger.info(
-      { accounts: s.total, active: s.by_state.active, disabled: s.by_state.disabled, proxy_disabled: s.by_state.proxy_disabled },
-      `Token pool loaded ${s.total} account(s): ${selector.size} in rotation, ${s.by_state.disabled} disabled, ${s.by_state.proxy_disabled} taken out of the proxy`,
-    );
+    const progress = loading();
+    if (progress) {
+      logger.info(progress, `Token pool serving with the ${mirror.size} account(s) read so far; reading the other ${progress.total - progress.loaded} in the background`);
+      void store.whenLoaded?.().then(() => {
+        if (unwatch) logLoaded();
+      });
+    } else logLoaded();
     const interval = opts.backgroundIntervalMs ?? 5000;
     if (interval > 0) {
       timer = setInterval(tick, interval);
       timer.unref();
     }
+  }
+
+  function logLoaded(): void {
+    const s = views.summary();
+    logger.info(
+      { accounts: s.total, active: s.by_state.active, disabled: s.by_state.disabled, proxy_disabled: s.by_state.proxy_disabled },
+      `Token pool loaded ${s.total} account(s): ${selector.size} in rotation, ${s.by_state.disabled} disabled, ${s.by_state.proxy_disabled} taken out of the proxy`,
+    );
   }
 
   /** Stops the timer and the store subscription; waits (up to 5 s) for refreshes in flight, so their tokens are written. */
@@ -282,6 +295,7 @@ export function createPool(opts: PoolOptions): Pool {
       changed(id);
       return written;
     },
+    loading,
     refreshingIds: () => [...mirror.ids()].filter((id) => scheduler.has(id)),
     accounts: () => [...mirror.values()].map((e) => e.account),
     get size() {

@@ -2,7 +2,7 @@
 // are safe to log (never a piece of the file's content, which holds tokens).
 import { describeJsonError } from '../util/json.ts';
 import { GatewayError } from '../util/errors.ts';
-import { AccountSchema, readOnlyAccount, type Account } from './account.ts';
+import { AccountSchema, readOnlyAccount, usualAccount, type Account } from './account.ts';
 import type { z } from 'zod';
 
 export const ACCOUNT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -48,10 +48,14 @@ export function parseAccountFile(text: string, id: string): ParsedAccountFile {
   } catch (e) {
     return { ok: false, reason: describeJsonError(e) };
   }
-  const result = AccountSchema.safeParse(data);
-  if (!result.success) return { ok: false, reason: describeSchemaError(result.error) };
-  if (result.data.id !== id) return { ok: false, reason: `id: "${result.data.id}" does not match the file name ${accountFileName(id)}` };
-  return { ok: true, account: readOnlyAccount(result.data) };
+  let account = usualAccount(data, true);
+  if (!account) {
+    const result = AccountSchema.safeParse(data);
+    if (!result.success) return { ok: false, reason: describeSchemaError(result.error) };
+    account = readOnlyAccount(result.data);
+  }
+  if (account.id !== id) return { ok: false, reason: `id: "${account.id}" does not match the file name ${accountFileName(id)}` };
+  return { ok: true, account };
 }
 
 export class InvalidAccountError extends GatewayError {
@@ -69,6 +73,8 @@ export function validateAccount(candidate: unknown): Account {
   } catch {
     throw new InvalidAccountError('not representable as JSON');
   }
+  const usual = usualAccount(plain, true);
+  if (usual) return usual;
   const result = AccountSchema.safeParse(plain);
   if (!result.success) throw new InvalidAccountError(describeSchemaError(result.error));
   return readOnlyAccount(result.data);

@@ -91,8 +91,8 @@ function compareText(a: string, b: string): number {
 }
 
 // Strings that thousands of accounts share (the granted scopes, the OAuth client, the token type)
-// are kept once (and so is the empty list of missing scopes, below). Bounded, so that odd files
-// cannot grow it without limit.
+// are kept once (and so are the empty lists of missing scopes and events, below). Bounded, so
+// that odd files cannot grow it without limit.
 const shared = new Map<string, string>();
 const MAX_SHARED = 1000;
 
@@ -114,20 +114,144 @@ function deepFreeze(value: unknown): void {
   for (const v of Object.values(value)) deepFreeze(v);
 }
 
+const ACCOUNT_ORDER = Object.keys(AccountSchema.shape);
+const TOKEN_ORDER = Object.keys(TokenSchema.shape);
+const ACCOUNT_KEYS: ReadonlySet<string> = new Set(ACCOUNT_ORDER);
+const TOKEN_KEYS: ReadonlySet<string> = new Set(TOKEN_ORDER);
+
+/** The object has exactly these keys, in this order (as Grantpool writes an account file). */
+function hasExactly(o: object, order: readonly string[]): boolean {
+  let i = 0;
+  for (const k in o) if (k !== order[i++]) return false;
+  return i === order.length;
+}
+
+/** Fields a file may carry beyond the schema's (kept as they are, after the known ones, as zod orders them). */
+function copyUnknown(from: Record<string, unknown>, to: Record<string, unknown>, known: ReadonlySet<string>): void {
+  for (const k in from) {
+    if (known.has(k) || !Object.hasOwn(from, k)) continue;
+    const v = from[k];
+    to[k] = v !== null && typeof v === 'object' ? structuredClone(v) : v; // frozen below: never the caller's object
+  }
+}
+
+/**
+ * A valid account rebuilt as one object literal in the schema's order: every
+ * field lives in the object itself (about 100 bytes less per account than
+ * zod's output, whose fields are added one by one), common strings shared.
+ */
+function compact(a: Account, extra: Record<string, unknown> = a): Account {
+  const t = a.token;
+  const token = {
+    access_token: t.access_token,
+    refresh_token: t.refresh_token,
+    expiry_timestamp: t.expiry_timestamp,
+    token_type: share(t.token_type),
+    scope: share(t.scope),
+  };
+  copyUnknown((extra.token ?? t) as Record<string, unknown>, token, TOKEN_KEYS);
+  Object.freeze(token);
+  const out: Account = {
+    id: a.id,
+    email: a.email,
+    sub: a.sub,
+    name: a.name,
+    token,
+    oauth_client_id: a.oauth_client_id === null ? null : share(a.oauth_client_id),
+    project_id: a.project_id,
+    project: a.project,
+    project_error: a.project_error,
+    disabled: a.disabled,
+    disabled_at: a.disabled_at,
+    disabled_reason: a.disabled_reason,
+    proxy_disabled: a.proxy_disabled,
+    proxy_disabled_at: a.proxy_disabled_at,
+    proxy_disabled_reason: a.proxy_disabled_reason,
+    missing_scopes: a.missing_scopes.length === 0 ? NO_SCOPES : a.missing_scopes,
+    security_events: a.security_events.length === 0 ? NO_EVENTS : a.security_events,
+    created_at: a.created_at,
+    refresh_token_at: a.refresh_token_at,
+    last_used: a.last_used,
+  };
+  copyUnknown(extra, out, ACCOUNT_KEYS);
+  for (const k in out) deepFreeze(out[k]);
+  return Object.freeze(out);
+}
+
 /**
  * An account as the store keeps and hands it out: read-only (frozen, so the
  * store, the pool and every reader share one object and a stray write throws
- * instead of changing what others see), with common strings shared. Takes a
- * freshly parsed account that nobody else holds yet.
+ * instead of changing what others see), compact, with common strings shared.
+ * Takes a valid account (the schema's output); returns a new object.
  */
 export function readOnlyAccount(a: Account): Account {
-  if (a.missing_scopes.length === 0) a.missing_scopes = NO_SCOPES;
-  if (a.security_events.length === 0) a.security_events = NO_EVENTS;
-  a.token.scope = share(a.token.scope);
-  a.token.token_type = share(a.token.token_type);
-  if (a.oauth_client_id) a.oauth_client_id = share(a.oauth_client_id);
-  deepFreeze(a);
-  return a;
+  return compact(a);
+}
+
+const isText = (v: unknown): v is string => typeof v === 'string';
+const textOrNull = (v: unknown) => v === undefined || v === null || typeof v === 'string';
+const intOrNull = (v: unknown) => v === undefined || v === null || Number.isSafeInteger(v);
+const flag = (v: unknown) => v === undefined || typeof v === 'boolean';
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * AccountSchema.parse + readOnlyAccount for the usual account (what Grantpool
+ * writes): checked field by field and built at once, several times faster than
+ * zod when thousands of accounts are read at start. Returns null for anything
+ * else (a project, security events, a type zod would coerce or refuse): the
+ * caller then asks zod, which gives the same result or the reasons. `fresh`:
+ * `data` was just parsed and nobody else holds it, so it may be made the
+ * account itself (no copy) when it has every field in order.
+ */
+export function usualAccount(data: unknown, fresh = false): Account | null {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return null;
+  const d = data as Record<string, unknown>;
+  const t = d.token as Record<string, unknown> | null | undefined;
+  if (t === null || typeof t !== 'object' || Array.isArray(t)) return null;
+  if (!isText(t.access_token) || !isText(t.refresh_token) || t.refresh_token.length === 0 || !Number.isSafeInteger(t.expiry_timestamp)) return null;
+  if ((t.token_type !== undefined && !isText(t.token_type)) || (t.scope !== undefined && !isText(t.scope))) return null;
+  if (!isText(d.id) || !ID_RE.test(d.id) || !isText(d.email) || !Number.isSafeInteger(d.created_at)) return null;
+  if (!textOrNull(d.sub) || !textOrNull(d.name) || !textOrNull(d.oauth_client_id) || !textOrNull(d.project_id) || !textOrNull(d.project_error)) return null;
+  if (!textOrNull(d.disabled_reason) || !textOrNull(d.proxy_disabled_reason) || !flag(d.disabled) || !flag(d.proxy_disabled)) return null;
+  if (!intOrNull(d.disabled_at) || !intOrNull(d.proxy_disabled_at) || !intOrNull(d.refresh_token_at) || !intOrNull(d.last_used)) return null;
+  if (d.project !== undefined && d.project !== null) return null;
+  const scopes = d.missing_scopes;
+  if (scopes !== undefined && !(Array.isArray(scopes) && scopes.every(isText))) return null;
+  const events = d.security_events;
+  if (events !== undefined && !(Array.isArray(events) && events.length === 0)) return null;
+  if (fresh && hasExactly(d, ACCOUNT_ORDER) && hasExactly(t, TOKEN_ORDER) && (scopes as unknown[]).length === 0) {
+    // Every field present, in order, nothing to fill in (a file Grantpool wrote): the parsed object
+    // itself is already compact (JSON.parse lays its fields out in the object). Made read-only in place.
+    t.token_type = share(t.token_type as string);
+    t.scope = share(t.scope as string);
+    if (d.oauth_client_id !== null) d.oauth_client_id = share(d.oauth_client_id as string);
+    d.missing_scopes = NO_SCOPES;
+    d.security_events = NO_EVENTS;
+    Object.freeze(t);
+    return Object.freeze(d) as Account;
+  }
+  return compact({
+    id: d.id,
+    email: d.email,
+    sub: (d.sub as string | undefined) ?? null,
+    name: (d.name as string | undefined) ?? null,
+    token: { access_token: t.access_token, refresh_token: t.refresh_token, expiry_timestamp: t.expiry_timestamp as number, token_type: (t.token_type as string | undefined) ?? 'Bearer', scope: (t.scope as string | undefined) ?? '' },
+    oauth_client_id: (d.oauth_client_id as string | undefined) ?? null,
+    project_id: (d.project_id as string | undefined) ?? null,
+    project: null,
+    project_error: (d.project_error as string | undefined) ?? null,
+    disabled: (d.disabled as boolean | undefined) ?? false,
+    disabled_at: (d.disabled_at as number | undefined) ?? null,
+    disabled_reason: (d.disabled_reason as string | undefined) ?? null,
+    proxy_disabled: (d.proxy_disabled as boolean | undefined) ?? false,
+    proxy_disabled_at: (d.proxy_disabled_at as number | undefined) ?? null,
+    proxy_disabled_reason: (d.proxy_disabled_reason as string | undefined) ?? null,
+    missing_scopes: scopes === undefined ? NO_SCOPES : (scopes as string[]).slice(),
+    security_events: NO_EVENTS,
+    created_at: d.created_at as number,
+    refresh_token_at: (d.refresh_token_at as number | undefined) ?? null,
+    last_used: (d.last_used as number | undefined) ?? null,
+  }, d);
 }
 
 /** A copy that may be changed (for update() and upsertByIdentity() callbacks). */

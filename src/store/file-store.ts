@@ -9,7 +9,10 @@
 //   `<name>.corrupt-<unix time>` and logged; the rest loads.
 // - watch(): fs.watch on the folder (debounced per file) plus a slow safety rescan
 //   (folder-watch.ts; the rescan and the file reads are in folder-scan.ts).
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+// - With `backgroundLoad` (the gateway), open() returns once the first files are
+//   read and reads the rest in the background (folder-load.ts), watching the
+//   folder from before it is listed, so no change made meanwhile is missed.
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
@@ -24,46 +27,14 @@ import {
 } from './account-file.ts';
 import { fsyncDir, writeFileAtomic } from '../fsx/atomic-write.ts';
 import { KeyedQueue, outsideLocks, withFileLock } from '../fsx/file-lock.ts';
-import type { AccountChange, AccountStore } from './store.ts';
-import { hash, isNotFound, readFileWithSig, rescanFolder } from './folder-scan.ts';
+import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
+import type { Entry, FileStoreOptions, ReadOutcome } from './file-store-types.ts';
+import { hash, isNotFound, listFolder, moveAside, noteUnreadable, readFileWithSig, readFileWithSigSync, removeOldTempFiles, rescanFolder } from './folder-scan.ts';
+import { FolderLoad } from './folder-load.ts';
 import { FolderWatch } from './folder-watch.ts';
 import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type Lock, type TokenSealer } from './token-cipher.ts';
 
-export interface FileStoreOptions {
-  dataDir: string;
-  logger: Logger;
-  /** Safety rescan period while someone watches (inotify can miss events). Default 5000. */
-  pollIntervalMs?: number;
-  /** Per-file debounce of folder events. Default 25. */
-  debounceMs?: number;
-  /** A lock whose holder stopped refreshing it for this long is taken over. Default 10000. */
-  lockStaleMs?: number;
-  /** How long a write waits for the store lock before failing. Default 30000. */
-  lockWaitMs?: number;
-  /** How long withRefreshLock waits for another refresh of the same account. Default 120000. */
-  refreshLockWaitMs?: number;
-  /** How tokens are stored (token-cipher.ts). Default: written plain, encrypted ones readable by no key (locked). */
-  sealer?: TokenSealer;
-}
-
-/** What the store last saw or wrote of one file. */
-interface Entry {
-  account: Account;
-  /** Hash of the file text: equal text needs no parsing. */
-  rawHash: string;
-  /** inode/size/mtime/ctime of the file when read; null when unknown (after our own write). */
-  sig: string | null;
-  /** Set when the file's tokens do not decrypt: the store never writes such an account. */
-  lock: Lock | null;
-  /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
-  stored: Account;
-}
-
-type ReadOutcome =
-  | { kind: 'ok'; entry: Entry }
-  | { kind: 'absent' }
-  | { kind: 'missing' }
-  | { kind: 'bad'; rawHash: string; reason: string };
+export type { FileStoreOptions } from './file-store-types.ts';
 
 /** A file that looks unreadable is read again after this long before it is moved aside (an editor may be mid-write). */
 const BAD_FILE_GRACE_MS = 150;
@@ -86,6 +57,10 @@ export class FileStore implements AccountStore {
   private readonly sealer: TokenSealer;
   private readonly census = new SealingCensus();
   private closed = false;
+  private readonly loadPlan: { firstMs: number; sliceMs: number } | null;
+  /** The first load while it runs in the background; null before open() and once it is done. */
+  private load: FolderLoad | null = null;
+  private loadDone: Promise<void> = Promise.resolve();
 
   constructor(opts: FileStoreOptions) {
     // Absolute, so that every lock of this folder has one name in this process.
@@ -93,6 +68,8 @@ export class FileStore implements AccountStore {
     this.logger = opts.logger;
     this.refreshLockWaitMs = opts.refreshLockWaitMs ?? 120_000;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
+    const bg = opts.backgroundLoad === true ? {} : opts.backgroundLoad || null;
+    this.loadPlan = bg && { firstMs: bg.firstMs ?? 50, sliceMs: bg.sliceMs ?? 8 };
     this.lockOptions = {
       staleMs: opts.lockStaleMs ?? 10_000,
       waitMs: opts.lockWaitMs ?? 30_000,
@@ -110,10 +87,38 @@ export class FileStore implements AccountStore {
     });
   }
 
-  /** Creates the folder if needed and loads every account file once. */
+  /** Creates the folder if needed and loads every account file once (with backgroundLoad: starts to). */
   async open(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await this.rescan({ cleanTemp: true, lockHeld: false });
+    const plan = this.loadPlan;
+    if (!plan) return this.rescan({ cleanTemp: true, lockHeld: false });
+    // Watching before listing: a file changed after the listing is read again by its event.
+    this.folder.start();
+    const { ids, temps } = await listFolder(this.dir);
+    const load = new FolderLoad({ ids, step: (id) => this.loadOne(id), sliceMs: plan.sliceMs });
+    this.load = load;
+    this.loadDone = load.done.then(() => {
+      if (this.load === load) this.load = null;
+      this.folder.scanned();
+      if (this.listeners.size === 0) this.folder.stop();
+    });
+    if (temps.length) void removeOldTempFiles(this.dir, temps, this.logger);
+    load.start(plan.firstMs);
+  }
+
+  /** One file of the first load: read synchronously, or handed to the asynchronous path when it needs more than one look. */
+  private loadOne(id: string): Promise<unknown> | void {
+    if (this.closed || this.known.has(id)) return; // read already (a change event, get(), a write)
+    if (this.perFile.busy(id)) return this.refresh(id, false).catch(() => {});
+    let file: { raw: string; sig: number } | null;
+    try {
+      file = readFileWithSigSync(this.path(id));
+    } catch {
+      // unreadable (permissions, I/O error): the asynchronous path says so once
+      return this.refresh(id, false).catch((e: unknown) => noteUnreadable(this.unreadable, id, e, this.logger));
+    }
+    if (!file) return; // removed since the folder was listed
+    if (this.examine(id, file).kind === 'bad') return this.refresh(id, false).catch(() => {});
   }
 
   // ---- reading -------------------------------------------------------------
@@ -131,6 +136,11 @@ export class FileStore implements AccountStore {
       this.record(id, null);
       return { kind: 'absent' };
     }
+    return this.examine(id, file);
+  }
+
+  /** Takes in what was read of one file: unchanged text is not parsed again. */
+  private examine(id: string, file: { raw: string; sig: number }): ReadOutcome {
     const rawHash = hash(file.raw);
     const prev = this.known.get(id);
     if (prev && prev.rawHash === rawHash) {
@@ -178,20 +188,8 @@ export class FileStore implements AccountStore {
   }
 
   /** Moves `<id>.json` aside if it still has the unreadable content; call with the store lock held. */
-  private async quarantineLocked(id: string, rawHash: string, reason: string): Promise<boolean> {
-    const file = await readFileWithSig(this.path(id));
-    if (!file || hash(file.raw) !== rawHash) return false;
-    const name = accountFileName(id);
-    const base = `${name}.corrupt-${Math.floor(Date.now() / 1000)}`;
-    let target = base;
-    for (let n = 2; await exists(join(this.dir, target)); n++) target = `${base}-${n}`;
-    await rename(this.path(id), join(this.dir, target));
-    await fsyncDir(this.dir);
-    this.logger.warn(
-      { id, file: name, moved_to: target, reason },
-      `Account file ${name} is unreadable, moved aside to ${target}: ${reason}`,
-    );
-    return true;
+  private quarantineLocked(id: string, rawHash: number, reason: string): Promise<boolean> {
+    return moveAside(this.dir, accountFileName(id), (raw) => hash(raw) === rawHash, reason, this.logger);
   }
 
   /** Records what the store now knows of a file and tells listeners when the content changed. */
@@ -204,10 +202,11 @@ export class FileStore implements AccountStore {
       this.emit({ id, account: null });
       return;
     }
-    this.known.set(id, entry);
+    // Keyed by the account's own id string (equal to `id`), so that one copy of it is kept.
+    this.known.set(prev ? id : entry.account.id, entry);
     // Equal content in other text (spacing, key order of a hand edit) is not a change.
     if (this.listeners.size && (!prev || JSON.stringify(prev.account) !== JSON.stringify(entry.account))) {
-      this.emit({ id, account: entry.account });
+      this.emit(!prev && this.load ? { id, account: entry.account, initial: true } : { id, account: entry.account });
     }
   }
 
@@ -222,8 +221,9 @@ export class FileStore implements AccountStore {
     }
   }
 
-  /** Re-reads every file that changed since it was last read (folder-scan.ts). */
-  private rescan(opts: { cleanTemp: boolean; lockHeld: boolean }): Promise<void> {
+  /** Re-reads every file that changed since it was last read (folder-scan.ts); after the first load. */
+  private async rescan(opts: { cleanTemp: boolean; lockHeld: boolean }): Promise<void> {
+    if (this.load) await this.loadDone;
     return rescanFolder({
       dir: this.dir,
       logger: this.logger,
@@ -239,6 +239,19 @@ export class FileStore implements AccountStore {
   async list(): Promise<Account[]> {
     await this.rescan({ cleanTemp: false, lockHeld: false });
     return [...this.known.values()].map((e) => e.account).sort(byCreation);
+  }
+
+  loading(): LoadProgress | null {
+    const load = this.load;
+    return load && !load.isDone ? load.progress : null;
+  }
+
+  loadedSoFar(): Account[] {
+    return [...this.known.values()].map((e) => e.account);
+  }
+
+  whenLoaded(): Promise<void> {
+    return this.loadDone;
   }
 
   async get(id: string): Promise<Account | null> {
@@ -266,7 +279,8 @@ export class FileStore implements AccountStore {
     identity: Identity,
     build: (existing: Account | null) => Account,
   ): Promise<{ account: Account; created: boolean }> {
-    return this.withStoreLock(async () => {
+    // Every account must be known to find the one with this identity: after the first load, outside the lock.
+    return this.loadDone.then(() => this.withStoreLock(async () => {
       // Another process may have added this identity a moment ago: look at the folder, not the memory.
       await this.rescan({ cleanTemp: false, lockHeld: true });
       const existing = this.findByIdentity(identity);
@@ -281,7 +295,7 @@ export class FileStore implements AccountStore {
       }
       await this.writeLocked(next, existing);
       return { account: next, created: !existing };
-    });
+    }));
   }
 
   remove(id: string): Promise<boolean> {
@@ -307,7 +321,7 @@ export class FileStore implements AccountStore {
     if (!this.closed) this.folder.start();
     return () => {
       this.listeners.delete(onChange);
-      if (this.listeners.size === 0) this.folder.stop();
+      if (this.listeners.size === 0 && !this.load) this.folder.stop();
     };
   }
 
@@ -326,11 +340,12 @@ export class FileStore implements AccountStore {
 
   /** How the tokens of the accounts are stored (/api/status, doctor). */
   encryption(): EncryptionReport {
-    return this.census.report(this.sealer.keyring);
+    return this.census.report(this.sealer.keyring, this.known.size);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.load?.stop();
     this.listeners.clear();
     await this.folder.close();
   }
@@ -364,15 +379,6 @@ export class FileStore implements AccountStore {
       if (!byEmail && sameIdentity(identity, { sub: a.sub, email: a.email })) byEmail = entry;
     }
     return byEmail;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

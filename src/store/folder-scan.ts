@@ -1,15 +1,17 @@
 // Reading the accounts folder: one file with the signature (inode, size,
 // times) of what was read, and the rescan that re-reads every file whose
 // signature changed since it was last read (all of them the first time), in
-// bounded parallel, and deletes temp files left by killed writers.
+// bounded parallel, and deletes temp files left by killed writers. Also the
+// synchronous read of one file that the store's first load uses (in short
+// slices: no thread-pool round trip per file).
 import fs from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.ts';
 import { accountFileName, accountIdOfFileName } from './account-file.ts';
-import { isAtomicTempFile } from '../fsx/atomic-write.ts';
+import { fsyncDir, isAtomicTempFile } from '../fsx/atomic-write.ts';
 import { isLockLeftover } from '../fsx/file-lock.ts';
 
 /** Temp files of killed writers older than this are deleted. */
@@ -41,12 +43,39 @@ async function readAll(fd: number, sizeHint: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function hash(text: string): string {
-  return createHash('sha1').update(text).digest('base64');
+/**
+ * A hash of a file's text: 48 bits of its SHA-1, as a number (kept per
+ * account; a string would cost three times the memory).
+ */
+export function hash(text: string): number {
+  return createHash('sha1').update(text).digest().readUIntBE(0, 6);
 }
 
-function sigOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
-  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+const sigWords = new Float64Array(4);
+const sigBits = new Uint32Array(sigWords.buffer);
+
+/**
+ * The signature of what was read: inode, size, modification and change times,
+ * mixed into one 53-bit number (kept per account; equal files have equal
+ * signatures, and a changed file gets another but with a chance of 2^-53).
+ */
+export function sigOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): number {
+  sigWords[0] = st.ino;
+  sigWords[1] = st.size;
+  sigWords[2] = st.mtimeMs;
+  sigWords[3] = st.ctimeMs;
+  let h1 = 0x9e3779b9;
+  let h2 = 0x85ebca6b;
+  for (let i = 0; i < 8; i++) {
+    const w = sigBits[i]!;
+    h1 = Math.imul(h1 ^ w, 0xcc9e2d51);
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h2 = Math.imul(h2 ^ w, 0x1b873593) + i;
+    h2 = (h2 << 17) | (h2 >>> 15);
+  }
+  h1 = Math.imul(h1 ^ (h2 >>> 16), 0x85ebca6b);
+  h2 = Math.imul(h2 ^ (h1 >>> 13), 0xc2b2ae35);
+  return (h1 >>> 0) * 0x200000 + ((h2 >>> 0) >>> 11);
 }
 
 export function isNotFound(e: unknown): boolean {
@@ -55,7 +84,7 @@ export function isNotFound(e: unknown): boolean {
 }
 
 /** The text of a file and the signature (inode, size, times) of what was read; null if absent. */
-export async function readFileWithSig(path: string): Promise<{ raw: string; sig: string } | null> {
+export async function readFileWithSig(path: string): Promise<{ raw: string; sig: number } | null> {
   let fd: number;
   try {
     fd = await openCb(path, 'r');
@@ -73,6 +102,55 @@ export async function readFileWithSig(path: string): Promise<{ raw: string; sig:
   }
 }
 
+/** One buffer for the synchronous reads (the first load reads one file at a time). */
+let syncBuffer = Buffer.allocUnsafe(16 * 1024);
+
+/** readFileWithSig, synchronously: for the store's first load, which reads files in short slices. */
+export function readFileWithSigSync(path: string): { raw: string; sig: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.size + 1 > syncBuffer.length) syncBuffer = Buffer.allocUnsafe(st.size + 1024);
+    let length = 0;
+    for (;;) {
+      const n = fs.readSync(fd, syncBuffer, length, syncBuffer.length - length, length);
+      length += n;
+      if (n === 0 || length < syncBuffer.length) break;
+      const bigger = Buffer.allocUnsafe(syncBuffer.length * 2);
+      syncBuffer.copy(bigger, 0, 0, length);
+      syncBuffer = bigger;
+    }
+    return { raw: syncBuffer.toString('utf8', 0, length), sig: sigOf(st) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The account ids of the files in the folder (none when it does not exist), and the temp files of interrupted writes. */
+export async function listFolder(dir: string): Promise<{ ids: string[]; temps: string[] }> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    names = [];
+  }
+  const ids: string[] = [];
+  const temps: string[] = [];
+  for (const name of names) {
+    const id = accountIdOfFileName(name);
+    if (id) ids.push(id);
+    else if (isAtomicTempFile(name) || isLockLeftover(name)) temps.push(name);
+  }
+  return { ids, temps };
+}
+
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -88,7 +166,7 @@ export interface RescanOptions {
   dir: string;
   logger: Logger;
   /** What was last read of each known file: its signature, null when unknown (after our own write). */
-  known: ReadonlyMap<string, { sig: string | null }>;
+  known: ReadonlyMap<string, { sig: number | null }>;
   /** Brings one file up to date (reads it, records it, reports a removal). */
   refresh: (id: string) => Promise<unknown>;
   /** Ids whose files could not be read at all; said once, not at every rescan. */
@@ -122,7 +200,7 @@ export async function rescanFolder(o: RescanOptions): Promise<void> {
   await forEachLimit(toCheck, SCAN_CONCURRENCY, async (id) => {
     try {
       const prev = o.known.get(id);
-      if (prev?.sig && present.has(id)) {
+      if (prev && prev.sig !== null && present.has(id)) {
         const st = await statCb(join(o.dir, accountFileName(id))).catch((e) => {
           if (isNotFound(e)) return null;
           throw e;
@@ -132,18 +210,47 @@ export async function rescanFolder(o: RescanOptions): Promise<void> {
       await o.refresh(id);
       o.unreadable.delete(id);
     } catch (e) {
-      // Not readable at all (permissions, I/O error): the others still load. Said once, not at every rescan.
-      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      if (!o.unreadable.has(id)) {
-        o.unreadable.add(id);
-        o.logger.warn({ id, err: code }, `Cannot read account file ${accountFileName(id)} (${code}); skipped`);
-      }
+      noteUnreadable(o.unreadable, id, e, o.logger);
     }
   });
   if (temps.length) await removeOldTempFiles(o.dir, temps, o.logger);
 }
 
-async function removeOldTempFiles(dir: string, names: string[], logger: Logger): Promise<void> {
+/** A file not readable at all (permissions, I/O error): the others still load. Said once, not at every rescan. */
+export function noteUnreadable(unreadable: Set<string>, id: string, e: unknown, logger: Logger): void {
+  const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  if (unreadable.has(id)) return;
+  unreadable.add(id);
+  logger.warn({ id, err: code }, `Cannot read account file ${accountFileName(id)} (${code}); skipped`);
+}
+
+/**
+ * Moves `<dir>/<name>` aside to `<name>.corrupt-<unix time>` if its text still
+ * is the unreadable one (`same`); call with the store lock held.
+ */
+export async function moveAside(dir: string, name: string, same: (raw: string) => boolean, reason: string, logger: Logger): Promise<boolean> {
+  const file = await readFileWithSig(join(dir, name));
+  if (!file || !same(file.raw)) return false;
+  const base = `${name}.corrupt-${Math.floor(Date.now() / 1000)}`;
+  let target = base;
+  for (let n = 2; await exists(join(dir, target)); n++) target = `${base}-${n}`;
+  await rename(join(dir, name), join(dir, target));
+  await fsyncDir(dir);
+  logger.warn({ id: name.replace(/\.json$/, ''), file: name, moved_to: target, reason }, `Account file ${name} is unreadable, moved aside to ${target}: ${reason}`);
+  return true;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes the temp files (of killed writers) among `names` that are older than a minute. */
+export async function removeOldTempFiles(dir: string, names: string[], logger: Logger): Promise<void> {
   const now = Date.now();
   await forEachLimit(names, SCAN_CONCURRENCY, async (name) => {
     const p = join(dir, name);

@@ -58,6 +58,11 @@ export class FolderWatch {
     }
   }
 
+  /** The whole folder was just read (the store's first load): the next safety rescan is a full period away. */
+  scanned(): void {
+    this.lastPollAt = Date.now();
+  }
+
   stop(): void {
     this.running = false;
     this.watcher?.close();

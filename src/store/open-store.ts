@@ -26,14 +26,19 @@ export function isDatabaseUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
+/**
+ * Opens a store. `backgroundLoad` (the gateway): return once the first
+ * accounts are read and read the rest in the background (AccountStore.loading()).
+ */
 export async function openAccountStore(
   location: { dataDir: string; databaseUrl?: string | null },
   logger: Logger,
   keys?: StoreKeys | 'raw',
+  opts: { backgroundLoad?: boolean } = {},
 ): Promise<AccountStore> {
   const sealer = sealerFor(keys);
   if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger, sealer });
-  return createFileStore({ dataDir: location.dataDir, logger, sealer });
+  return createFileStore({ dataDir: location.dataDir, logger, sealer, backgroundLoad: opts.backgroundLoad });
 }
 
 /** A store at a CLI location (`--from`, `--to`): a postgres:// URL or a data directory. */

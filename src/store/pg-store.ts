@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
-import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, type Account, type Identity } from './account.ts';
+import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, usualAccount, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
 import { KeyedQueue } from '../fsx/file-lock.ts';
 import { RenewableListen, type ListenDriver } from './pg-listen.ts';
@@ -61,8 +61,10 @@ interface Row {
 }
 
 /** Validated like a written file (defaults filled in), then read-only. */
-function stored(a: unknown): Account {
-  return readOnlyAccount(AccountSchema.parse(typeof a === 'string' ? JSON.parse(a) : structuredClone(a)));
+function stored(a: unknown, row = false): Account {
+  // A row's JSON is parsed afresh by the driver for every query: nobody else holds it.
+  const data: unknown = typeof a === 'string' ? JSON.parse(a) : a;
+  return usualAccount(data, row || typeof a === 'string') ?? readOnlyAccount(AccountSchema.parse(structuredClone(data)));
 }
 
 export class PgStore implements AccountStore {
@@ -158,7 +160,7 @@ export class PgStore implements AccountStore {
     const result = await this.guard(this.sql.begin(async (tx) => {
       const [r] = await tx<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
-      const opened = this.open(r.id, stored(r.data));
+      const opened = this.open(r.id, stored(r.data, true));
       const current = opened.account;
       if (opened.lock) throw new AccountEncryptedError(current, opened.lock);
       const next = change(draftAccount(current));
@@ -180,7 +182,7 @@ export class PgStore implements AccountStore {
         SELECT id, data, version::float8 AS version FROM grantpool_accounts
         WHERE (${identity.sub}::text IS NOT NULL AND sub = ${identity.sub}) OR email_lower = ${identity.email.toLowerCase()}
         ORDER BY id FOR UPDATE`;
-      const opened = candidates.map((r) => this.open(r.id, stored(r.data))).find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, identity)) ?? null;
+      const opened = candidates.map((r) => this.open(r.id, stored(r.data, true))).find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, identity)) ?? null;
       if (opened?.lock) throw new AccountEncryptedError(opened.account, opened.lock);
       const match = opened?.account ?? null;
       const built = AccountSchema.parse(build(match ? draftAccount(match) : null));
@@ -271,7 +273,9 @@ export class PgStore implements AccountStore {
 
   /** How the tokens of the accounts are stored (/api/status, doctor). */
   encryption(): EncryptionReport {
-    return this.census.report(this.sealer.keyring);
+    let present = 0;
+    for (const s of this.seen.values()) if (s.present) present++;
+    return this.census.report(this.sealer.keyring, present);
   }
 
   /** Checks the connection now; after an outage, LISTENs again and catches up on what was missed. */
@@ -402,7 +406,7 @@ export class PgStore implements AccountStore {
 
   private parse(r: Row): Account | null {
     try {
-      return this.open(r.id, stored(r.data)).account;
+      return this.open(r.id, stored(r.data, true)).account;
     } catch (e) {
       this.logger.error({ account_id: r.id, err: { message: (e as Error).message } }, 'An account row in the database is not a valid account; skipped');
       return null;

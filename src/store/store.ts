@@ -8,6 +8,20 @@ export interface AccountChange {
   id: string;
   /** The account as it is now; null when it was removed. */
   account: Account | null;
+  /**
+   * Set when the store read this account for the first time during its
+   * background load (loading() below): not a change anyone made, the account
+   * was there when the store opened (or appeared while it loaded).
+   */
+  initial?: boolean;
+}
+
+/** How far a store's first load of its accounts is. */
+export interface LoadProgress {
+  /** Accounts read so far. */
+  loaded: number;
+  /** Accounts the store found to read (files listed, rows counted) when it opened. */
+  total: number;
 }
 
 /**
@@ -52,4 +66,18 @@ export interface AccountStore {
   problem?(): string | null;
   /** How the tokens of the accounts are stored: plain, encrypted, or locked (no key to decrypt them). Optional. */
   encryption?(): EncryptionReport;
+  /**
+   * Stores opened with a background load (the gateway, so that it serves
+   * before every one of many accounts is read; docs/design.md, "Starting
+   * with many accounts"): how far the first load is, or null once every
+   * account has been read. While it runs, list() waits for it; the accounts
+   * read so far are in loadedSoFar(), and each one read later reaches
+   * watchers as a change marked `initial`. Optional: stores without it load
+   * everything before they open.
+   */
+  loading?(): LoadProgress | null;
+  /** The accounts read so far (no I/O, no waiting): every account once loading() is null. With loading(). */
+  loadedSoFar?(): Account[];
+  /** Resolves when the first load has finished (at once when it has). With loading(). */
+  whenLoaded?(): Promise<void>;
 }

@@ -221,43 +221,47 @@ export interface EncryptionReport {
 
 /** What a store knows of the sealing of each account (kept beside its accounts). */
 export class SealingCensus {
-  private readonly byId = new Map<string, { sealing: Sealing; keyId: string | null; email: string; lock: Lock | null }>();
+  // Plain accounts are not kept here (most stores have only those): they are the rest of the store's count.
+  /** Accounts with encrypted tokens, and the key id of each (shared strings). */
+  private readonly encrypted = new Map<string, string>();
+  /** Accounts whose tokens do not decrypt here. */
+  private readonly locked = new Map<string, { email: string; lock: Lock }>();
 
   note(id: string, opened: Opened | null): void {
-    if (!opened) this.byId.delete(id);
-    else this.byId.set(id, { sealing: opened.sealing, keyId: opened.keyId, email: opened.account.email, lock: opened.lock });
+    this.encrypted.delete(id);
+    this.locked.delete(id);
+    if (!opened || opened.sealing === 'plain') return;
+    if (opened.lock) this.locked.set(id, { email: opened.account.email, lock: opened.lock });
+    else this.encrypted.set(id, opened.keyId ?? '');
   }
 
   lockOf(id: string): Lock | null {
-    return this.byId.get(id)?.lock ?? null;
+    return this.locked.get(id)?.lock ?? null;
   }
 
-  report(keyring: Keyring): EncryptionReport {
-    const r: EncryptionReport = {
-      key_id: keyring.current?.id ?? null,
-      old_key_ids: [...keyring.readable.keys()].filter((k) => k !== keyring.current?.id),
-      plain: 0,
-      encrypted: 0,
-      encrypted_with_old_key: 0,
-      locked: [],
+  /** `total`: the accounts the store holds (plain ones are the rest). */
+  report(keyring: Keyring, total: number): EncryptionReport {
+    const key_id = keyring.current?.id ?? null;
+    let withOld = 0;
+    for (const kid of this.encrypted.values()) if (kid !== key_id) withOld++;
+    const locked = [...this.locked].map(([id, s]) => ({ id, email: s.email, key_id: s.lock.keyId, reason: s.lock.reason }));
+    locked.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return {
+      key_id,
+      old_key_ids: [...keyring.readable.keys()].filter((k) => k !== key_id),
+      plain: Math.max(0, total - this.encrypted.size - this.locked.size),
+      encrypted: this.encrypted.size,
+      encrypted_with_old_key: withOld,
+      locked,
     };
-    for (const [id, s] of this.byId) {
-      if (s.sealing === 'plain') r.plain++;
-      else if (s.sealing === 'encrypted') {
-        r.encrypted++;
-        if (s.keyId !== r.key_id) r.encrypted_with_old_key++;
-      } else r.locked.push({ id, email: s.email, key_id: s.lock!.keyId, reason: s.lock!.reason });
-    }
-    r.locked.sort((a, b) => (a.id < b.id ? -1 : 1));
-    return r;
   }
 
   /** The store's problem line while some accounts are locked (null when none is). */
   problem(): string | null {
-    const locked = [...this.byId.values()].filter((s) => s.lock);
-    if (locked.length === 0) return null;
-    const ids = [...new Set(locked.map((s) => s.lock!.keyId))].join(', ');
-    const unknown = locked.some((s) => s.lock!.why === 'unknown_key');
+    if (this.locked.size === 0) return null;
+    const locked = [...this.locked.values()];
+    const ids = [...new Set(locked.map((s) => s.lock.keyId))].join(', ');
+    const unknown = locked.some((s) => s.lock.why === 'unknown_key');
     return `${locked.length} account(s) have tokens ${unknown ? 'encrypted with a key this gateway does not have' : 'that do not decrypt'} (key id ${ids}): they serve nothing and are left unchanged until the gateway starts with that key (GRANTPOOL_ENCRYPTION_KEY or encryption_key_file)`;
   }
 }

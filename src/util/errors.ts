@@ -89,6 +89,7 @@ export type RiscErrorCode =
 /** Why no account can serve a request (pool/types.ts NoAccountError). */
 export type NoAccountCode =
   | 'no_accounts'
+  | 'loading'
   | 'all_disabled'
   | 'all_cooling_down'
   | 'no_scope'

@@ -40,6 +40,8 @@ export class FolderWatch {
 
   start(): void {
     this.running = true;
+    // The folder was just read whole (the store's open): the first safety rescan is a full period away.
+    if (this.lastPollAt === 0) this.lastPollAt = Date.now();
     if (!this.watcher) {
       try {
         this.watcher = fsWatch(this.o.dir, { persistent: false }, (_event, filename) => this.onFolderEvent(filename));

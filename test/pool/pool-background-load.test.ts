@@ -16,7 +16,7 @@ import { createFileStore } from '../../src/store/file-store.ts';
 import { formatAccount } from '../../src/store/account-file.ts';
 import { FakeClock } from '../../src/util/clock.ts';
 
-const N = 1500;
+const N = 4000;
 const idOf = (i: number) => `acc-${String(i).padStart(4, '0')}`;
 
 async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
@@ -75,8 +75,10 @@ test('a store loading in the background: the pool serves with the accounts read 
   await writeAside(editedUnread!, 'edited while loading (unread)');
   await rm(file(removedUnread!));
   await writeAside('added-while-loading', 'new');
-  await store.update(updatedUnread!, (cur) => ({ ...cur, proxy_disabled: true, proxy_disabled_reason: 'manual' }));
-  assert.ok(store.loading(), 'the changes happened while the store was still loading');
+  assert.ok(store.loading(), 'the files changed while the store was still loading');
+  const updating = store.update(updatedUnread!, (cur) => ({ ...cur, proxy_disabled: true, proxy_disabled_reason: 'manual' }));
+  assert.ok(store.loading(), 'the update started while the store was still loading');
+  await updating;
 
   await store.whenLoaded();
   assert.equal(store.loading(), null);

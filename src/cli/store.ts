@@ -1,7 +1,8 @@
 // `grantpool migrate` and `grantpool store copy`: the database schema, and
 // moving every account between a data directory and a database.
 
-import { createPgStore } from '../store/pg-store.ts';
+import { createPgStore, PgStore } from '../store/pg-store.ts';
+import type { AccountStore } from '../store/store.ts';
 import { describeLocation, isDatabaseUrl, openStoreAt } from '../store/open-store.ts';
 import { createKeyring, rebindValue, TOKEN_FIELDS } from '../store/token-cipher.ts';
 import type { Account } from '../store/account.ts';
@@ -42,13 +43,20 @@ export async function storeCopy(ctx: CliContext, out: Out, opts: { from?: string
       let updated = 0;
       // The keys only matter for an encrypted account that lands on another id; a copy needs none otherwise.
       const keyring = await ctx.keys().then((k) => createKeyring(k.current, k.old), () => createKeyring(null));
-      for (const [i, account] of accounts.entries()) {
-        const r = await to.upsertByIdentity({ sub: account.sub, email: account.email }, (found) =>
-          found ? rebind(account, found.id, keyring) : account,
-        );
-        if (r.created) created++;
-        else updated++;
-        if ((i + 1) % 100 === 0 && i + 1 < accounts.length) out.write(`copied ${i + 1} of ${accounts.length} accounts…\n`);
+      const upsert = (account: Account) => ({
+        identity: { sub: account.sub, email: account.email },
+        build: (found: Account | null) => (found ? rebind(account, found.id, keyring) : account),
+      });
+      // Into PostgreSQL: a transaction per batch; elsewhere one account at a time.
+      const step = to instanceof PgStore ? 1000 : 100;
+      for (let i = 0; i < accounts.length; i += step) {
+        const chunk = accounts.slice(i, i + step);
+        const results = to instanceof PgStore ? await to.upsertManyByIdentity(chunk.map(upsert)) : await oneByOne(to, chunk.map(upsert));
+        for (const r of results) {
+          if (r.created) created++;
+          else updated++;
+        }
+        if (i + step < accounts.length) out.write(`copied ${i + step} of ${accounts.length} accounts…\n`);
       }
       out.write(`copied ${accounts.length} account${accounts.length === 1 ? '' : 's'} from ${describeLocation(opts.from)} to ${describeLocation(opts.to)} (${created} new, ${updated} updated)\n`);
       return 0;
@@ -58,6 +66,12 @@ export async function storeCopy(ctx: CliContext, out: Out, opts: { from?: string
   } finally {
     await from.close();
   }
+}
+
+async function oneByOne(to: AccountStore, items: Parameters<PgStore['upsertManyByIdentity']>[0]) {
+  const out: { created: boolean }[] = [];
+  for (const item of items) out.push(await to.upsertByIdentity(item.identity, item.build));
+  return out;
 }
 
 /** The account with its encrypted tokens re-encrypted for another id (the associated data binds them to the id). */

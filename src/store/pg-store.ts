@@ -14,7 +14,8 @@
 // Why this file is over 400 lines: reads, transactional writes, NOTIFY/LISTEN
 // and the catch-up share one connection pool's state and one version
 // discipline, and reading them apart would hide that. What stands alone is
-// elsewhere: the refresh lock (pg-refresh-lock.ts), the schema
+// elsewhere: the refresh lock (pg-refresh-lock.ts), the rows of a bulk copy
+// (pg-bulk-write.ts), the schema
 // (pg-migrations.ts), shared state (pg-shared-state.ts) and the token cipher.
 // - The refresh lock is a session advisory lock on a reserved connection: at
 //   most one refresh per account across every gateway, released by the
@@ -28,6 +29,7 @@ import { KeyedQueue } from '../fsx/file-lock.ts';
 import { RenewableListen, type ListenDriver } from './pg-listen.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
+import { writeRows } from './pg-bulk-write.ts';
 import { underAdvisoryLock, type DbCounters, type DbPoolStats } from './pg-refresh-lock.ts';
 
 export type { DbCounters, DbPoolStats };
@@ -198,6 +200,51 @@ export class PgStore implements AccountStore {
     return { account: result.account, created: result.created };
   }
 
+  /**
+   * upsertByIdentity() for many accounts at once (`grantpool store copy`):
+   * one transaction per batch of up to 1,000, one lock and one lookup of the
+   * identities, the rows written by a few statements (pg-bulk-write.ts), a
+   * NOTIFY for each. Accounts that
+   * share an identity go to different batches, so the later one updates the
+   * earlier, as one by one.
+   */
+  async upsertManyByIdentity(items: readonly { identity: Identity; build: (existing: Account | null) => Account }[]): Promise<{ account: Account; created: boolean }[]> {
+    this.assertOpen();
+    const out: { account: Account; created: boolean }[] = [];
+    for (let i = 0; i < items.length; ) {
+      const batch: typeof items[number][] = [];
+      while (i < items.length && batch.length < 1000 && !batch.some((b) => sameIdentity(b.identity, items[i]!.identity))) batch.push(items[i++]!);
+      const done = await this.guard(this.sql.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${LOCK_UPSERT})`;
+        const subs = batch.map((b) => b.identity.sub).filter((s): s is string => !!s);
+        const emails = batch.map((b) => b.identity.email.toLowerCase());
+        const candidates = await tx<Row[]>`
+          SELECT id, data, version::float8 AS version FROM grantpool_accounts
+          WHERE sub = ANY(${subs}) OR email_lower = ANY(${emails}) ORDER BY id FOR UPDATE`;
+        const opened = candidates.map((r) => this.open(r.id, stored(r.data)));
+        const plan = batch.map((b) => {
+          const found = opened.find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, b.identity)) ?? null;
+          if (found?.lock) throw new AccountEncryptedError(found.account, found.lock);
+          const built = AccountSchema.parse(b.build(found ? draftAccount(found.account) : null));
+          return { account: stored({ ...built, id: found ? found.account.id : built.id }), found };
+        });
+        const fresh = plan.filter((p) => !p.found).map((p) => p.account.id);
+        const [taken] = fresh.length ? await tx<{ id: string }[]>`SELECT id FROM grantpool_accounts WHERE id = ANY(${fresh}) LIMIT 1` : [];
+        if (taken) throw new AccountExistsError(taken.id);
+        const versions = await writeRows(tx, CHANNEL, plan.map((p) => {
+          const { sealed, ...row } = this.sealRow(p.account, p.found);
+          return { ...row, data: JSON.stringify(sealed), insert: !p.found };
+        }));
+        return plan.map((p) => ({ account: p.account, created: !p.found, version: versions.get(p.account.id)! }));
+      }));
+      for (const d of done) {
+        this.applied(d.account.id, d.version, d.account);
+        out.push({ account: d.account, created: d.created });
+      }
+    }
+    return out;
+  }
+
   async remove(id: string): Promise<boolean> {
     this.assertOpen();
     const version = await this.guard(this.sql.begin(async (tx) => {
@@ -356,10 +403,8 @@ export class PgStore implements AccountStore {
 
   /** Writes one account row (insert or update) and its notification; returns the new version. */
   private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update', previous: { stored: Account; account: Account } | null = null): Promise<number> {
-    const sealed = this.sealer.seal(account, previous && { stored: previous.stored, plain: previous.account });
-    this.census.note(account.id, this.sealer.open(sealed));
+    const { sealed, email } = this.sealRow(account, previous);
     const data = tx.json(sealed as unknown as postgres.JSONValue);
-    const email = account.email.toLowerCase();
     const [r] =
       how === 'insert'
         ? await tx<{ version: number }[]>`
@@ -372,6 +417,13 @@ export class PgStore implements AccountStore {
     if (how === 'insert') await tx`DELETE FROM grantpool_removed_accounts WHERE id = ${account.id}`;
     await tx`SELECT pg_notify(${CHANNEL}, ${`${account.id} ${r!.version}`})`;
     return r!.version;
+  }
+
+  /** The row of an account as stored: its tokens sealed (and the census told), its identity columns. */
+  private sealRow(account: Account, previous: { stored: Account; account: Account } | null) {
+    const sealed = this.sealer.seal(account, previous && { stored: previous.stored, plain: previous.account });
+    this.census.note(account.id, this.sealer.open(sealed));
+    return { id: account.id, sub: account.sub, email: account.email.toLowerCase(), sealed };
   }
 
   /** A change this store made or learned of: remembered, and told to the watchers when it is news. */

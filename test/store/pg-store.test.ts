@@ -7,6 +7,7 @@ import postgres from 'postgres';
 import { createPgStore, type PgStore } from '../../src/store/pg-store.ts';
 import { MIGRATIONS } from '../../src/store/pg-migrations.ts';
 import type { AccountChange } from '../../src/store/store.ts';
+import type { Account } from '../../src/store/account.ts';
 import { findPostgres, startPostgres, type TestPostgres } from '../support/postgres.ts';
 import { captureLogger, makeAccount } from '../support/store-fixtures.ts';
 
@@ -67,6 +68,54 @@ describe('PostgreSQL account store', { skip }, () => {
       assert.equal(await a.remove('acc1'), true);
       await removed;
       assert.equal(await b.get('acc1'), null);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('many upserts at once (store copy) are upserts by identity: new ones added, known ones updated under their id, two of one identity make one account, and the others hear of each', async () => {
+    const url = await pg.createDatabase('many');
+    const a = await open(url);
+    const b = await open(url);
+    try {
+      await a.upsertByIdentity({ sub: 'sub-known', email: 'known@example.com' }, () => makeAccount('known', { sub: 'sub-known', email: 'known@example.com', name: 'Before' }));
+      await b.list();
+      const heard = new Map<string, AccountChange>();
+      const stop = b.watch((c) => void heard.set(c.id, c));
+      const item = (id: string, sub: string, email: string, name: string) => ({
+        identity: { sub, email },
+        build: (found: Account | null) => makeAccount(found ? found.id : id, { sub, email, name }),
+      });
+      const items = [
+        item('elsewhere', 'sub-known', 'known@example.com', 'After'),
+        ...Array.from({ length: 1500 }, (_, i) => item(`new${i}`, `sub-new-${i}`, `new${i}@example.com`, `New ${i}`)),
+        item('twice', 'sub-twice', 'twice@example.com', 'First'),
+        item('twice-again', 'sub-twice', 'twice@example.com', 'Second'),
+      ];
+      const results = await a.upsertManyByIdentity(items);
+      assert.deepEqual(results.map((r) => r.created), [false, ...items.slice(1, -1).map(() => true), false]);
+      assert.equal(results[0]!.account.id, 'known', 'the known identity keeps its id');
+      assert.equal(results.at(-1)!.account.id, 'twice', 'the second of one identity updates the first');
+      const all = await a.list();
+      assert.equal(all.length, 1 + 1500 + 1);
+      assert.equal(all.find((x) => x.id === 'known')!.name, 'After');
+      assert.equal(all.find((x) => x.id === 'twice')!.name, 'Second');
+      assert.equal(all.find((x) => x.id === 'new1499')!.email, 'new1499@example.com');
+      const until = Date.now() + 3000;
+      // The first of the two writes of one identity may be heard before the second: wait for the last word on each.
+      const settled = () => heard.size === all.length && heard.get('twice')?.account?.name === 'Second' && heard.get('known')?.account?.name === 'After';
+      while (!settled() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      stop();
+      assert.equal(heard.size, all.length, 'another store heard of every account written');
+      assert.equal(heard.get('known')!.account!.name, 'After');
+      assert.equal(heard.get('twice')!.account!.name, 'Second');
+      const sql = postgres(url, { onnotice: () => {} });
+      const kinds = await sql`SELECT DISTINCT jsonb_typeof(data) AS kind, jsonb_typeof(data->'token') AS token FROM grantpool_accounts`;
+      await sql.end();
+      assert.deepEqual(kinds.map((k) => [k.kind, k.token]), [['object', 'object']], 'each row holds the account as a JSON object, as one by one');
+      const again = await a.upsertManyByIdentity(items.slice(0, 10));
+      assert.ok(again.every((r) => !r.created), 'a second copy changes nothing more');
+      assert.equal((await a.list()).length, all.length);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

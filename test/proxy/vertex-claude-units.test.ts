@@ -22,6 +22,8 @@ test('the Messages body: model out, anthropic_version first, every other member 
   // A client's own anthropic_version and duplicate model keys are replaced / dropped.
   assert.equal(edit('{"anthropic_version":"2023-06-01","model":"a","model":"b","x":[]}'), '{"anthropic_version":"vertex-2023-10-16","x":[]}');
   assert.equal(edit('{}'), '{"anthropic_version":"vertex-2023-10-16"}');
+  // A key written with escapes is the key it decodes to.
+  assert.equal(edit('{"mod\\u0065l":"a","m\\"x":1}'), '{"anthropic_version":"vertex-2023-10-16","m\\"x":1}');
   // Non-ASCII text survives as UTF-8.
   assert.equal(JSON.parse(edit('{"model":"m","messages":[{"content":"日本語 🎉"}]}')).messages[0].content, '日本語 🎉');
   assert.throws(() => topLevelMembers('[1,2]'), SyntaxError);

@@ -88,7 +88,9 @@ export function topLevelMembers(text: string): Member[] {
     if (c !== QUOTE) throw new SyntaxError(`expected a key at ${i}`);
     const start = i;
     const keyEnd = skipString(text, i);
-    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    // A key without escapes is its text; only one with a backslash needs decoding.
+    const raw = text.slice(i + 1, keyEnd - 1);
+    const key = raw.includes('\\') ? (JSON.parse(text.slice(i, keyEnd)) as string) : raw;
     i = keyEnd;
     while (isSpace(text.charCodeAt(i))) i++;
     if (text.charCodeAt(i) !== COLON) throw new SyntaxError(`expected ':' at ${i}`);
@@ -107,17 +109,35 @@ export interface VertexBodyEdit {
 
 /** The body with `drop` removed and `first` in front; the rest byte for byte as it was. */
 export function editBody(raw: Buffer, edit: VertexBodyEdit): Buffer {
-  const text = raw.toString('utf8');
-  const members = topLevelMembers(text);
-  const drop = new Set([...edit.drop, ...Object.keys(edit.first)]);
-  const parts: string[] = Object.entries(edit.first).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
-  for (const m of members) if (!drop.has(m.key)) parts.push(text.slice(m.start, m.end));
-  return Buffer.from(`{${parts.join(',')}}`, 'utf8');
+  return applyEdit(raw, prepared(edit));
 }
+
+interface PreparedEdit {
+  drop: ReadonlySet<string>;
+  /** The members put first, as JSON text. */
+  head: string;
+}
+
+function prepared(edit: VertexBodyEdit): PreparedEdit {
+  return {
+    drop: new Set([...edit.drop, ...Object.keys(edit.first)]),
+    head: Object.entries(edit.first).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(','),
+  };
+}
+
+function applyEdit(raw: Buffer, edit: PreparedEdit): Buffer {
+  const text = raw.toString('utf8');
+  let out = `{${edit.head}`;
+  for (const m of topLevelMembers(text)) if (!edit.drop.has(m.key)) out += `${out.length > 1 ? ',' : ''}${text.slice(m.start, m.end)}`;
+  return Buffer.from(`${out}}`, 'utf8');
+}
+
+/** The edit of every Messages body (the same each time: prepared once). */
+const MESSAGES_EDIT = prepared({ drop: ['model'], first: { anthropic_version: VERTEX_ANTHROPIC_VERSION } });
 
 /** A Messages body for rawPredict / streamRawPredict: no `model`, `anthropic_version` first. */
 export function vertexMessagesBody(raw: Buffer): Buffer {
-  return editBody(raw, { drop: ['model'], first: { anthropic_version: VERTEX_ANTHROPIC_VERSION } });
+  return applyEdit(raw, MESSAGES_EDIT);
 }
 
 /** A count tokens body for count-tokens:rawPredict: `model` is the Vertex model id, `anthropic_version` first. */

@@ -7,6 +7,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../support/stack.ts';
 import { runCli } from '../support/run-cli.ts';
+import { eventually } from '../support/eventually.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'grantpool.js');
 let stack: Stack;
@@ -25,16 +26,6 @@ after(async () => {
 /** Runs the CLI in its own process (asynchronously: the issuer and gateway live in this one). */
 function cli(args: string[], env: Record<string, string> = {}, node = process.execPath): Promise<{ code: number | null; out: string; err: string }> {
   return runCli(args, { ...stack.env, ...env }, node);
-}
-
-
-async function until(check: () => Promise<boolean>, what: string, ms = 3000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 test('accounts list prints an aligned table with state words, no colour when piped, and --json for scripts', async () => {
@@ -73,10 +64,10 @@ test('accounts that share a quota lane are shown and warned about (API, status, 
   const file = join(stack.dataDir, 'accounts', `${ben.id}.json`);
   await writeFile(file, JSON.stringify({ ...ben, project_id: 'ben-project' }, null, 2));
   try {
-    await until(async () => {
+    await eventually('the gateway to see the new project', async () => {
       const accounts = (await stack.api('GET', '/api/accounts')).body.accounts;
       return accounts.find((a: { email: string }) => a.email === 'ben@example.com').lane.key === 'gemini_api:ben-project';
-    }, 'the gateway to see the new project');
+    });
     const after = (await stack.api('GET', '/api/accounts')).body.accounts;
     assert.ok(after.every((a: { lane: { warning: string | null } }) => a.lane.warning === null));
     assert.deepEqual((await stack.api('GET', '/api/status')).body.pool.shared_lanes, []);
@@ -95,9 +86,9 @@ test('disable / enable set proxy_disabled with reason "manual" and the running g
   const after = (await stack.accountFiles()).find((a) => a.email === 'ann@example.com');
   assert.equal(after.proxy_disabled, true);
   assert.equal(after.proxy_disabled_reason, 'manual');
-  await until(async () => (await stack.api('GET', `/api/accounts/${ann.id}`)).body.account.state.state === 'proxy_disabled', 'gateway to see the disable');
+  await eventually('gateway to see the disable', async () => (await stack.api('GET', `/api/accounts/${ann.id}`)).body.account.state.state === 'proxy_disabled');
   assert.equal((await cli(['accounts', 'enable', ann.id])).code, 0);
-  await until(async () => (await stack.api('GET', `/api/accounts/${ann.id}`)).body.account.state.state === 'active', 'gateway to see the enable');
+  await eventually('gateway to see the enable', async () => (await stack.api('GET', `/api/accounts/${ann.id}`)).body.account.state.state === 'active');
 });
 
 test('an unknown account, a missing argument or an unknown command exit non-zero with one line', async () => {
@@ -154,7 +145,7 @@ test('accounts add --paste finishes a consent through the running gateway', asyn
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', () => {});
-  await until(async () => /https?:\/\/\S+/.test(out), 'the consent URL', 10_000);
+  await eventually('the consent URL', async () => /https?:\/\/\S+/.test(out), 10_000);
   const authUrl = out.match(/(https?:\/\/\S+)/)![1]!;
   const callback = await stack.issuer.consent(authUrl, { email: 'dora@example.com' });
   child.stdin.end(callback + '\n');
@@ -224,7 +215,7 @@ test('with the gateway stopped, list still works from the files and add listens 
     const child = spawn(process.execPath, [BIN, 'accounts', 'add'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...stack.env } });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    await until(async () => /Waiting/.test(out), 'the CLI to listen', 10_000);
+    await eventually('the CLI to listen', async () => /Waiting/.test(out), 10_000);
     const authUrl = out.match(/(https?:\/\/\S+)/)![1]!;
     const callback = await stack.issuer.consent(authUrl, { email: 'eve@example.com' });
     const page = await fetch(callback.replace('localhost', '127.0.0.1'));

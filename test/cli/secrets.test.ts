@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startStack, type Stack } from '../support/stack.ts';
 import { firstStartSecrets } from '../../src/cli/serve.ts';
+import { eventually } from '../support/eventually.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'grantpool.js');
 let stack: Stack;
@@ -38,8 +39,7 @@ test('a first start on a pipe (journald, docker logs) prints where the secrets a
   const port = await freePort();
   const p = run(['serve'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_PORT: String(port), GRANTPOOL_LOG_FORMAT: 'json' });
   p.stdin('');
-  const end = Date.now() + 20_000;
-  while (!/auth mode/.test(p.out()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  await eventually('the gateway to print its auth mode', () => /auth mode/.test(p.out()), 20_000);
   p.child.kill('SIGTERM');
   const r = await p.done;
   const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'));

@@ -14,6 +14,19 @@ import {
 const VERSION = '2.1.328';
 const GOLDEN = join(import.meta.dirname, 'golden', 'claude.json');
 
+/** Claude Code pointed at `baseUrl` with a gateway key, with its telemetry, updater and other traffic off. */
+function claudeEnv(home: string, baseUrl: string) {
+  return baseEnv(home, {
+    ANTHROPIC_BASE_URL: baseUrl,
+    ANTHROPIC_API_KEY: 'gp-test-key',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    CLAUDE_CODE_DISABLE_TERMINAL_TITLE: '1',
+  });
+}
+
 test(`claude -p ${VERSION}: a plain answer (default model and --model opus|sonnet|haiku) and a Read tool round trip through the gateway`, { timeout: 300_000 }, async (t) => {
   const installed = ensureClient('claude', '@anthropic-ai/claude-code', VERSION, 'claude');
   if (!installed.bin) {
@@ -28,15 +41,7 @@ test(`claude -p ${VERSION}: a plain answer (default model and --model opus|sonne
     await gw.close();
     tmp.cleanup();
   });
-  const env = baseEnv(tmp.home, {
-    ANTHROPIC_BASE_URL: rec.url,
-    ANTHROPIC_API_KEY: 'gp-test-key',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_AUTOUPDATER: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    CLAUDE_CODE_DISABLE_TERMINAL_TITLE: '1',
-  });
+  const env = claudeEnv(tmp.home, rec.url);
   const run = (prompt: string) =>
     runClient(installed.bin!, ['-p', prompt, '--allowedTools', 'Read', '--output-format', 'text'], {
       cwd: tmp.work,
@@ -113,15 +118,7 @@ test(`claude -p ${VERSION} (default model) on Claude on Vertex AI through the ga
     await vertex.close();
     tmp.cleanup();
   });
-  const env = baseEnv(tmp.home, {
-    ANTHROPIC_BASE_URL: rec.url,
-    ANTHROPIC_API_KEY: 'gp-test-key',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_AUTOUPDATER: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    CLAUDE_CODE_DISABLE_TERMINAL_TITLE: '1',
-  });
+  const env = claudeEnv(tmp.home, rec.url);
   const run = (prompt: string) =>
     runClient(installed.bin!, ['-p', prompt, '--allowedTools', 'Read', '--output-format', 'text'], { cwd: tmp.work, env, timeoutMs: 60_000 });
   const messages = () => vertex.requests.filter((r) => r.action === 'rawPredict' || r.action === 'streamRawPredict');

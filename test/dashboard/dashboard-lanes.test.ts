@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { startStack, type Stack } from '../support/stack.ts';
 import { startVertexUpstream, type VertexUpstream } from '../support/vertex-upstream.ts';
 import { browserSkipReason, launchBrowser, loginDashboard, screenshot, type BrowserSession } from '../support/dashboard-browser.ts';
+import { eventually } from '../support/eventually.ts';
 
 const skip = browserSkipReason();
 let stack: Stack;
@@ -36,13 +37,9 @@ test('account rows show each lane and its state; the request log names the servi
   stack.cloud!.addProject('dora-proj', { members: { 'dora@example.com': 'owner' }, enabled: ['generativelanguage.googleapis.com', 'aiplatform.googleapis.com'], billing: true });
   stack.issuer.addUser({ email: 'dora@example.com' });
   assert.equal((await stack.addAccount('dora@example.com')).status, 200);
-  const end = Date.now() + 10_000;
   // the running gateway has both lanes of the account (discovery wrote the project, the pool took it in)
   const lanesNow = async () => (await stack.api('GET', '/api/accounts')).body.accounts.find((a: any) => a.email === 'dora@example.com')?.lanes ?? [];
-  while ((await lanesNow()).length !== 2) {
-    if (Date.now() > end) assert.fail('the gateway did not get a Vertex lane for the account');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually('the gateway to get a Vertex lane for the account', async () => (await lanesNow()).length === 2, 10_000);
   stack.upstream.setProjectQuota('dora-proj', 'gemini-2.5-flash', 0);
   const client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
   const r = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] });

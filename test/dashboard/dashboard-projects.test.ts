@@ -15,6 +15,7 @@ import type { Page } from 'playwright-core';
 import { startStack, type Stack } from '../support/stack.ts';
 import { browserSkipReason, launchBrowser, loginDashboard, screenshot, type BrowserSession } from '../support/dashboard-browser.ts';
 import { CLOUD_PLATFORM, RETRIEVER } from '../support/oidc-issuer.ts';
+import { eventually } from '../support/eventually.ts';
 
 const skip = browserSkipReason();
 const GL = 'generativelanguage.googleapis.com';
@@ -36,16 +37,6 @@ after(async () => {
 
 const row = (page: Page, email: string) => page.locator('tr[data-account-id]', { hasText: email });
 
-async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test('an account without the cloud-platform scope is offered re-authorization; Google adds only that scope and discovery then finds its project', { skip: skip ?? false, timeout: 90_000 }, async () => {
   const { page } = browser;
   stack.cloud!.addProject('paula-main', { members: { 'paula@example.com': 'owner' }, enabled: [GL] });
@@ -56,7 +47,7 @@ test('an account without the cloud-platform scope is offered re-authorization; G
   const before = await eventually('discovery to give up', async () => {
     const a = await stack.accountFile('paula@example.com');
     return a?.project_error ? a : null;
-  });
+  }, 10_000);
   assert.equal(before.project_id, null);
   assert.match(before.project_error, /did not grant the https:\/\/www\.googleapis\.com\/auth\/cloud-platform scope/);
   assert.ok(!before.token.scope.split(' ').includes(CLOUD_PLATFORM));
@@ -116,7 +107,7 @@ test('accounts that die a week after their consent: the dashboard says the app i
   stack.issuer.revokeUser('tom@example.com');
   const client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
   await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'X-Grantpool-Account': 'tom@example.com' } }).catch(() => null);
-  await eventually('tom to be disabled', async () => (await stack.accountFile('tom@example.com'))?.disabled);
+  await eventually('tom to be disabled', async () => (await stack.accountFile('tom@example.com'))?.disabled, 10_000);
   // A week later the dashboard session has ended too: the operator logs in again.
   await loginDashboard(page, stack.gateway.url, stack.env.GRANTPOOL_ADMIN_TOKEN!);
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { startStack, type Stack } from '../support/stack.ts';
 import { startVertexUpstream, type VertexUpstream } from '../support/vertex-upstream.ts';
+import { eventually } from '../support/eventually.ts';
 
 const GL = 'generativelanguage.googleapis.com';
 const AI = 'aiplatform.googleapis.com';
@@ -29,16 +30,6 @@ after(async () => {
   await vertex?.close();
 });
 
-async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function addWithProject(email: string, project: string, services: string[]): Promise<any> {
   stack.cloud!.addProject(project, { members: { [email]: 'owner' }, enabled: services, billing: true });
   stack.issuer.addUser({ email });
@@ -47,7 +38,7 @@ async function addWithProject(email: string, project: string, services: string[]
   return eventually(`discovery for ${email}`, async () => {
     const a = await stack.accountFile(email);
     return a?.project_id ? a : null;
-  });
+  }, 8000);
 }
 
 const client = () => new Anthropic({ baseURL: stack.gateway.url, apiKey: 'unused-on-loopback', maxRetries: 0 });
@@ -67,7 +58,7 @@ test('without a Vertex lane a Claude model is translated to Gemini; once project
   await eventually('the pool to see the Vertex lanes', async () => {
     const list = await (await fetch(`${stack.gateway.url}/v1/models`)).json();
     return list.data?.some((m: any) => m.owned_by === 'anthropic');
-  });
+  }, 8000);
 
   vertex.setDefaultAnswer((body) => ({ content: [{ type: 'text', text: `Claude read ${JSON.stringify((body.messages as any[]).at(-1).content)}` }] }));
   const served = new Set<string>();
@@ -111,7 +102,7 @@ test('a revoked grant: Vertex says 401, the refresh says invalid_grant, the acco
   const bob = await eventually('bob disabled', async () => {
     const f = await stack.accountFile('bob@example.com');
     return f?.disabled ? f : null;
-  });
+  }, 8000);
   assert.match(String(bob.disabled_reason ?? ''), /invalid_grant|expired or revoked/i);
   assert.ok(vertex.requests.some((r) => r.project === 'bob-claude' && r.status === 401), 'Vertex refused the revoked token');
 });

@@ -12,6 +12,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startStack, type Stack } from '../support/stack.ts';
+import { eventually } from '../support/eventually.ts';
 
 const MOUNT = `/tmp/grantpool-full-disk-${process.pid}`;
 function mount(dir: string, size: string): boolean {
@@ -53,14 +54,6 @@ after(async () => {
   unmount(MOUNT);
 });
 
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('a full disk: refreshes still serve, /healthz and /api/status say why, the new token is written once there is space', { skip, timeout: 60_000 }, async () => {
   const before = await stack.accountFile('full@example.com');
   const filler = await fill(MOUNT);
@@ -90,8 +83,8 @@ test('a full disk: refreshes still serve, /healthz and /api/status say why, the 
 
   // Space again: the refreshed token reaches the file, and the gateway is healthy.
   await rm(filler);
-  await until(async () => (await stack.accountFile('full@example.com')).token.access_token !== before.token.access_token, 20_000, 'the token write to be retried');
-  await until(async () => ((await (await fetch(`${stack.gateway.url}/healthz`)).json()) as { status: string }).status === 'ok', 15_000, '/healthz ok');
+  await eventually('the token write to be retried', async () => (await stack.accountFile('full@example.com')).token.access_token !== before.token.access_token, 20_000);
+  await eventually('/healthz ok', async () => ((await (await fetch(`${stack.gateway.url}/healthz`)).json()) as { status: string }).status === 'ok', 15_000);
   const r = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'space again' }] });
   assert.ok(r.choices[0]!.message.content);
 });

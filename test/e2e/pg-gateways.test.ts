@@ -16,6 +16,7 @@ import { createPgStore } from '../../src/store/pg-store.ts';
 import { findPostgres, startPostgres, type TestPostgres } from '../support/postgres.ts';
 import { freePort, LogCapture, startStack, type Stack } from '../support/stack.ts';
 import { captureLogger, makeAccount } from '../support/store-fixtures.ts';
+import { eventually } from '../support/eventually.ts';
 
 const found = findPostgres();
 const skip = typeof found === 'string' ? found : false;
@@ -78,17 +79,13 @@ describe('gateways on one PostgreSQL', { skip }, () => {
   test('an account added on A serves on B, and a PATCH on A takes it out on B within 1 s', async () => {
     stack.issuer.addUser({ email: 'shared@example.com', name: 'Shared' });
     assert.equal((await stack.addAccount('shared@example.com')).status, 200);
-    const deadline = Date.now() + 1000;
-    while (b.pool.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(b.pool.size, 1, 'B saw the new account within 1 s');
+    await eventually('B to see the new account within 1 s', () => b.pool.size === 1, 1000);
     const r = await ask(b, 'hello from B');
     assert.ok(r.choices[0]!.message.content);
 
     const [account] = (await stack.api('GET', '/api/accounts')).body.accounts;
-    const t0 = Date.now();
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true });
-    while (b.pool.stateOf(account.id)?.state !== 'proxy_disabled' && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(b.pool.stateOf(account.id)?.state, 'proxy_disabled', `B applied the PATCH in ${Date.now() - t0} ms`);
+    await eventually('B to apply the PATCH within 1 s', () => b.pool.stateOf(account.id)?.state === 'proxy_disabled', 1000);
     await assert.rejects(ask(b, 'nobody left'), (e: { status?: number }) => e.status === 503 || e.status === 429);
   });
   test('an expired token and 300 concurrent requests over three gateways cause exactly one refresh', async () => {
@@ -98,8 +95,8 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
     // Expired in the store (as after a night without traffic); every gateway hears of it.
     await stack.gateway.store.update(account.id, (a) => ({ ...a, token: { ...a.token, expiry_timestamp: Math.floor(Date.now() / 1000) - 10 } }));
-    const until = Date.now() + 2000;
-    while ((!active() || gateways.some((g) => g.pool.accounts().find((a) => a.id === account.id)!.token.expiry_timestamp > Date.now() / 1000)) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const expired = () => gateways.every((g) => g.pool.accounts().find((a) => a.id === account.id)!.token.expiry_timestamp <= Date.now() / 1000);
+    await eventually('every gateway to see the account enabled and its token expired', () => active() && expired(), 2000);
     const before = stack.issuer.counters.refreshRequests;
     const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => ask(gateways[i % 3]!, `herd ${i}`)));
     const failed = results.filter((r) => r.status === 'rejected');
@@ -116,22 +113,20 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     };
     // What came before is sent and read everywhere within 2 s (a second to send, a second to read).
     const all = async () => Promise.all([stack.gateway, b, c].map(total));
-    let now = await all();
-    for (const t0 = Date.now(); new Set(now).size > 1 && Date.now() - t0 < 3000; now = await all()) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(new Set(now).size, 1, `A, B and C agree before: ${now}`);
-    const before = now[0]!;
+    const agreed = await eventually('A, B and C to agree on the count before', async () => {
+      const now = await all();
+      return new Set(now).size === 1 && { count: now[0]! };
+    });
+    const before = agreed.count;
     for (let i = 0; i < 30; i++) assert.ok((await ask(i % 2 ? stack.gateway : c, `counted ${i}`)).choices[0]!.message.content);
-    const t0 = Date.now();
-    while ((await total(b)) !== before + 30 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(await total(b), before + 30, `B sees the 30 requests of A and C (${Date.now() - t0} ms)`);
+    await eventually('B to see the 30 requests of A and C', async () => (await total(b)) === before + 30);
     assert.equal(await total(c), before + 30);
   });
 
   test('a 429 learned on A keeps B (and C) from calling that lane for that model', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
-    const until = Date.now() + 1000;
-    while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await eventually('B to see the account enabled', () => b.pool.stateOf(account.id)?.state === 'active', 1000);
     const pro = (g: Gateway) =>
       new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 }).chat.completions.create({
         model: 'gemini-2.5-pro',
@@ -139,10 +134,8 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       });
     stack.upstream.failNext('*', 'rate_limited', { retryDelay: '30s', model: 'gemini-2.5-pro' });
     await assert.rejects(pro(stack.gateway), (e: { status?: number }) => e.status === 429);
-    const t0 = Date.now();
     const cooling = (g: Gateway) => g.pool.stateOf(account.id)?.state === 'cooling_down';
-    while (!(cooling(b) && cooling(c)) && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
-    assert.ok(cooling(b) && cooling(c), `B and C learned the cooldown within 1 s (${Date.now() - t0} ms)`);
+    await eventually('B and C to learn the cooldown within 1 s', () => cooling(b) && cooling(c), 1000);
     const calls = stack.upstream.requests.length;
     await assert.rejects(pro(b), (e: { status?: number; headers?: Headers }) => e.status === 429);
     assert.equal(stack.upstream.requests.length, calls, 'B did not call the lane Google said to leave alone');
@@ -182,9 +175,7 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       body: new URLSearchParams({ csrf: csrf! }).toString(),
     });
     assert.equal(out.status, 303);
-    const t0 = Date.now();
-    while ((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status !== 401 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 20));
-    assert.equal((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status, 401, 'B ended it within 1 s');
+    await eventually('B to end it within 1 s', async () => (await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status === 401, 1000);
     assert.equal((await fetch(`${c.url}/api/accounts`, { headers: { cookie } })).status, 401);
   });
 
@@ -194,10 +185,7 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     for (let i = 0; i < 10; i++) assert.equal((await loginOn(gateways[i % 3]!, `wrong-token-${i}`, attacker)).status, 401);
     // Each gateway saw 3 or 4 of the 10: the shared count holds the address on every one of them.
     for (const g of gateways) {
-      const t0 = Date.now();
-      let status = 0;
-      while ((status = (await loginOn(g, admin(), attacker)).status) !== 429 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(status, 429, `${g.url} holds the address after 10 wrong tokens spread over three gateways`);
+      await eventually(`${g.url} to hold the address after 10 wrong tokens spread over three gateways`, async () => (await loginOn(g, admin(), attacker)).status === 429, 1000);
     }
     const bearer = await fetch(`${c.url}/api/status`, { headers: { authorization: `Bearer ${admin()}`, 'x-forwarded-for': attacker } });
     assert.equal(bearer.status, 429, 'the API door too');
@@ -221,9 +209,7 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       const listed = await fetch(`${d.url}/api/keys`, { headers: { authorization: `Bearer ${admin()}` } });
       assert.ok(((await listed.json()) as { keys: { id: string }[] }).keys.some((k) => k.id === made.body.id), 'D lists it');
       await stack.api('DELETE', `/api/keys/${made.body.id}`);
-      const t0 = Date.now();
-      while ((await models(made.body.key)).status !== 401 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 20));
-      assert.equal((await models(made.body.key)).status, 401, 'revoked on A, refused on D within 1 s');
+      await eventually('D to refuse the key revoked on A within 1 s', async () => (await models(made.body.key)).status === 401, 1000);
     } finally {
       await d.close();
       await rm(dDir, { recursive: true, force: true });
@@ -249,16 +235,13 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     const lag = m.value('grantpool_db_notify_lag_seconds');
     assert.ok(lag !== null && lag >= 0 && lag < 1, `NOTIFY came back in ${lag} s`);
     assert.ok(m.value('grantpool_db_usage_round_trips_total')! > 0);
-    const t0 = Date.now();
-    while ((await metricsOf(b)).value('grantpool_usage_unsent_requests') !== 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await metricsOf(b)).value('grantpool_usage_unsent_requests'), 0, 'what B counted is sent within a second or two');
+    await eventually('what B counted to be sent within a second or two', async () => (await metricsOf(b)).value('grantpool_usage_unsent_requests') === 0);
   });
 
   test('the database restarted under load: B keeps serving, says degraded, and catches up', async () => {
     const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: false });
-    const until = Date.now() + 1000;
-    while (b.pool.stateOf(account.id)?.state !== 'active' && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await eventually('B to see the account enabled', () => b.pool.accounts().find((a) => a.id === account.id)?.proxy_disabled === false, 1000);
 
     pg.stop();
     const health = async () => (await (await fetch(`${b.url}/healthz`)).json()) as { status: string; problems?: string[] };
@@ -266,43 +249,34 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       const r = await ask(b, `during the outage ${i}`);
       assert.ok(r.choices[0]!.message.content, 'served from memory while the database is down');
     }
-    const t0 = Date.now();
-    while ((await health()).status !== 'degraded' && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
-    const h = await health();
-    assert.equal(h.status, 'degraded');
+    const h = await eventually('B to say degraded', async () => {
+      const h = await health();
+      return h.status === 'degraded' && h;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
     assert.match(h.problems![0]!, /database unreachable/);
     const patch = await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true }, { allowError: true });
     assert.equal(patch.status, 503, JSON.stringify(patch.body));
     assert.match(JSON.stringify(patch.body), /account database is unreachable.*nothing was changed/);
 
     pg.start();
-    const t1 = Date.now();
-    while ((await health()).status !== 'ok' && Date.now() - t1 < 15_000) await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await health()).status, 'ok', 'healthy again after the restart');
+    await eventually('B to be healthy again after the restart', async () => (await health()).status === 'ok', { timeoutMs: 15_000, intervalMs: 100 });
     await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true });
-    const t2 = Date.now();
-    const onB = () => b.pool.accounts().find((a) => a.id === account.id)?.proxy_disabled;
-    while (!onB() && Date.now() - t2 < 2000) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(onB(), true, 'B caught up with a change made after the restart');
-    const t3 = Date.now();
-    while ((await metricsOf(b)).value('grantpool_usage_unsent_requests') !== 0 && Date.now() - t3 < 35_000) await new Promise((r) => setTimeout(r, 200));
-    const afterwards = await metricsOf(b);
-    assert.equal(afterwards.value('grantpool_usage_unsent_requests'), 0, 'and sent the counts it kept');
+    await eventually('B to catch up with a change made after the restart', () => b.pool.accounts().find((a) => a.id === account.id)?.proxy_disabled, 2000);
+    const afterwards = await eventually('B to send the counts it kept', async () => {
+      const m = await metricsOf(b);
+      return m.value('grantpool_usage_unsent_requests') === 0 && m;
+    }, { timeoutMs: 35_000, intervalMs: 200 });
     assert.ok(afterwards.value('grantpool_db_errors_total')! > 0, 'the outage shows in the errors');
   });
 
   test('after the database restart, shared events reach the other gateways again: a logout on A ends the session on B', async () => {
     const healthOf = async (g: Gateway) => ((await (await fetch(`${g.url}/healthz`)).json()) as { status: string }).status;
-    const both = async (status: string, ms: number) => {
-      const t0 = Date.now();
-      while (!((await healthOf(stack.gateway)) === status && (await healthOf(b)) === status) && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 100));
-      assert.equal(await healthOf(stack.gateway), status);
-      assert.equal(await healthOf(b), status);
-    };
+    const both = (status: string) =>
+      eventually(`A and B to say ${status}`, async () => (await healthOf(stack.gateway)) === status && (await healthOf(b)) === status, { timeoutMs: 15_000, intervalMs: 100 });
     pg.stop();
-    await both('degraded', 15_000);
+    await both('degraded');
     pg.start();
-    await both('ok', 15_000);
+    await both('ok');
 
     const res = await loginOn(stack.gateway, admin());
     assert.equal(res.status, 303);
@@ -317,9 +291,7 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       body: new URLSearchParams({ csrf: csrf! }).toString(),
     });
     assert.equal(out.status, 303);
-    const t0 = Date.now();
-    while ((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status !== 401 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 20));
-    assert.equal((await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status, 401, 'B ended it within 1 s (it heard the logout, not its own recheck 30 s later)');
+    await eventually('B to end it within 1 s (hearing the logout, not by its own recheck 30 s later)', async () => (await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status === 401, 1000);
   });
 });
 

@@ -16,22 +16,13 @@ import { startGateway, type Gateway } from '../../src/app/gateway.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { findPostgres, startPostgres, type TestPostgres } from '../support/postgres.ts';
 import { freePort, LogCapture, startStack, type Stack } from '../support/stack.ts';
+import { eventually } from '../support/eventually.ts';
 
 const found = findPostgres();
 const skip = typeof found === 'string' ? found : false;
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'grantpool.js');
 /** The refresh lock's class (src/store/pg-store.ts). */
 const LOCK_CLASS_REFRESH = 0x67707266;
-
-async function until<T>(check: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('a gateway killed with SIGKILL during a refresh (PostgreSQL)', { skip }, () => {
   let pg: TestPostgres;
@@ -86,14 +77,14 @@ describe('a gateway killed with SIGKILL during a refresh (PostgreSQL)', { skip }
     a.stdout!.on('data', (d) => (aLog += d));
     a.stderr!.on('data', (d) => (aLog += d));
     const exited = new Promise<void>((r) => a.once('exit', () => r()));
-    await until(async () => (await fetch(`${aUrl}/healthz`).catch(() => null))?.ok, 60_000, `A to start (${aLog.slice(-500)})`);
+    await eventually(`A to start (${aLog.slice(-500)})`, async () => (await fetch(`${aUrl}/healthz`).catch(() => null))?.ok, 60_000);
     assert.ok((await ask(aUrl, 'A serves')).choices[0]!.message.content);
 
     const hold = stack.issuer.holdTokenRequests();
     const refreshesBefore = stack.issuer.counters.refreshRequests;
     const expiry = Math.floor(Date.now() / 1000) + 1200;
     await b.store.update(id, (x) => ({ ...x, token: { ...x.token, expiry_timestamp: expiry } }));
-    await Promise.race([hold.arrived, until(() => false, 20_000, 'A to ask Google for a new token')]);
+    await Promise.race([hold.arrived, eventually('A to ask Google for a new token', () => false, 20_000)]);
     assert.equal(await refreshLocks(), 1, 'A holds the refresh lock while Google answers');
 
     // Meanwhile: B and C serve with the token they have, and a change is made through B.
@@ -103,7 +94,7 @@ describe('a gateway killed with SIGKILL during a refresh (PostgreSQL)', { skip }
 
     a.kill('SIGKILL');
     await exited;
-    await until(async () => (await refreshLocks()) === 0, 5000, 'PostgreSQL to end the killed session and its lock');
+    await eventually('PostgreSQL to end the killed session and its lock', async () => (await refreshLocks()) === 0, 5000);
     hold.release();
     // Whatever became of A's request (its answer goes nowhere), it was at most one.
     await new Promise((r) => setTimeout(r, 300));
@@ -112,7 +103,7 @@ describe('a gateway killed with SIGKILL during a refresh (PostgreSQL)', { skip }
     // Now the token runs out for everyone: B and C take over, with one refresh between them.
     const mid = stack.issuer.counters.refreshRequests;
     await b.store.update(id, (x) => ({ ...x, token: { ...x.token, expiry_timestamp: Math.floor(Date.now() / 1000) - 10 } }));
-    await until(() => [b, c].every((g) => (g.pool.accounts().find((x) => x.id === id)?.token.expiry_timestamp ?? 0) < Date.now() / 1000 || g.pool.refreshingIds().includes(id)), 2000, 'B and C to see the expired token');
+    await eventually('B and C to see the expired token', () => [b, c].every((g) => (g.pool.accounts().find((x) => x.id === id)?.token.expiry_timestamp ?? 0) < Date.now() / 1000 || g.pool.refreshingIds().includes(id)), 2000);
     const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => ask(i % 2 ? b.url : c.url, `after the kill ${i}`)));
     const failed = results.filter((r) => r.status === 'rejected');
     assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));

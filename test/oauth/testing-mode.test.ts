@@ -10,6 +10,7 @@ import { AccountSchema, type Account } from '../../src/store/account.ts';
 import { invalidGrantAgeDays, testingModeSuspicion } from '../../src/oauth/testing-mode.ts';
 import { startStack } from '../support/stack.ts';
 import { runCli } from '../support/run-cli.ts';
+import { eventually } from '../support/eventually.ts';
 
 const DAY = 86_400;
 const T0 = 1_790_000_000;
@@ -69,13 +70,10 @@ test('end to end: an account dies a week after its consent; status, CLI status a
     stack.issuer.revokeUser('tess@example.com');
     const client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'x', maxRetries: 0 });
     await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] }).catch(() => null);
-    const end = Date.now() + 8000;
-    let dead = await stack.accountFile('tess@example.com');
-    while (!dead.disabled && Date.now() < end) {
-      await new Promise((res) => setTimeout(res, 50));
-      dead = await stack.accountFile('tess@example.com');
-    }
-    assert.equal(dead.disabled, true);
+    const dead = await eventually('the account to be disabled', async () => {
+      const file = await stack.accountFile('tess@example.com');
+      return file?.disabled === true && file;
+    }, 8000);
     assert.match(dead.disabled_reason, /^invalid_grant/);
 
     status = (await stack.api('GET', '/api/status')).body;

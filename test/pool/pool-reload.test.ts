@@ -10,6 +10,7 @@ import { NoAccountError } from '../../src/pool/types.ts';
 import { createPool } from '../../src/pool/pool.ts';
 import { createFileStore } from '../../src/store/file-store.ts';
 import { FakeClock } from '../../src/util/clock.ts';
+import { eventually } from '../support/eventually.ts';
 
 const NOW_S = Math.floor(T0 / 1000);
 
@@ -115,12 +116,12 @@ test('the pool works over the file store: a file edited by hand reaches the live
     // a person adds an account file with an editor
     const added = fakeAccount('byhand');
     await writeFile(join(dataDir, 'accounts', 'byhand.json'), JSON.stringify(added, null, 2), { mode: 0o600 });
-    await eventually(() => pool.stateOf('byhand')?.state === 'active');
+    await eventually('the pool to see the hand-made account', () => pool.stateOf('byhand')?.state === 'active');
     assert.equal((await pool.acquire({ model: 'm', pinned: 'byhand' })).accessToken, 'ya29.initial-byhand');
 
     // and deletes one
     await unlink(join(dataDir, 'accounts', 'live.json'));
-    await eventually(() => pool.stateOf('live') === null);
+    await eventually('the pool to drop the removed account', () => pool.stateOf('live') === null);
     assert.equal((await pool.acquire({ model: 'm' })).accountId, 'byhand');
     await pool.stop();
   } finally {
@@ -129,10 +130,3 @@ test('the pool works over the file store: a file edited by hand reaches the live
   }
 });
 
-async function eventually(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out waiting for the pool to see the change');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { UsageRecord, UsageStore } from '../../src/pool/usage.ts';
+import { eventually } from '../support/eventually.ts';
 
 export interface UsageBackend {
   /** A handle on the place the counts live: another gateway on it (shared), or the same gateway after a restart (durable). */
@@ -18,14 +19,6 @@ export interface UsageTraits {
 }
 
 const sorted = (rs: UsageRecord[]) => [...rs].sort((x, y) => `${x.date} ${x.account_id} ${x.model}`.localeCompare(`${y.date} ${y.account_id} ${y.model}`));
-
-async function eventually(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 export function usageStoreContract(name: string, traits: UsageTraits, backend: () => Promise<UsageBackend>): void {
   const withBackend = (fn: (b: UsageBackend) => Promise<void>) => async () => {
@@ -78,7 +71,7 @@ export function usageStoreContract(name: string, traits: UsageTraits, backend: (
       for (let i = 0; i < 40; i++) (i % 2 ? one : two).add('2026-02-01', 'acct', 'flash', { requests: 1, tokens_in: 3, tokens_out: 1 });
       one.add('2026-02-01', 'only-one', 'pro', { requests: 2 });
       const both = (u: UsageStore) => u.get('2026-02-01', 'acct', 'flash').requests === 40 && u.get('2026-02-01', 'only-one', 'pro').requests === 2;
-      await eventually(() => both(one) && both(two), 'both see 40 + 2');
+      await eventually('both see 40 + 2', () => both(one) && both(two));
       assert.deepEqual(two.get('2026-02-01', 'acct', 'flash'), { requests: 40, tokens_in: 120, tokens_out: 40 });
       assert.ok(two.revision > rev, 'the revision says counts arrived from elsewhere');
       await Promise.all([one.close(), two.close()]);

@@ -8,6 +8,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileUsageStore } from '../../src/pool/usage.ts';
+import { eventually } from '../support/eventually.ts';
 
 const CHILD = join(import.meta.dirname, '..', 'support', 'usage-child.ts');
 
@@ -43,14 +44,6 @@ function startChild(dir: string, count: number, everyMs: number, debounceMs: num
   };
 }
 
-async function until(check: () => boolean, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function recovered(dir: string): Promise<{ requests: number; tokens_in: number; tokens_out: number }> {
   const u = new FileUsageStore(dir, { debounceMs: 60_000 });
   await u.load();
@@ -68,7 +61,7 @@ test('300 requests, then SIGKILL a second later: all 300 are counted after the r
   try {
     // As the gateway runs it: usage.json is rewritten at most every 15 s.
     const child = startChild(dir, 300, 0, 15_000);
-    await until(child.added, 20_000, 'the child to add its records');
+    await eventually('the child to add its records', child.added, 20_000);
     await new Promise((r) => setTimeout(r, 1000));
     await child.kill();
     assert.deepEqual(await recovered(dir), { requests: 300, tokens_in: 3000, tokens_out: 1500 });
@@ -83,7 +76,7 @@ test('killed at random times during frequent compactions: nothing older than a s
     let before = 0;
     for (let round = 0; round < 4; round++) {
       const child = startChild(dir, 100_000, 1, 20);
-      await until(() => child.printed() > 0, 20_000, 'the child to start');
+      await eventually('the child to start', () => child.printed() > 0, 20_000);
       await new Promise((r) => setTimeout(r, 1300 + round * 170));
       const safe = child.countBefore(1000);
       await child.kill();

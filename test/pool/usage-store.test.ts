@@ -16,6 +16,7 @@ import { findPostgres, startPostgres, type TestPostgres } from '../support/postg
 import { captureLogger } from '../support/store-fixtures.ts';
 import { fakeAccount, poolHarness } from '../support/fake-accounts.ts';
 import { usageStoreContract } from './usage-contract.ts';
+import { eventually } from '../support/eventually.ts';
 
 usageStoreContract('in memory', { durable: false, shared: false }, async () => ({
   open: async () => new MemoryUsageStore(),
@@ -241,9 +242,7 @@ describe('usage shared through PostgreSQL', { skip: typeof found === 'string' ? 
       } finally {
         pg.start();
       }
-      const end = Date.now() + 15_000;
-      while (b.get('2026-06-01', 'x', 'm').requests !== 60 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(b.get('2026-06-01', 'x', 'm').requests, 60, 'the counts made during the outage arrived');
+      await eventually('the counts made during the outage to arrive', () => b.get('2026-06-01', 'x', 'm').requests === 60, 15_000);
       assert.equal(a.get('2026-06-01', 'x', 'm').requests, 60, 'and were counted once');
     } finally {
       await g.close();

@@ -9,6 +9,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
 import { startStack, type Stack } from '../support/stack.ts';
 import { runCli } from '../support/run-cli.ts';
+import { eventually } from '../support/eventually.ts';
 
 const GL = 'generativelanguage.googleapis.com';
 let stack: Stack;
@@ -20,22 +21,12 @@ after(async () => {
   await stack?.close();
 });
 
-async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function add(email: string): Promise<any> {
   stack.issuer.addUser({ email });
   const r = await stack.addAccount(email);
   assert.equal(r.status, 200, r.html);
   assert.match(r.html, /data-outcome="(added|updated|reenabled)"/);
-  return eventually(`${email} in the account files`, () => stack.accountFile(email));
+  return eventually(`${email} in the account files`, () => stack.accountFile(email), 8000);
 }
 
 /** Waits until discovery has written its outcome (a project or the reason there is none). */
@@ -43,7 +34,7 @@ function discovered(email: string): Promise<any> {
   return eventually(`discovery for ${email}`, async () => {
     const a = await stack.accountFile(email);
     return a && (a.project_id || a.project_error) ? a : null;
-  });
+  }, 8000);
 }
 
 function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -68,7 +59,7 @@ test('discovery on add: the first listed project with the Gemini API enabled (on
   assert.equal(a.project.vertex_ai, 'disabled');
   assert.ok(Math.abs(a.project.checked_at - Date.now() / 1000) < 60);
   assert.equal(a.project_error, null);
-  await eventually('the log line', async () => stack.logs.messages().includes('Account ann@example.com draws on project ann-main'));
+  await eventually('the log line', async () => stack.logs.messages().includes('Account ann@example.com draws on project ann-main'), 8000);
   const searches = cloud.calls.filter((c) => c.path === '/v3/projects:search' && c.email === 'ann@example.com');
   assert.ok(searches.length >= 2, 'every page of projects:search was read');
 
@@ -143,7 +134,7 @@ test('`accounts project --enable P` follows the operation with a progress line, 
   assert.equal(file.project.source, 'manual');
   assert.equal(file.project_error, null);
 
-  await eventually('the gateway to see the project', async () => (await stack.api('GET', `/api/accounts/${file.id}`)).body.account.project_id === 'bob-proj');
+  await eventually('the gateway to see the project', async () => (await stack.api('GET', `/api/accounts/${file.id}`)).body.account.project_id === 'bob-proj', 8000);
   stack.upstream.clearRequests();
   const msg = await anthropic().messages.create(
     { model: 'claude-sonnet-4-6', max_tokens: 1024, messages: [{ role: 'user', content: 'hi' }] },
@@ -178,7 +169,7 @@ test('USER_PROJECT_DENIED takes the account out with the project, Google\'s mess
   const c = await discovered('carl@example.com');
   // carl is pointed at a project he may not use (as after a colleague removed him from it)
   await stack.gateway.store.update(c.id, (a) => ({ ...a, project_id: 'ann-main', project_error: null }));
-  await eventually('the gateway to see carl\'s project', async () => (await stack.api('GET', `/api/accounts/${c.id}`)).body.account.project_id === 'ann-main');
+  await eventually('the gateway to see carl\'s project', async () => (await stack.api('GET', `/api/accounts/${c.id}`)).body.account.project_id === 'ann-main', 8000);
   const client = anthropic();
   for (let i = 0; i < 8; i++) {
     const r = await client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: `hello ${i}` }] });
@@ -189,7 +180,7 @@ test('USER_PROJECT_DENIED takes the account out with the project, Google\'s mess
   const file = await eventually('carl taken out', async () => {
     const f = await stack.accountFile('carl@example.com');
     return f.proxy_disabled ? f : null;
-  });
+  }, 8000);
   assert.match(file.proxy_disabled_reason, /^USER_PROJECT_DENIED for project ann-main: Caller does not have required permission to use project ann-main\./);
   assert.match(file.proxy_disabled_reason, /https:\/\/console\.cloud\.google\.com\/iam-admin\/iam\?project=ann-main/);
   assert.match(file.proxy_disabled_reason, /`grantpool accounts project carl@example\.com`/);
@@ -215,7 +206,7 @@ test('SERVICE_DISABLED for the account\'s project takes it out with `--enable P`
   const file = await eventually('dora taken out', async () => {
     const f = await stack.accountFile('dora@example.com');
     return f.proxy_disabled ? f : null;
-  });
+  }, 8000);
   assert.match(file.proxy_disabled_reason, /^SERVICE_DISABLED for project dora-proj: Generative Language API has not been used in project dora-proj/);
   assert.match(file.proxy_disabled_reason, /`grantpool accounts project dora@example\.com --enable dora-proj`/);
   const r = await cli(['accounts', 'project', 'dora@example.com', '--enable', 'dora-proj']);
@@ -262,7 +253,7 @@ test('exhausting one project fails over to an account on another project, and an
   await eventually('the gateway to see both projects', async () => {
     const { body } = await stack.api('GET', '/api/accounts');
     return body.accounts.filter((a: any) => a.project_id === 'eve-proj').length === 2;
-  });
+  }, 8000);
   stack.upstream.setProjectQuota('eve-proj', 'gemini-2.5-flash-lite', 0);
   stack.upstream.clearRequests();
   const client = openai();

@@ -14,22 +14,13 @@ import { createUpstreamClient } from '../../src/proxy/upstream-client.ts';
 import { createOpenAIDoor } from '../../src/proxy/openai/door.ts';
 import { createThoughtSignatureCache } from '../../src/proxy/thought-signatures.ts';
 import { silentLogger } from '../../src/log/logger.ts';
+import { eventually } from '../support/eventually.ts';
 
 let h: (Harness & { fake: FakePool | null }) | null = null;
 afterEach(async () => {
   await h?.close();
   h = null;
 });
-
-async function eventually<T>(f: () => T | undefined | null | false, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const post = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -60,9 +51,9 @@ test('a client that leaves while the gateway waits for it to take the first tran
     track,
   });
   try {
-    await eventually(() => res.headersSent && res.writableNeedDrain, 'the first chunk written, waiting for the client');
+    await eventually('the first chunk written, waiting for the client', () => res.headersSent && res.writableNeedDrain, 5000);
     socket.destroy();
-    const entry = await eventually(() => requestLog.query({ limit: 1 })[0], 'the request log entry');
+    const entry = await eventually('the request log entry', () => requestLog.query({ limit: 1 })[0], 5000);
     assert.equal(entry.error, 'client disconnected');
     assert.equal(entry.email, 'a@example.com');
     await done;

@@ -11,6 +11,7 @@ import { GoogleGenAI } from '@google/genai';
 import { startStack, type Stack } from '../support/stack.ts';
 import { startVertexUpstream, type VertexUpstream } from '../support/vertex-upstream.ts';
 import { runCli } from '../support/run-cli.ts';
+import { eventually } from '../support/eventually.ts';
 
 const GL = 'generativelanguage.googleapis.com';
 const AI = 'aiplatform.googleapis.com';
@@ -30,16 +31,6 @@ after(async () => {
   await vertex?.close();
 });
 
-async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Adds `email` with a project of its own (both APIs enabled unless `vertex: false`) and waits until the gateway has its lanes. */
 async function addWithProject(email: string, project: string, opts: { vertex?: boolean } = {}): Promise<void> {
   stack.cloud!.addProject(project, { members: { [email]: 'owner' }, enabled: opts.vertex === false ? [GL] : [GL, AI], billing: true });
@@ -50,7 +41,7 @@ async function addWithProject(email: string, project: string, opts: { vertex?: b
     const { body } = await stack.api('GET', '/api/accounts');
     const a = body.accounts.find((x: any) => x.email === email);
     return a?.project_id === project && a.project?.vertex_ai === (opts.vertex === false ? 'disabled' : 'enabled');
-  });
+  }, 8000);
 }
 
 const genai = () => new GoogleGenAI({ apiKey: 'unused-on-loopback', httpOptions: { baseUrl: stack.gateway.url } });
@@ -202,7 +193,7 @@ test('Vertex AI disabled in a project (403 SERVICE_DISABLED) takes only that acc
   const file = await eventually('the account file to record it', async () => {
     const a = await stack.accountFile('cat@example.com');
     return a?.project?.vertex_ai === 'disabled' ? a : null;
-  });
+  }, 8000);
   assert.match(file.project.vertex_ai_reason, /SERVICE_DISABLED for Vertex AI in project cat-proj/);
   assert.match(file.project.vertex_ai_reason, /--enable-vertex cat-proj/);
   assert.equal(file.proxy_disabled, false, 'the account is not taken out of the proxy');
@@ -220,7 +211,7 @@ test('invalid_grant on a Vertex lane disables the account as before', async () =
   const file = await eventually('bob disabled', async () => {
     const a = await stack.accountFile('bob@example.com');
     return a?.disabled ? a : null;
-  });
+  }, 8000);
   assert.match(file.disabled_reason, /invalid_grant/);
   assert.ok(vertex.requests.some((q) => q.project === 'bob-proj' && q.status === 401));
 });

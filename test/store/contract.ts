@@ -8,6 +8,7 @@ import type { AccountChange, AccountStore } from '../../src/store/store.ts';
 import { importRefreshToken } from '../../src/oauth/add-account.ts';
 import type { OAuthClient, TokenAnswer } from '../../src/oauth/oauth-client.ts';
 import { makeAccount } from '../support/store-fixtures.ts';
+import { eventually } from '../support/eventually.ts';
 
 export interface StoreUnderTest {
   store: AccountStore;
@@ -24,13 +25,6 @@ export interface StoreUnderTest {
 export type MakeStore = () => Promise<StoreUnderTest>;
 
 /** Waits until `check` holds (watch notifications may arrive after the write resolves). */
-async function eventually(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * The OAuth side of a re-add (the real importRefreshToken runs against the
@@ -191,11 +185,11 @@ export function accountStoreContract(name: string, makeStore: MakeStore): void {
     const seen: AccountChange[] = [];
     const stop = store.watch((c) => seen.push(c));
     await add(store, 'a');
-    await eventually(() => seen.some((c) => c.id === 'a' && c.account !== null), 'the creation');
+    await eventually('the creation', () => seen.some((c) => c.id === 'a' && c.account !== null));
     await store.update('a', (a) => ({ ...a, name: 'Changed' }));
-    await eventually(() => seen.some((c) => c.id === 'a' && c.account?.name === 'Changed'), 'the change');
+    await eventually('the change', () => seen.some((c) => c.id === 'a' && c.account?.name === 'Changed'));
     await store.remove('a');
-    await eventually(() => seen.some((c) => c.id === 'a' && c.account === null), 'the removal');
+    await eventually('the removal', () => seen.some((c) => c.id === 'a' && c.account === null));
     stop();
     const count = seen.length;
     await add(store, 'b');

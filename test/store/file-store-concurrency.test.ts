@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createFileStore } from '../../src/store/file-store.ts';
 import type { AccountChange } from '../../src/store/store.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { eventually, makeAccount, runChild, tempDataDir } from '../support/store-fixtures.ts';
+import { makeAccount, runChild, tempDataDir } from '../support/store-fixtures.ts';
+import { eventually } from '../support/eventually.ts';
 
 test('two processes each doing 500 read-modify-write increments end at 1000', async (t) => {
   const { dataDir, cleanup } = await tempDataDir();
@@ -22,7 +23,7 @@ test('two processes each doing 500 read-modify-write increments end at 1000', as
 
   assert.equal((await store.get('a'))?.counter, 1000);
   // The running store (a gateway) saw the end state too.
-  await eventually(() => events.find((e) => e.account?.counter === 1000), 'the final value through watch()');
+  await eventually('the final value through watch()', () => events.find((e) => e.account?.counter === 1000));
   const names = await readdir(join(dataDir, 'accounts'));
   assert.deepEqual(names, ['a.json'], 'a lock or temp file was left behind');
 });

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createFileStore, type FileStoreOptions } from '../../src/store/file-store.ts';
 import type { AccountChange } from '../../src/store/store.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { captureLogger, eventually, makeAccount, runChild, tempDataDir } from '../support/store-fixtures.ts';
+import { captureLogger, makeAccount, runChild, tempDataDir } from '../support/store-fixtures.ts';
+import { eventually } from '../support/eventually.ts';
 
 /** Longer than the debounce and the re-read grace of the store: time enough for a spurious event to show. */
 const QUIET_MS = 400;
@@ -59,7 +60,7 @@ test('an editor writing in place, writing by rename, creating and removing files
   // In place.
   const a = JSON.parse(await readFile(file('a'), 'utf8'));
   await writeFile(file('a'), JSON.stringify({ ...a, proxy_disabled: true, proxy_disabled_reason: 'manual' }, null, 2));
-  const inPlace = await eventually(() => events.find((e) => e.account?.proxy_disabled === true), 'in-place edit');
+  const inPlace = await eventually('in-place edit', () => events.find((e) => e.account?.proxy_disabled === true));
   assert.equal(inPlace.id, 'a');
   assert.equal(inPlace.account?.proxy_disabled_reason, 'manual');
 
@@ -67,15 +68,15 @@ test('an editor writing in place, writing by rename, creating and removing files
   const aside = join(dataDir, 'accounts', 'a.json.editing');
   await writeFile(aside, JSON.stringify({ ...a, name: 'Renamed by editor' }, null, 2));
   await rename(aside, file('a'));
-  await eventually(() => events.find((e) => e.account?.name === 'Renamed by editor'), 'edit by rename');
+  await eventually('edit by rename', () => events.find((e) => e.account?.name === 'Renamed by editor'));
 
   // A new file.
   await writeFile(file('b'), JSON.stringify(makeAccount('b')));
-  await eventually(() => events.find((e) => e.id === 'b' && e.account?.email === 'b@example.com'), 'new file');
+  await eventually('new file', () => events.find((e) => e.id === 'b' && e.account?.email === 'b@example.com'));
 
   // Removed.
   await rm(file('a'));
-  await eventually(() => events.find((e) => e.id === 'a' && e.account === null), 'removal');
+  await eventually('removal', () => events.find((e) => e.id === 'a' && e.account === null));
   assert.deepEqual(
     (await store.list()).map((x) => x.id),
     ['b'],
@@ -95,7 +96,7 @@ test('a change by another process reaches the listener', async (t) => {
   events.length = 0;
 
   await runChild(['set', dataDir, 'a', 'name', '"Set by the CLI"']);
-  const change = await eventually(() => events.find((e) => e.account?.name === 'Set by the CLI'), 'change by child');
+  const change = await eventually('change by child', () => events.find((e) => e.account?.name === 'Set by the CLI'));
   assert.equal(change.id, 'a');
   await sleep(QUIET_MS);
   assert.equal(events.length, 1, JSON.stringify(events.map((e) => e.account?.name)));
@@ -109,7 +110,7 @@ test('a corrupt file saved by an editor is moved aside, logged, and reported as 
   events.length = 0;
 
   await writeFile(file('b'), '{ "id": "b", "email": "b@example.com", oops');
-  await eventually(() => events.find((e) => e.id === 'b' && e.account === null), 'quarantine of b');
+  await eventually('quarantine of b', () => events.find((e) => e.id === 'b' && e.account === null));
   const names = await readdir(join(dataDir, 'accounts'));
   assert.ok(names.some((n) => /^b\.json\.corrupt-\d+$/.test(n)), names.join(' '));
   assert.ok(lines().some((l) => l.level === 40 && l.id === 'b' && /not valid JSON/.test(String(l.reason))));
@@ -127,11 +128,11 @@ test('the periodic rescan finds changes that the folder events did not deliver',
 
   const a = JSON.parse(await readFile(file('a'), 'utf8'));
   await writeFile(file('a'), JSON.stringify({ ...a, project_id: 'found-by-rescan' }));
-  await eventually(() => events.find((e) => e.account?.project_id === 'found-by-rescan'), 'rescan');
+  await eventually('rescan', () => events.find((e) => e.account?.project_id === 'found-by-rescan'));
   await writeFile(file('c'), JSON.stringify(makeAccount('c')));
-  await eventually(() => events.find((e) => e.id === 'c'), 'new file by rescan');
+  await eventually('new file by rescan', () => events.find((e) => e.id === 'c'));
   await rm(file('a'));
-  await eventually(() => events.find((e) => e.id === 'a' && e.account === null), 'removal by rescan');
+  await eventually('removal by rescan', () => events.find((e) => e.id === 'a' && e.account === null));
 });
 
 test('after unsubscribing, the listener hears nothing', async (t) => {

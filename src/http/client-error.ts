@@ -11,12 +11,12 @@ interface ParseFailure {
 }
 
 /** What to answer for a parser error code of node:http (llhttp's HPE_* codes and Node's own). */
-export function clientErrorAnswer(code: string | undefined): ParseFailure {
+function clientErrorAnswer(code: string | undefined, timeoutMessage: string): ParseFailure {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return { status: 431, reason: 'Request Header Fields Too Large', code: 'headers_too_large', message: 'the request headers are larger than the gateway accepts' };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, reason: 'Request Timeout', code: 'request_timeout', message: 'the request did not arrive in time' };
+      return { status: 408, reason: 'Request Timeout', code: 'request_timeout', message: timeoutMessage };
     case 'HPE_INVALID_METHOD':
       return { status: 400, reason: 'Bad Request', code: 'malformed_request', message: 'the request method is not valid HTTP' };
     case 'HPE_INVALID_URL':
@@ -33,14 +33,14 @@ export function clientErrorAnswer(code: string | undefined): ParseFailure {
   }
 }
 
-/** The 'clientError' listener: answers once on a writable socket, else closes it. */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+/** The 'clientError' listener: answers once on a writable socket, else closes it; a timeout is told with `timeoutMessage` (which limits apply). */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex, timeoutMessage: string): void {
   // A reset or closed connection has no one left to answer.
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
   }
-  const a = clientErrorAnswer(err.code);
+  const a = clientErrorAnswer(err.code, timeoutMessage);
   const body = JSON.stringify({ error: { code: a.code, message: a.message } });
   socket.end(
     `HTTP/1.1 ${a.status} ${a.reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +

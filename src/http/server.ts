@@ -22,21 +22,12 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = { headersTimeoutMs: 30_000, b
 /** After an answer to a request whose body is still arriving, the rest may drain this long. */
 const DRAIN_AFTER_ANSWER_MS = 2000;
 
-function timeoutAnswer(limits: ClientLimits): string {
-  const body = JSON.stringify({
-    error: {
-      code: 'request_timeout',
-      message: `the request was not received in time (headers within ${limits.headersTimeoutMs / 1000} s, the whole request within ${limits.requestTimeoutMs / 1000} s)`,
-    },
-  });
-  return `HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-}
-
 export function createHttpServer(router: Router, logger: Logger, limits: ClientLimits = DEFAULT_CLIENT_LIMITS): Server {
   const requestTimeout = Math.max(1, limits.requestTimeoutMs);
   const headersTimeout = Math.max(1, Math.min(limits.headersTimeoutMs, requestTimeout));
   /** Connections whose request was answered before its body arrived: no second answer goes to them. */
   const answeredEarly = new WeakSet<object>();
+  const timeoutMessage = `the request was not received in time (headers within ${limits.headersTimeoutMs / 1000} s, the whole request within ${limits.requestTimeoutMs / 1000} s)`;
   const server = createServer({
     keepAliveTimeout: 65_000,
     headersTimeout,
@@ -105,8 +96,7 @@ export function createHttpServer(router: Router, logger: Logger, limits: ClientL
       socket.destroy();
       return;
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end(timeoutAnswer(limits));
-    else answerClientError(err, socket);
+    answerClientError(err, socket, timeoutMessage);
   });
   return server;
 }

@@ -37,7 +37,7 @@ export async function openAccountStore(
   opts: { backgroundLoad?: boolean } = {},
 ): Promise<AccountStore> {
   const sealer = sealerFor(keys);
-  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger, sealer });
+  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger, sealer, backgroundLoad: opts.backgroundLoad });
   return createFileStore({ dataDir: location.dataDir, logger, sealer, backgroundLoad: opts.backgroundLoad });
 }
 

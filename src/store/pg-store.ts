@@ -31,10 +31,11 @@ import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
 import { writeRows } from './pg-bulk-write.ts';
 import { underAdvisoryLock, type DbCounters, type DbPoolStats } from './pg-refresh-lock.ts';
+import { PgLoad, type PgRow } from './pg-load.ts';
 
 export type { DbCounters, DbPoolStats };
 import { AccountExistsError, StoreUnavailableError } from './errors.ts';
-import type { AccountChange, AccountStore } from './store.ts';
+import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
 import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
 
 export interface PgStoreOptions {
@@ -50,17 +51,19 @@ export interface PgStoreOptions {
   lockWaitMs?: number;
   /** How tokens are stored (token-cipher.ts). Default: written plain, encrypted ones readable by no key (locked). */
   sealer?: TokenSealer;
+  /**
+   * Read the accounts in the background (the gateway): createPgStore() returns
+   * after the first page of `pageSize` rows (default 1000), the rest follow
+   * (loading(), loadedSoFar(), whenLoaded()). Default false.
+   */
+  backgroundLoad?: boolean | { pageSize?: number };
 }
 
 const CHANNEL = 'grantpool_accounts';
 /** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
 const LOCK_UPSERT = 0x67707570; // "gpup"
 
-interface Row {
-  id: string;
-  data: unknown;
-  version: number;
-}
+type Row = PgRow;
 
 /** Validated like a written file (defaults filled in), then read-only. */
 function stored(a: unknown, row = false): Account {
@@ -94,6 +97,10 @@ export class PgStore implements AccountStore {
   /** This gateway's connections carry this name, so the server's view of them can be told apart from other gateways'. */
   private readonly appName = `grantpool-${randomBytes(4).toString('hex')}`;
   private readonly max: number;
+  private readonly pageSize: number | null;
+  /** The first load while it runs, and the accounts it and the notifications read meanwhile (for loadedSoFar()). */
+  private load: { pages: PgLoad; accounts: Map<string, Account> } | null = null;
+  private loadDone: Promise<void> = Promise.resolve();
   readonly stats: DbCounters = { queries: 0, errors: 0, refreshLocksHeld: 0, refreshLockWaiters: 0 };
 
   constructor(opts: PgStoreOptions) {
@@ -101,6 +108,8 @@ export class PgStore implements AccountStore {
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.max = opts.max ?? 10;
+    const bg = opts.backgroundLoad === true ? {} : opts.backgroundLoad || null;
+    this.pageSize = bg ? Math.max(1, bg.pageSize ?? 1000) : null;
     const options = {
       onnotice: () => {},
       debug: () => void this.stats.queries++,
@@ -140,7 +149,48 @@ export class PgStore implements AccountStore {
     return migrate(this.sql);
   }
 
+  /** With backgroundLoad: counts the rows, reads the first page and goes on in the background. */
+  async startLoad(): Promise<void> {
+    if (this.pageSize === null) return;
+    const accounts = new Map<string, Account>();
+    const pages = new PgLoad({
+      sql: this.sql,
+      pageSize: this.pageSize,
+      take: (rows) => {
+        for (const r of rows) {
+          const account = this.parse(r);
+          if (account) this.applied(r.id, r.version, account);
+        }
+      },
+      failed: (e) => {
+        this.failed(e);
+        this.logger.warn({ err: { message: e.message } }, 'reading the accounts from the database failed; trying again');
+      },
+    });
+    this.load = { pages, accounts };
+    this.loadDone = pages.done.then(() => {
+      this.load = null;
+      // What changed before LISTEN was in place (or between two pages) is caught up by version.
+      return this.catchUp();
+    });
+    await pages.start();
+  }
+
+  loading(): LoadProgress | null {
+    const load = this.load;
+    return load && !load.pages.isDone ? load.pages.progress : null;
+  }
+
+  loadedSoFar(): Account[] {
+    return [...(this.load?.accounts.values() ?? [])];
+  }
+
+  whenLoaded(): Promise<void> {
+    return this.loadDone;
+  }
+
   async list(): Promise<Account[]> {
+    await this.loadDone;
     const rows = await this.guard(this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
     const out: Account[] = [];
     for (const r of rows) {
@@ -289,6 +339,7 @@ export class PgStore implements AccountStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.load?.pages.stop();
     if (this.timer) clearInterval(this.timer);
     clearInterval(this.probe);
     this.watchers.clear();
@@ -355,7 +406,8 @@ export class PgStore implements AccountStore {
 
   /** Compares every version with the database and applies the differences (after a reconnect, and periodically). */
   catchUp(): Promise<void> {
-    if (this.closed || this.watchers.size === 0) return Promise.resolve();
+    // During the first load the pages read every row; one catch-up follows it.
+    if (this.closed || this.watchers.size === 0 || this.load) return Promise.resolve();
     return (this.catchingUp ??= this.compareAll()
       .catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'account catch-up with the database failed; will retry'))
       .finally(() => (this.catchingUp = null)));
@@ -432,9 +484,16 @@ export class PgStore implements AccountStore {
     if (s && s.version >= version) return;
     if (!account) this.census.note(id, null);
     this.note(id, version, account !== null);
+    const load = this.load;
+    if (load) {
+      if (account) load.accounts.set(id, account);
+      else load.accounts.delete(id);
+    }
+    // Never seen before while the first load runs: read by it, or at least there as it reads.
+    const change: AccountChange = load && !s && account ? { id, account, initial: true } : { id, account };
     for (const w of [...this.watchers]) {
       try {
-        w({ id, account });
+        w(change);
       } catch {
         // a watcher's failure is its own business
       }
@@ -495,6 +554,7 @@ export async function createPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const store = new PgStore(opts);
   try {
     await store.migrate();
+    await store.startLoad();
   } catch (e) {
     await store.close().catch(() => {});
     throw new StoreUnavailableError(`could not open the database (${(e as Error).message})`, {

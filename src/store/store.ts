@@ -76,7 +76,7 @@ export interface AccountStore {
    * everything before they open.
    */
   loading?(): LoadProgress | null;
-  /** The accounts read so far (no I/O, no waiting): every account once loading() is null. With loading(). */
+  /** The accounts read so far (no I/O, no waiting), while loading() is not null. With loading(). */
   loadedSoFar?(): Account[];
   /** Resolves when the first load has finished (at once when it has). With loading(). */
   whenLoaded?(): Promise<void>;

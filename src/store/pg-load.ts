@@ -1,0 +1,94 @@
+// The first load of the PostgreSQL account store, in pages: the rows counted,
+// the first page read before the store opens, the others one after another in
+// the background (keyset pages in id order: each is one short index scan, and
+// the event loop is free between them). The store applies each row under its
+// version rule, so a row changed meanwhile (and told by NOTIFY) is never
+// overwritten by an older page.
+import type { Sql } from 'postgres';
+import type { LoadProgress } from './store.ts';
+
+export interface PgRow {
+  id: string;
+  data: unknown;
+  version: number;
+}
+
+export interface PgLoadOptions {
+  sql: Sql;
+  /** Rows per page. */
+  pageSize: number;
+  /** Takes in one page of rows (the store parses and applies them). */
+  take: (rows: PgRow[]) => void;
+  /** A page failed (the database went away): said once per failure; the load tries again. */
+  failed: (e: Error) => void;
+  /** Wait before a failed page is tried again. */
+  retryMs?: number;
+}
+
+export class PgLoad {
+  private readonly o: PgLoadOptions;
+  private after = '';
+  private loaded = 0;
+  private total = 0;
+  private stopped = false;
+  private finished = false;
+  private finish!: () => void;
+  /** Resolves when every row has been read (or the load was stopped). */
+  readonly done: Promise<void>;
+
+  constructor(opts: PgLoadOptions) {
+    this.o = opts;
+    this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  get progress(): LoadProgress {
+    // Rows added meanwhile may make `loaded` pass the count taken at the start.
+    return { loaded: this.loaded, total: Math.max(this.total, this.loaded) };
+  }
+
+  get isDone(): boolean {
+    return this.finished;
+  }
+
+  /** Counts the rows and reads the first page; the rest follows in the background. */
+  async start(): Promise<void> {
+    const [c] = await this.o.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM grantpool_accounts`;
+    this.total = c!.n;
+    if (await this.page()) return this.end();
+    void this.rest();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.end();
+  }
+
+  private end(): void {
+    this.finished = true;
+    this.finish();
+  }
+
+  /** Reads the next page; true when it was the last. */
+  private async page(): Promise<boolean> {
+    const rows = await this.o.sql<PgRow[]>`
+      SELECT id, data, version::float8 AS version FROM grantpool_accounts
+      WHERE id > ${this.after} ORDER BY id LIMIT ${this.o.pageSize}`;
+    if (this.stopped) return true;
+    this.o.take(rows);
+    this.loaded += rows.length;
+    if (rows.length > 0) this.after = rows[rows.length - 1]!.id;
+    return rows.length < this.o.pageSize;
+  }
+
+  private async rest(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (await this.page()) break;
+      } catch (e) {
+        this.o.failed(e as Error);
+        await new Promise((r) => setTimeout(r, this.o.retryMs ?? 1000).unref());
+      }
+    }
+    this.end();
+  }
+}

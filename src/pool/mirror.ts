@@ -5,7 +5,8 @@
 // (disabled, proxy_disabled) that is in force before the store's notification
 // confirms it. Every change the store announces (this process, the CLI, an
 // editor) is applied here.
-import type { Account } from '../store/account.ts';
+import { isDeepStrictEqual } from 'node:util';
+import type { Account, ProjectInfo } from '../store/account.ts';
 import type { AccountChange, AccountStore } from '../store/store.ts';
 import type { Logger } from '../log/logger.ts';
 import { ModelCooldowns, type RefreshBackoff } from './cooldowns.ts';
@@ -62,6 +63,11 @@ function scopeSet(scope: string): ReadonlySet<string> {
     if (scopeSets.size < 1000) scopeSets.set(scope, set);
   }
   return set;
+}
+
+/** The same project record (source, check time, API states, reasons), whichever read it came from. */
+function sameProject(a: ProjectInfo | null, b: ProjectInfo | null): boolean {
+  return a === b || (a !== null && b !== null && isDeepStrictEqual(a, b));
 }
 
 export interface MirrorHooks {
@@ -153,7 +159,8 @@ export class Mirror {
         if (!account.disabled) e.pendingDisable = null;
       }
       // a project written anew (checked, enabled, or Vertex AI taken away) ends a refusal decided here
-      if (old.project_id !== account.project_id || old.project !== account.project) e.vertexOff = null;
+      // (by value: every read of the store is a new object, and a re-read or a last_used write is no new check)
+      if (old.project_id !== account.project_id || !sameProject(old.project, account.project)) e.vertexOff = null;
       if (this.byEmail.get(e.emailLower) === e.id) this.byEmail.delete(e.emailLower);
       e.account = account;
     }

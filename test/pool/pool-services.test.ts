@@ -200,6 +200,33 @@ test('services: a Vertex 403 about the project takes the account\'s Vertex lane 
   assert.equal((await h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' })).lane, 'vertex:proj-a');
 });
 
+test('services: a Vertex refusal the store could not record holds through re-reads and unrelated changes; a real project change ends it', async () => {
+  const h = await poolHarness([acct('a', 'proj-a'), acct('b', 'proj-b')]);
+  const update = h.store.update.bind(h.store);
+  let failNext = true;
+  h.store.update = (id, change) => {
+    if (failNext) {
+      failNext = false;
+      return Promise.reject(new Error('store unavailable'));
+    }
+    return update(id, change);
+  };
+  h.pool.report(await h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' }), 'flash', { kind: 'forbidden', reason: 'PERMISSION_DENIED on Vertex AI in project proj-a', vertexState: 'denied' });
+  await settle();
+  assert.equal((await h.store.get('a'))!.project!.vertex_ai, 'enabled', 'the store did not take the write');
+  const refused = (e: NoAccountError) => e.code === 'pinned_unusable' && /PERMISSION_DENIED on Vertex AI/.test(e.message);
+  await assert.rejects(h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' }), refused);
+  // the same account read again (a new object, the same project), then an unrelated write
+  await h.store.update('a', (x) => x);
+  await assert.rejects(h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' }), refused, 'a re-read keeps the Vertex lane off');
+  await h.store.update('a', (x) => ({ ...x, last_used: 1_800_000_000 }));
+  await assert.rejects(h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' }), refused, 'last_used written: still off');
+  assert.deepEqual(await picks(h, 2, { services: ['vertex'] }), ['b@vertex:proj-b', 'b@vertex:proj-b']);
+  // the project checked again: the refusal is over
+  await h.store.update('a', (x) => ({ ...x, project: { ...project('enabled'), checked_at: 2 } }));
+  assert.equal((await h.pool.acquire({ model: 'flash', services: ['vertex'], pinned: 'a' })).lane, 'vertex:proj-a');
+});
+
 test('services: each account\'s lanes with their states (cooling per model, quota protected, off)', async () => {
   const h = await poolHarness([acct('a', 'proj-a'), acct('n', null)], {
     config: { quota_protection: { enabled: true, threshold_percent: 0, limits: { pro: { requests_per_day: 1 } } } },

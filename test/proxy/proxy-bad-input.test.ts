@@ -58,6 +58,20 @@ test('a lone surrogate in model is a 400 on the OpenAI and Anthropic doors (JSON
   assert.equal(fine.status, 200);
 });
 
+test('a Gemini-door body nested 8,000 levels deep is a 400 in Google\'s shape on every method, before any account is spent', async () => {
+  const before = h.upstream.requests.length;
+  const deepContents = `{"contents":[{"role":"user","parts":[{"functionCall":{"name":"f","args":${deepObject(8000)}}}]}]}`;
+  for (const method of ['generateContent', 'streamGenerateContent', 'streamGenerateContent?alt=sse']) {
+    assertGoogle400(await post(`/v1beta/models/gemini-2.5-flash:${method}`, deepContents), /nests .* deep/);
+    const arrays = `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"x":${'['.repeat(8000)}${']'.repeat(8000)}}`;
+    assertGoogle400(await post(`/v1/models/gemini-2.5-flash:${method}`, arrays), /nests .* deep/);
+  }
+  assertGoogle400(await post('/v1beta/models/text-embedding-004:embedContent', `{"content":{"parts":[{"text":"hi"}]},"x":${deepObject(8000)}}`), /nests .* deep/);
+  assert.equal(h.upstream.requests.length, before, 'no account was spent');
+  const ok = await post('/v1beta/models/gemini-2.5-flash:generateContent', `{"contents":[{"role":"user","parts":[{"functionCall":{"name":"f","args":${deepObject(50)}}}]}]}`);
+  assert.equal(ok.status, 200, ok.text);
+});
+
 test('a $ref with broken percent-encoding is a 400 naming the schema (tools, response_format, input_schema)', async () => {
   const schema = { type: 'object', $defs: { ok: { type: 'string' } }, properties: { a: { $ref: '#/$defs/%E0%A4%A' } } };
   const tools = await post('/v1/chat/completions', JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters: schema } }] }));

@@ -38,8 +38,9 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
       const read = await readJsonWithRaw(ctx.req, cfg.max_body_bytes);
       raw = read.raw;
       body = checkGeminiBody(read.body, action);
-      // countTokens bodies are re-serialised with the model set in them.
-      if (action === 'countTokens' && nestsDeeperThan(body, MAX_JSON_DEPTH)) throw tooDeep('the request body');
+      // Every body may be re-serialised (countTokens with the model set, output limits
+      // fitted, Vertex AI's shape) and none so deep is served: refused before an account is spent.
+      if (nestsDeeperThan(body, MAX_JSON_DEPTH)) throw tooDeep('the request body');
     } catch (e) {
       throw recordBadRequest(engine, track, e);
     }

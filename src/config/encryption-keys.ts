@@ -24,7 +24,7 @@ export interface EncryptionKeys {
 type Env = Record<string, string | undefined>;
 
 /** A 32-byte key written as base64 (standard or url-safe, padding optional). */
-export function parseKey(text: string, where: string): Buffer {
+function parseKey(text: string, where: string): Buffer {
   const t = text.trim();
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(t)) {
     throw new ConfigError(`${where} is not a base64 key`, { fix: 'make a key with `openssl rand -base64 32` (32 random bytes, base64)' });
@@ -41,7 +41,7 @@ function expand(path: string, dataDir: string): string {
 }
 
 /** Reads a key file; a file that group or others may read is used, with a warning. */
-export async function readKeyFile(path: string, where: string, warnings: string[]): Promise<Buffer> {
+async function readKeyFile(path: string, where: string, warnings: string[]): Promise<Buffer> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import type { Logger } from '../log/logger.ts';
 import { ClientSecretError, validateClientSecretJson, type ClientSecret } from './client-secret.ts';
 
-export function knownClientsDir(dataDir: string): string {
+function knownClientsDir(dataDir: string): string {
   return join(dataDir, 'clients');
 }
 

@@ -9,7 +9,7 @@ import type { Account } from '../store/account.ts';
 
 const DAY = 86_400;
 /** Refresh tokens of an External app in Testing live this long. */
-export const TESTING_TOKEN_LIFETIME_SECONDS = 7 * DAY;
+const TESTING_TOKEN_LIFETIME_SECONDS = 7 * DAY;
 /**
  * An account that died this long after its consent fits the pattern. The
  * gateway renews access tokens before they expire (hourly), so it meets the
@@ -18,7 +18,7 @@ export const TESTING_TOKEN_LIFETIME_SECONDS = 7 * DAY;
  */
 const WINDOW = { from: TESTING_TOKEN_LIFETIME_SECONDS - 2 * 3600, to: 9 * DAY };
 
-export const PUBLISH_APP_URL = 'https://console.cloud.google.com/auth/audience';
+const PUBLISH_APP_URL = 'https://console.cloud.google.com/auth/audience';
 
 export interface TestingModeSuspicion {
   /** The accounts that died with invalid_grant about 7 days after their consent. */

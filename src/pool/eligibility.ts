@@ -5,7 +5,7 @@ import type { ClientHealth } from './client-health.ts';
 import type { Cooldown } from './cooldowns.ts';
 import type { Entry } from './mirror.ts';
 import type { QuotaGuard } from './quota-guard.ts';
-import type { LaneService } from './lanes.ts';
+import { laneOfService, type LaneService } from './lanes.ts';
 import type { ModelCooldowns } from './cooldowns.ts';
 
 /** Why an account cannot serve, in the order they are checked ('no_lane': it has no lane of the service asked for; never for the Gemini API). */
@@ -61,7 +61,7 @@ export function blockOf(
   service: LaneService = 'gemini_api',
 ): Block | null {
   const a = e.account;
-  const lane = service === 'gemini_api' ? e.lane : e.vertexOff === null ? e.vertexLane : null;
+  const lane = service === 'vertex' && e.vertexOff !== null ? null : laneOfService(e, service);
   if (lane === null) return 'no_lane';
   if (a.disabled || e.pendingDisable !== null) return 'disabled';
   if (el.quota.on && el.quota.protects(e, lane, service, model, now)) return 'quota';
@@ -78,7 +78,7 @@ export function blockOf(
 /** The cooldown that keeps this account from this model now: its own (5xx) or its lane's (429), the later one. */
 export function coolingOf(e: Entry, model: string, now: number, service: LaneService = 'gemini_api'): Cooldown | null {
   const own = ownCooldowns(e, service).active(model, now);
-  const lane = (service === 'gemini_api' ? e.lane : e.vertexLane)?.cooldowns.active(model, now) ?? null;
+  const lane = laneOfService(e, service)?.cooldowns.active(model, now) ?? null;
   if (!own) return lane;
   if (!lane) return own;
   return lane.until > own.until ? lane : own;
@@ -86,7 +86,7 @@ export function coolingOf(e: Entry, model: string, now: number, service: LaneSer
 
 /** Whether a lane may serve this model now, judged by any of its accounts (what all of them share). */
 export function laneOpen(sample: Entry, model: string, now: number, el: Eligibility, service: LaneService = 'gemini_api'): boolean {
-  const lane = service === 'gemini_api' ? sample.lane : sample.vertexLane;
+  const lane = laneOfService(sample, service);
   if (lane === null) return false; // (vertexOff is the account's own: checked per account)
   if (lane.cooldowns.active(model, now) !== null) return false;
   return !(el.quota.on && el.quota.protects(sample, lane, service, model, now));

@@ -16,7 +16,6 @@ import type { DayUsage } from './quota.ts';
 
 /** The upstream services an account may draw on: the Gemini API and Vertex AI. */
 export type LaneService = 'gemini_api' | 'vertex';
-export const LANE_SERVICES: readonly LaneService[] = ['gemini_api', 'vertex'];
 /** What a request may use when it does not say (the Gemini API only). */
 export const DEFAULT_SERVICES: readonly LaneService[] = ['gemini_api'];
 
@@ -67,11 +66,6 @@ export function vertexLaneInfoOf(account: LaneAccount): LaneInfo | null {
 export function laneInfosOf(account: LaneAccount): LaneInfo[] {
   const v = vertexLaneInfoOf(account);
   return v ? [laneInfoOf(account), v] : [laneInfoOf(account)];
-}
-
-/** The service of a lane key. */
-export function serviceOfLane(key: string): LaneService {
-  return key.startsWith('vertex:') ? 'vertex' : 'gemini_api';
 }
 
 /**

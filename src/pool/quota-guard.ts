@@ -7,7 +7,7 @@
 import type { Config } from '../config/schema.ts';
 import { QuotaDayCache, QuotaLimits, isQuotaProtected, type DayUsage, type QuotaDay } from './quota.ts';
 import { nonNegative, type UsageStore } from './usage.ts';
-import { splitUsageModel, usageModelKey, type Lane, type LaneService } from './lanes.ts';
+import { laneOfService, splitUsageModel, usageModelKey, type Lane, type LaneService } from './lanes.ts';
 
 interface Member {
   readonly id: string;
@@ -73,7 +73,7 @@ export class QuotaGuard {
     const key = this.days.current(now).key;
     const umodel = usageModelKey(service, model);
     this.usage.add(key, e.id, umodel, delta);
-    const lane = service === 'gemini_api' ? e.lane : e.vertexLane;
+    const lane = laneOfService(e, service);
     if (!lane || lane.members.size <= 1 || lane.usageDay !== key || !lane.usage || lane.usageRevision !== this.usage.revision) return;
     const u = lane.usage.get(umodel);
     if (!u) return;

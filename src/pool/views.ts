@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock.ts';
 import { tokenUnusable, type Eligibility } from './eligibility.ts';
 import { describeBlock } from './explain.ts';
 import type { Entry, Mirror } from './mirror.ts';
-import { laneInfoOf, laneInfosOf, sharedLaneWarning, splitUsageModel, type AccountLane, type AccountLaneState, type Lane, type LaneService, type LaneState, type SharedLane } from './lanes.ts';
+import { laneInfoOf, laneInfosOf, laneOfService, sharedLaneWarning, splitUsageModel, type AccountLane, type AccountLaneState, type Lane, type LaneService, type LaneState, type SharedLane } from './lanes.ts';
 import { ownCooldowns } from './eligibility.ts';
 
 export type { AccountLane, AccountLaneState, LaneState, SharedLane } from './lanes.ts';
@@ -128,7 +128,7 @@ export class Views {
     const q = this.o.el.quota.protectedModel(e, now, service);
     if (q) return { state: 'quota_protected', model: q.model, until: q.until };
     const own = ownCooldowns(e, service).longest(now);
-    const lane = (service === 'gemini_api' ? e.lane : e.vertexLane)?.cooldowns.longest(now) ?? null;
+    const lane = laneOfService(e, service)?.cooldowns.longest(now) ?? null;
     const c = own && lane ? (lane.until > own.until ? lane : own) : (own ?? lane);
     if (c) return { state: 'cooling_down', until: Math.ceil(c.until / 1000), reason: c.reason, model: c.model };
     return { state: 'active' };

@@ -9,8 +9,6 @@ import { finishTrack, type EngineDeps, type Protocol, type Track } from './engin
 
 /** Header that pins a request (on every route) to one account, by email or id. */
 export const PIN_HEADER = 'x-grantpool-account';
-/** Optional session affinity key for every door (session-key.ts lists the others clients send). */
-export const SESSION_HEADER = 'x-grantpool-session';
 
 /**
  * How deep a request the gateway re-serialises may nest (Google refuses far

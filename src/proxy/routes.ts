@@ -13,7 +13,7 @@
 import type { Router, RequestContext } from '../http/router.ts';
 import { sendJsonBody, type Protocol } from './engine.ts';
 import { aliasesFor } from './models.ts';
-import { isGoogleClient, MAX_JSON_DEPTH, PIN_HEADER, SESSION_HEADER } from './route-checks.ts';
+import { isGoogleClient } from './route-checks.ts';
 import { createRouteContext, type Handler, type ProxyRouteDeps } from './routes/context.ts';
 import { modelRoutes } from './routes/models.ts';
 import { geminiGenerate } from './routes/gemini.ts';
@@ -23,7 +23,6 @@ import { googlePassthrough } from './routes/google.ts';
 import { preflightOnly, unknownRoute } from './routes/fallbacks.ts';
 
 export type { ProxyConfig, ProxyRouteDeps } from './routes/context.ts';
-export { PIN_HEADER, SESSION_HEADER, MAX_JSON_DEPTH };
 
 export interface ProxyRoutes {
   /** Closes the upstream client if it was created here. */

@@ -84,7 +84,7 @@ const SubjectSchema = z.looseObject({
 });
 
 /** Google's refresh token prefix is its first 16 characters; nothing shorter is accepted (it could match too much). */
-export const TOKEN_PREFIX_LENGTH = 16;
+const TOKEN_PREFIX_LENGTH = 16;
 
 /** The events of a verified token's payload; a payload without `jti` or `events` is a 400 (invalid_request). */
 export function parseSecurityEventToken(payload: unknown): SecurityEventToken {
@@ -187,7 +187,7 @@ export function matchAccounts(accounts: readonly Account[], subject: Subject | n
 }
 
 /** `risc: tokens-revoked`, or `risc: account-disabled (hijacking)`. */
-export function disabledReason(e: SecurityEventItem): string {
+function disabledReason(e: SecurityEventItem): string {
   return `risc: ${e.name}${e.reason ? ` (${e.reason})` : ''}`;
 }
 

@@ -10,7 +10,7 @@ import { describeJsonError } from '../util/json.ts';
 import { RiscError } from './errors.ts';
 
 export const RISC_AUDIENCE = 'https://risc.googleapis.com/google.identity.risc.v1beta.RiscManagementService';
-export const PUSH_DELIVERY = 'https://schemas.openid.net/secevent/risc/delivery-method/push';
+const PUSH_DELIVERY = 'https://schemas.openid.net/secevent/risc/delivery-method/push';
 
 const ServiceAccountSchema = z.looseObject({
   type: z.literal('service_account'),
@@ -23,7 +23,7 @@ const ServiceAccountSchema = z.looseObject({
 export type ServiceAccount = z.infer<typeof ServiceAccountSchema>;
 
 /** The stream as Google keeps it (the body of GET /v1beta/stream, the same shape stream:update takes). */
-export const StreamSchema = z.looseObject({
+const StreamSchema = z.looseObject({
   delivery: z.looseObject({ delivery_method: z.string().optional(), url: z.string().optional() }).optional(),
   events_requested: z.array(z.string()).optional(),
 });
@@ -57,7 +57,7 @@ export async function readServiceAccount(path: string): Promise<ServiceAccount> 
 }
 
 /** The bearer token for the RISC API: signed by the service account, valid for one hour. */
-export async function managementToken(sa: ServiceAccount, nowMs: number): Promise<string> {
+async function managementToken(sa: ServiceAccount, nowMs: number): Promise<string> {
   let key: Awaited<ReturnType<typeof importPKCS8>>;
   try {
     key = await importPKCS8(sa.private_key, 'RS256');
@@ -157,7 +157,7 @@ function googleMessage(json: unknown): string | null {
 }
 
 /** What to do about the RISC API's answer (its error code reference). */
-export function fixFor(status: number, message: string): string {
+function fixFor(status: number, message: string): string {
   const m = message.toLowerCase();
   if (status === 401) return 'The service account key was not accepted: use a current key of the service account (a deleted or disabled key fails), and check the machine clock.';
   if (m.includes('https')) return 'Google delivers only to https:// URLs: set GRANTPOOL_PUBLIC_URL (or public_url) to the gateway\'s public https address, or pass --url.';

@@ -18,7 +18,7 @@ const JTI_NS = 'risc-jti';
 const LOG_NS = 'risc';
 const LOG_KEY = 'received';
 /** A handled `jti` is remembered this long (Google redelivers for a limited time). */
-export const JTI_KEEP_MS = 14 * 24 * 3600 * 1000;
+const JTI_KEEP_MS = 14 * 24 * 3600 * 1000;
 /** A claim left by a gateway that died while applying is taken over after this. */
 const CLAIM_STALE_MS = 120_000;
 /** Received events listed by `grantpool risc status`. */

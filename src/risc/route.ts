@@ -15,7 +15,7 @@ import { receiveSecurityEvent, type ReceiverDeps } from './receiver.ts';
 
 export const RISC_PATH = '/risc';
 /** A security event token is well under 2 KB; anything bigger is not one. */
-export const MAX_SET_BYTES = 16 * 1024;
+const MAX_SET_BYTES = 16 * 1024;
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 

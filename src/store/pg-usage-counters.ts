@@ -9,15 +9,6 @@
 import type { Sql } from 'postgres';
 import type { UsageCount, UsageCounters } from './usage-counters.ts';
 
-interface Row {
-  date: string;
-  account_id: string;
-  model: string;
-  requests: number;
-  tokens_in: number;
-  tokens_out: number;
-}
-
 const COLUMNS = 'day AS date, account_id, model, requests::float8 AS requests, tokens_in::float8 AS tokens_in, tokens_out::float8 AS tokens_out';
 
 export class PgUsageCounters implements UsageCounters {
@@ -47,11 +38,11 @@ export class PgUsageCounters implements UsageCounters {
       const fresh = await tx`INSERT INTO grantpool_usage_batches (id) VALUES (${batchId}) ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (fresh.length === 0) {
         // Counted already (the reply to an earlier try was lost): just say where the rows stand.
-        return tx<Row[]>`
+        return tx<UsageCount[]>`
           SELECT ${tx.unsafe(COLUMNS)} FROM grantpool_usage u
           JOIN unnest(${col('date')}::text[], ${col('account_id')}::text[], ${col('model')}::text[]) AS k(day, account_id, model) USING (day, account_id, model)`;
       }
-      return tx<Row[]>`
+      return tx<UsageCount[]>`
         INSERT INTO grantpool_usage AS u (day, account_id, model, requests, tokens_in, tokens_out)
         SELECT i.day, i.account_id, i.model, i.requests, i.tokens_in, i.tokens_out FROM unnest(${col('date')}::text[], ${col('account_id')}::text[], ${col('model')}::text[], ${col('requests')}::bigint[], ${col('tokens_in')}::bigint[], ${col('tokens_out')}::bigint[]) WITH ORDINALITY AS i(day, account_id, model, requests, tokens_in, tokens_out, n)
         ORDER BY n
@@ -66,12 +57,12 @@ export class PgUsageCounters implements UsageCounters {
 
   async changes(cursor: string | null, fromDate: string): Promise<{ rows: UsageCount[]; cursor: string }> {
     // One statement, one snapshot: the rows and the horizon come from the same view of the table.
-    const found = await this.sql<(Partial<Row> & { horizon: string })[]>`
+    const found = await this.sql<(Partial<UsageCount> & { horizon: string })[]>`
       WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon)
       SELECT h.horizon, ${this.sql.unsafe(COLUMNS)} FROM h
       LEFT JOIN grantpool_usage ON ${cursor === null ? this.sql`day >= ${fromDate}` : this.sql`xid >= ${cursor}::xid8`}`;
     const rows: UsageCount[] = [];
-    for (const r of found) if (r.date !== null && r.date !== undefined) rows.push(r as Row);
+    for (const r of found) if (r.date !== null && r.date !== undefined) rows.push(r as UsageCount);
     return { rows, cursor: found[0]!.horizon };
   }
 

@@ -146,6 +146,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     audiences: () => clientIds(oauth, pool),
     kv: persistentKvFor(store, config.data_dir, () => clock.now()),
     accounts: () => pool.accounts(),
+    ready: () => store.whenLoaded?.() ?? Promise.resolve(),
     disable: (id, reason) => pool.disable(id, reason),
     store,
     clock,

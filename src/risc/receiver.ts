@@ -33,6 +33,14 @@ export interface ReceiverDeps {
   kv: SharedKv;
   /** The accounts as the pool holds them (with their usable refresh tokens). */
   accounts: () => Account[];
+  /**
+   * Resolves once every account is read (a large pool is read in the
+   * background after the start): an event is matched against all of them,
+   * never against the part read so far.
+   */
+  ready?: () => Promise<void>;
+  /** How long a delivery waits for that before it is answered 503 (Google delivers it again). Default 20 s. */
+  readyWaitMs?: number;
   /** Disables an account at once and persistently (the pool's disable); null when nothing was disabled. */
   disable: (id: string, reason: string) => Promise<Account | null>;
   store: AccountStore;
@@ -56,6 +64,7 @@ export type ReceiveOutcome = { status: 'handled'; entry: ReceivedEntry } | { sta
 
 /** Handles one token; throws RiscError (400: invalid; 503: try again later). */
 export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): Promise<ReceiveOutcome> {
+  if (deps.ready) await accountsRead(deps.ready(), deps.readyWaitMs ?? READY_WAIT_MS);
   const payload = await deps.verifier.verify(token, deps.audiences());
   const set = parseSecurityEventToken(payload);
   const { kv, clock, logger } = deps;
@@ -100,6 +109,19 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
     .update<ReceivedEntry[], void>(LOG_NS, LOG_KEY, (list) => ({ value: [entry, ...(list ?? [])].slice(0, LOG_SIZE), expiresAtMs: now + LOG_KEEP_MS, result: undefined }))
     .catch((err: Error) => logger.warn({ jti: set.jti, err: { message: err.message } }, 'Could not keep the security event in the list of received events'));
   return { status: 'handled', entry };
+}
+
+const READY_WAIT_MS = 20_000;
+
+/** Waits (bounded) until every account is read; a 503 when that takes too long (e.g. the database is down). */
+async function accountsRead(ready: Promise<void>, waitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), waitMs);
+  });
+  const outcome = await Promise.race([ready.then(() => 'read' as const), late]).finally(() => clearTimeout(timer));
+  if (outcome === 'late')
+    throw new RiscError('risc_apply_failed', 'the gateway is still reading its accounts (just started); deliver the event again later', { status: 503, retryAfterSeconds: 30 });
 }
 
 /** What `GET /api/risc` and `grantpool risc status` show about the receiver. */

@@ -95,6 +95,8 @@ export interface Pool extends TokenPool {
   /** Lanes with more than one account (each with the warning to show). */
   sharedLanes(): SharedLane[];
   summary(): PoolSummary;
+  /** Accounts per state (the summary's by_state alone, without lanes and clients). */
+  countByState(): PoolSummary['by_state'];
   /** Usage rows of the last `days` quota days (today included), optionally for one account. */
   usage(opts?: { days?: number; accountId?: string }): UsageRow[];
   /** Today's usage of one account, summed over models. */
@@ -284,6 +286,7 @@ export function createPool(opts: PoolOptions): Pool {
     accountLanes: (account) => views.accountLanes(account),
     sharedLanes: () => views.sharedLanes(),
     summary: () => views.summary(),
+    countByState: () => views.countByState(),
     usage: (o) => views.usage(o),
     usageToday: (id) => views.usageToday(id),
     failingClients: () => clients.list(),

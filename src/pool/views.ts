@@ -148,15 +148,20 @@ export class Views {
     return [...this.o.mirror.values()].map((e) => ({ id: e.id, email: e.account.email, state: this.of(e, now) }));
   }
 
-  summary(): PoolSummary {
+  /** How many accounts are in each state now (one pass, nothing else: /healthz). */
+  countByState(): PoolSummary['by_state'] {
     const now = this.o.clock.now();
     const by_state: PoolSummary['by_state'] = {
       active: 0, refreshing: 0, cooling_down: 0, quota_protected: 0, proxy_disabled: 0, disabled: 0,
     };
     for (const e of this.o.mirror.values()) by_state[this.of(e, now).state]++;
+    return by_state;
+  }
+
+  summary(): PoolSummary {
     return {
       total: this.o.mirror.size,
-      by_state,
+      by_state: this.countByState(),
       refreshing: this.o.refreshCount(),
       lanes: this.o.mirror.lanes.size,
       shared_lanes: this.sharedLanes(),

@@ -4,6 +4,7 @@
 // once and persistently, as invalid_grant does; record the event on the
 // account), log what happened by account, and keep a short list of what was
 // received for `grantpool risc status`. Never logs a token.
+import { AccountEncryptedError } from '../store/token-cipher.ts';
 import type { Account } from '../store/account.ts';
 import type { AccountStore } from '../store/store.ts';
 import type { SharedKv } from '../store/shared-state.ts';
@@ -11,7 +12,7 @@ import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { JWTPayload } from 'jose';
 import { RiscError } from './errors.ts';
-import { decide, parseSecurityEventToken, withSecurityEvent, type SecurityEventItem } from './events.ts';
+import { decide, parseSecurityEventToken, withSecurityEvent, type Decision, type SecurityEventItem } from './events.ts';
 
 /** Namespaces in the persistent key-value map. */
 const JTI_NS = 'risc-jti';
@@ -69,12 +70,14 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
   const set = parseSecurityEventToken(payload);
   const { kv, clock, logger } = deps;
   const now = clock.now();
-  let claimed: boolean;
+  let claimed: 'claimed' | 'done' | 'busy';
   try {
-    claimed = await kv.update<JtiClaim, boolean>(JTI_NS, set.jti, (cur) =>
-      cur && (cur.state === 'done' || now - cur.at < CLAIM_STALE_MS)
-        ? { result: false }
-        : { value: { state: 'applying', at: now }, expiresAtMs: now + JTI_KEEP_MS, result: true },
+    claimed = await kv.update<JtiClaim, 'claimed' | 'done' | 'busy'>(JTI_NS, set.jti, (cur) =>
+      cur?.state === 'done'
+        ? { result: 'done' }
+        : cur && now - cur.at < CLAIM_STALE_MS
+          ? { result: 'busy' }
+          : { value: { state: 'applying', at: now }, expiresAtMs: now + JTI_KEEP_MS, result: 'claimed' },
     );
   } catch (err) {
     logger.error({ jti: set.jti, err: { message: (err as Error).message } }, `Could not record security event ${set.jti} as received; Google will deliver it again`);
@@ -84,7 +87,12 @@ export async function receiveSecurityEvent(deps: ReceiverDeps, token: string): P
       cause: err,
     });
   }
-  if (!claimed) {
+  if (claimed === 'busy') {
+    // Another delivery of this token is being applied; if it fails, its claim is gone and this one must not have been acknowledged.
+    logger.info({ jti: set.jti }, `Security event ${set.jti} is being applied by another delivery; asked Google to deliver it again`);
+    throw new RiscError('risc_apply_failed', 'this event is being applied by another delivery right now; deliver it again later', { status: 503, retryAfterSeconds: 30 });
+  }
+  if (claimed === 'done') {
     logger.info({ jti: set.jti, events: set.events.map((e) => e.name) }, `Security event ${set.jti} was handled before; not again`);
     return { status: 'duplicate', jti: set.jti };
   }
@@ -164,23 +172,40 @@ async function applyEvent(deps: ReceiverDeps, jti: string, e: SecurityEventItem)
   }
   for (const d of decisions) {
     const a = d.account;
-    let disabled = false;
-    if (d.disable) {
-      disabled = (await deps.disable(a.id, d.disable)) !== null;
-      logger.warn(
-        { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason, disabled },
-        disabled
-          ? `Disabling account ${a.email}: Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''}; re-add it to use it again`
-          : `Google sent ${e.name} for ${a.email}, which was re-added meanwhile; left as it is`,
+    try {
+      out.accounts.push({ id: a.id, email: a.email, disabled: await applyDecision(deps, jti, e, d) });
+    } catch (err) {
+      // Tokens sealed with a key this gateway lacks: it may not write the account; the others are handled.
+      if (!(err instanceof AccountEncryptedError)) throw err;
+      logger.error(
+        { account_id: a.id, email: a.email, jti, event: e.name, err: { message: err.message } },
+        `Google sent ${e.name} for ${a.email}, whose tokens are encrypted with a key this gateway does not have; the account is left as it is (a gateway with the key, or re-adding the account, deals with it)`,
       );
-    } else {
-      logger.warn(
-        { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason },
-        `Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''} for ${a.email}${a.disabled ? ' (already disabled)' : ''}; recorded on the account`,
-      );
+      out.accounts.push({ id: a.id, email: a.email, disabled: false });
     }
-    await deps.store.update(a.id, (cur) => ({ ...cur, security_events: withSecurityEvent(cur, d.record) }));
-    out.accounts.push({ id: a.id, email: a.email, disabled });
   }
   return out;
+}
+
+/** Disables (when the event says so) and records the event on one account; whether it was disabled now. */
+async function applyDecision(deps: ReceiverDeps, jti: string, e: SecurityEventItem, d: Decision): Promise<boolean> {
+  const { logger } = deps;
+  const a = d.account;
+  let disabled = false;
+  if (d.disable) {
+    disabled = (await deps.disable(a.id, d.disable)) !== null;
+    logger.warn(
+      { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason, disabled },
+      disabled
+        ? `Disabling account ${a.email}: Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''}; re-add it to use it again`
+        : `Google sent ${e.name} for ${a.email}, which was re-added meanwhile; left as it is`,
+    );
+  } else {
+    logger.warn(
+      { account_id: a.id, email: a.email, jti, event: e.name, reason: e.reason },
+      `Google sent ${e.name}${e.reason ? ` (${e.reason})` : ''} for ${a.email}${a.disabled ? ' (already disabled)' : ''}; recorded on the account`,
+    );
+  }
+  await deps.store.update(a.id, (cur) => ({ ...cur, security_events: withSecurityEvent(cur, d.record) }));
+  return disabled;
 }

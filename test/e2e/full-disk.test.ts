@@ -27,8 +27,8 @@ const canMount = process.getuid?.() === 0 && mount(MOUNT, '4m');
 const skip = canMount ? false : 'needs root to mount a tmpfs';
 
 /** Fills the file system holding `dir` to the last byte. */
-async function fill(dir: string): Promise<string> {
-  const path = join(dir, 'filler');
+async function fill(dir: string, name = 'filler'): Promise<string> {
+  const path = join(dir, name);
   await writeFile(path, Buffer.alloc(64 * 1024 * 1024)).catch((e: NodeJS.ErrnoException) => assert.equal(e.code, 'ENOSPC'));
   return path;
 }
@@ -74,7 +74,9 @@ test('a full disk: refreshes still serve, /healthz and /api/status say why, the 
   const status = await stack.api('GET', '/api/status');
   assert.match(status.body.problems.join('\n'), new RegExp(`cannot write to ${MOUNT}.*ENOSPC`));
 
-  // A change through the API gets a clear answer, not "see its log".
+  // A change through the API gets a clear answer, not "see its log". Whatever the
+  // gateway freed meanwhile (a temporary file it gave up on) is taken again first.
+  const topUp = await fill(MOUNT, 'filler-2');
   const account = (await stack.api('GET', '/api/accounts')).body.accounts[0];
   const patch = await stack.api('PATCH', `/api/accounts/${account.id}`, { proxy_disabled: true }, { allowError: true });
   assert.equal(patch.status, 507);
@@ -83,6 +85,7 @@ test('a full disk: refreshes still serve, /healthz and /api/status say why, the 
 
   // Space again: the refreshed token reaches the file, and the gateway is healthy.
   await rm(filler);
+  await rm(topUp);
   await eventually('the token write to be retried', async () => (await stack.accountFile('full@example.com')).token.access_token !== before.token.access_token, 20_000);
   await eventually('/healthz ok', async () => ((await (await fetch(`${stack.gateway.url}/healthz`)).json()) as { status: string }).status === 'ok', 15_000);
   const r = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'space again' }] });

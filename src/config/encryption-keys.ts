@@ -6,9 +6,8 @@
 // keys or @files; config `encryption_old_key_files`). The keys stay here and in
 // the store's key ring, never in the configuration object (which is shown).
 import { readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { resolve } from 'node:path';
 import { ConfigError, type ResolvedConfig } from './load.ts';
+import { userPath } from './user-path.ts';
 
 export interface EncryptionKeys {
   /** The key new writes are encrypted with; null when none is configured. */
@@ -36,10 +35,6 @@ function parseKey(text: string, where: string): Buffer {
   return key;
 }
 
-function expand(path: string, dataDir: string): string {
-  return resolve(dataDir, path.replace(/^~(?=$|\/)/, homedir()));
-}
-
 /** Reads a key file; a file that group or others may read is used, with a warning. */
 async function readKeyFile(path: string, where: string, warnings: string[]): Promise<Buffer> {
   let text: string;
@@ -57,7 +52,7 @@ async function readKeyFile(path: string, where: string, warnings: string[]): Pro
 
 /** A key given on the command line: the key itself (base64), or @file. */
 export async function keyArgument(arg: string, where: string, warnings: string[] = []): Promise<Buffer> {
-  if (arg.startsWith('@')) return readKeyFile(resolve(arg.slice(1).replace(/^~(?=$|\/)/, homedir())), where, warnings);
+  if (arg.startsWith('@')) return readKeyFile(userPath(arg.slice(1)), where, warnings);
   return parseKey(arg, where);
 }
 
@@ -71,12 +66,12 @@ export async function loadEncryptionKeys(config: Pick<ResolvedConfig, 'data_dir'
     current = parseKey(fromEnv, 'GRANTPOOL_ENCRYPTION_KEY');
     source = 'GRANTPOOL_ENCRYPTION_KEY';
   } else if (config.encryption_key_file) {
-    const path = expand(config.encryption_key_file, config.data_dir);
+    const path = userPath(config.encryption_key_file, config.data_dir);
     current = await readKeyFile(path, 'encryption_key_file', warnings);
     source = path;
   }
   const old: Buffer[] = [];
-  for (const file of config.encryption_old_key_files) old.push(await readKeyFile(expand(file, config.data_dir), 'encryption_old_key_files', warnings));
+  for (const file of config.encryption_old_key_files) old.push(await readKeyFile(userPath(file, config.data_dir), 'encryption_old_key_files', warnings));
   const oldFromEnv = env.GRANTPOOL_ENCRYPTION_OLD_KEYS?.split(',').map((k) => k.trim()).filter(Boolean) ?? [];
   for (const k of oldFromEnv) old.push(await keyArgument(k, 'GRANTPOOL_ENCRYPTION_OLD_KEYS', warnings));
   return { current, old, source, warnings };

@@ -3,7 +3,7 @@
 import { describeJsonError } from '../util/json.ts';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.ts';
@@ -12,6 +12,7 @@ import { withFileLock } from '../fsx/file-lock.ts';
 import { isLoopbackHost } from '../util/net.ts';
 import { GatewayError } from '../util/errors.ts';
 import { decideAuthMode } from './auth-mode.ts';
+import { userPath } from './user-path.ts';
 
 /** The configuration cannot be used (config.json, an environment variable, the listen address). */
 export class ConfigError extends GatewayError {
@@ -42,7 +43,7 @@ type Env = Record<string, string | undefined>;
 
 export function resolveDataDir(env: Env = process.env): string {
   const dir = env.GRANTPOOL_DATA_DIR?.trim();
-  return resolve(dir ? dir.replace(/^~(?=$|\/)/, homedir()) : join(homedir(), '.grantpool'));
+  return dir ? userPath(dir) : join(homedir(), '.grantpool');
 }
 
 /** Creates the data directory (mode 0700), tightening the mode of an existing one. */
@@ -239,7 +240,7 @@ export async function loadConfig(opts: { env?: Env; persistSecrets?: boolean } =
       public_base_url: publicBase,
       redirect_uri: `${publicBase}/oauth2callback`,
       client_secret_path: config.client_secret_file
-        ? resolve(dataDir, config.client_secret_file.replace(/^~(?=$|\/)/, homedir()))
+        ? userPath(config.client_secret_file, dataDir)
         : join(dataDir, 'client_secret.json'),
       effective_auth_mode: auth.mode,
       auth_mode_reason: auth.reason,

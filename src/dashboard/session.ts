@@ -9,9 +9,10 @@
 // seen (or not checked for 30 s) before the synchronous checks run. A logout
 // is told to every gateway at once, and so is every wrong admin token (the
 // throttle per address counts across gateways).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.ts';
+import { sha256 } from '../util/digest.ts';
 import type { SharedEvents, SharedKv } from '../store/shared-state.ts';
 import { clientAddress, createFailureThrottle } from './throttle.ts';
 import { createSharing } from './shared-sessions.ts';
@@ -84,10 +85,6 @@ export interface DashboardSessions {
 
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
 
 /** Constant-time string equality (hashing first makes the lengths equal). */
 export function safeEqual(a: string, b: string): boolean {

@@ -4,9 +4,10 @@
 // one gateway works on every other; a logout and every wrong admin token are
 // told to all gateways at once (the throttle per address counts across them).
 // What a gateway knows stands while the shared store cannot be reached.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../util/clock.ts';
+import { sha256 } from '../util/digest.ts';
 import type { DashboardSessionOptions, Session } from './session.ts';
 
 const SESSION_NS = 'dashboard_session';
@@ -27,10 +28,6 @@ const SharedSession = z.object({
 });
 const EndEvent = z.object({ key: z.string().max(200) });
 const FailureEvent = z.object({ from: z.string().max(100), address: z.string().max(200) });
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
 
 /** The key of a session in the shared map: the hash of its id (the map never holds a usable cookie). */
 function sharedKey(id: string): string {

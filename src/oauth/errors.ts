@@ -4,6 +4,7 @@
 // and the CLI alike.
 import { redactSecrets } from '../util/redact.ts';
 import { GatewayError, type GoogleErrorCode, type OAuthFlowCode } from '../util/errors.ts';
+import { truncate } from '../util/text.ts';
 
 export interface ErrorContext {
   /** The redirect URI this gateway uses (`<public url>/oauth2callback`). */
@@ -214,5 +215,5 @@ export function cleanDescription(text: string | undefined | null, secrets: reado
   if (!text) return '';
   let t = redactSecrets(String(text), secrets);
   t = t.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+  return truncate(t, max);
 }

@@ -9,6 +9,7 @@
 import { request } from 'undici';
 import { z } from 'zod';
 import { GatewayError } from '../util/errors.ts';
+import { oneLine } from '../util/text.ts';
 
 export const GEMINI_SERVICE = 'generativelanguage.googleapis.com';
 export const VERTEX_SERVICE = 'aiplatform.googleapis.com';
@@ -229,11 +230,6 @@ function readError(text: string): GoogleError {
   return out;
 }
 
-function short(s: string, max = 400): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
-}
-
 const API_NAMES: Record<string, string> = {
   [RESOURCE_MANAGER_SERVICE]: 'Cloud Resource Manager API',
   [SERVICE_USAGE_SERVICE]: 'Service Usage API',
@@ -247,7 +243,7 @@ export function iamPage(project: string): string {
 /** A non-2xx answer of Resource Manager or Service Usage as a ProjectApiError. */
 export function apiError(api: string, status: number, text: string, project?: string): ProjectApiError {
   const e = readError(text);
-  const said = short(e.message || `${api} answered ${status}`);
+  const said = oneLine(e.message || `${api} answered ${status}`, 400);
   const where = project ? ` (project ${project})` : '';
   if (e.reason === 'SERVICE_DISABLED' || e.reason === 'API_DISABLED') {
     // Resource Manager and Service Usage are metered on the OAuth client's project.
@@ -291,7 +287,7 @@ export function apiError(api: string, status: number, text: string, project?: st
 
 /** An operation that ended with an error, as a ProjectApiError. */
 export function operationError(op: Operation, project: string, service: string): ProjectApiError {
-  const msg = short(op.error?.message || 'the operation failed');
+  const msg = oneLine(op.error?.message || 'the operation failed', 400);
   const code = op.error?.code;
   const text = `enabling ${service} in ${project} failed: ${msg}`;
   if (/billing/i.test(msg)) {

@@ -5,6 +5,7 @@
 // the account out with a reason that names the project, Google's message and
 // the fix; this module decides that and words it (pure, no I/O).
 import { GEMINI_SERVICE, VERTEX_SERVICE, iamPage } from './google-apis.ts';
+import { oneLine } from '../util/text.ts';
 
 export type ProjectErrorCode = 'USER_PROJECT_DENIED' | 'SERVICE_DISABLED';
 
@@ -30,11 +31,6 @@ function consumerOf(meta: Record<string, unknown>): string | null {
   return c.replace(/^projects\//, '');
 }
 
-function short(s: string, max = 300): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
-}
-
 /** True for a proxy_disabled_reason that projectErrorReason wrote (setting a project clears it). */
 export function isProjectErrorReason(reason: string | null | undefined): boolean {
   return !!reason && /^(USER_PROJECT_DENIED|SERVICE_DISABLED) /.test(reason);
@@ -49,7 +45,7 @@ export function projectErrorReason(err: ProjectErrorInput, account: ProjectError
   if (err.reason !== 'USER_PROJECT_DENIED' && err.reason !== 'SERVICE_DISABLED') return null;
   const service = typeof err.metadata.service === 'string' ? err.metadata.service : GEMINI_SERVICE;
   if (err.reason === 'SERVICE_DISABLED' && service !== GEMINI_SERVICE) return null;
-  const said = short(err.message || err.reason);
+  const said = oneLine(err.message || err.reason, 300);
   const own = account.projectId;
   const named = consumerOf(err.metadata);
   const project = own ?? named ?? "the OAuth client's project";
@@ -96,7 +92,7 @@ const VERTEX_DENIED = new Set(['IAM_PERMISSION_DENIED', 'USER_PROJECT_DENIED', '
 export function vertexLaneError(err: ProjectErrorInput, account: ProjectErrorAccount | undefined): VertexLaneError | null {
   if (!account?.projectId) return null;
   const p = account.projectId;
-  const said = short(err.message || err.reason);
+  const said = oneLine(err.message || err.reason, 300);
   const service = typeof err.metadata.service === 'string' ? err.metadata.service : VERTEX_SERVICE;
   if (VERTEX_OFF.has(err.reason)) {
     if (err.reason === 'SERVICE_DISABLED' && service !== VERTEX_SERVICE) return null;

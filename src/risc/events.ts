@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { MAX_SECURITY_EVENTS, type Account, type SecurityEvent } from '../store/account.ts';
 import { invalidToken } from './errors.ts';
+import { truncate } from '../util/text.ts';
 
 const OAUTH = 'https://schemas.openid.net/secevent/oauth/event-type/';
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
@@ -166,7 +167,7 @@ function printable(v: unknown, max = 100): string | null {
   // eslint-disable-next-line no-control-regex
   const clean = v.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
   if (!clean) return null;
-  return clean.length <= max ? clean : `${clean.slice(0, max - 1)}…`;
+  return truncate(clean, max);
 }
 
 /** The accounts an event's subject names. */

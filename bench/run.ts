@@ -37,6 +37,7 @@ import { writeFileAtomic } from '../src/fsx/atomic-write.ts';
 import type { UpstreamShape } from './upstream.ts';
 import { NODE_ENV, NODE_FLAGS } from '../bin/node-flags.js';
 import { scalePhase } from './scale.ts';
+import type { Row } from './row.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results');
@@ -80,15 +81,6 @@ if (idleArg) P.idleMs = Number(idleArg.slice(7)) * 1000;
 
 // ---- report rows -----------------------------------------------------------------------
 
-interface Row {
-  section: string;
-  metric: string;
-  value: number | string;
-  unit: string;
-  target?: string;
-  pass?: boolean;
-  note?: string;
-}
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
 /** CPU profiles of the gateway taken with --profile (one per door, during its throughput runs). */

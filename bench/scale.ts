@@ -26,20 +26,12 @@ import { cannon, burst, keepAliveAgent, timedRequest, type CannonResult, type Ta
 import { median, percentile, round } from './stats.ts';
 import { benchAccountId, expiredIssuerAccount, writeAccounts } from './accounts.ts';
 import type { Child } from './proc.ts';
+import type { Row } from './row.ts';
 import { dbShare, dbWindow } from './db-share.ts';
 import { main as cli } from '../src/cli/main.ts';
 import { createPgStore } from '../src/store/pg-store.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { findPostgres, startPostgres, type TestPostgres } from '../test/support/postgres.ts';
-
-export interface ScaleRow {
-  section: string;
-  metric: string;
-  value: number | string;
-  unit: string;
-  target?: string;
-  pass?: boolean;
-}
 
 interface GatewayRun {
   child: Child;
@@ -58,7 +50,7 @@ export interface ScaleContext {
   quick: boolean;
   apiKey: string;
   adminToken: string;
-  row(r: ScaleRow): void;
+  row(r: Row): void;
   log(s: string): void;
   startGateway(name: string, dataDir: string, env: Record<string, string>, logFile: string): Promise<GatewayRun>;
   /** The raw figures, saved in the results JSON. */

@@ -151,31 +151,40 @@ describe('gateways on one PostgreSQL', { skip }, () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded', origin: g.url, ...(from ? { 'x-forwarded-for': from } : {}) },
       body: new URLSearchParams({ token }).toString(),
     });
-
-  test('a dashboard session opened on A works on B and C at once; a logout on A ends it everywhere', async () => {
+  /** A dashboard session opened on A, and its CSRF token as B's app page gives it. */
+  const sessionFromAOnB = async () => {
     const res = await loginOn(stack.gateway, admin());
     assert.equal(res.status, 303);
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
     const page = await (await fetch(`${b.url}/`, { headers: { cookie } })).text();
     const csrf = /<meta name="grantpool-csrf" content="([^"]+)">/.exec(page)?.[1];
     assert.ok(csrf, 'B serves the app page to the session opened on A');
-    assert.equal((await fetch(`${c.url}/api/accounts`, { headers: { cookie } })).status, 200, 'C accepts it too');
-    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
-    const patched = await fetch(`${c.url}/api/accounts/${account.id}`, {
-      method: 'PATCH',
-      headers: { cookie, origin: c.url, 'x-grantpool-csrf': csrf!, 'content-type': 'application/json' },
-      body: JSON.stringify({ proxy_disabled: false }),
-    });
-    assert.equal(patched.status, 200, 'a change on C with the CSRF token of the session opened on A');
-
+    return { cookie, csrf };
+  };
+  /** Logs the session out on A, then waits (1 s at most) until B answers 401 to it. */
+  const logoutOnAEndsOnB = async (cookie: string, csrf: string, what: string) => {
     const out = await fetch(`${stack.gateway.url}/logout`, {
       method: 'POST',
       redirect: 'manual',
       headers: { cookie, origin: stack.gateway.url, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: csrf! }).toString(),
+      body: new URLSearchParams({ csrf }).toString(),
     });
     assert.equal(out.status, 303);
-    await eventually('B to end it within 1 s', async () => (await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status === 401, 1000);
+    await eventually(what, async () => (await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status === 401, 1000);
+  };
+
+  test('a dashboard session opened on A works on B and C at once; a logout on A ends it everywhere', async () => {
+    const { cookie, csrf } = await sessionFromAOnB();
+    assert.equal((await fetch(`${c.url}/api/accounts`, { headers: { cookie } })).status, 200, 'C accepts it too');
+    const account = (await b.store.list()).find((a) => a.email === 'shared@example.com')!;
+    const patched = await fetch(`${c.url}/api/accounts/${account.id}`, {
+      method: 'PATCH',
+      headers: { cookie, origin: c.url, 'x-grantpool-csrf': csrf, 'content-type': 'application/json' },
+      body: JSON.stringify({ proxy_disabled: false }),
+    });
+    assert.equal(patched.status, 200, 'a change on C with the CSRF token of the session opened on A');
+
+    await logoutOnAEndsOnB(cookie, csrf, 'B to end it within 1 s');
     assert.equal((await fetch(`${c.url}/api/accounts`, { headers: { cookie } })).status, 401);
   });
 
@@ -278,20 +287,8 @@ describe('gateways on one PostgreSQL', { skip }, () => {
     pg.start();
     await both('ok');
 
-    const res = await loginOn(stack.gateway, admin());
-    assert.equal(res.status, 303);
-    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
-    const page = await (await fetch(`${b.url}/`, { headers: { cookie } })).text();
-    const csrf = /<meta name="grantpool-csrf" content="([^"]+)">/.exec(page)?.[1];
-    assert.ok(csrf, 'B knows the session opened on A');
-    const out = await fetch(`${stack.gateway.url}/logout`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie, origin: stack.gateway.url, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: csrf! }).toString(),
-    });
-    assert.equal(out.status, 303);
-    await eventually('B to end it within 1 s (hearing the logout, not by its own recheck 30 s later)', async () => (await fetch(`${b.url}/api/accounts`, { headers: { cookie } })).status === 401, 1000);
+    const { cookie, csrf } = await sessionFromAOnB();
+    await logoutOnAEndsOnB(cookie, csrf, 'B to end it within 1 s (hearing the logout, not by its own recheck 30 s later)');
   });
 });
 

@@ -1,9 +1,14 @@
-// The first load of the PostgreSQL account store, in pages: the rows counted,
+// Reading the accounts of the PostgreSQL store in bulk.
+//
+// The first load, in pages: the rows counted,
 // the first page read before the store opens, the others one after another in
 // the background (keyset pages in id order: each is one short index scan, and
 // the event loop is free between them). The store applies each row under its
 // version rule, so a row changed meanwhile (and told by NOTIFY) is never
 // overwritten by an older page.
+//
+// The catch-up (after a reconnect, and periodically): every version compared
+// with those the store has seen, and only what differs read.
 import type { Sql } from 'postgres';
 import type { LoadProgress } from './store.ts';
 
@@ -91,4 +96,28 @@ export class PgLoad {
     }
     this.end();
   }
+}
+
+/** What the catch-up found: rows newer than (or absent from) `seen`, and ids gone from the table that `seen` has as present. */
+export async function readChanges(
+  sql: Sql,
+  seen: ReadonlyMap<string, { version: number; present: boolean }>,
+  apply: { row: (r: PgRow) => void; removed: (id: string, version: number) => void },
+): Promise<void> {
+  const rows = await sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_accounts`;
+  const inDb = new Set<string>();
+  const stale: string[] = [];
+  for (const r of rows) {
+    inDb.add(r.id);
+    const s = seen.get(r.id);
+    if (!s || !s.present || s.version < r.version) stale.push(r.id);
+  }
+  if (stale.length) {
+    const fresh = await sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ANY(${stale})`;
+    for (const r of fresh) apply.row(r);
+  }
+  const missing = [...seen].filter(([id, s]) => s.present && !inDb.has(id)).map(([id]) => id);
+  if (missing.length === 0) return;
+  const removed = await sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_removed_accounts WHERE id = ANY(${missing})`;
+  for (const r of removed) apply.removed(r.id, r.version);
 }

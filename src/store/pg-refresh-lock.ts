@@ -5,25 +5,7 @@
 import type { Sql } from 'postgres';
 import type postgres from 'postgres';
 import { StoreUnavailableError } from './errors.ts';
-
-/** What /metrics shows of the database (src/app/db-metrics.ts). */
-export interface DbPoolStats {
-  /** Connections the pool may open. */
-  max: number;
-  /** This gateway's connections by server state (active, idle, idle in transaction, …), and those waiting for a lock. */
-  connections: Record<string, number>;
-  waitingOnLocks: number;
-}
-
-export interface DbCounters {
-  /** Queries sent. */
-  queries: number;
-  /** Times the database could not be reached. */
-  errors: number;
-  /** Refresh locks held now, and refreshes waiting for one. */
-  refreshLocksHeld: number;
-  refreshLockWaiters: number;
-}
+import type { DbCounters } from './pg-stats.ts';
 
 /** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
 const LOCK_CLASS_REFRESH = 0x67707266; // "gprf"

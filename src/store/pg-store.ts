@@ -11,32 +11,28 @@
 //   every reconnect) compares versions, so a gateway that was disconnected
 //   misses nothing.
 //
-// Why this file is over 400 lines: reads, transactional writes, NOTIFY/LISTEN
-// and the catch-up share one connection pool's state and one version
-// discipline, and reading them apart would hide that. What stands alone is
-// elsewhere: the refresh lock (pg-refresh-lock.ts), the rows of a bulk copy
-// (pg-bulk-write.ts), the schema
-// (pg-migrations.ts), shared state (pg-shared-state.ts) and the token cipher.
-// - The refresh lock is a session advisory lock on a reserved connection: at
-//   most one refresh per account across every gateway, released by the
-//   server when the holder's connection ends (a killed gateway locks nobody).
+// Elsewhere: the first load and the catch-up's reads (pg-load.ts), bulk
+// upserts (pg-bulk-write.ts), the refresh lock (pg-refresh-lock.ts), the
+// schema (pg-migrations.ts), shared state (pg-shared-state.ts), what /metrics
+// shows (pg-stats.ts) and the token cipher.
 import { randomBytes } from 'node:crypto';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
-import { AccountSchema, draftAccount, readOnlyAccount, sameIdentity, usualAccount, type Account, type Identity } from './account.ts';
+import { AccountSchema, draftAccount, readOnlyAccount, usualAccount, type Account, type Identity } from './account.ts';
 import { migrate } from './pg-migrations.ts';
 import { KeyedQueue } from '../fsx/file-lock.ts';
 import { RenewableListen, type ListenDriver } from './pg-listen.ts';
 import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
-import { writeRows } from './pg-bulk-write.ts';
-import { underAdvisoryLock, type DbCounters, type DbPoolStats } from './pg-refresh-lock.ts';
-import { PgLoad, type PgRow } from './pg-load.ts';
-
-export type { DbCounters, DbPoolStats };
-import { AccountExistsError, StoreUnavailableError } from './errors.ts';
+import { identityBatches, upsertBatch, writeRows, type RowWrite, type UpsertItem } from './pg-bulk-write.ts';
+import { underAdvisoryLock } from './pg-refresh-lock.ts';
+import { readPoolStats, type DbCounters, type DbPoolStats } from './pg-stats.ts';
+import { PgLoad, readChanges, type PgRow } from './pg-load.ts';
+import { StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
 import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
+
+export type { DbCounters, DbPoolStats };
 
 export interface PgStoreOptions {
   url: string;
@@ -60,10 +56,6 @@ export interface PgStoreOptions {
 }
 
 const CHANNEL = 'grantpool_accounts';
-/** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
-const LOCK_UPSERT = 0x67707570; // "gpup"
-
-type Row = PgRow;
 
 /** Validated like a written file (defaults filled in), then read-only. */
 function stored(a: unknown, row = false): Account {
@@ -157,10 +149,7 @@ export class PgStore implements AccountStore {
       sql: this.sql,
       pageSize: this.pageSize,
       take: (rows) => {
-        for (const r of rows) {
-          const account = this.parse(r);
-          if (account) this.applied(r.id, r.version, account);
-        }
+        for (const r of rows) this.applyRow(r);
       },
       failed: (e) => {
         this.failed(e);
@@ -191,7 +180,7 @@ export class PgStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.loadDone;
-    const rows = await this.guard(this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
+    const rows = await this.guard(this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -203,14 +192,14 @@ export class PgStore implements AccountStore {
   }
 
   async get(id: string): Promise<Account | null> {
-    const [r] = await this.guard(this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
+    const [r] = await this.guard(this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
     return r ? this.parse(r) : null;
   }
 
   async update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
     this.assertOpen();
     const result = await this.guard(this.sql.begin(async (tx) => {
-      const [r] = await tx<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
+      const [r] = await tx<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
       const opened = this.open(r.id, stored(r.data, true));
       const current = opened.account;
@@ -226,67 +215,25 @@ export class PgStore implements AccountStore {
     return result.account;
   }
 
-  async upsertByIdentity(identity: Identity, build: (existing: Account | null) => Account): Promise<{ account: Account; created: boolean }> {
-    this.assertOpen();
-    const result = await this.guard(this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${LOCK_UPSERT})`;
-      const candidates = await tx<Row[]>`
-        SELECT id, data, version::float8 AS version FROM grantpool_accounts
-        WHERE (${identity.sub}::text IS NOT NULL AND sub = ${identity.sub}) OR email_lower = ${identity.email.toLowerCase()}
-        ORDER BY id FOR UPDATE`;
-      const opened = candidates.map((r) => this.open(r.id, stored(r.data, true))).find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, identity)) ?? null;
-      if (opened?.lock) throw new AccountEncryptedError(opened.account, opened.lock);
-      const match = opened?.account ?? null;
-      const built = AccountSchema.parse(build(match ? draftAccount(match) : null));
-      const account = stored({ ...built, id: match ? match.id : built.id });
-      if (!match) {
-        const [taken] = await tx`SELECT 1 FROM grantpool_accounts WHERE id = ${account.id}`;
-        if (taken) throw new AccountExistsError(account.id);
-      }
-      const version = await this.write(tx, account, match ? 'update' : 'insert', opened);
-      return { account, created: !match, version };
-    }));
-    this.applied(result.account.id, result.version, result.account);
-    return { account: result.account, created: result.created };
+  upsertByIdentity(identity: Identity, build: (existing: Account | null) => Account): Promise<{ account: Account; created: boolean }> {
+    return this.upsertManyByIdentity([{ identity, build }]).then(([r]) => r!);
   }
 
   /**
    * upsertByIdentity() for many accounts at once (`grantpool store copy`):
    * one transaction per batch of up to 1,000, one lock and one lookup of the
-   * identities, the rows written by a few statements (pg-bulk-write.ts), a
-   * NOTIFY for each. Accounts that
-   * share an identity go to different batches, so the later one updates the
-   * earlier, as one by one.
+   * identities (pg-bulk-write.ts).
    */
-  async upsertManyByIdentity(items: readonly { identity: Identity; build: (existing: Account | null) => Account }[]): Promise<{ account: Account; created: boolean }[]> {
+  async upsertManyByIdentity(items: readonly UpsertItem[]): Promise<{ account: Account; created: boolean }[]> {
     this.assertOpen();
     const out: { account: Account; created: boolean }[] = [];
-    for (let i = 0; i < items.length; ) {
-      const batch: typeof items[number][] = [];
-      while (i < items.length && batch.length < 1000 && !batch.some((b) => sameIdentity(b.identity, items[i]!.identity))) batch.push(items[i++]!);
-      const done = await this.guard(this.sql.begin(async (tx) => {
-        await tx`SELECT pg_advisory_xact_lock(${LOCK_UPSERT})`;
-        const subs = batch.map((b) => b.identity.sub).filter((s): s is string => !!s);
-        const emails = batch.map((b) => b.identity.email.toLowerCase());
-        const candidates = await tx<Row[]>`
-          SELECT id, data, version::float8 AS version FROM grantpool_accounts
-          WHERE sub = ANY(${subs}) OR email_lower = ANY(${emails}) ORDER BY id FOR UPDATE`;
-        const opened = candidates.map((r) => this.open(r.id, stored(r.data)));
-        const plan = batch.map((b) => {
-          const found = opened.find((o) => sameIdentity({ sub: o.account.sub, email: o.account.email }, b.identity)) ?? null;
-          if (found?.lock) throw new AccountEncryptedError(found.account, found.lock);
-          const built = AccountSchema.parse(b.build(found ? draftAccount(found.account) : null));
-          return { account: stored({ ...built, id: found ? found.account.id : built.id }), found };
-        });
-        const fresh = plan.filter((p) => !p.found).map((p) => p.account.id);
-        const [taken] = fresh.length ? await tx<{ id: string }[]>`SELECT id FROM grantpool_accounts WHERE id = ANY(${fresh}) LIMIT 1` : [];
-        if (taken) throw new AccountExistsError(taken.id);
-        const versions = await writeRows(tx, CHANNEL, plan.map((p) => {
-          const { sealed, ...row } = this.sealRow(p.account, p.found);
-          return { ...row, data: JSON.stringify(sealed), insert: !p.found };
-        }));
-        return plan.map((p) => ({ account: p.account, created: !p.found, version: versions.get(p.account.id)! }));
-      }));
+    for (const batch of identityBatches(items, 1000)) {
+      const done = await this.guard(this.sql.begin((tx) => upsertBatch(tx, batch, {
+        channel: CHANNEL,
+        open: (r) => this.open(r.id, stored(r.data, true)),
+        stored: (a) => stored(a),
+        seal: (a, found) => this.sealRow(a, found),
+      })));
       for (const d of done) {
         this.applied(d.account.id, d.version, d.account);
         out.push({ account: d.account, created: d.created });
@@ -349,18 +296,8 @@ export class PgStore implements AccountStore {
   }
 
   /** The server's view of this gateway's connections (one query; for /metrics). */
-  async poolStats(): Promise<DbPoolStats> {
-    const rows = await this.sql<{ state: string; waiting: boolean; n: number }[]>`
-      SELECT coalesce(state, 'unknown') AS state, coalesce(wait_event_type = 'Lock', false) AS waiting, count(*)::int AS n
-      FROM pg_stat_activity WHERE application_name = ${this.appName} AND pid <> pg_backend_pid() GROUP BY 1, 2`;
-    // The connection asking is idle but for this question.
-    const connections: Record<string, number> = { active: 0, idle: 1, 'idle in transaction': 0 };
-    let waitingOnLocks = 0;
-    for (const r of rows) {
-      connections[r.state] = (connections[r.state] ?? 0) + r.n;
-      if (r.waiting) waitingOnLocks += r.n;
-    }
-    return { max: this.max, connections, waitingOnLocks };
+  poolStats(): Promise<DbPoolStats> {
+    return readPoolStats(this.sql, this.appName, this.max);
   }
 
   /** What is wrong with the database connection, or null (shown by /healthz and /api/status). */
@@ -413,26 +350,11 @@ export class PgStore implements AccountStore {
       .finally(() => (this.catchingUp = null)));
   }
 
-  private async compareAll(): Promise<void> {
-    const rows = await this.sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_accounts`;
-    const inDb = new Set<string>();
-    const stale: string[] = [];
-    for (const r of rows) {
-      inDb.add(r.id);
-      const s = this.seen.get(r.id);
-      if (!s || !s.present || s.version < r.version) stale.push(r.id);
-    }
-    if (stale.length) {
-      const fresh = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ANY(${stale})`;
-      for (const r of fresh) {
-        const account = this.parse(r);
-        if (account) this.applied(r.id, r.version, account);
-      }
-    }
-    const missing = [...this.seen].filter(([id, s]) => s.present && !inDb.has(id)).map(([id]) => id);
-    if (missing.length === 0) return;
-    const removed = await this.sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_removed_accounts WHERE id = ANY(${missing})`;
-    for (const r of removed) this.applied(r.id, r.version, null);
+  private compareAll(): Promise<void> {
+    return readChanges(this.sql, this.seen, {
+      row: (r) => this.applyRow(r),
+      removed: (id, version) => this.applied(id, version, null),
+    });
   }
 
   private async onNotify(payload: string): Promise<void> {
@@ -441,13 +363,9 @@ export class PgStore implements AccountStore {
     if (!id || !Number.isFinite(version)) return;
     if ((this.seen.get(id)?.version ?? -1) >= version) return; // our own write, or already caught up
     try {
-      const [r] = await this.sql<Row[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
-      if (r) {
-        const account = this.parse(r);
-        if (account) this.applied(id, r.version, account);
-      } else {
-        this.applied(id, version, null);
-      }
+      const [r] = await this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
+      if (r) this.applyRow(r);
+      else this.applied(id, version, null);
     } catch (e) {
       this.logger.warn({ account_id: id, err: { message: (e as Error).message } }, 'could not read a changed account; the catch-up will');
     }
@@ -455,27 +373,15 @@ export class PgStore implements AccountStore {
 
   /** Writes one account row (insert or update) and its notification; returns the new version. */
   private async write(tx: TransactionSql, account: Account, how: 'insert' | 'update', previous: { stored: Account; account: Account } | null = null): Promise<number> {
-    const { sealed, email } = this.sealRow(account, previous);
-    const data = tx.json(sealed as unknown as postgres.JSONValue);
-    const [r] =
-      how === 'insert'
-        ? await tx<{ version: number }[]>`
-            INSERT INTO grantpool_accounts (id, sub, email_lower, data, version)
-            VALUES (${account.id}, ${account.sub}, ${email}, ${data}, nextval('grantpool_change_seq'))
-            RETURNING version::float8 AS version`
-        : await tx<{ version: number }[]>`
-            UPDATE grantpool_accounts SET sub = ${account.sub}, email_lower = ${email}, data = ${data}, version = nextval('grantpool_change_seq')
-            WHERE id = ${account.id} RETURNING version::float8 AS version`;
-    if (how === 'insert') await tx`DELETE FROM grantpool_removed_accounts WHERE id = ${account.id}`;
-    await tx`SELECT pg_notify(${CHANNEL}, ${`${account.id} ${r!.version}`})`;
-    return r!.version;
+    const versions = await writeRows(tx, CHANNEL, [{ ...this.sealRow(account, previous), insert: how === 'insert' }]);
+    return versions.get(account.id)!;
   }
 
   /** The row of an account as stored: its tokens sealed (and the census told), its identity columns. */
-  private sealRow(account: Account, previous: { stored: Account; account: Account } | null) {
+  private sealRow(account: Account, previous: { stored: Account; account: Account } | null): Omit<RowWrite, 'insert'> {
     const sealed = this.sealer.seal(account, previous && { stored: previous.stored, plain: previous.account });
     this.census.note(account.id, this.sealer.open(sealed));
-    return { id: account.id, sub: account.sub, email: account.email.toLowerCase(), sealed };
+    return { id: account.id, sub: account.sub, email: account.email.toLowerCase(), data: JSON.stringify(sealed) };
   }
 
   /** A change this store made or learned of: remembered, and told to the watchers when it is news. */
@@ -515,7 +421,13 @@ export class PgStore implements AccountStore {
     return opened;
   }
 
-  private parse(r: Row): Account | null {
+  /** A row read from the database, applied under the version rule (an invalid one is skipped). */
+  private applyRow(r: PgRow): void {
+    const account = this.parse(r);
+    if (account) this.applied(r.id, r.version, account);
+  }
+
+  private parse(r: PgRow): Account | null {
     try {
       return this.open(r.id, stored(r.data, true)).account;
     } catch (e) {

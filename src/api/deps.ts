@@ -33,6 +33,13 @@ export interface ApiDeps {
   version: string;
   listenUrl: () => string;
   store: AccountStore;
+  /**
+   * Every account as the running pool last saw it (no I/O; the pool hears every
+   * change the store announces, its own writes before they return): what
+   * GET /api/accounts and /api/status list. Without it they ask store.list(),
+   * which on files stats every account file and on PostgreSQL reads every row.
+   */
+  accounts?: () => Account[];
   /** Checks the admin bearer token or the dashboard session (with CSRF on mutations). */
   authenticate: (req: IncomingMessage) => AuthAnswer | Promise<AuthAnswer>;
   accountState: (account: Account) => AccountState;

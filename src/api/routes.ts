@@ -139,10 +139,11 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     return deps.config().metrics_public ? scrape().catch((e) => handleApiError(logger, ctx, e)) : guarded(scrape)(ctx);
   });
 
-  // While the store still reads its accounts (a large pool just started): what it read so far, and how far it is.
+  // Every account, oldest first. While the store still reads its accounts (a large pool just started): what it read so far, and how far it is.
   const current = async (): Promise<{ accounts: Account[]; loading: LoadProgress | null }> => {
     const loading = deps.store.loading?.() ?? null;
-    return { accounts: loading && deps.store.loadedSoFar ? deps.store.loadedSoFar() : await deps.store.list(), loading };
+    const accounts = loading && deps.store.loadedSoFar ? deps.store.loadedSoFar() : deps.accounts ? deps.accounts() : await deps.store.list();
+    return { accounts: accounts.sort(byCreation), loading };
   };
 
   on('GET', '/api/status', async ({ res }) => {
@@ -152,7 +153,6 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
 
   on('GET', '/api/accounts', async ({ res }) => {
     const { accounts, loading } = await current();
-    accounts.sort(byCreation);
     sendJson(res, 200, { accounts: accounts.map((a) => apiAccount(deps, a)), ...(loading ? { loading } : {}) });
   });
 

@@ -170,6 +170,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     version: VERSION,
     listenUrl: () => listenUrl,
     store,
+    accounts: () => pool.accounts(),
     authenticate: async (req) => {
       await sessions.prepare(req);
       const r = sessions.authenticate(req);

@@ -20,7 +20,6 @@ const TEMP_FILE_MAX_AGE_MS = 60_000;
 const SCAN_CONCURRENCY = 64;
 
 // The callback forms: about twice as fast as fs/promises for many small files.
-const statCb = promisify(fs.stat);
 const openCb = promisify(fs.open);
 const fstatCb = promisify(fs.fstat);
 const readCb = promisify(fs.read);
@@ -195,18 +194,10 @@ export async function rescanFolder(o: RescanOptions): Promise<void> {
     if (id) present.add(id);
     else if (o.cleanTemp && (isAtomicTempFile(name) || isLockLeftover(name))) temps.push(name);
   }
-  const toCheck = [...present];
-  for (const id of o.known.keys()) if (!present.has(id)) toCheck.push(id);
-  await forEachLimit(toCheck, SCAN_CONCURRENCY, async (id) => {
+  const changed = await filesToReread(o, [...present]);
+  for (const id of o.known.keys()) if (!present.has(id)) changed.push(id);
+  await forEachLimit(changed, SCAN_CONCURRENCY, async (id) => {
     try {
-      const prev = o.known.get(id);
-      if (prev && prev.sig !== null && present.has(id)) {
-        const st = await statCb(join(o.dir, accountFileName(id))).catch((e) => {
-          if (isNotFound(e)) return null;
-          throw e;
-        });
-        if (st && sigOf(st) === prev.sig) return;
-      }
       await o.refresh(id);
       o.unreadable.delete(id);
     } catch (e) {
@@ -214,6 +205,38 @@ export async function rescanFolder(o: RescanOptions): Promise<void> {
     }
   });
   if (temps.length) await removeOldTempFiles(o.dir, temps, o.logger);
+}
+
+/** Files a turn of the event loop stats synchronously (about 2 µs each: well under a millisecond a batch). */
+const STAT_BATCH = 256;
+
+/**
+ * The ids among `ids` whose file may differ from what was last read: not
+ * known, written by us since (sig null), or with another signature. The
+ * files are stat'ed synchronously in batches, the event loop free between
+ * them: a stat through the thread pool costs about ten times the CPU of the
+ * stat itself, which for the safety rescan of 10,000 unchanged files was
+ * ~140 ms every 50 s. A file that cannot be stat'ed is left in (its read
+ * reports the error).
+ */
+async function filesToReread(o: RescanOptions, ids: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i += STAT_BATCH) {
+    if (i > 0) await new Promise<void>((r) => setImmediate(r));
+    for (const id of ids.slice(i, i + STAT_BATCH)) {
+      const prev = o.known.get(id);
+      if (prev && prev.sig !== null) {
+        try {
+          const st = fs.statSync(join(o.dir, accountFileName(id)), { throwIfNoEntry: false });
+          if (st && sigOf(st) === prev.sig) continue;
+        } catch {
+          // ENOTDIR, EACCES, EIO: the refresh reads it and says why it cannot
+        }
+      }
+      out.push(id);
+    }
+  }
+  return out;
 }
 
 /** A file not readable at all (permissions, I/O error): the others still load. Said once, not at every rescan. */

@@ -6,7 +6,9 @@
 // and `aud`; `exp` is not required (security events do not expire).
 // A token that fails is a 400 with the RFC 8935 code; keys that cannot be
 // fetched are a 503, so that Google delivers the event again later.
-import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+// jose is loaded with the first token: security events are rare, and a
+// gateway that never gets one does not keep its code in memory.
+import type { createLocalJWKSet, JSONWebKeySet, JWTPayload } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../log/logger.ts';
@@ -56,9 +58,10 @@ export class RiscVerifier {
 
   /** Verifies `token` for one of `audiences` and returns its payload. Throws RiscError (400 or 503). */
   async verify(token: string, audiences: readonly string[]): Promise<JWTPayload> {
-    let header: ReturnType<typeof decodeProtectedHeader>;
+    const jose = await import('jose');
+    let header: ReturnType<typeof jose.decodeProtectedHeader>;
     try {
-      header = decodeProtectedHeader(token);
+      header = jose.decodeProtectedHeader(token);
     } catch (e) {
       throw invalidToken('invalid_request', 'the body is not a signed JWT (a security event token)', e);
     }
@@ -68,9 +71,9 @@ export class RiscVerifier {
       throw new RiscError('risc_keys_unavailable', 'no OAuth client is configured, so no audience can be checked', { status: 503, retryAfterSeconds: 300 });
     }
     const config = await this.configDoc();
-    const keys = await this.keySet(config.jwksUri, header.kid);
+    const keys = await this.keySet(config.jwksUri, header.kid, jose);
     try {
-      const { payload } = await jwtVerify(token, keys, {
+      const { payload } = await jose.jwtVerify(token, keys, {
         algorithms: ['RS256'],
         issuer: config.issuer,
         audience: [...audiences],
@@ -79,20 +82,8 @@ export class RiscVerifier {
       });
       return payload;
     } catch (e) {
-      throw this.verifyError(e);
+      throw verifyError(e, jose.errors);
     }
-  }
-
-  private verifyError(e: unknown): RiscError {
-    if (e instanceof errors.JWKSNoMatchingKey) return invalidToken('invalid_key', "the token's signing key (kid) is not one of Google's keys", e);
-    if (e instanceof errors.JWSSignatureVerificationFailed) return invalidToken('authentication_failed', "the token's signature does not verify with Google's key", e);
-    if (e instanceof errors.JWTClaimValidationFailed) {
-      if (e.claim === 'iss') return invalidToken('invalid_issuer', "the token's issuer (iss) is not the RISC issuer", e);
-      if (e.claim === 'aud') return invalidToken('invalid_audience', "the token's audience (aud) is not an OAuth client of this gateway", e);
-      return invalidToken('invalid_request', `the token's "${e.claim}" claim is not valid`, e);
-    }
-    if (e instanceof errors.JOSEAlgNotAllowed) return invalidToken('invalid_key', 'the token is not signed with RS256', e);
-    return invalidToken('invalid_request', 'the token is not a valid signed JWT', e);
   }
 
   private async configDoc(): Promise<{ url: string; issuer: string; jwksUri: string }> {
@@ -118,7 +109,7 @@ export class RiscVerifier {
     }
   }
 
-  private async keySet(uri: string, kid: string): Promise<ReturnType<typeof createLocalJWKSet>> {
+  private async keySet(uri: string, kid: string, jose: typeof import('jose')): Promise<ReturnType<typeof createLocalJWKSet>> {
     const k = this.keys;
     const now = this.o.clock.now();
     const fresh = k && k.value.uri === uri && now - k.fetchedAt < this.o.maxAgeMs;
@@ -132,7 +123,7 @@ export class RiscVerifier {
         if (!Array.isArray(keys)) throw unavailable(`the key set at ${uri} has no "keys"`);
         let set: ReturnType<typeof createLocalJWKSet>;
         try {
-          set = createLocalJWKSet(body as JSONWebKeySet);
+          set = jose.createLocalJWKSet(body as JSONWebKeySet);
         } catch (e) {
           throw unavailable(`the key set at ${uri} is not a JSON Web Key Set`, e);
         }
@@ -200,4 +191,17 @@ function checkScheme(uri: string): void {
   const u = new URL(uri);
   if (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))) return;
   throw unavailable(`the RISC configuration names a key set that is not https (${uri.slice(0, 200)})`);
+}
+
+/** jose's verification errors as RFC 8935 codes. */
+function verifyError(e: unknown, errors: typeof import('jose').errors): RiscError {
+  if (e instanceof errors.JWKSNoMatchingKey) return invalidToken('invalid_key', "the token's signing key (kid) is not one of Google's keys", e);
+  if (e instanceof errors.JWSSignatureVerificationFailed) return invalidToken('authentication_failed', "the token's signature does not verify with Google's key", e);
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    if (e.claim === 'iss') return invalidToken('invalid_issuer', "the token's issuer (iss) is not the RISC issuer", e);
+    if (e.claim === 'aud') return invalidToken('invalid_audience', "the token's audience (aud) is not an OAuth client of this gateway", e);
+    return invalidToken('invalid_request', `the token's "${e.claim}" claim is not valid`, e);
+  }
+  if (e instanceof errors.JOSEAlgNotAllowed) return invalidToken('invalid_key', 'the token is not signed with RS256', e);
+  return invalidToken('invalid_request', 'the token is not a valid signed JWT', e);
 }

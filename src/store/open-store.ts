@@ -2,12 +2,21 @@
 // URL is set (several gateways on one pool), else the data directory.
 import type { Logger } from '../log/logger.ts';
 import { createFileStore } from './file-store.ts';
-import { createPgStore, PgStore } from './pg-store.ts';
+import type { PgStore } from './pg-store.ts';
 import { MemorySharedState, type SharedKv, type SharedState } from './shared-state.ts';
 import { FileKv } from './file-kv.ts';
 import type { AccountStore } from './store.ts';
 import type { UsageCounters } from './usage-counters.ts';
 import { createKeyring, keyringSealer, RAW_SEALER, type TokenSealer } from './token-cipher.ts';
+
+// The PostgreSQL store (and the postgres driver under it) is loaded only when a
+// configuration names a database: a gateway on a data directory never needs
+// it, and not loading it keeps its code out of memory (docs/performance-log.md).
+let pg: typeof import('./pg-store.ts') | null = null;
+
+function isPg(store: AccountStore): store is PgStore {
+  return pg !== null && store instanceof pg.PgStore;
+}
 
 /** The keys that encrypt tokens at rest (config/encryption-keys.ts): the current one (null: none) and old ones for reading. */
 export interface StoreKeys {
@@ -37,7 +46,7 @@ export async function openAccountStore(
   opts: { backgroundLoad?: boolean } = {},
 ): Promise<AccountStore> {
   const sealer = sealerFor(keys);
-  if (location.databaseUrl) return createPgStore({ url: location.databaseUrl, logger, sealer, backgroundLoad: opts.backgroundLoad });
+  if (location.databaseUrl) return (pg ??= await import('./pg-store.ts')).createPgStore({ url: location.databaseUrl, logger, sealer, backgroundLoad: opts.backgroundLoad });
   return createFileStore({ dataDir: location.dataDir, logger, sealer, backgroundLoad: opts.backgroundLoad });
 }
 
@@ -60,12 +69,12 @@ export function describeLocation(location: string): string {
 
 /** The state the gateways on this store share: the database's for PostgreSQL, this process's otherwise. */
 export function sharedStateFor(store: AccountStore, now: () => number = Date.now): SharedState {
-  return store instanceof PgStore ? store.sharedState() : new MemorySharedState({ now });
+  return isPg(store) ? store.sharedState() : new MemorySharedState({ now });
 }
 
 /** The usage totals the gateways on this store share (the database's), or null when usage is this gateway's own (the data directory). */
 export function usageCountersFor(store: AccountStore): UsageCounters | null {
-  return store instanceof PgStore ? store.usageCounters() : null;
+  return isPg(store) ? store.usageCounters() : null;
 }
 
 /**
@@ -73,10 +82,10 @@ export function usageCountersFor(store: AccountStore): UsageCounters | null {
  * PostgreSQL (the same as sharedStateFor's), `<data dir>/state.json` otherwise.
  */
 export function persistentKvFor(store: AccountStore, dataDir: string, now: () => number = Date.now): SharedKv {
-  return store instanceof PgStore ? store.sharedState().kv : new FileKv(dataDir, { now });
+  return isPg(store) ? store.sharedState().kv : new FileKv(dataDir, { now });
 }
 
 /** The database behind this store, or null for the data directory. */
 export function databaseOf(store: AccountStore): PgStore | null {
-  return store instanceof PgStore ? store : null;
+  return isPg(store) ? store : null;
 }

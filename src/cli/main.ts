@@ -3,14 +3,9 @@
 import { parseArgs } from 'node:util';
 import { CliError, createCliContext } from './context.ts';
 import { processOut, reportCliError, type Out } from './output.ts';
-import { addAccount, importAccounts, listAccounts, remove, setEnabled } from './accounts.ts';
-import { serve } from './serve.ts';
-import { accountProject } from './projects.ts';
-import { status } from './status.ts';
-import { doctor } from './doctor.ts';
-import { migrateCommand, storeCopy } from './store.ts';
-import { riscRegister, riscStatus } from './risc.ts';
-import { convertCommand } from './encrypt.ts';
+// Each command's module is loaded when that command runs: `grantpool serve`
+// then holds only the gateway's code (not the PostgreSQL copy tools, RISC
+// registration or the account commands, ~5 MB of heap; docs/performance-log.md).
 
 const USAGE = `Usage: grantpool <command>
 
@@ -75,24 +70,25 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
     out.write(USAGE);
     return command || o.help ? 0 : 2;
   }
-  if (command === 'serve') return serve(out, env).catch((e: unknown) => reportCliError(out, e, 'cannot start: '));
+  if (command === 'serve') return (await import('./serve.ts')).serve(out, env).catch((e: unknown) => reportCliError(out, e, 'cannot start: '));
 
   const ctx = createCliContext(env);
   try {
-    if (command === 'status') return await status(ctx, out);
-    if (command === 'doctor') return await doctor(ctx, out);
-    if (command === 'migrate') return await migrateCommand(ctx, out);
-    if (command === 'store' && sub === 'copy') return await storeCopy(ctx, out, { from: o.from, to: o.to });
-    if (command === 'risc' && sub === 'register') return await riscRegister(ctx, out, { serviceAccount: o['service-account'], url: o.url });
-    if (command === 'risc' && sub === 'status') return await riscStatus(ctx, out, { serviceAccount: o['service-account'], json: !!o.json });
+    if (command === 'status') return await (await import('./status.ts')).status(ctx, out);
+    if (command === 'doctor') return await (await import('./doctor.ts')).doctor(ctx, out);
+    if (command === 'migrate') return await (await import('./store.ts')).migrateCommand(ctx, out);
+    if (command === 'store' && sub === 'copy') return await (await import('./store.ts')).storeCopy(ctx, out, { from: o.from, to: o.to });
+    if (command === 'risc' && sub === 'register') return await (await import('./risc.ts')).riscRegister(ctx, out, { serviceAccount: o['service-account'], url: o.url });
+    if (command === 'risc' && sub === 'status') return await (await import('./risc.ts')).riscStatus(ctx, out, { serviceAccount: o['service-account'], json: !!o.json });
     if ((command === 'encrypt' || command === 'decrypt') && !sub) {
       if (command === 'decrypt' && (o.rotate || o['new-key'] !== undefined)) throw new CliError('--rotate and --new-key go with `grantpool encrypt`');
       if (o['new-key'] !== undefined && !o.rotate) throw new CliError('--new-key goes with --rotate: `grantpool encrypt --rotate --new-key <base64 | @file>`');
-      return await convertCommand(ctx, out, command === 'decrypt' ? 'decrypt' : o.rotate ? 'rotate' : 'encrypt', { newKey: o['new-key'] });
+      return await (await import('./encrypt.ts')).convertCommand(ctx, out, command === 'decrypt' ? 'decrypt' : o.rotate ? 'rotate' : 'encrypt', { newKey: o['new-key'] });
     }
     if (command === 'accounts') {
       const needRef = ['enable', 'disable', 'remove', 'project'].includes(sub ?? '');
       if (needRef && (!ref || extra.length)) throw new CliError(`usage: grantpool accounts ${sub} <email or id>`);
+      const { addAccount, importAccounts, listAccounts, remove, setEnabled } = await import('./accounts.ts');
       switch (sub) {
         case 'list':
           return await listAccounts(ctx, out, { json: !!o.json });
@@ -106,7 +102,7 @@ export async function main(argv: string[], out: Out = processOut, env: Record<st
         case 'remove':
           return await remove(ctx, out, ref!, { revoke: !o['no-revoke'] });
         case 'project':
-          return await accountProject(ctx, out, ref!, { use: o.use, enable: o.enable, enableVertex: o['enable-vertex'], discover: !!o.discover, json: !!o.json });
+          return await (await import('./projects.ts')).accountProject(ctx, out, ref!, { use: o.use, enable: o.enable, enableVertex: o['enable-vertex'], discover: !!o.discover, json: !!o.json });
       }
     }
     out.error(`grantpool: unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${USAGE}`);

@@ -1,6 +1,7 @@
 // A gateway on a data directory does not load what its configuration does not
 // use: the PostgreSQL store and its driver, and jose's verifier (RISC tokens,
-// loaded with the first one). Their code would sit in memory for nothing.
+// loaded with the first one); the command line loads only the command it runs.
+// Their code would sit in memory for nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,12 +12,15 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const GATEWAY = new URL('../../src/app/gateway.ts', import.meta.url).href;
+const CLI = new URL('../../src/cli/main.ts', import.meta.url).href;
 
 // Records every module the gateway's start loads, then prints their URLs.
-const SCRIPT = `
+const RECORD = `
 import { registerHooks } from 'node:module';
 const loaded = [];
 registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });
+`;
+const SCRIPT = `${RECORD}
 const { startGateway } = await import(${JSON.stringify(GATEWAY)});
 const gateway = await startGateway({ env: JSON.parse(process.env.GATEWAY_ENV) });
 await gateway.close();
@@ -38,4 +42,11 @@ test('a gateway on a data directory starts without loading the PostgreSQL store,
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
+});
+
+test('the command line loads a command when it runs: `grantpool serve` holds no PostgreSQL copy tool, RISC registration or account command', async () => {
+  const { stdout } = await run(process.execPath, ['--no-warnings', '--input-type=module', '-e', `${RECORD}\nawait import(${JSON.stringify(CLI)});\nprocess.stdout.write(JSON.stringify(loaded));`]);
+  const loaded = JSON.parse(stdout) as string[];
+  assert.ok(loaded.some((u) => u.endsWith('/src/cli/main.ts')));
+  assert.deepEqual(loaded.filter((u) => /\/src\/cli\/(accounts|store|risc|doctor|status|encrypt|projects|serve)\.ts$|\/src\/store\/pg-|\/src\/risc\/management\.ts$/.test(u)), []);
 });

@@ -94,9 +94,18 @@ export function vertexUnsupported(body: Json, method: GeminiMethod): string | nu
   return null;
 }
 
-/** The services a Gemini request may use: `gemini_services`, or the Gemini API alone when Vertex AI cannot serve it. */
-export function geminiServices(cfg: { readonly gemini_services: readonly LaneService[] }, body: Json, method: GeminiMethod): readonly LaneService[] {
-  if (!cfg.gemini_services.includes('vertex')) return cfg.gemini_services;
+/**
+ * The services a Gemini request may use: `gemini_services`, or the Gemini API
+ * alone when Vertex AI cannot serve it. `vertexLanes` false (no account has a
+ * Vertex lane): the pool passes over Vertex anyway, so the body is not walked.
+ */
+export function geminiServices(
+  cfg: { readonly gemini_services: readonly LaneService[] },
+  body: Json,
+  method: GeminiMethod,
+  vertexLanes = true,
+): readonly LaneService[] {
+  if (!vertexLanes || !cfg.gemini_services.includes('vertex')) return cfg.gemini_services;
   if (vertexUnsupported(body, method) === null) return cfg.gemini_services;
   return cfg.gemini_services.includes('gemini_api') ? ['gemini_api'] : cfg.gemini_services;
 }

@@ -22,10 +22,26 @@ export interface VertexTarget {
 
 /** The origin for this location: the regional host with the default base URL, else the base URL as it is. */
 export function vertexOrigin(cfg: Pick<Config, 'vertex_base_url' | 'vertex_location'>): string {
-  const base = cfg.vertex_base_url.replace(/\/+$/, '');
+  const base = cfg.vertex_base_url;
   const loc = cfg.vertex_location;
-  if (base === DEFAULT_VERTEX_BASE_URL && loc !== 'global') return `https://${loc}-aiplatform.googleapis.com`;
-  return base;
+  // Asked on every Vertex request: the last answer is kept (the configuration rarely changes).
+  if (base === lastOrigin.base && loc === lastOrigin.loc) return lastOrigin.origin;
+  const trimmed = base.replace(/\/+$/, '');
+  const origin = trimmed === DEFAULT_VERTEX_BASE_URL && loc !== 'global' ? `https://${loc}-aiplatform.googleapis.com` : trimmed;
+  lastOrigin = { base, loc, origin };
+  return origin;
+}
+
+let lastOrigin = { base: '', loc: '', origin: '' };
+
+/** Paths built so far, per location, publisher, model, method and project (bounded: cleared when full). */
+const paths = new Map<string, string>();
+const MAX_PATHS = 8192;
+/** Longer model names (a client's odd input) are encoded each time rather than kept. */
+const MAX_CACHED_MODEL = 200;
+
+function seg(s: string): string {
+  return encodeURIComponent(s).replace(/%40/g, '@');
 }
 
 /**
@@ -40,8 +56,17 @@ export function vertexUrl(
   model: string,
   method: VertexMethod,
 ): VertexTarget {
-  const seg = (s: string) => encodeURIComponent(s).replace(/%40/g, '@');
-  let path = `/v1/projects/${seg(project)}/locations/${seg(cfg.vertex_location)}/publishers/${publisher}/models/${seg(model)}:${method}`;
-  if (publisher === 'google' && method === 'streamGenerateContent') path += '?alt=sse';
+  // Built on every attempt (the project is the lease's): encoding the segments costs more than the look-up.
+  // The model (from the request) comes last, so no text of it can pass for another project's key.
+  const key = `${cfg.vertex_location}\n${publisher}\n${method}\n${project}\n${model}`;
+  let path = paths.get(key);
+  if (path === undefined) {
+    path = `/v1/projects/${seg(project)}/locations/${seg(cfg.vertex_location)}/publishers/${publisher}/models/${seg(model)}:${method}`;
+    if (publisher === 'google' && method === 'streamGenerateContent') path += '?alt=sse';
+    if (model.length <= MAX_CACHED_MODEL) {
+      if (paths.size >= MAX_PATHS) paths.clear();
+      paths.set(key, path);
+    }
+  }
   return { origin: vertexOrigin(cfg), path };
 }

@@ -56,6 +56,13 @@ test('what lives in the Gemini API only keeps a request there', () => {
   assert.deepEqual(geminiServices({ gemini_services: ['gemini_api'] }, plain, 'generateContent'), ['gemini_api']);
 });
 
+test('without a Vertex lane the request body is not walked: the services are the configured ones', () => {
+  const cfg = { gemini_services: ['gemini_api', 'vertex'] as const };
+  const walked = { get contents(): unknown { throw new Error('walked'); } };
+  assert.deepEqual(geminiServices(cfg, walked, 'generateContent', false), ['gemini_api', 'vertex']);
+  assert.throws(() => geminiServices(cfg, walked, 'generateContent', true), /walked/);
+});
+
 test('geminiTarget: the Gemini API call for a Gemini API lease, Vertex AI in the lease\'s project for a Vertex lease (body built once)', () => {
   const lease = (service: 'gemini_api' | 'vertex', p: string): Lease => ({ accountId: 'a', email: 'a@x', projectId: p, accessToken: 't', service, lane: `${service}:${p}` });
   const gemini = { origin: 'https://generativelanguage.googleapis.com', path: '/v1beta/models/m:streamGenerateContent?alt=sse' };

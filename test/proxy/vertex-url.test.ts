@@ -35,3 +35,14 @@ test('vertexUrl: another base URL (a stand-in, a private endpoint) is used as it
   // a name that is not a plain path segment cannot change the path
   assert.equal(vertexUrl(cfg, 'p', 'google', '../x?y', 'generateContent').path, '/v1/projects/p/locations/europe-west4/publishers/google/models/..%2Fx%3Fy:generateContent');
 });
+
+test('vertexUrl: paths are kept per project, location and base URL (one call\'s answer is never another\'s)', () => {
+  const a = { vertex_base_url: 'https://aiplatform.googleapis.com', vertex_location: 'us-east5' };
+  const b = { vertex_base_url: 'http://127.0.0.1:9', vertex_location: 'europe-west4' };
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(vertexUrl(a, 'p-1', 'anthropic', 'claude-x', 'rawPredict'), { origin: 'https://us-east5-aiplatform.googleapis.com', path: '/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-x:rawPredict' });
+    assert.equal(vertexUrl(a, 'p-2', 'anthropic', 'claude-x', 'rawPredict').path, '/v1/projects/p-2/locations/us-east5/publishers/anthropic/models/claude-x:rawPredict');
+    assert.deepEqual(vertexUrl(b, 'p-1', 'anthropic', 'claude-x', 'rawPredict'), { origin: 'http://127.0.0.1:9', path: '/v1/projects/p-1/locations/europe-west4/publishers/anthropic/models/claude-x:rawPredict' });
+    assert.equal(vertexUrl(a, 'p-1', 'google', 'claude-x', 'streamGenerateContent').path, '/v1/projects/p-1/locations/us-east5/publishers/google/models/claude-x:streamGenerateContent?alt=sse');
+  }
+});

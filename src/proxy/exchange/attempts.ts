@@ -160,13 +160,14 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
   const services = spec.services && spec.services.length > 0 ? spec.services : DEFAULT_SPEC_SERVICES;
   // pinned: one account, but through each of its services
   const maxAttempts = spec.pinned ? services.length : cfg.upstream.max_attempts;
+  // Made on the first failure only: most requests are served by their first attempt.
   /** Accounts out for this request on every service (their token failed). */
-  const tried = new Set<string>();
+  let tried: Set<string> | undefined;
   /** Accounts tried on one service (a 429 on its Gemini API lane leaves its Vertex lane). */
-  const triedOn: Partial<Record<LaneService, Set<string>>> = {};
+  let triedOn: Partial<Record<LaneService, Set<string>>> | undefined;
   const failures: Failure[] = [];
   /** Services a 404 ruled out for this request (the model is not there), and the first such answer. */
-  const dropped = new Set<LaneService>();
+  let dropped: Set<LaneService> | undefined;
   let first404: Opened | null = null;
   const scopesByService = spec.passthrough
     ? undefined
@@ -183,7 +184,7 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
         pinned: spec.pinned,
         anyOfScopes: spec.anyOfScopes ?? (spec.passthrough ? undefined : GEMINI_API_SCOPES),
         scopesByService,
-        services: dropped.size === 0 ? services : services.filter((x) => !dropped.has(x)),
+        services: dropped === undefined ? services : services.filter((x) => !dropped!.has(x)),
         exclude: tried,
         excludeOn: triedOn,
       });
@@ -214,8 +215,8 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
       if (verdict.action === 'pass_back' && r.answer.kind === 'status') {
         const opened: Opened = { kind: 'client_error', lease, status: r.answer.status, headers: r.headers ?? {}, text: r.answer.text };
         // A 404 (no such model there) on one service while another may serve: try that one.
-        if (r.answer.status === 404 && services.some((x) => x !== lease.service && !dropped.has(x))) {
-          dropped.add(lease.service);
+        if (r.answer.status === 404 && services.some((x) => x !== lease.service && !dropped?.has(x))) {
+          (dropped ??= new Set()).add(lease.service);
           first404 ??= opened;
           logger.info({ account: lease.email, model: spec.model, lane: lease.lane }, `${lease.service === 'vertex' ? 'Vertex AI' : 'The Gemini API'} answered 404 for ${spec.model}; trying the other service`);
           break;
@@ -254,8 +255,8 @@ export async function openUpstream(deps: EngineDeps, spec: AttemptSpec, state: A
       }
       break;
     }
-    if (accountOut) tried.add(lease.accountId);
-    else (triedOn[lease.service] ??= new Set()).add(lease.accountId);
+    if (accountOut) (tried ??= new Set()).add(lease.accountId);
+    else ((triedOn ??= {})[lease.service] ??= new Set()).add(lease.accountId);
   }
   throw exhausted(failures, spec.model, clock.now());
 }

@@ -34,8 +34,8 @@ function streamError(_status: number, message: string): string {
 }
 
 /** Sends one Anthropic request to Claude on Vertex AI and forwards the answer as it is. */
-export async function forwardClaude(deps: EngineDeps, res: ServerResponse, f: ClaudeForward): Promise<void> {
-  await forwardRaw(deps, res, {
+export function forwardClaude(deps: EngineDeps, res: ServerResponse, f: ClaudeForward): Promise<unknown> {
+  return forwardRaw(deps, res, {
     ...f,
     // count tokens is never streamed, and its answer carries no usage.
     usage: f.counts ? CLAUDE_USAGE : undefined,

@@ -137,7 +137,9 @@ export async function runExchange(
       spec = typeof adapter.spec === 'function' ? adapter.spec() : adapter.spec;
       const opened = await openUpstream(deps, spec, state);
       state.lease = opened.lease;
-      served = await adapter.serve(opened);
+      const s = adapter.serve(opened);
+      // A whole answer is served at once: no turn of the event loop spent awaiting it.
+      served = s instanceof Promise ? await s : s;
     } catch (e) {
       thrown = e;
       served = failedAnswer(deps, res, track, e, adapter.errorBody);

@@ -56,7 +56,8 @@ export const GEMINI_USAGE: UsageReader = {
   stream: (_head, tail) => findUsage(tail),
 };
 
-async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, opened: Opened): Promise<Served> {
+/** A whole answer or a passed-back 4xx is served at once; a stream in serveStream. */
+function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, opened: Opened): Served | Promise<Served> {
   if (opened.kind === 'client_error') {
     const reshaped = f.reshapeClientError?.(opened.status, opened.text) ?? null;
     if (reshaped !== null) {
@@ -78,6 +79,10 @@ async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, op
     const usage = f.usage ? f.usage.whole(opened.full, opened.value) : null;
     return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
   }
+  return serveStream(deps, res, f, opened);
+}
+
+async function serveStream(deps: EngineDeps, res: ServerResponse, f: RawForward, opened: Opened & { kind: 'stream' }): Promise<Served> {
   const headers = passHeaders(opened.headers);
   if (f.sse) {
     headers['cache-control'] = 'no-cache';
@@ -115,7 +120,8 @@ async function serveRaw(deps: EngineDeps, res: ServerResponse, f: RawForward, op
   return { status: opened.status, firstByteAt, usage, report: okReport(usage, f.counts) };
 }
 
-/** Forwards one request's upstream answer as it is. */
-export async function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawForward): Promise<void> {
-  await runExchange(deps, res, f.track, { spec: f.spec, errorBody: f.errorBody, serve: (opened) => serveRaw(deps, res, f, opened) });
+/** Forwards one request's upstream answer as it is (resolves when the exchange has ended). */
+export function forwardRaw(deps: EngineDeps, res: ServerResponse, f: RawForward): Promise<unknown> {
+  // Not async, here and in the adapters above it: each async layer is one more promise and turn per request.
+  return runExchange(deps, res, f.track, { spec: f.spec, errorBody: f.errorBody, serve: (opened) => serveRaw(deps, res, f, opened) });
 }

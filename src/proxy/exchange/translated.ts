@@ -135,7 +135,7 @@ async function serveStream(deps: EngineDeps, res: ServerResponse, call: Translat
 }
 
 /** Runs a translated request (generate, stream) and answers in the door's protocol. */
-export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, call: TranslatedCall): Promise<void> {
+export function forwardTranslated(deps: EngineDeps, res: ServerResponse, call: TranslatedCall): Promise<unknown> {
   const { door, parsed } = call;
   const info: ResponseInfo = {
     requestedModel: parsed.requestedModel,
@@ -161,7 +161,7 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
     headers: JSON_HEADERS,
     signal: call.signal,
   });
-  await runExchange(deps, res, call.track, {
+  return runExchange(deps, res, call.track, {
     spec,
     errorBody: shaper(door),
     serve(opened) {
@@ -178,10 +178,10 @@ export async function forwardTranslated(deps: EngineDeps, res: ServerResponse, c
 }
 
 /** Token counting through a door's countTokens translation (Anthropic count_tokens). */
-export async function forwardCountTokens(deps: EngineDeps, res: ServerResponse, call: TranslatedCall): Promise<void> {
+export function forwardCountTokens(deps: EngineDeps, res: ServerResponse, call: TranslatedCall): Promise<unknown> {
   const { door, parsed } = call;
   const ct = door.countTokens!;
-  await runExchange(deps, res, call.track, {
+  return runExchange(deps, res, call.track, {
     spec: () => ({
       ...serviceSpec(call, 'countTokens', `${call.modelPath}:countTokens`, parsed.gemini),
       model: call.model,

@@ -45,7 +45,10 @@ export function anthropicMessages(rc: RouteContext, route: string, kind: 'genera
     }
     const model = isObj(body) && typeof body.model === 'string' ? body.model : null;
     if (model !== null && isClaudeModel(model)) {
-      if (deps.pool.canServe('vertex')) return claudeOnVertex(rc, ctx, track, { raw, body: body as Record<string, unknown>, model, kind });
+      if (deps.pool.canServe('vertex')) {
+        await claudeOnVertex(rc, ctx, track, { raw, body: body as Record<string, unknown>, model, kind });
+        return;
+      }
       if (cfg.claude_fallback === 'none') {
         track.modelRequested = model;
         // A retry cannot help until the configuration changes: Anthropic's SDKs (Claude Code) honour this.
@@ -61,12 +64,12 @@ export function anthropicMessages(rc: RouteContext, route: string, kind: 'genera
   };
 }
 
-async function claudeOnVertex(
+function claudeOnVertex(
   rc: RouteContext,
   ctx: RequestContext,
   track: Track,
   req: { raw: Buffer; body: Record<string, unknown>; model: string; kind: 'generate' | 'count' },
-): Promise<void> {
+): Promise<unknown> {
   const { deps, engine } = rc;
   const cfg = deps.config();
   const count = req.kind === 'count';
@@ -91,7 +94,7 @@ async function claudeOnVertex(
   const fromBody = metadata && typeof metadata.user_id === 'string' ? metadata.user_id : undefined;
   const method = count ? 'rawPredict' : stream ? 'streamRawPredict' : 'rawPredict';
   const target = (lease: Lease) => vertexUrl(cfg, lease.projectId ?? '', 'anthropic', count ? 'count-tokens' : vertexModel, method);
-  await forwardClaude(engine, ctx.res, {
+  return forwardClaude(engine, ctx.res, {
     spec: {
       model: vertexModel,
       services: ['vertex'],

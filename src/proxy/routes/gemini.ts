@@ -75,7 +75,7 @@ export function geminiGenerate(rc: RouteContext, version: 'v1' | 'v1beta'): (ctx
     const path = `${prefix}/${version}/models/${encodeURIComponent(model)}:${action}${query ? `?${query}` : ''}`;
     // Generate and countTokens may be served by Vertex AI too (gemini_services); embeddings stay on the Gemini API.
     const method = action === 'generateContent' || action === 'streamGenerateContent' || action === 'countTokens' ? action : null;
-    const services = method ? geminiServices(cfg, sent, method) : undefined;
+    const services = method ? geminiServices(cfg, sent, method, engine.pool.canServe('vertex')) : undefined;
     await forwardRaw(engine, ctx.res, {
       spec: {
         model,

@@ -87,11 +87,10 @@ export async function serveTranslated(
     origin,
     modelPath: `${prefix}/v1beta/models/${encodeURIComponent(model)}`,
     // Gemini through the Gemini API or Vertex AI, in the order of gemini_services
-    services: geminiServices(cfg, parsed.gemini as Record<string, unknown>, kind === 'count' ? 'countTokens' : 'generateContent'),
+    services: geminiServices(cfg, parsed.gemini as Record<string, unknown>, kind === 'count' ? 'countTokens' : 'generateContent', deps.pool.canServe('vertex')),
     vertex: cfg,
     signal: clientSignal(ctx.res),
     track,
   };
-  if (kind === 'count') await forwardCountTokens(engine, ctx.res, call);
-  else await forwardTranslated(engine, ctx.res, call);
+  await (kind === 'count' ? forwardCountTokens(engine, ctx.res, call) : forwardTranslated(engine, ctx.res, call));
 }

@@ -10,7 +10,6 @@ export interface Cooldown {
 
 /** Cooldowns of one account, per model ('' is the Google API pass-through). */
 export class ModelCooldowns {
-  /** Created on the first cooldown: most accounts never have one. */
   private byModel: Map<string, Cooldown> | null = null;
 
   /** Sets a cooldown; an existing longer one is kept (never shorten what upstream said). */
@@ -46,9 +45,20 @@ export class ModelCooldowns {
     return best;
   }
 
-  clear(): void {
-    this.byModel = null;
-  }
+}
+
+/**
+ * The cooldowns of every account and lane that never had one: one shared,
+ * read-only object (two per account cost 6 MB with 100,000 accounts). Set
+ * cooldowns through cool(), which puts an object of their own in its place.
+ */
+export const NO_COOLDOWNS = Object.freeze(new ModelCooldowns()) as ModelCooldowns;
+
+/** `c` with a cooldown set: `c` itself, or a new object when it is the shared empty one. Keep what it returns. */
+export function cool(c: ModelCooldowns, model: string, until: number, reason: string): ModelCooldowns {
+  const own = c === NO_COOLDOWNS ? new ModelCooldowns() : c;
+  own.set(model, until, reason);
+  return own;
 }
 
 /** Backoff after transient refresh failures of one account. */

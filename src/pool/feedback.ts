@@ -7,7 +7,7 @@ import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../log/logger.ts';
 import { boundedReason } from './error-policy.ts';
 import type { Mirror } from './mirror.ts';
-import { ownCooldowns } from './eligibility.ts';
+import { cool } from './cooldowns.ts';
 import { laneOfService, serviceName } from './lanes.ts';
 import type { QuotaGuard } from './quota-guard.ts';
 import type { RefreshScheduler } from './scheduler.ts';
@@ -45,7 +45,7 @@ export class Feedback {
   coolLane(c: LaneCooldown): void {
     const lane = this.o.mirror.lanes.get(c.lane);
     if (!lane || c.untilMs <= this.o.clock.now()) return;
-    lane.cooldowns.set(c.model, c.untilMs, c.reason);
+    lane.cooldowns = cool(lane.cooldowns, c.model, c.untilMs, c.reason);
     for (const m of lane.members) this.o.changed(m.id);
   }
 
@@ -74,7 +74,7 @@ export class Feedback {
         // the lane the lease drew on (the account's current lane of that service, when it moved meanwhile)
         const lane = laneOfService(e, service) ?? mirror.lanes.get(lease.lane);
         if (!lane) return;
-        lane.cooldowns.set(model, outcome.untilMs, reason);
+        lane.cooldowns = cool(lane.cooldowns, model, outcome.untilMs, reason);
         for (const m of lane.members) changed(m.id);
         if (!lane.members.has(e)) changed(e.id);
         this.o.laneCooled({ lane: lane.key, model, untilMs: outcome.untilMs, reason });
@@ -88,7 +88,9 @@ export class Feedback {
       }
       case 'server_error': {
         const until = now + this.o.serverErrorCooldownMs;
-        ownCooldowns(e, service).set(model, until, boundedReason(`upstream error: ${outcome.reason}`, e.account));
+        const reason = boundedReason(`upstream error: ${outcome.reason}`, e.account);
+        if (service === 'gemini_api') e.cooldowns = cool(e.cooldowns, model, until, reason);
+        else e.vertexCooldowns = cool(e.vertexCooldowns, model, until, reason);
         changed(e.id);
         return;
       }
@@ -138,10 +140,10 @@ export class Feedback {
    * take a large share of a core. An account skipped here stays due and is
    * written at a later use.
    */
-  private touch(id: string, now: number, e: { lastUsedPersistedMs: number }): void {
-    if (now - e.lastUsedPersistedMs < this.o.lastUsedPersistMs || this.lastUsedWriting || now < this.lastUsedNextAt) return;
-    e.lastUsedPersistedMs = now;
+  private touch(id: string, now: number, e: { lastUsedWritten: number }): void {
+    if (now - e.lastUsedWritten * 1000 < this.o.lastUsedPersistMs || this.lastUsedWriting || now < this.lastUsedNextAt) return;
     const at = unixNow(now);
+    e.lastUsedWritten = at;
     this.lastUsedWriting = true;
     this.lastUsedNextAt = now + this.o.lastUsedWriteGapMs;
     this.o.store

@@ -10,7 +10,8 @@
 // selection spreads over lanes before accounts (per service). The pool knows
 // lanes only as keys; URLs and projects are decided elsewhere.
 import type { Account } from '../store/account.ts';
-import { ModelCooldowns } from './cooldowns.ts';
+import { NO_COOLDOWNS, type ModelCooldowns } from './cooldowns.ts';
+import type { Ring } from './selection.ts';
 import { clientKey } from './client-health.ts';
 import type { DayUsage } from './quota.ts';
 
@@ -165,13 +166,21 @@ export function describeLanes(accounts: readonly (Pick<Account, 'id' | 'project_
   return { byAccount, allByAccount, shared, lanes: groups.size };
 }
 
-export class Lane<M extends { readonly id: string } = { readonly id: string }> {
+/**
+ * One lane in use. It is also its accounts' ring in the selector of its
+ * service (selection.ts): a lane is of one service, so in one selector.
+ */
+export class Lane<M extends { readonly id: string } = { readonly id: string }> implements Ring<M> {
   readonly key: string;
   readonly info: LaneInfo;
   /** Every account drawing on this lane (in rotation or not). */
   readonly members = new Set<M>();
-  /** Per model, after an upstream 429: the whole lane waits. */
-  readonly cooldowns = new ModelCooldowns();
+  /** Per model, after an upstream 429: the whole lane waits (set with cool()). */
+  cooldowns: ModelCooldowns = NO_COOLDOWNS;
+  /** The members in rotation, the selector's cursor among them and the lane's place in the selector's ring of lanes (Ring). */
+  items: M[] = [];
+  cursor = 0;
+  at = -1;
   /** Today's usage summed over the members, per model (built on demand; dropped when members change). */
   usageDay = '';
   usage: Map<string, DayUsage> | null = null;
@@ -228,10 +237,19 @@ export class Lanes<M extends LaneMember<M>> {
     return g || v;
   }
 
-  private put(member: M, slot: 'lane' | 'vertexLane', info: LaneInfo | null): boolean {
+  /** Whether place() would move the member to another lane (or on or off Vertex AI). */
+  moves(member: M, account: LaneAccount): boolean {
+    return !this.stays(member, 'lane', laneInfoOf(account)) || !this.stays(member, 'vertexLane', vertexLaneInfoOf(account));
+  }
+
+  private stays(member: M, slot: 'lane' | 'vertexLane', info: LaneInfo | null): boolean {
     const cur = member[slot] as Lane<M> | null;
-    if (info !== null && cur?.key === info.key && cur.members.has(member)) return false;
-    if (info === null && cur === null) return false;
+    return info === null ? cur === null : cur?.key === info.key && cur.members.has(member);
+  }
+
+  private put(member: M, slot: 'lane' | 'vertexLane', info: LaneInfo | null): boolean {
+    if (this.stays(member, slot, info)) return false;
+    const cur = member[slot] as Lane<M> | null;
     this.leaveLane(member, cur);
     if (info === null) {
       member.vertexLane = null;

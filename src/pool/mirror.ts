@@ -1,58 +1,24 @@
-// The pool's in-memory mirror of the account store: one entry per account with
-// what the hot path needs precomputed (lower-cased email, scope set, expiry in
-// ms), the per-account marks that live in memory only (cooldowns, refresh
-// backoff, a rejected token), and the pending flags: a decision made here
-// (disabled, proxy_disabled) that is in force before the store's notification
-// confirms it. Every change the store announces (this process, the CLI, an
-// editor) is applied here.
+// The pool's in-memory mirror of the account store: one entry per account
+// (entry.ts) with what the hot path needs precomputed (scope set, lanes), the
+// per-account marks that live in memory only (cooldowns, refresh backoff, a
+// rejected token), and the pending flags: a decision made here (disabled,
+// proxy_disabled) that is in force before the store's notification confirms
+// it. Every change the store announces (this process, the CLI, an editor) is
+// applied here.
 import { isDeepStrictEqual } from 'node:util';
 import type { Account, ProjectInfo } from '../store/account.ts';
 import type { AccountChange, AccountStore } from '../store/store.ts';
 import type { Logger } from '../log/logger.ts';
-import { ModelCooldowns, type RefreshBackoff } from './cooldowns.ts';
-import { clientKey } from './client-health.ts';
 import { Lanes, type Lane } from './lanes.ts';
+import { Entry } from './entry.ts';
 
-export interface Entry {
-  readonly id: string;
-  account: Account;
-  emailLower: string;
-  /** Granted scopes (shared by every account with the same scope string: read-only). */
-  scopes: ReadonlySet<string>;
-  clientKey: string;
-  expiresAtMs: number;
-  /**
-   * How long the current access token lived when this pool obtained it (ms),
-   * or null when unknown (a token from the file). Short-lived tokens get
-   * margins in proportion (eligibility.ts: marginFor).
-   */
-  tokenLifetimeMs: number | null;
-  /** The Gemini API quota this account draws on (lanes.ts); follows its project_id live. */
-  lane: Lane<Entry>;
-  /** Its Vertex AI lane (`vertex:<project>`) when its project has Vertex AI enabled, else null. */
-  vertexLane: Lane<Entry> | null;
-  /** Per model, after an upstream 5xx on the Gemini API (a 429 cools the whole lane instead). */
-  cooldowns: ModelCooldowns;
-  /** The same on Vertex AI. */
-  vertexCooldowns: ModelCooldowns;
-  /** Vertex AI refused this account in its project (a 403), until the store shows the project changed: its Vertex lane is not used. */
-  vertexOff: string | null;
-  backoff: RefreshBackoff | null;
-  /** An access token an upstream answered 401 to: not handed out again. */
-  rejectedToken: string | null;
-  /** Refresh token that got invalid_grant, until the store shows the account disabled. */
-  pendingDisable: string | null;
-  /** proxy_disabled reason decided here, until the store shows it. */
-  pendingProxyDisable: string | null;
-  lastUsedPersistedMs: number;
-}
+export { Entry, SEATING } from './entry.ts';
 
 /** Disabled or taken out of the proxy (in the store, or decided here and not yet confirmed). */
 export function staticallyOut(e: Entry): boolean {
   return e.account.disabled || e.pendingDisable !== null || e.account.proxy_disabled || e.pendingProxyDisable !== null;
 }
 
-const NO_SCOPES: ReadonlySet<string> = new Set();
 /** One set per distinct scope string (thousands of accounts usually share a handful); bounded. */
 const scopeSets = new Map<string, ReadonlySet<string>>();
 
@@ -74,7 +40,9 @@ export interface MirrorHooks {
   /** The entry may serve at all (true) or is statically out (false); called after every change to it. */
   rotation(e: Entry, inRotation: boolean): void;
   /** The entry left the pool. */
-  removed(id: string): void;
+  removed(e: Entry): void;
+  /** The entry is about to move to other lanes (the selectors find it in its lane's ring: it leaves them first). */
+  moving(e: Entry): void;
   /** An account's live state may have changed. */
   changed(id: string): void;
 }
@@ -82,7 +50,8 @@ export interface MirrorHooks {
 export class Mirror {
   private readonly entries = new Map<string, Entry>();
   readonly lanes = new Lanes<Entry>();
-  private readonly byEmail = new Map<string, string>();
+  /** Entries by lower-cased email: built at the first look-up by email (pinning by email), then kept up to date. */
+  private byEmail: Map<string, Entry> | null = null;
   /** Ids changed while load() was listing (list() results for them are stale); null once loaded. */
   private changedDuringLoad: Set<string> | null = null;
   private readonly hooks: MirrorHooks;
@@ -113,8 +82,16 @@ export class Mirror {
   find(ref: string): Entry | null {
     const byId = this.entries.get(ref);
     if (byId) return byId;
-    const id = this.byEmail.get(ref.trim().toLowerCase());
-    return id ? (this.entries.get(id) ?? null) : null;
+    if (this.byEmail === null) {
+      this.byEmail = new Map();
+      for (const e of this.entries.values()) this.byEmail.set(e.account.email.toLowerCase(), e);
+    }
+    return this.byEmail.get(ref.trim().toLowerCase()) ?? null;
+  }
+
+  private unindexEmail(e: Entry, email: string): void {
+    const lower = email.toLowerCase();
+    if (this.byEmail?.get(lower) === e) this.byEmail.delete(lower);
   }
 
   /**
@@ -125,25 +102,7 @@ export class Mirror {
   apply(account: Account, notified = false): Entry {
     let e = this.entries.get(account.id);
     if (!e) {
-      e = {
-        id: account.id,
-        account,
-        emailLower: '',
-        scopes: NO_SCOPES,
-        clientKey: '',
-        expiresAtMs: 0,
-        tokenLifetimeMs: null,
-        lane: null as unknown as Lane<Entry>, // placed below
-        vertexLane: null,
-        cooldowns: new ModelCooldowns(),
-        vertexCooldowns: new ModelCooldowns(),
-        vertexOff: null,
-        backoff: null,
-        rejectedToken: null,
-        pendingDisable: null,
-        pendingProxyDisable: null,
-        lastUsedPersistedMs: 0,
-      };
+      e = new Entry(account, null as unknown as Lane<Entry>); // placed on its lanes below
       this.entries.set(account.id, e);
     } else {
       const old = e.account;
@@ -161,20 +120,17 @@ export class Mirror {
       // a project written anew (checked, enabled, or Vertex AI taken away) ends a refusal decided here
       // (by value: every read of the store is a new object, and a re-read or a last_used write is no new check)
       if (old.project_id !== account.project_id || !sameProject(old.project, account.project)) e.vertexOff = null;
-      if (this.byEmail.get(e.emailLower) === e.id) this.byEmail.delete(e.emailLower);
+      if (this.byEmail !== null && old.email !== account.email) this.unindexEmail(e, old.email);
       e.account = account;
     }
     // a decision made here stays in force until the store's notification shows it
     // (an older notification still on its way must not undo it)
     if (notified && account.disabled) e.pendingDisable = null;
     if (notified && account.proxy_disabled) e.pendingProxyDisable = null;
-    const lower = account.email.toLowerCase();
-    e.emailLower = lower === account.email ? account.email : lower; // one string, not two, for most addresses
-    this.byEmail.set(e.emailLower, e.id);
+    this.byEmail?.set(account.email.toLowerCase(), e);
     e.scopes = scopeSet(account.token.scope);
-    e.clientKey = clientKey(account.oauth_client_id);
-    e.expiresAtMs = account.token.expiry_timestamp * 1000;
-    if (account.last_used) e.lastUsedPersistedMs = Math.max(e.lastUsedPersistedMs, account.last_used * 1000);
+    if (account.last_used !== null && account.last_used > e.lastUsedWritten) e.lastUsedWritten = account.last_used;
+    if ((e.ringAt >= 0 || e.vertexRingAt >= 0) && this.lanes.moves(e, account)) this.hooks.moving(e);
     this.lanes.place(e, account);
     this.sync(e);
     return e;
@@ -184,9 +140,9 @@ export class Mirror {
     const e = this.entries.get(id);
     if (!e) return;
     this.entries.delete(id);
-    if (this.byEmail.get(e.emailLower) === id) this.byEmail.delete(e.emailLower);
+    this.unindexEmail(e, e.account.email);
     this.lanes.leave(e);
-    this.hooks.removed(id);
+    this.hooks.removed(e);
   }
 
   /** Marks the entry disabled (invalid_grant with this refresh token) until the store confirms it. */

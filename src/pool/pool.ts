@@ -23,7 +23,7 @@ import { ClientHealth, DEFAULT_CLIENT_RETRY_MS, type ClientFailure } from './cli
 import { quotaDayKeyBefore } from './quota.ts';
 import { MemoryUsageStore, type UsageStore } from './usage.ts';
 import { QuotaGuard } from './quota-guard.ts';
-import { Mirror, type Entry } from './mirror.ts';
+import { Mirror, SEATING, type Entry } from './mirror.ts';
 import type { Eligibility } from './eligibility.ts';
 import { RefreshScheduler } from './scheduler.ts';
 import { Feedback } from './feedback.ts';
@@ -145,25 +145,24 @@ export function createPool(opts: PoolOptions): Pool {
   // One selector per service: every account in rotation is on the Gemini API
   // one (ringed by its Gemini API lane); those whose project has Vertex AI also
   // on the Vertex one (ringed by their Vertex lane).
-  const selectorFor = (laneOf: (e: Entry) => string) =>
-    new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions, laneOf });
-  const selectors: Record<LaneService, Selector<Entry>> = {
-    gemini_api: selectorFor((e) => e.lane.key),
-    vertex: selectorFor((e) => e.vertexLane?.key ?? ''),
-  };
+  const selectorFor = (service: LaneService) =>
+    new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions, seating: SEATING[service] });
+  const selectors: Record<LaneService, Selector<Entry>> = { gemini_api: selectorFor('gemini_api'), vertex: selectorFor('vertex') };
   const selector = selectors.gemini_api;
+  const leave = (e: Entry) => {
+    selector.remove(e);
+    selectors.vertex.remove(e);
+  };
   const mirror = new Mirror(
     {
       rotation: (e, inRotation) => {
         if (inRotation) selector.add(e);
-        else selector.remove(e.id);
+        else selector.remove(e);
         if (inRotation && e.vertexLane) selectors.vertex.add(e);
-        else selectors.vertex.remove(e.id);
+        else selectors.vertex.remove(e);
       },
-      removed: (id) => {
-        selector.remove(id);
-        selectors.vertex.remove(id);
-      },
+      removed: leave,
+      moving: leave,
       changed,
     },
     logger,

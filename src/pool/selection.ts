@@ -5,50 +5,61 @@
 // quotas before they spread over accounts. Per-request conditions (cooldowns,
 // quota, scopes, already tried) are checked lazily by the caller's predicate
 // while walking from the cursors, so a pick is O(1) while accounts are
-// healthy, and a lane the caller rules out is skipped whole. Without a lane
-// function every item is on one lane. Session affinity sits on top of either
-// strategy.
+// healthy, and a lane the caller rules out is skipped whole. Session
+// affinity sits on top of either strategy. The selector keeps no map of its own per item: an item's place
+// is kept in the item (Seating), a lane's ring in the lane.
 
 export type Strategy = 'round_robin' | 'fill_first';
+
+/** One lane's ring: its items in rotation, and its place in the ring of lanes. */
+export interface Ring<T> {
+  readonly key: string;
+  items: T[];
+  /** Next item to try (round robin). */
+  cursor: number;
+  /** Place in the ring of lanes; -1 while it has no item. */
+  at: number;
+}
+
+/**
+ * An item's ring (its lane) and its place in it, kept in the item itself:
+ * with 100,000 accounts a map from id to place cost ~75 bytes an account.
+ * An item's ring must not change while it is in the selector (remove it
+ * first, add it again after).
+ */
+export interface Seating<T> {
+  ringOf(item: T): Ring<T>;
+  /** Its index in its ring's items; -1 when it is not in the selector. */
+  atOf(item: T): number;
+  setAt(item: T, at: number): void;
+}
 
 export interface SelectorOptions<T> {
   strategy: Strategy;
   sessionAffinity: boolean;
   /** Most session bindings kept (least recently used dropped first). */
   maxSessions?: number;
-  /** The lane an item draws on; items of one lane share a ring. Default: one lane for all. */
-  laneOf?: (item: T) => string;
-}
-
-interface Ring<T> {
-  readonly key: string;
-  items: T[];
-  /** Next item to try (round robin). */
-  cursor: number;
-  /** Place in the ring of lanes. */
-  at: number;
+  /** Where an item is: items of one lane share a ring, and a ring is in one selector only. */
+  seating: Seating<T>;
 }
 
 export class Selector<T extends { readonly id: string }> {
   private lanes: Ring<T>[] = [];
-  private laneByKey = new Map<string, Ring<T>>();
-  /** id -> its lane ring and its place in it. */
-  private where = new Map<string, { ring: Ring<T>; at: number }>();
   private laneCursor = 0;
   private count = 0;
-  /** fill_first: the account in use until it cannot serve. */
-  private current: string | null = null;
-  private sessions = new Map<string, string>();
+  /** fill_first: the item in use until it cannot serve. */
+  private current: T | null = null;
+  private sessions = new Map<string, T>();
   private readonly strategy: Strategy;
   private readonly affinity: boolean;
   private readonly maxSessions: number;
-  private readonly laneOf: (item: T) => string;
+  private readonly seats: Seating<T>;
 
   constructor(opts: SelectorOptions<T>) {
     this.strategy = opts.strategy;
     this.affinity = opts.sessionAffinity;
     this.maxSessions = opts.maxSessions ?? 10_000;
-    this.laneOf = opts.laneOf ?? (() => '');
+    this.seats = opts.seating;
   }
 
   get size(): number {
@@ -60,58 +71,53 @@ export class Selector<T extends { readonly id: string }> {
     return this.lanes.length;
   }
 
-  has(id: string): boolean {
-    return this.where.has(id);
+  has(item: T): boolean {
+    return this.seats.atOf(item) >= 0;
   }
 
-  /** Adds an item (or replaces the item with the same id, keeping its place unless its lane changed). */
+  /** Adds an item (an item already in keeps its place). */
   add(item: T): void {
-    const key = this.laneOf(item);
-    const w = this.where.get(item.id);
-    if (w !== undefined) {
-      if (w.ring.key === key) {
-        w.ring.items[w.at] = item;
-        return;
-      }
-      this.remove(item.id);
-    }
-    let ring = this.laneByKey.get(key);
-    if (!ring) {
-      ring = { key, items: [], cursor: 0, at: this.lanes.length };
-      this.laneByKey.set(key, ring);
+    if (this.seats.atOf(item) >= 0) return;
+    const ring = this.seats.ringOf(item);
+    if (ring.items.length === 0) {
+      ring.cursor = 0;
+      ring.at = this.lanes.length;
       this.lanes.push(ring);
     }
-    this.where.set(item.id, { ring, at: ring.items.length });
+    this.seats.setAt(item, ring.items.length);
     ring.items.push(item);
     this.count++;
   }
 
-  remove(id: string): void {
-    const w = this.where.get(id);
-    if (w === undefined) return;
-    const { ring, at } = w;
+  remove(item: T): void {
+    const seats = this.seats;
+    const at = seats.atOf(item);
+    if (at < 0) return;
+    const ring = seats.ringOf(item);
     const items = ring.items;
-    const last = items[items.length - 1]!;
-    items[at] = last;
-    this.where.get(last.id)!.at = at;
-    items.pop();
-    this.where.delete(id);
+    const last = items.pop()!;
+    if (last !== item) {
+      items[at] = last;
+      seats.setAt(last, at);
+    }
+    seats.setAt(item, -1);
     this.count--;
-    if (this.current === id) this.current = null;
+    if (this.current === item) this.current = null;
     if (ring.cursor > items.length) ring.cursor = 0;
     if (items.length === 0) {
-      const lastLane = this.lanes[this.lanes.length - 1]!;
-      this.lanes[ring.at] = lastLane;
-      lastLane.at = ring.at;
-      this.lanes.pop();
-      this.laneByKey.delete(ring.key);
+      const lastLane = this.lanes.pop()!;
+      if (lastLane !== ring) {
+        this.lanes[ring.at] = lastLane;
+        lastLane.at = ring.at;
+      }
+      ring.at = -1;
       if (this.laneCursor > this.lanes.length) this.laneCursor = 0;
     }
   }
 
-  /** The account bound to a session key, if any (whether or not it can serve now). */
+  /** The id of the item bound to a session key, if any (whether or not it can serve now). */
   boundTo(sessionKey: string): string | null {
-    return this.sessions.get(sessionKey) ?? null;
+    return this.sessions.get(sessionKey)?.id ?? null;
   }
 
   /**
@@ -126,23 +132,22 @@ export class Selector<T extends { readonly id: string }> {
     const useSession = this.affinity && !!sessionKey;
     if (useSession) {
       const bound = this.sessions.get(sessionKey!);
-      if (bound !== undefined) {
-        const w = this.where.get(bound);
-        if (w !== undefined && canServe(w.ring.items[w.at]!)) {
-          // refresh its LRU position
-          this.sessions.delete(sessionKey!);
-          this.sessions.set(sessionKey!, bound);
-          return w.ring.items[w.at]!;
-        }
+      if (bound !== undefined && this.seats.atOf(bound) >= 0 && canServe(bound)) {
+        // refresh its LRU position
+        this.sessions.delete(sessionKey!);
+        this.sessions.set(sessionKey!, bound);
+        return bound;
       }
     }
     const fill = this.strategy === 'fill_first';
     let startLane: number;
     let startItem = -1;
     if (fill) {
-      const w = this.current === null ? undefined : this.where.get(this.current);
-      startLane = w ? w.ring.at : 0;
-      if (w) startItem = w.at;
+      const cur = this.current;
+      if (cur !== null) {
+        startLane = this.seats.ringOf(cur).at;
+        startItem = this.seats.atOf(cur);
+      } else startLane = 0;
     } else {
       startLane = this.laneCursor < nLanes ? this.laneCursor : 0;
     }
@@ -160,21 +165,21 @@ export class Selector<T extends { readonly id: string }> {
         if (j >= n) j -= n;
         const item = items[j]!;
         if (!canServe(item)) continue;
-        if (fill) this.current = item.id;
+        if (fill) this.current = item;
         else {
           ring.cursor = j + 1 >= n ? 0 : j + 1;
           this.laneCursor = k + 1 >= nLanes ? 0 : k + 1;
         }
-        if (useSession) this.bind(sessionKey!, item.id);
+        if (useSession) this.bind(sessionKey!, item);
         return item;
       }
     }
     return null;
   }
 
-  private bind(sessionKey: string, id: string): void {
+  private bind(sessionKey: string, item: T): void {
     this.sessions.delete(sessionKey);
-    this.sessions.set(sessionKey, id);
+    this.sessions.set(sessionKey, item);
     if (this.sessions.size > this.maxSessions) {
       const oldest = this.sessions.keys().next().value;
       if (oldest !== undefined) this.sessions.delete(oldest);

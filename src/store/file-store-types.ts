@@ -27,17 +27,62 @@ export interface FileStoreOptions {
   backgroundLoad?: boolean | { firstMs?: number; sliceMs?: number };
 }
 
-/** What the store last saw or wrote of one file. */
-export interface Entry {
+const TWO_24 = 2 ** 24;
+const TWO_31 = 2 ** 31;
+
+/**
+ * What the store last saw or wrote of one file. Kept small (one per account):
+ * the file's hash (48 bits) and signature (53 bits) are held as four small
+ * integers, not two numbers (a number above 2^31 in a field is an object of
+ * its own, 16 bytes), and only an account with encrypted tokens has its
+ * stored form and lock.
+ */
+export class Entry {
   account: Account;
+  private hashHi: number;
+  private hashLo: number;
+  /** -1: no signature. */
+  private sigHi = -1;
+  private sigLo = 0;
+  private sealed: { lock: Lock | null; stored: Account } | null;
+
+  constructor(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account) {
+    this.account = account;
+    // `| 0`: each part fits 31 bits; kept as integers, else the field would hold a number object
+    this.hashHi = Math.floor(rawHash / TWO_24) | 0;
+    this.hashLo = (rawHash - this.hashHi * TWO_24) | 0;
+    this.sealed = lock === null && stored === account ? null : { lock, stored };
+    this.sig = sig;
+  }
+
   /** Hash of the file text: equal text needs no parsing. */
-  rawHash: number;
+  get rawHash(): number {
+    return this.hashHi * TWO_24 + this.hashLo;
+  }
+
   /** inode/size/mtime/ctime of the file when read (folder-scan.ts: sigOf); null when unknown (after our own write). */
-  sig: number | null;
+  get sig(): number | null {
+    return this.sigHi < 0 ? null : this.sigHi * TWO_31 + this.sigLo;
+  }
+  set sig(v: number | null) {
+    if (v === null) {
+      this.sigHi = -1;
+      this.sigLo = 0;
+    } else {
+      this.sigHi = Math.floor(v / TWO_31) | 0;
+      this.sigLo = (v - this.sigHi * TWO_31) | 0;
+    }
+  }
+
   /** Set when the file's tokens do not decrypt: the store never writes such an account. */
-  lock: Lock | null;
+  get lock(): Lock | null {
+    return this.sealed === null ? null : this.sealed.lock;
+  }
+
   /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
-  stored: Account;
+  get stored(): Account {
+    return this.sealed === null ? this.account : this.sealed.stored;
+  }
 }
 
 export type ReadOutcome =

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fakeAccount, poolHarness, T0 } from '../support/fake-accounts.ts';
 import { NoAccountError } from '../../src/pool/types.ts';
-import { Selector } from '../../src/pool/selection.ts';
+import { item, testSelector } from '../support/selector-items.ts';
 
 const onProject = (id: string, project: string | null, extra = {}) => fakeAccount(id, { project_id: project, ...extra });
 
@@ -136,16 +136,19 @@ test('lanes: each account shows its lane, and shared lanes carry a warning that 
 });
 
 test('selector: items spread over lanes; a lane ruled out is skipped whole; an item moves with its lane', () => {
-  const s = new Selector<{ id: string; lane: string }>({ strategy: 'round_robin', sessionAffinity: false, laneOf: (x) => x.lane });
-  for (const [id, lane] of [['a', 'x'], ['b', 'x'], ['c', 'y']] as const) s.add({ id, lane });
+  const s = testSelector({ strategy: 'round_robin', sessionAffinity: false });
+  const [a, b, c] = [item('a', 'x'), item('b', 'x'), item('c', 'y')];
+  for (const it of [a, b, c]) s.add(it);
   assert.equal(s.laneCount, 2);
   assert.deepEqual(Array.from({ length: 4 }, () => s.pick(() => true)!.id), ['a', 'c', 'b', 'c']);
   // a lane ruled out as a whole is skipped
   assert.deepEqual(Array.from({ length: 3 }, () => s.pick(() => true, undefined, (x) => x.lane !== 'y')!.id), ['a', 'b', 'a']);
-  // an item whose lane changes moves
-  s.add({ id: 'a', lane: 'y' });
+  // an item whose lane changes moves (out of the selector while it changes, as the pool does)
+  s.remove(a);
+  a.lane = 'y';
+  s.add(a);
   assert.equal(s.laneCount, 2);
-  s.remove('b');
+  s.remove(b);
   assert.equal(s.laneCount, 1);
   assert.deepEqual(new Set(Array.from({ length: 4 }, () => s.pick(() => true)!.id)), new Set(['a', 'c']));
 });

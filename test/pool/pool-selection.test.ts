@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Selector } from '../../src/pool/selection.ts';
+import { item, items, testSelector } from '../support/selector-items.ts';
 import { fakeAccount, poolHarness, GEMINI_SCOPE, CLOUD_SCOPE } from '../support/fake-accounts.ts';
 import { NoAccountError } from '../../src/pool/types.ts';
 
-const items = (...ids: string[]) => ids.map((id) => ({ id }));
-
 test('selector: round robin visits every servable item in turn and skips the others', () => {
-  const s = new Selector<{ id: string }>({ strategy: 'round_robin', sessionAffinity: false });
+  const s = testSelector({ strategy: 'round_robin', sessionAffinity: false });
   for (const it of items('a', 'b', 'c', 'd')) s.add(it);
   const picks = Array.from({ length: 8 }, () => s.pick(() => true)!.id);
   assert.deepEqual(picks, ['a', 'b', 'c', 'd', 'a', 'b', 'c', 'd']);
@@ -17,17 +15,18 @@ test('selector: round robin visits every servable item in turn and skips the oth
 });
 
 test('selector: fill first stays on one item until it cannot serve, then stays on the next', () => {
-  const s = new Selector<{ id: string }>({ strategy: 'fill_first', sessionAffinity: false });
-  for (const it of items('a', 'b', 'c')) s.add(it);
+  const s = testSelector({ strategy: 'fill_first', sessionAffinity: false });
+  const [a, b, c] = items('a', 'b', 'c');
+  for (const it of [a!, b!, c!]) s.add(it);
   assert.deepEqual([1, 2, 3].map(() => s.pick(() => true)!.id), ['a', 'a', 'a']);
   assert.equal(s.pick((x) => x.id !== 'a')!.id, 'b');
   assert.equal(s.pick(() => true)!.id, 'b', 'stays on b');
-  s.remove('b');
+  s.remove(b!);
   assert.equal(s.pick(() => true)!.id, 'a');
 });
 
 test('selector: session affinity keeps the bound item while it can serve and rebinds when not', () => {
-  const s = new Selector<{ id: string }>({ strategy: 'round_robin', sessionAffinity: true, maxSessions: 2 });
+  const s = testSelector({ strategy: 'round_robin', sessionAffinity: true, maxSessions: 2 });
   for (const it of items('a', 'b', 'c')) s.add(it);
   const first = s.pick(() => true, 'session-1')!.id;
   s.pick(() => true); // moves the cursor
@@ -43,11 +42,13 @@ test('selector: session affinity keeps the bound item while it can serve and reb
 });
 
 test('selector: removing items keeps the ring consistent', () => {
-  const s = new Selector<{ id: string }>({ strategy: 'round_robin', sessionAffinity: false });
-  for (const it of items('a', 'b', 'c', 'd')) s.add(it);
-  s.remove('a');
-  s.remove('d');
-  s.remove('zzz');
+  const s = testSelector({ strategy: 'round_robin', sessionAffinity: false });
+  const [a, b, c, d] = items('a', 'b', 'c', 'd');
+  for (const it of [a!, b!, c!, d!]) s.add(it);
+  s.remove(a!);
+  s.remove(d!);
+  s.remove(a!); // not in it any more
+  s.remove(item('zzz'));
   assert.equal(s.size, 2);
   const seen = new Set(Array.from({ length: 4 }, () => s.pick(() => true)!.id));
   assert.deepEqual([...seen].sort(), ['b', 'c']);

@@ -8,7 +8,7 @@ import { watch } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
+import { runMain } from '../support/cli-main.ts';
 import { createFileStore } from '../../src/store/file-store.ts';
 import { sealerFor } from '../../src/store/open-store.ts';
 import { keyId } from '../../src/store/token-cipher.ts';
@@ -18,13 +18,6 @@ import { BIN } from '../support/run-cli.ts';
 
 const KEY = randomBytes(32);
 const NEW = randomBytes(32);
-
-async function run(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, { write: (t) => void (out += t), error: (t) => void (err += t), color: false }, env);
-  return { code, out, err };
-}
 
 async function plainStore(dataDir: string, n: number): Promise<Map<string, { refresh: string; access: string }>> {
   await mkdir(join(dataDir, 'accounts'), { recursive: true, mode: 0o700 });
@@ -72,7 +65,7 @@ test('encrypt, encrypt --rotate --new-key and decrypt round trip a data director
   const tokens = await plainStore(dataDir, 5);
   const env = { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: KEY.toString('base64') };
 
-  const first = await run(['encrypt'], env);
+  const first = await runMain(['encrypt'], env);
   assert.equal(first.code, 0, first.err);
   assert.equal(first.out, `encrypted 5 accounts with key id ${keyId(KEY)} in ${dataDir} (0 already encrypted)\n`);
   const text = await allText(dataDir);
@@ -81,14 +74,14 @@ test('encrypt, encrypt --rotate --new-key and decrypt round trip a data director
   const read = await readWith(dataDir, { current: KEY, old: [] });
   for (const a of read.accounts) assert.equal(a.token.refresh_token, tokens.get(a.id)!.refresh);
   const before = await allText(dataDir);
-  const again = await run(['encrypt'], env);
+  const again = await runMain(['encrypt'], env);
   assert.equal(again.out, `encrypted 0 accounts with key id ${keyId(KEY)} in ${dataDir} (5 already encrypted)\n`);
   assert.equal(await allText(dataDir), before, 'a second run changes nothing');
 
   // Rotation: the new key from a file (0600), the old key still configured for reading.
   const keyFile = join(dataDir, 'new.key');
   await writeFile(keyFile, `${NEW.toString('base64')}\n`, { mode: 0o600 });
-  const rotated = await run(['encrypt', '--rotate', '--new-key', `@${keyFile}`], env);
+  const rotated = await runMain(['encrypt', '--rotate', '--new-key', `@${keyFile}`], env);
   assert.equal(rotated.code, 0, rotated.err);
   assert.match(rotated.out, new RegExp(`^re-encrypted 5 accounts with key id ${keyId(NEW)} .*\\(0 already under key id ${keyId(NEW)}\\)\\nnext: make key id ${keyId(NEW)} the gateway's key`));
   for (const f of await accountFiles(dataDir)) {
@@ -100,10 +93,10 @@ test('encrypt, encrypt --rotate --new-key and decrypt round trip a data director
   // The new key as the current one, from encryption_key_file; the old one for reading from GRANTPOOL_ENCRYPTION_OLD_KEYS.
   await writeFile(join(dataDir, 'config.json'), JSON.stringify({ encryption_key_file: 'new.key' }), { mode: 0o600 });
   const newEnv = { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_OLD_KEYS: KEY.toString('base64') };
-  const doctor = await run(['doctor'], newEnv);
+  const doctor = await runMain(['doctor'], newEnv);
   assert.match(doctor.out, new RegExp(`ok   token encryption: key id ${keyId(NEW)}: 5 account\\(s\\) encrypted, 0 plain`));
 
-  const decrypted = await run(['decrypt'], newEnv);
+  const decrypted = await runMain(['decrypt'], newEnv);
   assert.equal(decrypted.code, 0, decrypted.err);
   assert.match(decrypted.out, /^decrypted 5 accounts in .* \(0 already plain\)\nnext: remove the key/);
   for (const f of await accountFiles(dataDir)) {
@@ -116,33 +109,33 @@ test('the commands say what is missing: no key, a bad key, --new-key without --r
   const { dataDir, cleanup } = await tempDataDir();
   t.after(cleanup);
   await plainStore(dataDir, 2);
-  const noKey = await run(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir });
+  const noKey = await runMain(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir });
   assert.equal(noKey.code, 1);
   assert.match(noKey.err, /no encryption key is configured, so there is nothing to encrypt with\n  fix: set GRANTPOOL_ENCRYPTION_KEY/);
-  const bad = await run(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: 'c2hvcnQ=' });
+  const bad = await runMain(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: 'c2hvcnQ=' });
   assert.equal(bad.code, 1);
   assert.match(bad.err, /GRANTPOOL_ENCRYPTION_KEY holds 5 bytes; an encryption key is 32 bytes/);
-  const flags = await run(['encrypt', '--new-key', 'x'], { GRANTPOOL_DATA_DIR: dataDir });
+  const flags = await runMain(['encrypt', '--new-key', 'x'], { GRANTPOOL_DATA_DIR: dataDir });
   assert.match(flags.err, /--new-key goes with --rotate/);
 
   const loose = join(dataDir, 'loose.key');
   await writeFile(loose, KEY.toString('base64'));
   await chmod(loose, 0o644);
   const env = { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY_FILE: loose };
-  const warned = await run(['encrypt'], env);
+  const warned = await runMain(['encrypt'], env);
   assert.equal(warned.code, 0, warned.err);
   assert.match(warned.err, /warning: the encryption key file .*loose\.key has mode 644: others on this machine may read the key \(chmod 600 /);
-  const doctor = await run(['doctor'], env);
+  const doctor = await runMain(['doctor'], env);
   assert.match(doctor.out, /warn encryption key file: .*mode 644/);
 
   // Another key: decrypt cannot open them, says so, and leaves them as they are.
   const files = await accountFiles(dataDir);
-  const other = await run(['decrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
+  const other = await runMain(['decrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
   assert.equal(other.code, 1);
   assert.match(other.err, new RegExp(`cannot convert u0@example.com \\(acc0\\): encrypted with a key this gateway does not have \\(key id ${keyId(KEY)}\\)`));
   assert.match(other.err, /2 accounts could not be converted and were left as they were/);
   assert.deepEqual(await accountFiles(dataDir), files);
-  const doctorOther = await run(['doctor'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
+  const doctorOther = await runMain(['doctor'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
   assert.match(doctorOther.out, new RegExp(`FAIL token encryption: 2 account\\(s\\) have tokens this configuration cannot decrypt \\(key id ${keyId(KEY)}; the configured key is ${keyId(NEW)}\\)`));
 });
 
@@ -181,7 +174,7 @@ test('a SIGKILL during `grantpool encrypt` leaves every account readable (each f
     for (const a of read.accounts) assert.equal(a.token.refresh_token, tokens.get(a.id)!.refresh);
   }
   assert.ok(kills.some((n) => n > 0 && n < N), `killed in the middle at least once (${kills.join(', ')} of ${N} encrypted)`);
-  const finish = await run(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: KEY.toString('base64') });
+  const finish = await runMain(['encrypt'], { GRANTPOOL_DATA_DIR: dataDir, GRANTPOOL_ENCRYPTION_KEY: KEY.toString('base64') });
   assert.equal(finish.code, 0, finish.err);
   assert.match(finish.out, new RegExp(`encrypted ${N - kills.at(-1)!} accounts? .*\\(${kills.at(-1)} already encrypted\\)`));
   assert.equal((await readWith(dataDir, { current: KEY, old: [] })).report.encrypted, N);

@@ -25,10 +25,8 @@ const row = (page: Page, email: string) => page.locator('tr[data-account-id]', {
 before(async () => {
   if (skip) return;
   gw = await startFakeGateway();
-  b = await launchBrowser();
-  b.context.setDefaultTimeout(8000);
+  b = await launchBrowser({ timeoutMs: 8000, pageErrors: problems });
   watch = await watchResponses(b.context, b.page);
-  b.page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   b.page.on('console', (m) => {
     // Expected 4xx answers (a deliberately wrong refresh token) log "Failed to load resource"; anything else is a problem.
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource: the server responded with a status of 4')) problems.push(`console: ${m.text()}`);

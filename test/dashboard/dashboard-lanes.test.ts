@@ -23,9 +23,7 @@ before(async () => {
     directory: { canUse: (e, p) => stack.cloud!.canUse(e, p), isEnabled: (p, s) => stack.cloud!.isEnabled(p, s) },
   });
   stack = await startStack({ cloud: {}, env: { GRANTPOOL_VERTEX_BASE_URL: vertex.url } });
-  browser = await launchBrowser();
-  browser.context.setDefaultTimeout(10_000);
-  browser.page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  browser = await launchBrowser({ timeoutMs: 10_000, pageErrors: problems });
 });
 after(async () => {
   await browser?.close();

@@ -26,9 +26,7 @@ const problems: string[] = [];
 before(async () => {
   if (skip) return;
   stack = await startStack({ cloud: {} });
-  browser = await launchBrowser();
-  browser.context.setDefaultTimeout(10_000);
-  browser.page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  browser = await launchBrowser({ timeoutMs: 10_000, pageErrors: problems });
 });
 after(async () => {
   await browser?.close();

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import postgres from 'postgres';
-import { main } from '../../src/cli/main.ts';
+import { runMain } from '../support/cli-main.ts';
 import { createPgStore } from '../../src/store/pg-store.ts';
 import { createFileStore } from '../../src/store/file-store.ts';
 import { sealerFor } from '../../src/store/open-store.ts';
@@ -26,13 +26,6 @@ const found = findPostgres();
 const skip = typeof found === 'string' ? found : false;
 const KEY = randomBytes(32);
 const NEW = randomBytes(32);
-
-async function run(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, { write: (t) => void (out += t), error: (t) => void (err += t), color: false }, env);
-  return { code, out, err };
-}
 
 describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
   let pg: TestPostgres;
@@ -115,17 +108,17 @@ describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
 
   test('decrypt, encrypt and encrypt --rotate convert the database in place', async () => {
     const env = { GRANTPOOL_DATA_DIR: stack.dataDir, GRANTPOOL_DATABASE_URL: url, GRANTPOOL_ENCRYPTION_KEY: KEY.toString('base64') };
-    const dec = await run(['decrypt'], env);
+    const dec = await runMain(['decrypt'], env);
     assert.equal(dec.code, 0, dec.err);
     assert.match(dec.out, /^decrypted 2 accounts in postgres:\/\/.* \(0 already plain\)/);
     const plainDump = dump();
     assert.ok([...secrets].some((s) => plainDump.includes(s)), 'the tokens are plain now');
-    const enc = await run(['encrypt'], env);
+    const enc = await runMain(['encrypt'], env);
     assert.equal(enc.code, 0, enc.err);
     assert.match(enc.out, new RegExp(`^encrypted 2 accounts with key id ${keyId(KEY)} in postgres://`));
     for (const s of secrets) assert.ok(!dump().includes(s));
     // The = form: a base64url key may start with '-', which the parser would take as an option.
-    const rot = await run(['encrypt', '--rotate', `--new-key=${NEW.toString('base64url')}`], env);
+    const rot = await runMain(['encrypt', '--rotate', `--new-key=${NEW.toString('base64url')}`], env);
     assert.equal(rot.code, 0, rot.err);
     for (const r of await rows()) {
       const t = JSON.parse(r.data).token;
@@ -147,7 +140,7 @@ describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
     const other = await mkdtemp(join(tmpdir(), 'grantpool-enc-copy2-'));
     try {
       const noKey = { GRANTPOOL_DATA_DIR: dir };
-      const toFiles = await run(['store', 'copy', '--from', url, '--to', dir], noKey);
+      const toFiles = await runMain(['store', 'copy', '--from', url, '--to', dir], noKey);
       assert.equal(toFiles.code, 0, toFiles.err);
       const inDb = new Map((await rows()).map((r) => [r.id, JSON.parse(r.data).token]));
       const names = (await readdir(join(dir, 'accounts'))).filter((n) => n.endsWith('.json'));
@@ -158,7 +151,7 @@ describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
         assert.equal(f.token.access_token, inDb.get(f.id).access_token);
       }
       const url2 = await pg.createDatabase('copyback');
-      const back = await run(['store', 'copy', '--from', dir, '--to', url2], noKey);
+      const back = await runMain(['store', 'copy', '--from', dir, '--to', url2], noKey);
       assert.equal(back.code, 0, back.err);
       for (const r of await rows(url2)) assert.equal(JSON.parse(r.data).token.refresh_token, inDb.get(r.id).refresh_token);
       for (const s of secrets) assert.ok(!dump(url2).includes(s));
@@ -170,10 +163,10 @@ describe('tokens encrypted at rest in PostgreSQL', { skip }, () => {
       const srcAccount = JSON.parse(src.data);
       await files.upsertByIdentity({ sub: srcAccount.sub, email: srcAccount.email }, () => makeAccount('renamed', { sub: srcAccount.sub, email: srcAccount.email }));
       await files.close();
-      const refused = await run(['store', 'copy', '--from', url, '--to', other], { GRANTPOOL_DATA_DIR: other });
+      const refused = await runMain(['store', 'copy', '--from', url, '--to', other], { GRANTPOOL_DATA_DIR: other });
       assert.equal(refused.code, 1);
       assert.match(refused.err, new RegExp(`is ${d1} here and renamed in the target, and its tokens are encrypted with a key this gateway does not have \\(key id ${keyId(NEW)}\\)`));
-      const copied = await run(['store', 'copy', '--from', url, '--to', other], { GRANTPOOL_DATA_DIR: other, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
+      const copied = await runMain(['store', 'copy', '--from', url, '--to', other], { GRANTPOOL_DATA_DIR: other, GRANTPOOL_ENCRYPTION_KEY: NEW.toString('base64') });
       assert.equal(copied.code, 0, copied.err);
       const reader = await createFileStore({ dataDir: other, logger: silentLogger(), sealer: sealerFor({ current: NEW, old: [] }) });
       try {

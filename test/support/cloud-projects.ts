@@ -20,9 +20,9 @@
 // The same directory answers the Gemini stand-in's questions (may this user
 // use project P; is the Generative Language API on in P).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { googleError } from './gemini-upstream.ts';
+import { listenLoopback } from './listen.ts';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const RM = 'cloudresourcemanager.googleapis.com';
@@ -238,7 +238,6 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
     return send(res, 404, googleError(404, 'Method not found.'));
   }
 
-  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const rec: RecordedCall = { method: req.method ?? 'GET', path: (req.url ?? '').split('?')[0]!, email: null, status: 0 };
     calls.push(rec);
@@ -249,15 +248,10 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
         if (!res.headersSent) send(res, 500, googleError(500, `stand-in failure: ${(e as Error).message}`));
       });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     calls,
     clientProject,
     addProject(projectId, o = {}) {
@@ -286,8 +280,7 @@ export async function startCloudProjects(opts: CloudProjectsOptions): Promise<Cl
       clientApis = apisOn(on);
     },
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listening.close();
     },
   };
 }

@@ -20,7 +20,10 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(opts: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {}): Promise<BrowserSession> {
+/** `timeoutMs`: the default timeout of every action and wait; `pageErrors`: where uncaught page errors are collected (`page error: …`). */
+export async function launchBrowser(
+  opts: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark'; timeoutMs?: number; pageErrors?: string[] } = {},
+): Promise<BrowserSession> {
   const { chromium } = await import('playwright-core');
   const userDataDir = mkdtempSync(join(tmpdir(), 'grantpool-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -36,6 +39,9 @@ export async function launchBrowser(opts: { viewport?: { width: number; height: 
     timezoneId: 'UTC',
   });
   const page = context.pages()[0] ?? (await context.newPage());
+  if (opts.timeoutMs !== undefined) context.setDefaultTimeout(opts.timeoutMs);
+  const pageErrors = opts.pageErrors;
+  if (pageErrors) page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
   return {
     context,
     page,

@@ -9,9 +9,9 @@
 // real API fails (401, 429 with RetryInfo / QuotaFailure, 403
 // SERVICE_DISABLED, 500, 503, connection resets, slow first byte, stalls).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { findSchemaViolation } from './gemini-schema-rules.ts';
+import { listenLoopback } from './listen.ts';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -392,22 +392,15 @@ function checkContent(content: unknown, at: string): void {
     }
     const text = field(part, 'text');
     if (text !== undefined && typeof text !== 'string') throw new ApiError(400, `Invalid value at '${p}.text' (TYPE_STRING), ${JSON.stringify(text)}`);
-    const fc = field(part, 'functionCall');
-    if (fc !== undefined) {
-      if (!isObject(fc) || typeof fc.name !== 'string' || !fc.name) {
-        throw new ApiError(400, `* GenerateContentRequest.${p}.function_call.name: Name cannot be empty.\n`);
+    // A function call and a function response: a name, and an object (a Struct) for its arguments / response.
+    for (const [key, wire, payload] of [['functionCall', 'function_call', 'args'], ['functionResponse', 'function_response', 'response']] as const) {
+      const f = field(part, key);
+      if (f === undefined) continue;
+      if (!isObject(f) || typeof f.name !== 'string' || !f.name) {
+        throw new ApiError(400, `* GenerateContentRequest.${p}.${wire}.name: Name cannot be empty.\n`);
       }
-      if (fc.args !== undefined && !isObject(fc.args)) {
-        throw new ApiError(400, `Invalid value at '${p}.function_call.args' (type.googleapis.com/google.protobuf.Struct), ${JSON.stringify(fc.args)}`);
-      }
-    }
-    const fr = field(part, 'functionResponse');
-    if (fr !== undefined) {
-      if (!isObject(fr) || typeof fr.name !== 'string' || !fr.name) {
-        throw new ApiError(400, `* GenerateContentRequest.${p}.function_response.name: Name cannot be empty.\n`);
-      }
-      if (fr.response !== undefined && !isObject(fr.response)) {
-        throw new ApiError(400, `Invalid value at '${p}.function_response.response' (type.googleapis.com/google.protobuf.Struct), ${JSON.stringify(fr.response)}`);
+      if (f[payload] !== undefined && !isObject(f[payload])) {
+        throw new ApiError(400, `Invalid value at '${p}.${wire}.${payload}' (type.googleapis.com/google.protobuf.Struct), ${JSON.stringify(f[payload])}`);
       }
     }
     const inline = field(part, 'inlineData');
@@ -695,7 +688,6 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
   let defaultAnswer: ScriptedAnswer | null = null;
   let large: { text: string; chunkChars: number } | null = null;
   let inFlight = 0;
-  const sockets = new Set<Socket>();
   let responseCounter = 0;
   const metering = options.metering ?? null;
   const projectQuota = new Map<string, { left: number; retryDelay: string }>();
@@ -1218,15 +1210,10 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       });
   });
   server.keepAliveTimeout = 60_000;
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     requests,
     get issuedSignatures() {
       return issuedSignatures;
@@ -1271,8 +1258,7 @@ export async function startGeminiUpstream(options: GeminiUpstreamOptions = {}): 
       requests.length = 0;
     },
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listening.close();
     },
   };
 }

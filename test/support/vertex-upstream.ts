@@ -21,7 +21,6 @@
 //   `model`, betas in `anthropic-beta`) and `count-tokens:rawPredict` (with
 //   `model` in the body), see vertex-anthropic.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { googleError, startGeminiUpstream, type GeminiModelInfo, type GeminiUpstream } from './gemini-upstream.ts';
 import {
@@ -29,6 +28,7 @@ import {
   checkCountTokensRequest, checkMessagesRequest, inputTokens, lastUserText, parseBetas, renderContent, estimateTokens,
   stopReason, streamEvents, type ClaudeAnswer, type ClaudeModelInfo, type ClaudeReply, type SignatureBook,
 } from './vertex-anthropic.ts';
+import { listenLoopback } from './listen.ts';
 
 export type { ClaudeAnswer, ClaudeBlock, ClaudeModelInfo, ClaudeReply } from './vertex-anthropic.ts';
 
@@ -593,7 +593,6 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
   }
 
   const recordOf = new WeakMap<ServerResponse, VertexRecordedRequest>();
-  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     inFlight++;
     const rec: VertexRecordedRequest = {
@@ -618,15 +617,10 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
       });
   });
   server.keepAliveTimeout = 60_000;
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     requests,
     google,
     addToken(token, email, scopes = [CLOUD_PLATFORM_SCOPE]) {
@@ -671,8 +665,7 @@ export async function startVertexUpstream(options: VertexUpstreamOptions = {}): 
       google.clearRequests();
     },
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listening.close();
       await google.close();
     },
   };

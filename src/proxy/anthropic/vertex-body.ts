@@ -116,19 +116,36 @@ interface PreparedEdit {
   drop: ReadonlySet<string>;
   /** The members put first, as JSON text. */
   head: string;
+  /** `{` and the head, as UTF-8. */
+  open: Buffer;
 }
 
 function prepared(edit: VertexBodyEdit): PreparedEdit {
-  return {
-    drop: new Set([...edit.drop, ...Object.keys(edit.first)]),
-    head: Object.entries(edit.first).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(','),
-  };
+  const head = Object.entries(edit.first).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',');
+  return { drop: new Set([...edit.drop, ...Object.keys(edit.first)]), head, open: Buffer.from(`{${head}`, 'utf8') };
 }
+
+const COMMA_BYTE = 0x2c;
+const CLOSE_BRACE_BYTE = 0x7d;
 
 function applyEdit(raw: Buffer, edit: PreparedEdit): Buffer {
   const text = raw.toString('utf8');
+  const members = topLevelMembers(text);
+  if (text.length === raw.length) {
+    // ASCII only: the text's offsets are the bytes' offsets, so the members are
+    // copied from the bytes into one buffer (no string built, nothing encoded again).
+    const out = Buffer.allocUnsafe(edit.open.length + raw.length + 1);
+    let at = edit.open.copy(out, 0);
+    for (const m of members) {
+      if (edit.drop.has(m.key)) continue;
+      if (at > 1) out[at++] = COMMA_BYTE;
+      at += raw.copy(out, at, m.start, m.end);
+    }
+    out[at++] = CLOSE_BRACE_BYTE;
+    return out.subarray(0, at);
+  }
   let out = `{${edit.head}`;
-  for (const m of topLevelMembers(text)) if (!edit.drop.has(m.key)) out += `${out.length > 1 ? ',' : ''}${text.slice(m.start, m.end)}`;
+  for (const m of members) if (!edit.drop.has(m.key)) out += `${out.length > 1 ? ',' : ''}${text.slice(m.start, m.end)}`;
   return Buffer.from(`${out}}`, 'utf8');
 }
 

@@ -5,7 +5,7 @@ import { CliError, createCliContext } from './context.ts';
 import { processOut, reportCliError, type Out } from './output.ts';
 // Each command's module is loaded when that command runs: `grantpool serve`
 // then holds only the gateway's code (not the PostgreSQL copy tools, RISC
-// registration or the account commands, ~5 MB of heap; docs/performance-log.md).
+// registration or the account commands: about 1 MB of heap; docs/performance-log.md).
 
 const USAGE = `Usage: grantpool <command>
 

@@ -4,7 +4,6 @@ import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../util/
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 
-
 /** An answer the gateway gives about a request: a GatewayError with the status first. */
 export class HttpError extends GatewayError {
   constructor(status: number, code: ErrorCode, message: string, opts: Omit<GatewayErrorOptions, 'status'> = {}) {

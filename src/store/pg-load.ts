@@ -55,7 +55,11 @@ export class PgLoad {
     return this.finished;
   }
 
-  /** Counts the rows and reads the first page; the rest follows in the background. */
+  /**
+   * Counts the rows and reads the first page; the rest follows in the
+   * background. A failure before the first page fails the start (and nothing
+   * goes on behind it); one after it is retried in the background.
+   */
   async start(): Promise<void> {
     const [c] = await this.o.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM grantpool_accounts`;
     this.total = c!.n;

@@ -180,6 +180,33 @@ describe('PostgreSQL account store', { skip }, () => {
     }
   });
 
+  test('a refresh lock held too long by another gateway fails the wait after lockWaitMs; once let go, it is taken again', async () => {
+    const url = await pg.createDatabase('lockwait');
+    const b = await createPgStore({ url, logger: captureLogger().logger, catchUpIntervalMs: 0, lockWaitMs: 300 });
+    const sql = postgres(url, { onnotice: () => {}, max: 1 });
+    try {
+      await sql`SELECT pg_advisory_lock(${0x67707266}, hashtext('acc'))`;
+      let ran = false;
+      const t0 = Date.now();
+      await assert.rejects(
+        b.withRefreshLock('acc', async () => (ran = true)),
+        (e: Error & { code?: string }) => e.code === 'store_unavailable' && /refreshing account acc/.test(e.message),
+      );
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 250, 'waited for the lock first');
+      assert.ok(waited < 10_000, `bounded by lockWaitMs, not by the session's 30 s lock_timeout (${waited} ms)`);
+      assert.equal(ran, false);
+      assert.equal(b.stats.refreshLockWaiters, 0);
+
+      const waiting = b.withRefreshLock('acc', async () => 'got it');
+      await sql`SELECT pg_advisory_unlock(${0x67707266}, hashtext('acc'))`;
+      assert.equal(await waiting, 'got it');
+    } finally {
+      await sql.end({ timeout: 0 });
+      await b.close();
+    }
+  });
+
   test('a store that missed notifications catches up', async () => {
     const url = await pg.createDatabase('catchup');
     const a = await open(url);

@@ -103,6 +103,18 @@ function share(s: string): string {
   return s;
 }
 
+/**
+ * The one copy V8 keeps of this text (its string table, which holds strings
+ * weakly): for values many accounts may share without a known bound, such as
+ * project ids (a project several accounts draw on). A string used as a
+ * property key is internalized; the key read back is the shared copy. Costs
+ * nothing to keep for a text only one account has, unlike a map of them.
+ */
+function internText(s: string): string {
+  for (const k in { [s]: 0 }) return k;
+  return s;
+}
+
 /** The `missing_scopes` of every account that got all it asked for. */
 const NO_SCOPES: string[] = Object.freeze([]) as unknown as string[];
 /** The `security_events` of every account Google has said nothing about. */
@@ -140,7 +152,7 @@ function copyUnknown(from: Record<string, unknown>, to: Record<string, unknown>,
  * (the one list of them: the store's compact account and the API's view).
  * One object literal, so every account built here has one shape.
  */
-function withFields<T>(a: Account, token: T, o: Pick<Account, 'oauth_client_id' | 'missing_scopes' | 'security_events'> = a) {
+function withFields<T>(a: Account, token: T, o: Pick<Account, 'oauth_client_id' | 'project_id' | 'missing_scopes' | 'security_events'> = a) {
   return {
     id: a.id,
     email: a.email,
@@ -148,7 +160,7 @@ function withFields<T>(a: Account, token: T, o: Pick<Account, 'oauth_client_id' 
     name: a.name,
     token,
     oauth_client_id: o.oauth_client_id,
-    project_id: a.project_id,
+    project_id: o.project_id,
     project: a.project,
     project_error: a.project_error,
     disabled: a.disabled,
@@ -183,6 +195,7 @@ function compact(a: Account, extra: Record<string, unknown> = a): Account {
   Object.freeze(token);
   const out: Account = withFields(a, token, {
     oauth_client_id: a.oauth_client_id === null ? null : share(a.oauth_client_id),
+    project_id: a.project_id === null ? null : internText(a.project_id),
     missing_scopes: a.missing_scopes.length === 0 ? NO_SCOPES : a.missing_scopes,
     security_events: a.security_events.length === 0 ? NO_EVENTS : a.security_events,
   });
@@ -238,6 +251,7 @@ export function usualAccount(data: unknown, fresh = false): Account | null {
     t.token_type = share(t.token_type as string);
     t.scope = share(t.scope as string);
     if (d.oauth_client_id !== null) d.oauth_client_id = share(d.oauth_client_id as string);
+    if (d.project_id !== null) d.project_id = internText(d.project_id as string);
     d.missing_scopes = NO_SCOPES;
     d.security_events = NO_EVENTS;
     Object.freeze(t);

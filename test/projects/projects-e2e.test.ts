@@ -200,18 +200,28 @@ test('SERVICE_DISABLED for the account\'s project takes it out with `--enable P`
   await add('dora@example.com');
   const d = await discovered('dora@example.com');
   assert.equal(d.project_id, 'dora-proj');
+  // The file is written before the gateway's pool hears of the change: a request sent earlier
+  // would still draw on the OAuth client's project (and succeed).
+  await eventually('the gateway to see dora\'s project', async () => (await stack.api('GET', `/api/accounts/${d.id}`)).body.account.project_id === 'dora-proj', 8000);
   stack.cloud!.project('dora-proj')!.enabled.delete(GL); // someone turned the API off
-  const genai = new GoogleGenAI({ apiKey: 'unused', httpOptions: { baseUrl: stack.gateway.url, headers: { 'X-Grantpool-Account': 'dora@example.com' } } });
-  await assert.rejects(genai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'hi' }));
-  const file = await eventually('dora taken out', async () => {
-    const f = await stack.accountFile('dora@example.com');
-    return f.proxy_disabled ? f : null;
-  }, 8000);
-  assert.match(file.proxy_disabled_reason, /^SERVICE_DISABLED for project dora-proj: Generative Language API has not been used in project dora-proj/);
-  assert.match(file.proxy_disabled_reason, /`grantpool accounts project dora@example\.com --enable dora-proj`/);
-  const r = await cli(['accounts', 'project', 'dora@example.com', '--enable', 'dora-proj']);
-  assert.equal(r.code, 0, r.err);
-  assert.equal((await stack.accountFile('dora@example.com')).proxy_disabled, false);
+  let enabled = false;
+  try {
+    const genai = new GoogleGenAI({ apiKey: 'unused', httpOptions: { baseUrl: stack.gateway.url, headers: { 'X-Grantpool-Account': 'dora@example.com' } } });
+    await assert.rejects(genai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'hi' }));
+    const file = await eventually('dora taken out', async () => {
+      const f = await stack.accountFile('dora@example.com');
+      return f.proxy_disabled ? f : null;
+    }, 8000);
+    assert.match(file.proxy_disabled_reason, /^SERVICE_DISABLED for project dora-proj: Generative Language API has not been used in project dora-proj/);
+    assert.match(file.proxy_disabled_reason, /`grantpool accounts project dora@example\.com --enable dora-proj`/);
+    const r = await cli(['accounts', 'project', 'dora@example.com', '--enable', 'dora-proj']);
+    assert.equal(r.code, 0, r.err);
+    enabled = true;
+    assert.equal((await stack.accountFile('dora@example.com')).proxy_disabled, false);
+  } finally {
+    // Whatever failed above, the tests after this one need dora serving (or out of the way).
+    if (!enabled) await cli(['accounts', 'project', 'dora@example.com', '--enable', 'dora-proj']);
+  }
 });
 
 test('Claude-Code-sized max_tokens and thinking budgets succeed on every door (clamped to the model, and the request log says so)', async () => {

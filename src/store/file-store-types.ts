@@ -34,8 +34,8 @@ const TWO_31 = 2 ** 31;
  * What the store last saw or wrote of one file. Kept small (one per account):
  * the file's hash (48 bits) and signature (53 bits) are held as four small
  * integers, not two numbers (a number above 2^31 in a field is an object of
- * its own, 16 bytes), and only an account with encrypted tokens has its
- * stored form and lock.
+ * its own, 16 bytes). Build one with entryOf: only an account with encrypted
+ * tokens (a SealedEntry) has a slot for its stored form and lock.
  */
 export class Entry {
   account: Account;
@@ -44,14 +44,12 @@ export class Entry {
   /** -1: no signature. */
   private sigHi = -1;
   private sigLo = 0;
-  private sealed: { lock: Lock | null; stored: Account } | null;
 
-  constructor(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account) {
+  constructor(account: Account, rawHash: number, sig: number | null) {
     this.account = account;
     // `| 0`: each part fits 31 bits; kept as integers, else the field would hold a number object
     this.hashHi = Math.floor(rawHash / TWO_24) | 0;
     this.hashLo = (rawHash - this.hashHi * TWO_24) | 0;
-    this.sealed = lock === null && stored === account ? null : { lock, stored };
     this.sig = sig;
   }
 
@@ -76,13 +74,38 @@ export class Entry {
 
   /** Set when the file's tokens do not decrypt: the store never writes such an account. */
   get lock(): Lock | null {
-    return this.sealed === null ? null : this.sealed.lock;
+    return null;
   }
 
   /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
   get stored(): Account {
-    return this.sealed === null ? this.account : this.sealed.stored;
+    return this.account;
   }
+}
+
+/** An entry whose tokens are stored encrypted (or do not decrypt): the rare one, with two slots more. */
+class SealedEntry extends Entry {
+  private readonly sealedLock: Lock | null;
+  private readonly sealedStored: Account;
+
+  constructor(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account) {
+    super(account, rawHash, sig);
+    this.sealedLock = lock;
+    this.sealedStored = stored;
+  }
+
+  override get lock(): Lock | null {
+    return this.sealedLock;
+  }
+
+  override get stored(): Account {
+    return this.sealedStored;
+  }
+}
+
+/** The entry of what was read or written: `stored` is the account as in the file, `lock` set when its tokens do not decrypt. */
+export function entryOf(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account): Entry {
+  return lock === null && stored === account ? new Entry(account, rawHash, sig) : new SealedEntry(account, rawHash, sig, lock, stored);
 }
 
 export type ReadOutcome =

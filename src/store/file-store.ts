@@ -28,7 +28,7 @@ import {
 import { fsyncDir, writeFileAtomic } from '../fsx/atomic-write.ts';
 import { KeyedQueue, outsideLocks, withFileLock } from '../fsx/file-lock.ts';
 import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
-import { Entry, type FileStoreOptions, type ReadOutcome } from './file-store-types.ts';
+import { entryOf, type Entry, type FileStoreOptions, type ReadOutcome } from './file-store-types.ts';
 import { hash, isNotFound, listFolder, moveAside, noteUnreadable, readFileWithSig, readFileWithSigSync, removeOldTempFiles, rescanFolder } from './folder-scan.ts';
 import { FolderLoad } from './folder-load.ts';
 import { FolderWatch } from './folder-watch.ts';
@@ -154,7 +154,7 @@ export class FileStore implements AccountStore {
       this.logger.error({ id, email: opened.account.email, key_id: opened.lock.keyId }, `Account ${opened.account.email} (${id}) is ${opened.lock.reason}: it serves nothing and its file is left unchanged`);
     }
     this.census.note(id, opened);
-    const entry = new Entry(opened.account, rawHash, file.sig, opened.lock, parsed.account);
+    const entry = entryOf(opened.account, rawHash, file.sig, opened.lock, parsed.account);
     this.record(id, entry);
     return { kind: 'ok', entry };
   }
@@ -367,7 +367,7 @@ export class FileStore implements AccountStore {
     await this.perFile.run(id, async () => {
       await writeFileAtomic(this.path(id), raw, 0o600);
       this.census.note(id, this.sealer.open(stored));
-      this.record(id, new Entry(account, rawHash, null, null, stored));
+      this.record(id, entryOf(account, rawHash, null, null, stored));
     });
   }
 

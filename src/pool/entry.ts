@@ -9,7 +9,6 @@ import type { Account } from '../store/account.ts';
 import { NO_COOLDOWNS, type ModelCooldowns, type RefreshBackoff } from './cooldowns.ts';
 import { clientKey } from './client-health.ts';
 import type { Lane } from './lanes.ts';
-import type { Seating } from './selection.ts';
 
 class Marks {
   cooldowns: ModelCooldowns = NO_COOLDOWNS;
@@ -42,7 +41,7 @@ export class Entry {
   tokenLifetimeMs: number | null = null;
   /** The last last_used written or seen in the store (unix s: a small integer, kept in the entry itself). */
   lastUsedWritten = 0;
-  /** Its index in its Gemini API lane's ring in the selector (-1: not in it), and in its Vertex AI lane's. */
+  /** Its index in its Gemini API lane's items (-1: not on it), and in its Vertex AI lane's (lanes.ts: Seated; in the selector when below the lane's size). */
   ringAt = -1;
   vertexRingAt = -1;
   private marks: Marks = NO_MARKS;
@@ -125,24 +124,3 @@ export class Entry {
     if (v !== this.marks.pendingProxyDisable) this.own().pendingProxyDisable = v;
   }
 }
-
-/**
- * Where the selectors keep an entry's place (selection.ts), per service: in
- * its lane of that service, at its ringAt / vertexRingAt.
- */
-export const SEATING = {
-  gemini_api: {
-    ringOf: (e) => e.lane,
-    atOf: (e) => e.ringAt,
-    setAt: (e, at) => {
-      e.ringAt = at;
-    },
-  },
-  vertex: {
-    ringOf: (e) => e.vertexLane!,
-    atOf: (e) => e.vertexRingAt,
-    setAt: (e, at) => {
-      e.vertexRingAt = at;
-    },
-  },
-} as const satisfies Record<string, Seating<Entry>>;

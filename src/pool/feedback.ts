@@ -46,7 +46,7 @@ export class Feedback {
     const lane = this.o.mirror.lanes.get(c.lane);
     if (!lane || c.untilMs <= this.o.clock.now()) return;
     lane.cooldowns = cool(lane.cooldowns, c.model, c.untilMs, c.reason);
-    for (const m of lane.members) this.o.changed(m.id);
+    for (const m of lane.items) this.o.changed(m.id);
   }
 
   report(lease: Lease, model: string, outcome: UpstreamOutcome): void {
@@ -75,12 +75,12 @@ export class Feedback {
         const lane = laneOfService(e, service) ?? mirror.lanes.get(lease.lane);
         if (!lane) return;
         lane.cooldowns = cool(lane.cooldowns, model, outcome.untilMs, reason);
-        for (const m of lane.members) changed(m.id);
-        if (!lane.members.has(e)) changed(e.id);
+        for (const m of lane.items) changed(m.id);
+        if (!lane.has(e)) changed(e.id);
         this.o.laneCooled({ lane: lane.key, model, untilMs: outcome.untilMs, reason });
-        const others = lane.members.size - 1;
+        const others = lane.memberCount - 1;
         logger.info(
-          { account_id: e.id, email: e.account.email, lane: lane.key, lane_accounts: lane.members.size, model, until: new Date(outcome.untilMs).toISOString(), reason },
+          { account_id: e.id, email: e.account.email, lane: lane.key, lane_accounts: lane.memberCount, model, until: new Date(outcome.untilMs).toISOString(), reason },
           `Account ${e.account.email} cooling down for ${model || 'the Google API'}${service === 'gemini_api' ? '' : ` on ${serviceName(service)}`} until ${new Date(outcome.untilMs).toISOString()}: ${reason}` +
             (others > 0 ? ` (and the ${others} other account(s) on lane ${lane.key}, which share its quota)` : ''),
         );

@@ -11,7 +11,7 @@
 // lanes only as keys; URLs and projects are decided elsewhere.
 import type { Account } from '../store/account.ts';
 import { NO_COOLDOWNS, type ModelCooldowns } from './cooldowns.ts';
-import type { Ring } from './selection.ts';
+import { joinRing, leaveRing, type Ring, type Seating } from './selection.ts';
 import { clientKey } from './client-health.ts';
 import type { DayUsage } from './quota.ts';
 
@@ -166,44 +166,107 @@ export function describeLanes(accounts: readonly (Pick<Account, 'id' | 'project_
   return { byAccount, allByAccount, shared, lanes: groups.size };
 }
 
+/** A lane member's seats: its index in its Gemini API lane's items and in its Vertex AI lane's (-1: not a member). */
+export interface Seated {
+  readonly id: string;
+  ringAt: number;
+  vertexRingAt: number;
+}
+
 /**
  * One lane in use. It is also its accounts' ring in the selector of its
- * service (selection.ts): a lane is of one service, so in one selector.
+ * service (selection.ts): a lane is of one service, so in one selector. Its
+ * members are the ring's items (those in rotation first): one array, no set.
+ * Kept small (20,000 lanes are usual): what it is (LaneInfo) is worked out
+ * from its key and project when asked.
  */
-export class Lane<M extends { readonly id: string } = { readonly id: string }> implements Ring<M> {
+export class Lane<M extends Seated = Seated> implements Ring<M> {
   readonly key: string;
-  readonly info: LaneInfo;
-  /** Every account drawing on this lane (in rotation or not). */
-  readonly members = new Set<M>();
+  /** The consumer project; null: the project that owns the OAuth client (whose id ends the key). */
+  readonly project_id: string | null;
   /** Per model, after an upstream 429: the whole lane waits (set with cool()). */
   cooldowns: ModelCooldowns = NO_COOLDOWNS;
-  /** The members in rotation, the selector's cursor among them and the lane's place in the selector's ring of lanes (Ring). */
+  /** Every account drawing on this lane, those in rotation first (Ring), the selector's cursor among them and the lane's place in the selector's ring of lanes. */
   items: M[] = [];
+  size = 0;
   cursor = 0;
   at = -1;
-  /** Today's usage summed over the members, per model (built on demand; dropped when members change). */
-  usageDay = '';
-  usage: Map<string, DayUsage> | null = null;
-  /** The usage store's revision the sums were built at (counts from other gateways make them stale). */
-  usageRevision = 0;
+  /** Today's usage summed over the members, per model (built on demand when several share the lane; dropped when members change). */
+  sums: LaneSums | null = null;
 
   constructor(info: LaneInfo) {
     this.key = info.key;
-    this.info = info;
+    this.project_id = info.project_id;
+  }
+
+  get service(): LaneService {
+    return this.key.startsWith('vertex:') ? 'vertex' : 'gemini_api';
+  }
+
+  /** What the lane is, as the API shows it (a new object each time). */
+  get info(): LaneInfo {
+    const project_id = this.project_id;
+    return { key: this.key, service: this.service, project_id, oauth_client_id: project_id === null ? this.key.slice(CLIENT_LANE.length) : null };
+  }
+
+  /** Accounts drawing on this lane (in rotation or not). */
+  get memberCount(): number {
+    return this.items.length;
+  }
+
+  /** Whether the account draws on this lane (it sits at one of its seats). */
+  has(m: M): boolean {
+    const items = this.items;
+    return items[m.ringAt] === m || items[m.vertexRingAt] === m;
   }
 
   /** The members changed: sums over them are stale. */
   invalidate(): void {
-    this.usage = null;
+    this.sums = null;
   }
 }
 
-/** A lane holder: its Gemini API lane (always) and its Vertex AI lane (when its project has Vertex AI). */
-export interface LaneMember<M> {
-  readonly id: string;
-  lane: Lane<M & LaneMember<M>>;
-  vertexLane: Lane<M & LaneMember<M>> | null;
+/** How the key of an OAuth client's lane starts (the client id follows). */
+const CLIENT_LANE = 'gemini_api:client:';
+
+/** A lane's usage sums for one day, at one revision of the usage store (counts from other gateways make them stale). */
+export interface LaneSums {
+  day: string;
+  revision: number;
+  byModel: Map<string, DayUsage>;
 }
+
+/** A lane holder: its Gemini API lane (always) and its Vertex AI lane (when its project has Vertex AI). */
+export interface LaneMember<M extends Seated> extends Seated {
+  lane: Lane<M>;
+  vertexLane: Lane<M> | null;
+}
+
+/**
+ * Where the selectors keep a member's place (selection.ts), per service: in
+ * its lane of that service, at its ringAt / vertexRingAt.
+ */
+export function laneSeating<M extends LaneMember<M>>(service: LaneService): Seating<M> {
+  return (service === 'gemini_api' ? GEMINI_SEATING : VERTEX_SEATING) as unknown as Seating<M>;
+}
+
+type AnyMember = LaneMember<Seated> & Seated;
+
+const GEMINI_SEATING: Seating<AnyMember> = {
+  ringOf: (e) => e.lane as unknown as Ring<AnyMember>,
+  atOf: (e) => e.ringAt,
+  setAt: (e, at) => {
+    e.ringAt = at;
+  },
+};
+
+const VERTEX_SEATING: Seating<AnyMember> = {
+  ringOf: (e) => e.vertexLane! as unknown as Ring<AnyMember>,
+  atOf: (e) => e.vertexRingAt,
+  setAt: (e, at) => {
+    e.vertexRingAt = at;
+  },
+};
 
 /** A member's lane of one service (null: it has none). */
 export function laneOfService<M extends LaneMember<M>>(member: M, service: LaneService): Lane<M> | null {
@@ -244,13 +307,13 @@ export class Lanes<M extends LaneMember<M>> {
 
   private stays(member: M, slot: 'lane' | 'vertexLane', info: LaneInfo | null): boolean {
     const cur = member[slot] as Lane<M> | null;
-    return info === null ? cur === null : cur?.key === info.key && cur.members.has(member);
+    return info === null ? cur === null : cur?.key === info.key && cur.has(member);
   }
 
   private put(member: M, slot: 'lane' | 'vertexLane', info: LaneInfo | null): boolean {
     if (this.stays(member, slot, info)) return false;
     const cur = member[slot] as Lane<M> | null;
-    this.leaveLane(member, cur);
+    this.leaveLane(member, slot, cur);
     if (info === null) {
       member.vertexLane = null;
       return true;
@@ -260,28 +323,32 @@ export class Lanes<M extends LaneMember<M>> {
       lane = new Lane<M>(info);
       this.byKey.set(info.key, lane);
     }
-    lane.members.add(member);
+    (member as LaneMember<M>)[slot] = lane;
+    joinRing(member, laneSeating<M>(lane.service));
     lane.invalidate();
-    (member as LaneMember<M>)[slot] = lane as never;
     return true;
   }
 
-  /** Takes the member off its lanes. It keeps a reference to them (detached), so a stale holder still reads a lane. */
+  /**
+   * Takes the member off its lanes (it must be out of the selectors first). It
+   * keeps a reference to them (detached), so a stale holder still reads a lane.
+   */
   leave(member: M): void {
-    this.leaveLane(member, member.lane as Lane<M> | null);
-    this.leaveLane(member, member.vertexLane as Lane<M> | null);
+    this.leaveLane(member, 'lane', member.lane);
+    this.leaveLane(member, 'vertexLane', member.vertexLane);
   }
 
-  private leaveLane(member: M, lane: Lane<M> | null): void {
-    if (!lane || !lane.members.delete(member)) return;
+  private leaveLane(member: M, slot: 'lane' | 'vertexLane', lane: Lane<M> | null): void {
+    if (!lane || !lane.has(member)) return;
+    leaveRing(member, laneSeating<M>(slot === 'lane' ? 'gemini_api' : 'vertex'));
     lane.invalidate();
-    if (lane.members.size === 0 && this.byKey.get(lane.key) === lane) this.byKey.delete(lane.key);
+    if (lane.items.length === 0 && this.byKey.get(lane.key) === lane) this.byKey.delete(lane.key);
   }
 
   /** Gemini API lanes with more than one account, the most crowded first (the Vertex lane of a project is shared exactly when its Gemini API lane is). */
   shared(): Lane<M>[] {
     return [...this.byKey.values()]
-      .filter((l) => l.members.size > 1 && l.info.service === 'gemini_api')
-      .sort((a, b) => byCrowding({ key: a.key, accounts: a.members.size }, { key: b.key, accounts: b.members.size }));
+      .filter((l) => l.items.length > 1 && l.service === 'gemini_api')
+      .sort((a, b) => byCrowding({ key: a.key, accounts: a.items.length }, { key: b.key, accounts: b.items.length }));
   }
 }

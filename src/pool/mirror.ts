@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.ts';
 import { Lanes, type Lane } from './lanes.ts';
 import { Entry } from './entry.ts';
 
-export { Entry, SEATING } from './entry.ts';
+export { Entry } from './entry.ts';
 
 /** Disabled or taken out of the proxy (in the store, or decided here and not yet confirmed). */
 export function staticallyOut(e: Entry): boolean {
@@ -141,8 +141,9 @@ export class Mirror {
     if (!e) return;
     this.entries.delete(id);
     this.unindexEmail(e, e.account.email);
-    this.lanes.leave(e);
+    // out of the selectors first: they keep it in its lanes' arrays
     this.hooks.removed(e);
+    this.lanes.leave(e);
   }
 
   /** Marks the entry disabled (invalid_grant with this refresh token) until the store confirms it. */

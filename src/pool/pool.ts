@@ -23,14 +23,14 @@ import { ClientHealth, DEFAULT_CLIENT_RETRY_MS, type ClientFailure } from './cli
 import { quotaDayKeyBefore } from './quota.ts';
 import { MemoryUsageStore, type UsageStore } from './usage.ts';
 import { QuotaGuard } from './quota-guard.ts';
-import { Mirror, SEATING, type Entry } from './mirror.ts';
+import { Mirror, type Entry } from './mirror.ts';
 import type { Eligibility } from './eligibility.ts';
 import { RefreshScheduler } from './scheduler.ts';
 import { Feedback } from './feedback.ts';
 import { createLeaser } from './acquire.ts';
 import { Views, type AccountLane, type AccountLaneState, type PoolSummary, type SharedLane, type UsageRow } from './views.ts';
 import type { AccountState, LaneCooldown, TokenPool } from './types.ts';
-import type { LaneService } from './lanes.ts';
+import { laneSeating, type LaneService } from './lanes.ts';
 
 export type { AccountLane, AccountLaneState, LaneState, PoolSummary, SharedLane, UsageRow } from './views.ts';
 
@@ -146,7 +146,7 @@ export function createPool(opts: PoolOptions): Pool {
   // one (ringed by its Gemini API lane); those whose project has Vertex AI also
   // on the Vertex one (ringed by their Vertex lane).
   const selectorFor = (service: LaneService) =>
-    new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions, seating: SEATING[service] });
+    new Selector<Entry>({ strategy: cfg.strategy, sessionAffinity: cfg.session_affinity, maxSessions: opts.maxSessions, seating: laneSeating<Entry>(service) });
   const selectors: Record<LaneService, Selector<Entry>> = { gemini_api: selectorFor('gemini_api'), vertex: selectorFor('vertex') };
   const selector = selectors.gemini_api;
   const leave = (e: Entry) => {

@@ -7,13 +7,9 @@
 import type { Config } from '../config/schema.ts';
 import { QuotaDayCache, QuotaLimits, isQuotaProtected, type DayUsage, type QuotaDay } from './quota.ts';
 import { nonNegative, type UsageStore } from './usage.ts';
-import { laneOfService, splitUsageModel, usageModelKey, type Lane, type LaneService } from './lanes.ts';
+import { laneOfService, splitUsageModel, usageModelKey, type Lane, type LaneMember, type LaneService } from './lanes.ts';
 
-interface Member {
-  readonly id: string;
-  lane: Lane<Member>;
-  vertexLane: Lane<Member> | null;
-}
+interface Member extends LaneMember<Member> {}
 
 export class QuotaGuard {
   /** False when protection is off or no limit is set: every check is then a constant false. */
@@ -58,7 +54,7 @@ export class QuotaGuard {
           if (r.date !== day.key || seen.has(r.model)) continue;
           seen.add(r.model);
           const { service, model } = splitUsageModel(r.model);
-          if (service !== lane.info.service) continue;
+          if (service !== lane.service) continue;
           if (isQuotaProtected(this.laneUsage(e, lane, r.model, day.key), this.limits.for(model), this.threshold)) {
             return { model, until: Math.ceil(day.end / 1000), service };
           }
@@ -74,37 +70,37 @@ export class QuotaGuard {
     const umodel = usageModelKey(service, model);
     this.usage.add(key, e.id, umodel, delta);
     const lane = laneOfService(e, service);
-    if (!lane || lane.members.size <= 1 || lane.usageDay !== key || !lane.usage || lane.usageRevision !== this.usage.revision) return;
-    const u = lane.usage.get(umodel);
+    const sums = lane?.sums;
+    if (!sums || lane!.memberCount <= 1 || sums.day !== key || sums.revision !== this.usage.revision) return;
+    const u = sums.byModel.get(umodel);
     if (!u) return;
     u.requests += nonNegative(delta.requests);
     u.tokens_in += nonNegative(delta.tokens_in);
     u.tokens_out += nonNegative(delta.tokens_out);
   }
 
-  private membersOf(e: Member, lane: Lane<Member>): Iterable<Member> {
-    return lane.members.has(e) ? lane.members : [e];
+  private membersOf(e: Member, lane: Lane<Member>): readonly Member[] {
+    return lane.has(e) ? lane.items : [e];
   }
 
   /** Today's usage of the account's lane for a usage model key. */
   private laneUsage(e: Member, lane: Lane<Member>, model: string, dayKey: string): DayUsage {
-    if (lane.members.size <= 1 || !lane.members.has(e)) return this.usage.get(dayKey, e.id, model);
-    if (lane.usageDay !== dayKey || !lane.usage || lane.usageRevision !== this.usage.revision) {
+    if (lane.memberCount <= 1 || !lane.has(e)) return this.usage.get(dayKey, e.id, model);
+    let sums = lane.sums;
+    if (!sums || sums.day !== dayKey || sums.revision !== this.usage.revision) {
       // A new day, or counts from other gateways arrived: sum again.
-      lane.usageDay = dayKey;
-      lane.usageRevision = this.usage.revision;
-      lane.usage = new Map();
+      sums = lane.sums = { day: dayKey, revision: this.usage.revision, byModel: new Map() };
     }
-    let sum = lane.usage.get(model);
+    let sum = sums.byModel.get(model);
     if (!sum) {
       sum = { requests: 0, tokens_in: 0, tokens_out: 0 };
-      for (const m of lane.members) {
+      for (const m of lane.items) {
         const u = this.usage.get(dayKey, m.id, model);
         sum.requests += u.requests;
         sum.tokens_in += u.tokens_in;
         sum.tokens_out += u.tokens_out;
       }
-      lane.usage.set(model, sum);
+      sums.byModel.set(model, sum);
     }
     return sum;
   }

@@ -11,13 +11,20 @@
 
 export type Strategy = 'round_robin' | 'fill_first';
 
-/** One lane's ring: its items in rotation, and its place in the ring of lanes. */
+/**
+ * One lane's ring: its members, those in rotation first, and its place in the
+ * ring of lanes. Members out of rotation (disabled, taken out) stay in the
+ * same array after the first `size`, so a lane needs no second collection.
+ */
 export interface Ring<T> {
   readonly key: string;
+  /** Every member: items[0, size) are in rotation, the rest are not. */
   items: T[];
+  /** How many members are in rotation. */
+  size: number;
   /** Next item to try (round robin). */
   cursor: number;
-  /** Place in the ring of lanes; -1 while it has no item. */
+  /** Place in the ring of lanes; -1 while it has no item in rotation. */
   at: number;
 }
 
@@ -29,9 +36,49 @@ export interface Ring<T> {
  */
 export interface Seating<T> {
   ringOf(item: T): Ring<T>;
-  /** Its index in its ring's items; -1 when it is not in the selector. */
+  /** Its index in its ring's items (in rotation when below the ring's size); -1 when it is not a member. */
   atOf(item: T): number;
   setAt(item: T, at: number): void;
+}
+
+/** Rings up to this many members are grown one at a time (exact size). */
+const SMALL_RING = 8;
+
+/** Makes the item a member of its ring, out of rotation (an item already a member stays where it is). */
+export function joinRing<T extends { readonly id: string }>(item: T, seats: Seating<T>): void {
+  if (seats.atOf(item) >= 0) return;
+  const ring = seats.ringOf(item);
+  const items = ring.items;
+  seats.setAt(item, items.length);
+  // small rings grow by one (a push would reserve room for 16 more: most lanes have a handful of accounts)
+  if (items.length < SMALL_RING) ring.items = items.concat([item]);
+  else items.push(item);
+}
+
+/** Takes a member out of its ring; it must be out of rotation (out of the selector) first. */
+export function leaveRing<T extends { readonly id: string }>(item: T, seats: Seating<T>): void {
+  const at = seats.atOf(item);
+  if (at < 0) return;
+  const ring = seats.ringOf(item);
+  if (at < ring.size) throw new Error(`item ${item.id} left ring ${ring.key} while in rotation`);
+  const items = ring.items;
+  const last = items.pop()!;
+  if (last !== item) {
+    items[at] = last;
+    seats.setAt(last, at);
+  }
+  seats.setAt(item, -1);
+}
+
+/** Swaps two members of a ring (their seats follow). */
+function swap<T>(items: T[], i: number, j: number, seats: Seating<T>): void {
+  if (i === j) return;
+  const a = items[i]!;
+  const b = items[j]!;
+  items[i] = b;
+  items[j] = a;
+  seats.setAt(b, i);
+  seats.setAt(a, j);
 }
 
 export interface SelectorOptions<T> {
@@ -72,39 +119,42 @@ export class Selector<T extends { readonly id: string }> {
   }
 
   has(item: T): boolean {
-    return this.seats.atOf(item) >= 0;
+    const at = this.seats.atOf(item);
+    return at >= 0 && at < this.seats.ringOf(item).size;
   }
 
-  /** Adds an item (an item already in keeps its place). */
+  /** Adds an item to the rotation (an item already in keeps its place; one not yet a member of its ring joins it). */
   add(item: T): void {
-    if (this.seats.atOf(item) >= 0) return;
-    const ring = this.seats.ringOf(item);
-    if (ring.items.length === 0) {
+    const seats = this.seats;
+    joinRing(item, seats);
+    const ring = seats.ringOf(item);
+    const at = seats.atOf(item);
+    if (at < ring.size) return;
+    if (ring.size === 0) {
       ring.cursor = 0;
       ring.at = this.lanes.length;
       this.lanes.push(ring);
     }
-    this.seats.setAt(item, ring.items.length);
-    ring.items.push(item);
+    // the first member out of rotation trades places with it: the rotation grows at its end, as a push would
+    swap(ring.items, at, ring.size, seats);
+    ring.size++;
     this.count++;
   }
 
+  /** Takes an item out of the rotation; it stays a member of its ring. */
   remove(item: T): void {
     const seats = this.seats;
     const at = seats.atOf(item);
     if (at < 0) return;
     const ring = seats.ringOf(item);
-    const items = ring.items;
-    const last = items.pop()!;
-    if (last !== item) {
-      items[at] = last;
-      seats.setAt(last, at);
-    }
-    seats.setAt(item, -1);
+    if (at >= ring.size) return;
+    // the last item in rotation takes its place
+    const size = --ring.size;
+    swap(ring.items, at, size, seats);
     this.count--;
     if (this.current === item) this.current = null;
-    if (ring.cursor > items.length) ring.cursor = 0;
-    if (items.length === 0) {
+    if (ring.cursor > size) ring.cursor = 0;
+    if (size === 0) {
       const lastLane = this.lanes.pop()!;
       if (lastLane !== ring) {
         this.lanes[ring.at] = lastLane;
@@ -132,7 +182,7 @@ export class Selector<T extends { readonly id: string }> {
     const useSession = this.affinity && !!sessionKey;
     if (useSession) {
       const bound = this.sessions.get(sessionKey!);
-      if (bound !== undefined && this.seats.atOf(bound) >= 0 && canServe(bound)) {
+      if (bound !== undefined && this.has(bound) && canServe(bound)) {
         // refresh its LRU position
         this.sessions.delete(sessionKey!);
         this.sessions.set(sessionKey!, bound);
@@ -157,7 +207,7 @@ export class Selector<T extends { readonly id: string }> {
       const ring = this.lanes[k]!;
       const items = ring.items;
       if (laneOk !== undefined && !laneOk(items[0]!)) continue;
-      const n = items.length;
+      const n = ring.size;
       // fill_first: from the current item in its lane, from the first in the others
       const from = fill ? (li === 0 && startItem >= 0 ? startItem : 0) : ring.cursor < n ? ring.cursor : 0;
       for (let i = 0; i < n; i++) {

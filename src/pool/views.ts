@@ -100,10 +100,10 @@ export class Views {
   /** The lane of an account (from its file when the pool has not seen it yet). */
   accountLane(account: Account): AccountLane {
     const e = this.o.mirror.get(account.id);
-    if (e && e.lane.members.has(e)) return laneView(e.lane);
+    if (e && e.lane.has(e)) return laneView(e.lane);
     const info = laneInfoOf(account);
     const lane = this.o.mirror.lanes.get(info.key);
-    const accounts = (lane?.members.size ?? 0) + 1;
+    const accounts = (lane?.memberCount ?? 0) + 1;
     return { ...info, accounts, warning: sharedLaneWarning(info, accounts) };
   }
 
@@ -111,10 +111,10 @@ export class Views {
   accountLanes(account: Account): AccountLaneState[] {
     const e = this.o.mirror.get(account.id);
     const now = this.o.clock.now();
-    if (!e || !e.lane.members.has(e)) {
+    if (!e || !e.lane.has(e)) {
       return laneInfosOf(account).map((info) => {
         const lane = this.o.mirror.lanes.get(info.key);
-        const accounts = (lane?.members.size ?? 0) + 1;
+        const accounts = (lane?.memberCount ?? 0) + 1;
         return { ...info, accounts, warning: sharedLaneWarning(info, accounts), state: { state: 'active' } };
       });
     }
@@ -135,12 +135,11 @@ export class Views {
   }
 
   sharedLanes(): SharedLane[] {
-    return this.o.mirror.lanes.shared().map((l) => ({
-      ...l.info,
-      accounts: l.members.size,
-      account_ids: [...l.members].map((m) => m.id),
-      warning: sharedLaneWarning(l.info, l.members.size)!,
-    }));
+    return this.o.mirror.lanes.shared().map((l) => {
+      const info = l.info;
+      // by id: the members' order in the lane changes as they go in and out of rotation
+      return { ...info, accounts: l.memberCount, account_ids: l.items.map((m) => m.id).sort(), warning: sharedLaneWarning(info, l.memberCount)! };
+    });
   }
 
   states(): { id: string; email: string; state: AccountState }[] {
@@ -212,6 +211,7 @@ export class Views {
 }
 
 function laneView(lane: Lane<Entry>): AccountLane {
-  const n = lane.members.size;
-  return { ...lane.info, accounts: n, warning: sharedLaneWarning(lane.info, n) };
+  const n = lane.memberCount;
+  const info = lane.info;
+  return { ...info, accounts: n, warning: sharedLaneWarning(info, n) };
 }

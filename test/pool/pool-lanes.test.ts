@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { fakeAccount, poolHarness, T0 } from '../support/fake-accounts.ts';
 import { NoAccountError } from '../../src/pool/types.ts';
 import { item, testSelector } from '../support/selector-items.ts';
+import { mulberry32 } from '../support/seeded-random.ts';
+import { Lanes, laneSeating, type Lane } from '../../src/pool/lanes.ts';
+import { Selector } from '../../src/pool/selection.ts';
 
 const onProject = (id: string, project: string | null, extra = {}) => fakeAccount(id, { project_id: project, ...extra });
 
@@ -151,4 +154,82 @@ test('selector: items spread over lanes; a lane ruled out is skipped whole; an i
   s.remove(b);
   assert.equal(s.laneCount, 1);
   assert.deepEqual(new Set(Array.from({ length: 4 }, () => s.pick(() => true)!.id)), new Set(['a', 'c']));
+});
+
+test('lanes and selectors: members out of rotation stay on their lane; places, counts and round robin stay right through random moves', () => {
+  interface M { readonly id: string; lane: Lane<M>; vertexLane: Lane<M> | null; ringAt: number; vertexRingAt: number }
+  for (let seed = 1; seed <= 100; seed++) {
+    const rnd = mulberry32(seed);
+    const lanes = new Lanes<M>();
+    const selectors = { gemini_api: new Selector<M>({ strategy: 'round_robin', sessionAffinity: false, seating: laneSeating<M>('gemini_api') }), vertex: new Selector<M>({ strategy: 'round_robin', sessionAffinity: false, seating: laneSeating<M>('vertex') }) };
+    const members = Array.from({ length: 12 }, (_, i): M => ({ id: `m${i}`, lane: null as unknown as Lane<M>, vertexLane: null, ringAt: -1, vertexRingAt: -1 }));
+    const placed = new Map<M, { gemini: string; vertex: string | null }>();
+    const inRotation = new Set<M>();
+    const out = (m: M) => {
+      selectors.gemini_api.remove(m);
+      selectors.vertex.remove(m);
+      inRotation.delete(m);
+    };
+    for (let step = 0; step < 300; step++) {
+      const m = members[Math.floor(rnd() * members.length)]!;
+      const r = rnd();
+      if (r < 0.4) {
+        const project = rnd() < 0.3 ? null : `p${Math.floor(rnd() * 4)}`;
+        const vertex = project !== null && rnd() < 0.5;
+        const account = { project_id: project, oauth_client_id: 'client-a', project: vertex ? { vertex_ai: 'enabled' } : undefined } as Parameters<Lanes<M>['place']>[1];
+        // as the mirror does: out of the selectors before it moves, back in after
+        const back = inRotation.has(m);
+        if (lanes.moves(m, account)) out(m);
+        lanes.place(m, account);
+        placed.set(m, { gemini: project ? `gemini_api:${project}` : 'gemini_api:client:client-a', vertex: vertex ? `vertex:${project}` : null });
+        if (back) inRotation.add(m);
+      } else if (r < 0.5) {
+        out(m);
+        lanes.leave(m);
+        placed.delete(m);
+      } else if (r < 0.8 && placed.has(m)) {
+        inRotation.add(m);
+      } else if (r < 0.9) {
+        out(m);
+      }
+      for (const x of inRotation) {
+        selectors.gemini_api.add(x);
+        if (x.vertexLane) selectors.vertex.add(x);
+      }
+      // every member sits on the lanes it was placed on, and nowhere else
+      for (const x of members) {
+        const p = placed.get(x);
+        assert.equal(x.lane?.has(x) ?? false, !!p, `${x.id} on its lane (seed ${seed}, step ${step})`);
+        if (!p) continue;
+        assert.equal(x.lane.key, p.gemini);
+        assert.equal(lanes.get(p.gemini), x.lane);
+        assert.equal(x.vertexLane?.key ?? null, p.vertex);
+        if (p.vertex) assert.equal(lanes.get(p.vertex), x.vertexLane);
+        assert.equal(selectors.gemini_api.has(x), inRotation.has(x));
+        assert.equal(selectors.vertex.has(x), inRotation.has(x) && !!p.vertex);
+      }
+      for (const lane of lanes.values()) {
+        const on = [...placed].filter(([, p]) => p.gemini === lane.key || p.vertex === lane.key).map(([x]) => x);
+        assert.deepEqual(new Set(lane.items), new Set(on), `members of ${lane.key}`);
+        assert.equal(lane.size, on.filter((x) => inRotation.has(x)).length, `in rotation on ${lane.key}`);
+      }
+      assert.equal(lanes.size, new Set([...placed.values()].flatMap((p) => (p.vertex ? [p.gemini, p.vertex] : [p.gemini]))).size);
+      // round robin: as many picks as lanes in rotation visit each of them once, and only accounts in rotation
+      const s = selectors.gemini_api;
+      assert.equal(s.size, inRotation.size);
+      const round = Array.from({ length: s.laneCount }, () => s.pick(() => true)!);
+      assert.ok(round.every((x) => inRotation.has(x)));
+      assert.equal(new Set(round.map((x) => x.lane.key)).size, new Set([...inRotation].map((x) => x.lane.key)).size);
+    }
+  }
+});
+
+test('lanes: an account out of rotation still counts on its lane; back in, it takes its turn again', async () => {
+  const h = await poolHarness([onProject('p1', 'proj-p'), onProject('p2', 'proj-p'), onProject('q1', 'proj-q')]);
+  await h.store.update('p2', (x) => ({ ...x, proxy_disabled: true, proxy_disabled_reason: 'test' }));
+  assert.deepEqual(h.pool.sharedLanes().map((l) => [l.key, l.account_ids]), [['gemini_api:proj-p', ['p1', 'p2']]]);
+  assert.equal(h.pool.accountLane((await h.store.get('p1'))!).accounts, 2);
+  assert.deepEqual(await picks(h, 4), ['p1', 'q1', 'p1', 'q1']);
+  await h.store.update('p2', (x) => ({ ...x, proxy_disabled: false, proxy_disabled_reason: null }));
+  assert.deepEqual(new Set(await picks(h, 4)), new Set(['p1', 'p2', 'q1']));
 });

@@ -25,14 +25,18 @@ const NO_MARKS: Marks = Object.freeze(new Marks());
 
 const NO_SCOPES: ReadonlySet<string> = new Set();
 
+/** An entry's Vertex AI lane and its index in the lane's items. */
+interface VertexSeat {
+  lane: Lane<Entry>;
+  at: number;
+}
+
 export class Entry {
   account: Account;
   /** Granted scopes (shared by every account with the same scope string: read-only). */
   scopes: ReadonlySet<string> = NO_SCOPES;
   /** The Gemini API quota this account draws on (lanes.ts); follows its project_id live. */
   lane: Lane<Entry>;
-  /** Its Vertex AI lane (`vertex:<project>`) when its project has Vertex AI enabled, else null. */
-  vertexLane: Lane<Entry> | null = null;
   /**
    * How long the current access token lived when this pool obtained it (ms),
    * or null when unknown (a token from the file). Short-lived tokens get
@@ -41,14 +45,34 @@ export class Entry {
   tokenLifetimeMs: number | null = null;
   /** The last last_used written or seen in the store (unix s: a small integer, kept in the entry itself). */
   lastUsedWritten = 0;
-  /** Its index in its Gemini API lane's items (-1: not on it), and in its Vertex AI lane's (lanes.ts: Seated; in the selector when below the lane's size). */
+  /** Its index in its Gemini API lane's items (-1: not on it; lanes.ts: Seated; in the selector when below the lane's size). */
   ringAt = -1;
-  vertexRingAt = -1;
   private marks: Marks = NO_MARKS;
+  /** Its Vertex AI lane and its index there, or null for the many accounts without one. */
+  private vertex: VertexSeat | null = null;
 
   constructor(account: Account, lane: Lane<Entry>) {
     this.account = account;
     this.lane = lane;
+  }
+
+  /** Its Vertex AI lane (`vertex:<project>`) when its project has Vertex AI enabled, else null. */
+  get vertexLane(): Lane<Entry> | null {
+    return this.vertex === null ? null : this.vertex.lane;
+  }
+  set vertexLane(lane: Lane<Entry> | null) {
+    if (lane === null) this.vertex = null;
+    else if (this.vertex === null) this.vertex = { lane, at: -1 };
+    else this.vertex.lane = lane;
+  }
+
+  /** Its index in its Vertex AI lane's items (-1: not on it). */
+  get vertexRingAt(): number {
+    return this.vertex === null ? -1 : this.vertex.at;
+  }
+  set vertexRingAt(at: number) {
+    if (this.vertex !== null) this.vertex.at = at;
+    else if (at >= 0) throw new Error(`entry ${this.id} seated on a Vertex AI lane it does not have`);
   }
 
   get id(): string {

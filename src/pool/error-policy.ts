@@ -2,6 +2,7 @@
 // the OAuth client from the token endpoint's `error` code): the texts that go
 // into account files and logs for it, bounded, and never a token.
 import { redactSecrets } from '../util/redact.ts';
+import { truncate } from '../util/text.ts';
 import type { Account } from '../store/account.ts';
 import type { RefreshError } from '../oauth/refresh-error.ts';
 
@@ -31,10 +32,6 @@ export function clientFixText(error: string): string {
     return 'The refresh token was issued to a different OAuth client than the one Grantpool used for it (the account\'s oauth_client_id), or this client may not use the refresh_token grant. Configure the client that issued the token (its client_secret.json), or re-add the account with the current client.';
   }
   return 'Google rejected the OAuth client (invalid_client): the client secret is wrong, or the client was deleted or disabled in Google Cloud Console (APIs & Services > Credentials). Download a fresh client_secret.json for this client and save it in Grantpool; no account was disabled for this.';
-}
-
-export function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
 /** Removes anything that looks like a Google token, and the account's own token values. */

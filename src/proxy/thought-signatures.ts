@@ -4,8 +4,6 @@
 // send it back, so the doors remember it here, keyed by the tool call id they
 // hand out, and put it back on the functionCall part when the history returns.
 
-import type { GeminiContent } from './gemini-types.ts';
-
 /** Google's documented placeholder for a function call whose signature is unknown. */
 export const SKIP_THOUGHT_SIGNATURE_VALIDATOR = 'skip_thought_signature_validator';
 

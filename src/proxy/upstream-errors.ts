@@ -7,6 +7,7 @@
 import { nextQuotaResetMs } from '../pool/quota.ts';
 import type { LaneService, UpstreamOutcome } from '../pool/types.ts';
 import { projectErrorReason, vertexLaneError, type ProjectErrorAccount } from '../projects/project-errors.ts';
+import { oneLine } from '../util/text.ts';
 
 /** Cooldown after a 429 that says nothing about when to retry. */
 export const DEFAULT_RATE_LIMIT_COOLDOWN_MS = 30_000;
@@ -72,11 +73,6 @@ function isDailyQuota(info: GoogleErrorInfo): boolean {
   return /per day/i.test(info.message);
 }
 
-function short(s: string, max = 300): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
-}
-
 /** google.rpc.ErrorInfo reasons of a 403 that are about the account's project, not the request. */
 const ACCOUNT_LEVEL_403 = new Set([
   'SERVICE_DISABLED',
@@ -118,7 +114,7 @@ export function classifyUpstream(status: number, body: string, nowMs: number, op
       untilMs = nowMs + DEFAULT_RATE_LIMIT_COOLDOWN_MS;
       why = 'rate limited';
     }
-    return { kind: 'rate_limited', untilMs, reason: short(info.message ? `${why}: ${info.message}` : why) };
+    return { kind: 'rate_limited', untilMs, reason: oneLine(info.message ? `${why}: ${info.message}` : why, 300) };
   }
   if (status === 403 && !opts.passthrough) {
     const ei = detail(info, 'ErrorInfo');
@@ -142,12 +138,12 @@ export function classifyUpstream(status: number, body: string, nowMs: number, op
       const link = Array.isArray(help?.links) ? (help.links as Record<string, unknown>[])[0] : undefined;
       if (typeof link?.url === 'string') url = link.url;
     }
-    let reason = `${reasonCode}: ${short(info.message || 'permission denied', 500)}`;
+    let reason = `${reasonCode}: ${oneLine(info.message || 'permission denied', 500)}`;
     if (url && !reason.includes(url)) reason += ` (activate: ${url})`;
     return { kind: 'forbidden', reason };
   }
   if (status >= 500) {
-    return { kind: 'server_error', reason: short(`upstream ${status}${info.message ? `: ${info.message}` : ''}`) };
+    return { kind: 'server_error', reason: oneLine(`upstream ${status}${info.message ? `: ${info.message}` : ''}`, 300) };
   }
   return { kind: 'client_error' };
 }
@@ -179,7 +175,7 @@ export function describeNetworkError(err: unknown): string {
     case 'EAI_AGAIN':
       return 'upstream host not found';
     default:
-      return short(`upstream network error: ${code ?? e?.message ?? String(err)}`, 200);
+      return oneLine(`upstream network error: ${code ?? e?.message ?? String(err)}`, 200);
   }
 }
 

@@ -24,7 +24,7 @@ import type { GeminiFunctionCallingConfig, GeminiFunctionDeclaration, GeminiGene
 import { toGeminiParameters, toGeminiSchema } from '../gemini-schema.ts';
 import { fillMissingFunctionCallSignatures, type ThoughtSignatureCache } from '../thought-signatures.ts';
 import {
-  bad, dataUrlToInlineData, fieldsOf, num, parseArguments, pushContent, remoteUrlPart, str,
+  bad, dataUrlToInlineData, EFFORT_BUDGETS, fieldsOf, num, parseArguments, pushContent, remoteUrlPart, str,
   type Content, type Fields, type Json, type Part,
 } from '../translate-util.ts';
 
@@ -32,11 +32,6 @@ export interface OpenAIRequestOptions {
   signatures: ThoughtSignatureCache;
   allowRemoteImages?: boolean;
 }
-
-/** reasoning_effort -> thinkingBudget (tokens). */
-export const REASONING_BUDGETS: Record<string, number> = {
-  none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576, xhigh: 32768,
-};
 
 const AUDIO_MIME: Record<string, string> = { wav: 'audio/wav', mp3: 'audio/mp3', flac: 'audio/flac', ogg: 'audio/ogg', aac: 'audio/aac', pcm16: 'audio/pcm' };
 
@@ -254,8 +249,8 @@ export function parseOpenAIRequest(body: unknown, opts: OpenAIRequestOptions): P
 
   const effort = str(body.reasoning_effort, 'reasoning_effort');
   if (effort !== undefined) {
-    const budget = REASONING_BUDGETS[effort];
-    if (budget === undefined) throw bad(`"reasoning_effort" must be one of ${Object.keys(REASONING_BUDGETS).join(', ')}`);
+    const budget = EFFORT_BUDGETS[effort];
+    if (budget === undefined) throw bad(`"reasoning_effort" must be one of ${Object.keys(EFFORT_BUDGETS).join(', ')}`);
     gc.thinkingConfig = { thinkingBudget: budget };
   }
   if (Object.keys(gc).length) gemini.generationConfig = gc;

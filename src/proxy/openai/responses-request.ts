@@ -10,7 +10,7 @@ import type { GeminiFunctionCallingConfig, GeminiFunctionDeclaration, GeminiGene
 import { toGeminiParameters } from '../gemini-schema.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import type { ItemCache } from './responses-items.ts';
-import { bad, fieldsOf, isObj, jsonSchemaOutput, num, str, type Fields, type Json } from '../translate-util.ts';
+import { bad, EFFORT_BUDGETS, fieldsOf, isObj, jsonSchemaOutput, num, str, type Fields, type Json } from '../translate-util.ts';
 import { qualifiedName, translateInput } from './responses-input.ts';
 import type { ResponsesOptions } from './responses-output.ts';
 
@@ -21,7 +21,7 @@ export interface ResponsesRequestOptions {
   items?: ItemCache;
 }
 
-export const REASONING_EFFORTS = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh'];
+const REASONING_EFFORTS = Object.keys(EFFORT_BUDGETS);
 const SUMMARIES = ['auto', 'concise', 'detailed'];
 
 const STATELESS = 'this gateway keeps no conversation state (nothing is stored)';

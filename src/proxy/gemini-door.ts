@@ -5,7 +5,7 @@
 // checks (read with the field names of gemini-types.ts) and Google-shaped
 // errors (https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes).
 import { BadRequest } from '../http/http-util.ts';
-import { fieldsOf, type Fields } from './translate-util.ts';
+import { fieldsOf, isObj, type Fields } from './translate-util.ts';
 import type {
   GeminiBatchEmbedContentsRequest, GeminiCountTokensRequest, GeminiEmbedContentRequest, GeminiRequest,
 } from './gemini-types.ts';
@@ -48,10 +48,6 @@ export function splitModelAction(segment: string): { model: string; action: stri
   return { model: segment.slice(0, at), action: segment.slice(at + 1) };
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** The body of a model method: the field names of its Gemini request, each value unchecked (countTokens also takes the snake_case spelling). */
 export type GeminiBody = Fields<GeminiRequest | GeminiCountTokensRequest | GeminiEmbedContentRequest | GeminiBatchEmbedContentsRequest | { generate_content_request: unknown }>;
 
@@ -63,7 +59,7 @@ export type GeminiBody = Fields<GeminiRequest | GeminiCountTokensRequest | Gemin
 export function checkGeminiBody(body: unknown, action: GeminiAction): GeminiBody {
   if (!fieldsOf<GeminiBody>(body)) throw new BadRequest('request body must be a JSON object');
   if (action === 'embedContent') {
-    if (!isObject(body.content)) throw new BadRequest('content is required (a Content object)');
+    if (!isObj(body.content)) throw new BadRequest('content is required (a Content object)');
     return body;
   }
   if (action === 'batchEmbedContents') {
@@ -88,7 +84,7 @@ function checkContents(contents: unknown, name: string): void {
   if (contents.length === 0) throw new BadRequest(`${name} must not be empty`);
   for (let i = 0; i < contents.length; i++) {
     const c = contents[i];
-    if (!isObject(c)) throw new BadRequest(`${name}[${i}] must be a Content object`);
+    if (!isObj(c)) throw new BadRequest(`${name}[${i}] must be a Content object`);
     if (c.parts !== undefined && !Array.isArray(c.parts)) throw new BadRequest(`${name}[${i}].parts must be an array`);
   }
 }

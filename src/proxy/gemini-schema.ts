@@ -7,8 +7,8 @@
 // is valid. What cannot be expressed at all is a 400.
 import { BadRequest } from '../http/http-util.ts';
 import { nestsDeeperThan } from '../util/json.ts';
+import { isObj, type Json } from './translate-util.ts';
 
-type Json = Record<string, unknown>;
 export type GeminiSchema = Json;
 
 const MAX_DEPTH = 64;
@@ -28,10 +28,6 @@ interface Ctx {
   where: string;
   refStack: string[];
   nodes: number;
-}
-
-function isObj(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function fail(ctx: Ctx, path: string, message: string): never {

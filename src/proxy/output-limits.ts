@@ -9,6 +9,7 @@
 // (ai.google.dev/gemini-api/docs/thinking): 2.5 Pro 128-32,768 (thinking
 // cannot be turned off), 2.5 Flash 0-24,576, 2.5 Flash-Lite 512-24,576 (or 0:
 // off); -1 (dynamic) is valid for all of them. Other families are left alone.
+import { isObj, type Json } from './translate-util.ts';
 
 /** What is known about one model's limits (from the model list). */
 export interface ModelLimits {
@@ -72,12 +73,6 @@ function readLimits(list: readonly { name: string }[] | null, model: string): Mo
   };
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** The snake_case spelling of each field name `pick` is asked for. */
 const SNAKE: Record<string, string> = {
   generationConfig: 'generation_config',
@@ -109,7 +104,7 @@ export interface ClampResult<T extends Json = Json> {
  */
 export function clampOutputLimits<T extends Json>(body: T, model: string, limits: ModelLimits | null | undefined): ClampResult<T> {
   const gcField = pick(body, 'generationConfig');
-  if (!gcField || !isObject(gcField.value)) return { body, notes: [] };
+  if (!gcField || !isObj(gcField.value)) return { body, notes: [] };
   const gc: Json = { ...gcField.value };
   const notes: string[] = [];
 
@@ -121,7 +116,7 @@ export function clampOutputLimits<T extends Json>(body: T, model: string, limits
   }
 
   const tcField = pick(gc, 'thinkingConfig');
-  if (tcField && isObject(tcField.value)) {
+  if (tcField && isObj(tcField.value)) {
     const tc: Json = { ...tcField.value };
     const budget = pick(tc, 'thinkingBudget');
     if (budget && typeof budget.value === 'number') {

@@ -1,4 +1,4 @@
-// Small helpers shared by the OpenAI and Anthropic doors.
+// Small helpers shared by the OpenAI and Anthropic doors (isObj and Json by the whole proxy).
 import { randomBytes } from 'node:crypto';
 import { BadRequest } from '../http/http-util.ts';
 import type { ErrorCode } from '../util/errors.ts';

@@ -13,13 +13,9 @@ import type { Config } from '../config/schema.ts';
 import type { LaneService, Lease } from '../pool/types.ts';
 import type { UpstreamTarget } from './exchange/attempts.ts';
 import { vertexUrl } from './vertex-url.ts';
+import { isObj, type Json } from './translate-util.ts';
 
-type Json = Record<string, unknown>;
 export type GeminiMethod = 'generateContent' | 'streamGenerateContent' | 'countTokens';
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** `contents` with `role: "user"` on every content that has none (the same array when nothing is missing). */
 export function withRoles(contents: unknown): unknown {
@@ -27,7 +23,7 @@ export function withRoles(contents: unknown): unknown {
   let out: unknown[] | null = null;
   for (let i = 0; i < contents.length; i++) {
     const c = contents[i];
-    if (isObject(c) && (typeof c.role !== 'string' || c.role === '')) {
+    if (isObj(c) && (typeof c.role !== 'string' || c.role === '')) {
       out ??= contents.slice();
       out[i] = { ...c, role: 'user' };
     }
@@ -59,7 +55,7 @@ function countFields(src: Json): Json {
 export function vertexGeminiBody(body: Json, method: GeminiMethod): Json {
   if (method === 'countTokens') {
     const inner = field(body, 'generateContentRequest', 'generate_content_request');
-    return countFields(isObject(inner) ? inner : body);
+    return countFields(isObj(inner) ? inner : body);
   }
   const contents = withRoles(body.contents);
   return contents === body.contents ? body : { ...body, contents };
@@ -68,10 +64,10 @@ export function vertexGeminiBody(body: Json, method: GeminiMethod): Json {
 function usesGeminiFiles(contents: unknown): boolean {
   if (!Array.isArray(contents)) return false;
   for (const c of contents) {
-    if (!isObject(c) || !Array.isArray(c.parts)) continue;
+    if (!isObj(c) || !Array.isArray(c.parts)) continue;
     for (const p of c.parts) {
-      const fd = isObject(p) ? field(p, 'fileData', 'file_data') : undefined;
-      const uri = isObject(fd) ? field(fd, 'fileUri', 'file_uri') : undefined;
+      const fd = isObj(p) ? field(p, 'fileData', 'file_data') : undefined;
+      const uri = isObj(fd) ? field(fd, 'fileUri', 'file_uri') : undefined;
       if (typeof uri === 'string' && (/^files\//.test(uri) || /^https:\/\/generativelanguage\.googleapis\.com\//.test(uri))) return true;
     }
   }
@@ -84,11 +80,11 @@ function usesGeminiFiles(contents: unknown): boolean {
  */
 export function vertexUnsupported(body: Json, method: GeminiMethod): string | null {
   const req = method === 'countTokens' ? (field(body, 'generateContentRequest', 'generate_content_request') ?? body) : body;
-  if (!isObject(req)) return null;
+  if (!isObj(req)) return null;
   if (field(req, 'cachedContent', 'cached_content') !== undefined) return 'it uses a Gemini API cached content';
   if (usesGeminiFiles(req.contents)) return 'it refers to a file uploaded to the Gemini API';
   const tools = req.tools;
-  if (Array.isArray(tools) && tools.some((t) => isObject(t) && field(t, 'fileSearch', 'file_search') !== undefined)) {
+  if (Array.isArray(tools) && tools.some((t) => isObj(t) && field(t, 'fileSearch', 'file_search') !== undefined)) {
     return 'it uses a Gemini API File Search store';
   }
   return null;

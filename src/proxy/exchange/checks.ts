@@ -6,13 +6,10 @@ import type { UpstreamHeaders } from '../upstream-client.ts';
 import { MAX_SSE_EVENT_BYTES } from '../sse.ts';
 import type { Checked } from './attempts.ts';
 import type { StreamHead } from './body-io.ts';
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+import { isObj } from '../translate-util.ts';
 
 function errorText(e: unknown): string {
-  const m = isObject(e) ? e.message : e;
+  const m = isObj(e) ? e.message : e;
   return typeof m === 'string' && m ? m.slice(0, 300) : 'unknown';
 }
 
@@ -39,7 +36,7 @@ export function geminiJson(body: Buffer, headers: UpstreamHeaders): Checked {
   } catch {
     return { ok: false, reason: describeBroken(text, headers) };
   }
-  if (!isObject(value)) return { ok: false, reason: describeBroken(text, headers) };
+  if (!isObj(value)) return { ok: false, reason: describeBroken(text, headers) };
   if (value.error !== undefined) return { ok: false, reason: `upstream error: ${errorText(value.error)}` };
   return { ok: true, value };
 }
@@ -52,7 +49,7 @@ export function geminiEventProblem(data: string): string | null {
   } catch {
     return 'upstream sent an event that is not JSON';
   }
-  if (!isObject(value)) return 'upstream sent an event that is not a JSON object';
+  if (!isObj(value)) return 'upstream sent an event that is not a JSON object';
   if (value.error !== undefined) return `upstream error: ${errorText(value.error)}`;
   return null;
 }

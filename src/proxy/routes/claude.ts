@@ -22,13 +22,10 @@ import { sessionKeyOf } from '../session-key.ts';
 import { checkModelName, header, PIN_HEADER, recordBadRequest } from '../route-checks.ts';
 import type { RouteContext } from './context.ts';
 import { serveTranslated } from './translated.ts';
+import { isObj } from '../translate-util.ts';
 
 const ENABLE_FIX =
   'Enable Vertex AI in an account\'s project (`grantpool accounts project <account> --enable-vertex <project>`) and enable the Claude models in its Model Garden, or set claude_fallback to "gemini".';
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** POST /v1/messages (`generate`) and /v1/messages/count_tokens (`count`) on the Anthropic door. */
 export function anthropicMessages(rc: RouteContext, route: string, kind: 'generate' | 'count'): (ctx: RequestContext) => Promise<void> {

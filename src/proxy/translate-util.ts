@@ -120,6 +120,11 @@ export function candidatesOf(resp: GeminiResponse): GeminiCandidate[] {
   return Array.isArray(c) ? c.filter((x): x is GeminiCandidate => isObj(x)) : [];
 }
 
+/** Whether Gemini refused the prompt itself (promptFeedback.blockReason): such an answer has no candidates. */
+export function promptBlocked(resp: GeminiResponse): boolean {
+  return isObj(resp) && isObj(resp.promptFeedback) && Boolean(resp.promptFeedback.blockReason);
+}
+
 /** A candidate's parts that are objects. */
 export function partsOf(candidate: GeminiCandidate): GeminiPart[] {
   const content = candidate.content;

@@ -20,7 +20,7 @@ import type {
 import type { ErrorResponse, ErrorType } from '@anthropic-ai/sdk/resources/shared';
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
 import { encodeThinkingSignature, type ThinkingSignature, type ThoughtSignatureCache } from '../thought-signatures.ts';
-import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseEvent, usageOf, type Part } from '../translate-util.ts';
+import { candidatesOf, FILTER_REASONS, isObj, partsOf, promptBlocked, randomId, sseEvent, usageOf, type Part } from '../translate-util.ts';
 
 // What the gateway sends is the SDK's types without the fields it never has:
 // no citations, no tool caller, no container, no diagnostics or stop details,
@@ -190,7 +190,7 @@ export function createAnthropicStreamTranslator(info: ResponseInfo, signatures: 
       if (isObj(gemini) && gemini.usageMetadata !== undefined) usage = gemini.usageMetadata;
       let out = messageStart();
       const candidates = candidatesOf(gemini);
-      if (candidates.length === 0 && isObj(gemini) && isObj(gemini.promptFeedback) && gemini.promptFeedback.blockReason) blocked = true;
+      if (candidates.length === 0 && promptBlocked(gemini)) blocked = true;
       const c = candidates[0];
       if (!c) return out;
       for (const part of partsOf(c)) {

@@ -8,7 +8,7 @@ import type { ErrorObject } from 'openai/resources/shared';
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
 import type { GeminiPart } from '../gemini-types.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
-import { candidatesOf, FILTER_REASONS, isObj, partsOf, randomId, sseData, usageOf } from '../translate-util.ts';
+import { candidatesOf, FILTER_REASONS, isObj, partsOf, promptBlocked, randomId, sseData, usageOf } from '../translate-util.ts';
 
 /** The thoughts, for clients that read them (as DeepSeek-style answers carry them); not in the SDK's types. */
 type WithReasoning<T> = T & { reasoning_content?: string };
@@ -143,7 +143,7 @@ export function createOpenAIStreamTranslator(info: ResponseInfo, signatures: Tho
       let out = '';
       if (isObj(gemini) && gemini.usageMetadata !== undefined) usage = gemini.usageMetadata;
       const candidates = candidatesOf(gemini);
-      if (candidates.length === 0 && isObj(gemini) && isObj(gemini.promptFeedback) && gemini.promptFeedback.blockReason) blocked = true;
+      if (candidates.length === 0 && promptBlocked(gemini)) blocked = true;
       candidates.forEach((c, i) => {
         const index = typeof c.index === 'number' ? c.index : i;
         if (finished.has(index)) return;

@@ -12,7 +12,7 @@ import type { Response as OpenAIResponse, ResponseStreamEvent } from 'openai/res
 import type { GeminiResponse, ResponseInfo, StreamTranslator } from '../door.ts';
 import type { ThoughtSignatureCache } from '../thought-signatures.ts';
 import type { ItemCache } from './responses-items.ts';
-import { candidatesOf, isObj, partsOf, randomId, sseEvent, type Part } from '../translate-util.ts';
+import { candidatesOf, isObj, partsOf, promptBlocked, randomId, sseEvent, type Part } from '../translate-util.ts';
 import {
   encryptedFor, finishOf, messageItem, reasoningItem, responseObject, responsesErrorCode, responsesOptionsOf, responsesUsage, toolCallItem,
   type IncompleteReason, type ResponsesOptions,
@@ -74,7 +74,7 @@ class OutputBuilder {
     if (isObj(gemini) && gemini.usageMetadata !== undefined) this.usageMeta = gemini.usageMetadata;
     const candidate = candidatesOf(gemini)[0];
     if (!candidate) {
-      if (isObj(gemini) && isObj(gemini.promptFeedback) && gemini.promptFeedback.blockReason) this.blocked = true;
+      if (promptBlocked(gemini)) this.blocked = true;
       return;
     }
     for (const part of partsOf(candidate)) this.part(part);

@@ -48,6 +48,7 @@ export function responseIdOf(info: ResponseInfo): string {
   return `resp_${info.id.replace(/^chatcmpl-/, '')}`;
 }
 
+/** The counts of openaiUsage (response.ts) under the Responses API's field names, which differ from Chat Completions'. */
 export function responsesUsage(meta: unknown): ResponseUsage {
   const u = usageOf(meta);
   const input = u.prompt + u.toolPrompt;

@@ -27,7 +27,7 @@ import { PgUsageCounters } from './pg-usage-counters.ts';
 import { identityBatches, upsertBatch, writeRows, type RowWrite, type UpsertItem } from './pg-bulk-write.ts';
 import { underAdvisoryLock } from './pg-refresh-lock.ts';
 import { readPoolStats, type DbCounters, type DbPoolStats } from './pg-stats.ts';
-import { PgLoad, readChanges, type PgRow } from './pg-load.ts';
+import { PgLoad, readChanges, SeenVersions, type PgRow } from './pg-load.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
 import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
@@ -69,7 +69,7 @@ export class PgStore implements AccountStore {
   private readonly logger: Logger;
   private readonly lockWaitMs: number;
   /** The newest version seen per account id, and whether it exists at that version. */
-  private readonly seen = new Map<string, { version: number; present: boolean }>();
+  private readonly seen = new SeenVersions();
   private readonly watchers = new Set<(change: AccountChange) => void>();
   private readonly localLocks = new KeyedQueue();
   private readonly listening: RenewableListen;
@@ -185,7 +185,7 @@ export class PgStore implements AccountStore {
     for (const r of rows) {
       const account = this.parse(r);
       if (!account) continue;
-      this.note(r.id, r.version, true);
+      this.seen.note(account.id === r.id ? account.id : r.id, r.version, true);
       out.push(account);
     }
     return out;
@@ -308,9 +308,7 @@ export class PgStore implements AccountStore {
 
   /** How the tokens of the accounts are stored (/api/status, doctor). */
   encryption(): EncryptionReport {
-    let present = 0;
-    for (const s of this.seen.values()) if (s.present) present++;
-    return this.census.report(this.sealer.keyring, present);
+    return this.census.report(this.sealer.keyring, this.seen.present.size);
   }
 
   /** Checks the connection now; after an outage, LISTENs again and catches up on what was missed. */
@@ -361,7 +359,7 @@ export class PgStore implements AccountStore {
     const [id, v] = payload.split(' ');
     const version = Number(v);
     if (!id || !Number.isFinite(version)) return;
-    if ((this.seen.get(id)?.version ?? -1) >= version) return; // our own write, or already caught up
+    if ((this.seen.version(id) ?? -1) >= version) return; // our own write, or already caught up
     try {
       const [r] = await this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`;
       if (r) this.applyRow(r);
@@ -386,17 +384,19 @@ export class PgStore implements AccountStore {
 
   /** A change this store made or learned of: remembered, and told to the watchers when it is news. */
   private applied(id: string, version: number, account: Account | null): void {
-    const s = this.seen.get(id);
-    if (s && s.version >= version) return;
+    const seen = this.seen.version(id);
+    if (seen !== undefined && seen >= version) return;
     if (!account) this.census.note(id, null);
-    this.note(id, version, account !== null);
+    // Kept under the account's own id string: the row's id column is another copy of the same text.
+    const key = account?.id === id ? account.id : id;
+    this.seen.note(key, version, account !== null);
     const load = this.load;
     if (load) {
-      if (account) load.accounts.set(id, account);
+      if (account) load.accounts.set(key, account);
       else load.accounts.delete(id);
     }
     // Never seen before while the first load runs: read by it, or at least there as it reads.
-    const change: AccountChange = load && !s && account ? { id, account, initial: true } : { id, account };
+    const change: AccountChange = load && seen === undefined && account ? { id: key, account, initial: true } : { id: key, account };
     for (const w of [...this.watchers]) {
       try {
         w(change);
@@ -404,11 +404,6 @@ export class PgStore implements AccountStore {
         // a watcher's failure is its own business
       }
     }
-  }
-
-  private note(id: string, version: number, present: boolean): void {
-    const s = this.seen.get(id);
-    if (!s || s.version <= version) this.seen.set(id, { version, present });
   }
 
   /** Decrypts the tokens of a stored account (a locked one is said once, loudly). */

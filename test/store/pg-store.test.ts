@@ -227,4 +227,36 @@ describe('PostgreSQL account store', { skip }, () => {
       await Promise.all([a.close(), b.close()]);
     }
   });
+
+  test('the catch-up finds an account removed behind the store\'s back, alone and beside one added', async () => {
+    const url = await pg.createDatabase('catchup_removed');
+    const a = await open(url);
+    const b = await open(url);
+    try {
+      for (const n of ['x', 'y', 'z']) await a.upsertByIdentity({ sub: n, email: `${n}@example.com` }, () => makeAccount(n, { sub: n, email: `${n}@example.com` }));
+      await b.list();
+      const sql = postgres(url, { onnotice: () => {} });
+      // Removed without NOTIFY, as a remove() whose notification was lost.
+      const removeQuietly = (id: string) => sql.begin(async (tx) => {
+        await tx`DELETE FROM grantpool_accounts WHERE id = ${id}`;
+        await tx`INSERT INTO grantpool_removed_accounts (id, version) VALUES (${id}, nextval('grantpool_change_seq'))`;
+      });
+      const seen: AccountChange[] = [];
+      b.watch((c) => seen.push(c));
+      await removeQuietly('y');
+      await b.catchUp();
+      assert.deepEqual(seen.map((c) => [c.id, c.account === null]), [['y', true]]);
+      // One gone and one new: as many rows as the store holds, but not the same ones.
+      seen.length = 0;
+      await removeQuietly('z');
+      const w = makeAccount('w', { sub: 'w', email: 'w@example.com' });
+      await sql`INSERT INTO grantpool_accounts (id, sub, email_lower, data, version) VALUES ('w', 'w', 'w@example.com', ${sql.json(w as never)}, nextval('grantpool_change_seq'))`;
+      await sql.end();
+      await b.catchUp();
+      assert.deepEqual(seen.map((c) => [c.id, c.account === null]).sort(), [['w', false], ['z', true]]);
+      assert.deepEqual((await b.list()).map((x) => x.id).sort(), ['w', 'x']);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });

@@ -170,8 +170,11 @@ export function sseEvent<T extends { type: string }>(event: T['type'], obj: T): 
 
 // --- reasoning effort -> Gemini thinking -----------------------------------------
 
-/** OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens); its keys are the efforts a request may name. */
-export const EFFORT_BUDGETS: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576, xhigh: 32768 };
+/**
+ * OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens); its keys are the efforts a request may name.
+ * No prototype, so an effort of "constructor" or "toString" is not a level.
+ */
+export const EFFORT_BUDGETS: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576, xhigh: 32768 });
 
 /** The major version of a Gemini model name (gemini-3-pro-preview: 3), or null for other names. */
 function geminiMajor(model: string): number | null {

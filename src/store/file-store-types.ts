@@ -27,85 +27,126 @@ export interface FileStoreOptions {
   backgroundLoad?: boolean | { firstMs?: number; sliceMs?: number };
 }
 
-const TWO_24 = 2 ** 24;
-const TWO_31 = 2 ** 31;
+/** What the store last saw or wrote of one file. */
+export interface Entry {
+  readonly account: Account;
+  /** Hash of the file text: equal text needs no parsing. */
+  readonly rawHash: number;
+  /** inode/size/mtime/ctime of the file when read (folder-scan.ts: sigOf); null when unknown (after our own write). */
+  readonly sig: number | null;
+  /** Set when the file's tokens do not decrypt: the store never writes such an account. */
+  readonly lock: Lock | null;
+  /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
+  readonly stored: Account;
+}
+
+/** Slots the typed arrays have at first (they double when full). */
+const FIRST_CAPACITY = 256;
+/** A sig slot without a signature (a signature is a 53-bit number, never negative). */
+const NO_SIG = -1;
 
 /**
- * What the store last saw or wrote of one file. Kept small (one per account):
- * the file's hash (48 bits) and signature (53 bits) are held as four small
- * integers, not two numbers (a number above 2^31 in a field is an object of
- * its own, 16 bytes). Build one with entryOf: only an account with encrypted
- * tokens (a SealedEntry) has a slot for its stored form and lock.
+ * The entries of every known file, kept without an object per account: the
+ * id maps to a slot (a small integer, held in the map itself), the account
+ * is in an array at that slot and the file's hash and signature in two
+ * Float64Arrays (exact: 48 and 53 bits), 24 bytes a file instead of a
+ * 64-byte object. Only an account with encrypted tokens has its stored form
+ * and lock, in a map of its own. get() builds the Entry when asked (a
+ * short-lived object); iteration is in the order ids were first set, like a
+ * Map's.
  */
-export class Entry {
-  account: Account;
-  private hashHi: number;
-  private hashLo: number;
-  /** -1: no signature. */
-  private sigHi = -1;
-  private sigLo = 0;
+export class EntryTable {
+  private readonly slots = new Map<string, number>();
+  private readonly accountAt: (Account | null)[] = [];
+  private hashAt = new Float64Array(FIRST_CAPACITY);
+  private sigAt = new Float64Array(FIRST_CAPACITY);
+  private readonly sealedAt = new Map<number, { lock: Lock | null; stored: Account }>();
+  /** Slots of removed entries, used again first. */
+  private readonly free: number[] = [];
 
-  constructor(account: Account, rawHash: number, sig: number | null) {
-    this.account = account;
-    // `| 0`: each part fits 31 bits; kept as integers, else the field would hold a number object
-    this.hashHi = Math.floor(rawHash / TWO_24) | 0;
-    this.hashLo = (rawHash - this.hashHi * TWO_24) | 0;
-    this.sig = sig;
+  get size(): number {
+    return this.slots.size;
   }
 
-  /** Hash of the file text: equal text needs no parsing. */
-  get rawHash(): number {
-    return this.hashHi * TWO_24 + this.hashLo;
+  has(id: string): boolean {
+    return this.slots.has(id);
   }
 
-  /** inode/size/mtime/ctime of the file when read (folder-scan.ts: sigOf); null when unknown (after our own write). */
-  get sig(): number | null {
-    return this.sigHi < 0 ? null : this.sigHi * TWO_31 + this.sigLo;
+  get(id: string): Entry | undefined {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return undefined;
+    const account = this.accountAt[slot]!;
+    const sealed = this.sealedAt.get(slot);
+    const sig = this.sigAt[slot]!;
+    return { account, rawHash: this.hashAt[slot]!, sig: sig === NO_SIG ? null : sig, lock: sealed ? sealed.lock : null, stored: sealed ? sealed.stored : account };
   }
-  set sig(v: number | null) {
-    if (v === null) {
-      this.sigHi = -1;
-      this.sigLo = 0;
-    } else {
-      this.sigHi = Math.floor(v / TWO_31) | 0;
-      this.sigLo = (v - this.sigHi * TWO_31) | 0;
+
+  account(id: string): Account | undefined {
+    const slot = this.slots.get(id);
+    return slot === undefined ? undefined : this.accountAt[slot]!;
+  }
+
+  /** The signature of what was last read of the file (null: unknown), undefined for an unknown id. */
+  sig(id: string): number | null | undefined {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return undefined;
+    const sig = this.sigAt[slot]!;
+    return sig === NO_SIG ? null : sig;
+  }
+
+  /** The file was read again with the same text: only its signature is new. */
+  setSig(id: string, sig: number): void {
+    const slot = this.slots.get(id);
+    if (slot !== undefined) this.sigAt[slot] = sig;
+  }
+
+  /** Sets the entry of `id`; a new id keeps this very string as its key. */
+  set(id: string, entry: Entry): void {
+    let slot = this.slots.get(id);
+    if (slot === undefined) {
+      slot = this.free.pop() ?? this.grow();
+      this.slots.set(id, slot);
     }
+    this.accountAt[slot] = entry.account;
+    this.hashAt[slot] = entry.rawHash;
+    this.sigAt[slot] = entry.sig ?? NO_SIG;
+    if (entry.lock === null && entry.stored === entry.account) this.sealedAt.delete(slot);
+    else this.sealedAt.set(slot, { lock: entry.lock, stored: entry.stored });
   }
 
-  /** Set when the file's tokens do not decrypt: the store never writes such an account. */
-  get lock(): Lock | null {
-    return null;
+  delete(id: string): void {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return;
+    this.slots.delete(id);
+    this.accountAt[slot] = null;
+    this.sealedAt.delete(slot);
+    this.free.push(slot);
   }
 
-  /** The account as stored (its tokens encrypted); `account` itself when they are plain. */
-  get stored(): Account {
-    return this.account;
-  }
-}
-
-/** An entry whose tokens are stored encrypted (or do not decrypt): the rare one, with two slots more. */
-class SealedEntry extends Entry {
-  private readonly sealedLock: Lock | null;
-  private readonly sealedStored: Account;
-
-  constructor(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account) {
-    super(account, rawHash, sig);
-    this.sealedLock = lock;
-    this.sealedStored = stored;
+  ids(): IterableIterator<string> {
+    return this.slots.keys();
   }
 
-  override get lock(): Lock | null {
-    return this.sealedLock;
+  accounts(): Account[] {
+    const out: Account[] = [];
+    for (const slot of this.slots.values()) out.push(this.accountAt[slot]!);
+    return out;
   }
 
-  override get stored(): Account {
-    return this.sealedStored;
+  /** A slot never used so far (the arrays doubled when full). */
+  private grow(): number {
+    const slot = this.accountAt.length;
+    if (slot === this.hashAt.length) {
+      const hashAt = new Float64Array(slot * 2);
+      hashAt.set(this.hashAt);
+      this.hashAt = hashAt;
+      const sigAt = new Float64Array(slot * 2);
+      sigAt.set(this.sigAt);
+      this.sigAt = sigAt;
+    }
+    this.accountAt.push(null);
+    return slot;
   }
-}
-
-/** The entry of what was read or written: `stored` is the account as in the file, `lock` set when its tokens do not decrypt. */
-export function entryOf(account: Account, rawHash: number, sig: number | null, lock: Lock | null, stored: Account): Entry {
-  return lock === null && stored === account ? new Entry(account, rawHash, sig) : new SealedEntry(account, rawHash, sig, lock, stored);
 }
 
 export type ReadOutcome =

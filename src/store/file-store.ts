@@ -28,7 +28,7 @@ import {
 import { fsyncDir, writeFileAtomic } from '../fsx/atomic-write.ts';
 import { KeyedQueue, outsideLocks, withFileLock } from '../fsx/file-lock.ts';
 import type { AccountChange, AccountStore, LoadProgress } from './store.ts';
-import { entryOf, type Entry, type FileStoreOptions, type ReadOutcome } from './file-store-types.ts';
+import { EntryTable, type Entry, type FileStoreOptions, type ReadOutcome } from './file-store-types.ts';
 import { hash, isNotFound, listFolder, moveAside, noteUnreadable, readFileWithSig, readFileWithSigSync, removeOldTempFiles, rescanFolder } from './folder-scan.ts';
 import { FolderLoad } from './folder-load.ts';
 import { FolderWatch } from './folder-watch.ts';
@@ -48,7 +48,7 @@ export class FileStore implements AccountStore {
   private readonly lockOptions: { staleMs: number; waitMs: number; onCompromised: (err: Error) => void };
   private readonly refreshLockWaitMs: number;
 
-  private readonly known = new Map<string, Entry>();
+  private readonly known = new EntryTable();
   /** Reads and writes of one file, in order, so a slow read never overtakes a newer write. */
   private readonly perFile = new KeyedQueue();
   private readonly listeners = new Set<(change: AccountChange) => void>();
@@ -144,7 +144,7 @@ export class FileStore implements AccountStore {
     const rawHash = hash(file.raw);
     const prev = this.known.get(id);
     if (prev && prev.rawHash === rawHash) {
-      prev.sig = file.sig;
+      this.known.setSig(id, file.sig);
       return { kind: 'ok', entry: prev };
     }
     const parsed = parseAccountFile(file.raw, id);
@@ -154,7 +154,7 @@ export class FileStore implements AccountStore {
       this.logger.error({ id, email: opened.account.email, key_id: opened.lock.keyId }, `Account ${opened.account.email} (${id}) is ${opened.lock.reason}: it serves nothing and its file is left unchanged`);
     }
     this.census.note(id, opened);
-    const entry = entryOf(opened.account, rawHash, file.sig, opened.lock, parsed.account);
+    const entry: Entry = { account: opened.account, rawHash, sig: file.sig, lock: opened.lock, stored: parsed.account };
     this.record(id, entry);
     return { kind: 'ok', entry };
   }
@@ -194,19 +194,19 @@ export class FileStore implements AccountStore {
 
   /** Records what the store now knows of a file and tells listeners when the content changed. */
   private record(id: string, entry: Entry | null): void {
-    const prev = this.known.get(id);
+    const before = this.known.account(id);
     if (!entry) {
-      if (!prev) return;
+      if (!before) return;
       this.known.delete(id);
       this.census.note(id, null);
       this.emit({ id, account: null });
       return;
     }
     // Keyed by the account's own id string (equal to `id`), so that one copy of it is kept.
-    this.known.set(prev ? id : entry.account.id, entry);
+    this.known.set(before ? id : entry.account.id, entry);
     // Equal content in other text (spacing, key order of a hand edit) is not a change.
-    if (this.listeners.size && (!prev || JSON.stringify(prev.account) !== JSON.stringify(entry.account))) {
-      this.emit(!prev && this.load ? { id, account: entry.account, initial: true } : { id, account: entry.account });
+    if (this.listeners.size && (!before || JSON.stringify(before) !== JSON.stringify(entry.account))) {
+      this.emit(!before && this.load ? { id, account: entry.account, initial: true } : { id, account: entry.account });
     }
   }
 
@@ -238,7 +238,7 @@ export class FileStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.rescan({ cleanTemp: false, lockHeld: false });
-    return [...this.known.values()].map((e) => e.account).sort(byCreation);
+    return this.known.accounts().sort(byCreation);
   }
 
   loading(): LoadProgress | null {
@@ -247,7 +247,7 @@ export class FileStore implements AccountStore {
   }
 
   loadedSoFar(): Account[] {
-    return [...this.known.values()].map((e) => e.account);
+    return this.known.accounts();
   }
 
   whenLoaded(): Promise<void> {
@@ -367,18 +367,18 @@ export class FileStore implements AccountStore {
     await this.perFile.run(id, async () => {
       await writeFileAtomic(this.path(id), raw, 0o600);
       this.census.note(id, this.sealer.open(stored));
-      this.record(id, entryOf(account, rawHash, null, null, stored));
+      this.record(id, { account, rawHash, sig: null, lock: null, stored });
     });
   }
 
   private findByIdentity(identity: Identity): Entry | null {
-    let byEmail: Entry | null = null;
-    for (const entry of this.known.values()) {
-      const a = entry.account;
-      if (identity.sub && a.sub && identity.sub === a.sub) return entry;
-      if (!byEmail && sameIdentity(identity, { sub: a.sub, email: a.email })) byEmail = entry;
+    let byEmail: string | null = null;
+    for (const id of this.known.ids()) {
+      const a = this.known.account(id)!;
+      if (identity.sub && a.sub && identity.sub === a.sub) return this.known.get(id)!;
+      if (byEmail === null && sameIdentity(identity, { sub: a.sub, email: a.email })) byEmail = id;
     }
-    return byEmail;
+    return byEmail === null ? null : this.known.get(byEmail)!;
   }
 }
 

@@ -164,8 +164,8 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
 export interface RescanOptions {
   dir: string;
   logger: Logger;
-  /** What was last read of each known file: its signature, null when unknown (after our own write). */
-  known: ReadonlyMap<string, { sig: number | null }>;
+  /** The known files: the signature of what was last read of each, null when unknown (after our own write). */
+  known: { ids(): Iterable<string>; sig(id: string): number | null | undefined };
   /** Brings one file up to date (reads it, records it, reports a removal). */
   refresh: (id: string) => Promise<unknown>;
   /** Ids whose files could not be read at all; said once, not at every rescan. */
@@ -195,7 +195,7 @@ export async function rescanFolder(o: RescanOptions): Promise<void> {
     else if (o.cleanTemp && (isAtomicTempFile(name) || isLockLeftover(name))) temps.push(name);
   }
   const changed = await filesToReread(o, [...present]);
-  for (const id of o.known.keys()) if (!present.has(id)) changed.push(id);
+  for (const id of o.known.ids()) if (!present.has(id)) changed.push(id);
   await forEachLimit(changed, SCAN_CONCURRENCY, async (id) => {
     try {
       await o.refresh(id);
@@ -224,11 +224,11 @@ async function filesToReread(o: RescanOptions, ids: string[]): Promise<string[]>
   for (let i = 0; i < ids.length; i += STAT_BATCH) {
     if (i > 0) await new Promise<void>((r) => setImmediate(r));
     for (const id of ids.slice(i, i + STAT_BATCH)) {
-      const prev = o.known.get(id);
-      if (prev && prev.sig !== null) {
+      const sig = o.known.sig(id);
+      if (sig != null) {
         try {
           const st = fs.statSync(join(o.dir, accountFileName(id)), { throwIfNoEntry: false });
-          if (st && sigOf(st) === prev.sig) continue;
+          if (st && sigOf(st) === sig) continue;
         } catch {
           // ENOTDIR, EACCES, EIO: the refresh reads it and says why it cannot
         }

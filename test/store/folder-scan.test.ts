@@ -31,7 +31,7 @@ test('a rescan of many files re-reads only the changed, added, removed and not y
   const refreshed: string[] = [];
   let ticks = 0;
   const timer = setInterval(() => ticks++, 0);
-  await rescanFolder({ dir, logger: silentLogger(), known, refresh: async (i) => void refreshed.push(i), unreadable: new Set(), cleanTemp: false });
+  await rescanFolder({ dir, logger: silentLogger(), known: { ids: () => known.keys(), sig: (i) => known.get(i)?.sig }, refresh: async (i) => void refreshed.push(i), unreadable: new Set(), cleanTemp: false });
   clearInterval(timer);
   assert.deepEqual(refreshed.sort(), [id(10), id(900), id(1300), id(N), id(N + 1)]);
   assert.ok(ticks > 0, 'a timer ran during the rescan');

@@ -32,7 +32,7 @@ import { EntryTable, type Entry, type FileStoreOptions, type ReadOutcome } from 
 import { hash, isNotFound, listFolder, moveAside, noteUnreadable, readFileWithSig, readFileWithSigSync, removeOldTempFiles, rescanFolder } from './folder-scan.ts';
 import { FolderLoad } from './folder-load.ts';
 import { FolderWatch } from './folder-watch.ts';
-import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type Lock, type TokenSealer } from './token-cipher.ts';
+import { AccountEncryptedError, keyringSealer, NO_KEYS, SealingCensus, type EncryptionReport, type TokenSealer } from './token-cipher.ts';
 
 export type { FileStoreOptions } from './file-store-types.ts';
 

@@ -1,7 +1,7 @@
 // The file store across processes: no lost update, one refresh per account at a time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createFileStore } from '../../src/store/file-store.ts';

@@ -132,8 +132,8 @@ export class SeenVersions {
   /** Version of each account held. */
   readonly present = new Map<string, number>();
   private readonly removed = new Map<string, number>();
-  /** Goes up whenever an account held is removed (the catch-up's count of matches holds only if none was meanwhile). */
-  removals = 0;
+  /** Goes up whenever an id starts or stops being held (the catch-up's count of matches holds only if none did meanwhile). */
+  memberships = 0;
 
   /** The newest version seen of this id (held or removed), or undefined if never seen. */
   version(id: string): number | undefined {
@@ -145,10 +145,11 @@ export class SeenVersions {
     const seen = this.version(id);
     if (seen !== undefined && seen > version) return;
     if (present) {
+      if (!this.present.has(id)) this.memberships++;
       this.present.set(id, version);
       this.removed.delete(id);
     } else {
-      if (this.present.delete(id)) this.removals++;
+      if (this.present.delete(id)) this.memberships++;
       this.removed.set(id, version);
     }
   }
@@ -162,10 +163,11 @@ export async function readChanges(
 ): Promise<void> {
   const stale: string[] = [];
   let matched = 0;
-  const removals = seen.removals;
+  const held = seen.present.size;
+  const memberships = seen.memberships;
   // In pages of a cursor, as the first load: one result of every row would live long enough to reach the old generation.
-  // No set of the ids read: every id the store holds was in the table if as many rows matched as it holds and none of
-  // those went away meanwhile (what it gained meanwhile only makes the count fall short).
+  // No set of the ids read: every id the store holds was in the table if as many rows matched as it holds and no id
+  // started or stopped being held meanwhile (an account gained during the scan could make up for one gone).
   await sql<{ id: string; version: number }[]>`SELECT id, version::float8 AS version FROM grantpool_accounts`.cursor(1000, (rows) => {
     for (const r of rows) {
       const v = seen.present.get(r.id);
@@ -173,7 +175,7 @@ export async function readChanges(
       if (v === undefined || v < r.version) stale.push(r.id);
     }
   });
-  const complete = matched === seen.present.size && seen.removals === removals;
+  const complete = matched === held && seen.memberships === memberships;
   if (stale.length) {
     const fresh = await sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ANY(${stale})`;
     for (const r of fresh) apply.row(r);

@@ -185,7 +185,7 @@ export class PgStore implements AccountStore {
     for (const r of rows) {
       const account = this.parse(r);
       if (!account) continue;
-      this.seen.note(account.id === r.id ? account.id : r.id, r.version, true);
+      this.seen.note(ownId(r.id, account), r.version, true);
       out.push(account);
     }
     return out;
@@ -387,8 +387,7 @@ export class PgStore implements AccountStore {
     const seen = this.seen.version(id);
     if (seen !== undefined && seen >= version) return;
     if (!account) this.census.note(id, null);
-    // Kept under the account's own id string: the row's id column is another copy of the same text.
-    const key = account?.id === id ? account.id : id;
+    const key = ownId(id, account);
     this.seen.note(key, version, account !== null);
     const load = this.load;
     if (load) {
@@ -470,4 +469,9 @@ export async function createPgStore(opts: PgStoreOptions): Promise<PgStore> {
     });
   }
   return store;
+}
+
+/** The id string to keep for a row: the account's own (the row's id column is another copy of the same text). */
+function ownId(id: string, account: Account | null): string {
+  return account !== null && account.id === id ? account.id : id;
 }

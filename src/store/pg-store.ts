@@ -81,6 +81,8 @@ export class PgStore implements AccountStore {
   /** Why the database cannot be used right now (null while it can). */
   private down: string | null = null;
   private catchingUp: Promise<void> | null = null;
+  /** The comparison queued behind the one under way (catchUp). */
+  private catchUpNext: Promise<void> | null = null;
   private closed = false;
   private shared: PgSharedState | null = null;
   private counters: PgUsageCounters | null = null;
@@ -339,11 +341,21 @@ export class PgStore implements AccountStore {
     this.down = why;
   }
 
-  /** Compares every version with the database and applies the differences (after a reconnect, and periodically). */
+  /**
+   * Compares every version with the database and applies the differences (after a reconnect, and periodically).
+   * Resolves after a comparison that began after the call: one already under way may have read past a change
+   * made since, so callers during it share one more that follows it.
+   */
   catchUp(): Promise<void> {
     // During the first load the pages read every row; one catch-up follows it.
     if (this.closed || this.watchers.size === 0 || this.load) return Promise.resolve();
-    return (this.catchingUp ??= this.compareAll()
+    if (this.catchingUp) {
+      return (this.catchUpNext ??= this.catchingUp.then(() => {
+        this.catchUpNext = null;
+        return this.catchUp();
+      }));
+    }
+    return (this.catchingUp = this.compareAll()
       .catch((e: Error) => this.logger.warn({ err: { message: e.message } }, 'account catch-up with the database failed; will retry'))
       .finally(() => (this.catchingUp = null)));
   }

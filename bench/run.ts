@@ -7,7 +7,8 @@
 // runs (phases 2 and 6), and of the gateway's idle window (bench/results/profiles/); bench/profile-summary.ts summarises one.
 // --idle=S measures the gateway's CPU for S seconds after the load (10 in full runs, 0 in quick ones).
 // --heap-snapshot writes the gateway's heap after the load (bench/results/profiles/
-// gateway-after-load.heapsnapshot, for Chrome DevTools' Memory tab or bench/heap-summary.ts).
+// gateway-after-load.heapsnapshot; with --scale-accounts, also gateway-scale-big.heapsnapshot),
+// for Chrome DevTools' Memory tab or bench/heap-summary.ts.
 //
 // Measures what the gateway costs, as ratios and differences against
 // baselines taken in the same run (these machines are shared and noisy):
@@ -839,7 +840,7 @@ async function main(): Promise<void> {
     if (phase('vertex')) await timed('vertex', () => vertexPhase(root, upstream, passthrough));
     if (phase('herd')) await timed('herd', () => herdPhase(root, upstreamUrl));
     if (ONLY?.has('scale')) {
-      const ctx = { root, upstreamUrl, accounts: N_ACCOUNTS, perLane: PER_LANE, bigAccounts: SCALE_ACCOUNTS, quick: QUICK, apiKey: API_KEY, adminToken: ADMIN_TOKEN, row, log, raw, startGateway: startGatewayChild };
+      const ctx = { root, upstreamUrl, accounts: N_ACCOUNTS, perLane: PER_LANE, bigAccounts: SCALE_ACCOUNTS, quick: QUICK, heapSnapshot: HEAP_SNAPSHOT ? join(RESULTS, 'profiles', 'gateway-scale-big.heapsnapshot') : null, apiKey: API_KEY, adminToken: ADMIN_TOKEN, row, log, raw, startGateway: startGatewayChild };
       await timed('scale', () => scalePhase(ctx));
     }
   } finally {

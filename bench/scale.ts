@@ -48,6 +48,8 @@ export interface ScaleContext {
   /** --scale-accounts=N: also start one gateway on a database of N accounts (7f). */
   bigAccounts: number | null;
   quick: boolean;
+  /** --heap-snapshot: where 7f writes its gateway's heap after the load (null: not written). */
+  heapSnapshot: string | null;
   apiKey: string;
   adminToken: string;
   row(r: Row): void;
@@ -385,6 +387,10 @@ async function big(ctx: ScaleContext, pg: TestPostgres, n: number, running: Chil
   const s = await g.child.ask<{ mem: { rss: number; heapUsed: number } }>('stats');
   (ctx.raw.scale as Record<string, unknown>).big = { accounts: n, spawnToHealthyMs: g.spawnToHealthyMs, stats: s, rps: r.rps };
   startAndMemoryRows(ctx, n, g.spawnToHealthyMs, s.mem);
+  if (ctx.heapSnapshot) {
+    await g.child.ask('heap-snapshot', { path: ctx.heapSnapshot });
+    ctx.log(`heap snapshot: ${ctx.heapSnapshot} (summary: node bench/heap-summary.ts ${ctx.heapSnapshot})`);
+  }
   await g.child.stop();
   running.pop();
 }

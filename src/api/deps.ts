@@ -48,7 +48,7 @@ export interface ApiDeps {
   /** Every lane of an account (Gemini API, Vertex AI) with its state, as the running pool sees it. Default: from the account alone. */
   accountLanes?: (account: Account) => AccountLaneState[];
   usageToday: (accountId: string) => { requests: number; tokens: number };
-  usageDays: (days: number) => UsageRow[];
+  usageDays: (days: number) => Promise<UsageRow[]>;
   oauthStatus: () => OAuthStatus;
   /** Problems that make the gateway degraded (shown in /api/status as `problems`). */
   problems?: () => string[];

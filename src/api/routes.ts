@@ -216,7 +216,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
 
   on('GET', '/api/usage', async ({ res, url }) => {
     const days = Number(url.searchParams.get('days') ?? 14);
-    sendJson(res, 200, { days: deps.usageDays(Number.isFinite(days) ? Math.min(Math.max(1, days), 90) : 14) });
+    sendJson(res, 200, { days: await deps.usageDays(Number.isFinite(days) ? Math.min(Math.max(1, days), 90) : 14) });
   });
 
   on('GET', '/api/keys', async ({ res }) => {

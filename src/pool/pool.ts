@@ -98,7 +98,7 @@ export interface Pool extends TokenPool {
   /** Accounts per state (the summary's by_state alone, without lanes and clients). */
   countByState(): PoolSummary['by_state'];
   /** Usage rows of the last `days` quota days (today included), optionally for one account. */
-  usage(opts?: { days?: number; accountId?: string }): UsageRow[];
+  usage(opts?: { days?: number; accountId?: string }): Promise<UsageRow[]>;
   /** Today's usage of one account, summed over models. */
   usageToday(accountId: string): { requests: number; tokens: number };
   /** OAuth clients that currently fail (invalid_client / unauthorized_client). */
@@ -121,6 +121,16 @@ export interface Pool extends TokenPool {
   accounts(): Account[];
   /** Number of accounts known. */
   readonly size: number;
+}
+
+/**
+ * The first of the usage days held in memory: today's, the one quota
+ * protection reads and requests count on. Older days are read from storage
+ * when the history is asked for (usage.ts); counts for one that are not saved
+ * or sent yet stay in memory until they are.
+ */
+function openDaysFrom(now: number): string {
+  return quotaDayKeyBefore(now, 0);
 }
 
 export function createPool(opts: PoolOptions): Pool {
@@ -219,12 +229,15 @@ export function createPool(opts: PoolOptions): Pool {
     if (today !== lastPruneDay) {
       lastPruneDay = today;
       usage.prune(quotaDayKeyBefore(now, retentionDays));
+      usage.retire(openDaysFrom(now));
     }
   }
 
   async function start(): Promise<void> {
     if (unwatch) return;
     scheduler.resume();
+    // Set before the load: a store on a database then reads only the open days.
+    usage.retire(openDaysFrom(clock.now()));
     await usage.load();
     unwatch = await mirror.load(store);
     const progress = loading();

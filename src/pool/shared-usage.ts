@@ -5,10 +5,12 @@
 // gateways added are read once a second from the change cursor. A database
 // that cannot be reached costs nothing on the hot path: the counts stay in
 // memory, and the batch is sent again (it counts once) when it is back.
+// Only the open days are held in memory (usage.ts); the history of retired
+// days is read from the database when asked for.
 import { randomUUID } from 'node:crypto';
 import type { UsageCount, UsageCounters } from '../store/usage-counters.ts';
 import type { DayUsage } from './quota.ts';
-import { MemoryUsageStore, nonNegative } from './usage.ts';
+import { MemoryUsageStore, nonNegative, type UsageRecord } from './usage.ts';
 
 export interface SharedUsageOptions {
   /** How often increments are sent and others' totals read. Default 1000 ms. */
@@ -53,6 +55,8 @@ export class SharedUsageStore extends MemoryUsageStore {
   private retryMs = 0;
   private nextTryAt = 0;
   private closed = false;
+  /** Days before this one are not held in memory once what was counted for them is sent ('': none). */
+  private retireBefore = '';
   /** Round trips to the database, and those that failed (for /metrics and the benchmark). */
   roundTrips = 0;
   failures = 0;
@@ -87,6 +91,35 @@ export class SharedUsageStore extends MemoryUsageStore {
     c.u.requests += r;
     c.u.tokens_in += i;
     c.u.tokens_out += o;
+  }
+
+  override retire(beforeDate: string): void {
+    if (beforeDate <= this.retireBefore) return;
+    this.retireBefore = beforeDate;
+    this.dropRetired();
+  }
+
+  /** Retired days leave memory, but for those with counts not sent yet (they go once sent). */
+  private dropRetired(): void {
+    const unsent = new Set<string>();
+    for (const m of [this.pending, ...(this.inflight ? [this.inflight.cells] : [])]) for (const c of m.values()) unsent.add(c.date);
+    for (const date of this.days()) if (date < this.retireBefore && !unsent.has(date)) this.takeDay(date);
+  }
+
+  /** Retired days from the database, the others (and retired ones with counts not sent yet) from memory. */
+  override async history(fromDate: string, accountId?: string): Promise<UsageRecord[]> {
+    const held = this.records(fromDate, accountId);
+    if (fromDate >= this.retireBefore) return held;
+    let stored: UsageCount[];
+    try {
+      stored = await this.counters.totals(fromDate, this.retireBefore, accountId);
+    } catch (e) {
+      // The database is away (/api/status says so): the history shows the days held here until it is back.
+      this.onError(e as Error);
+      return held;
+    }
+    const out: UsageRecord[] = stored.filter((r) => !this.holdsDay(r.date));
+    return [...out, ...held].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
   }
 
   override prune(beforeDate: string): void {
@@ -134,6 +167,7 @@ export class SharedUsageStore extends MemoryUsageStore {
     try {
       await this.send();
       await this.read();
+      this.dropRetired();
       if (this.failing) {
         this.failing = false;
         this.onRecovered();
@@ -172,9 +206,11 @@ export class SharedUsageStore extends MemoryUsageStore {
 
   private async read(): Promise<void> {
     this.roundTrips++;
-    const { rows, cursor } = await this.counters.changes(this.cursor, '0000-00-00');
+    const { rows, cursor } = await this.counters.changes(this.cursor, this.retireBefore || '0000-00-00');
     this.cursor = cursor;
     for (const t of rows) {
+      // A retired day's total is read from the database when asked for, not held.
+      if (t.date < this.retireBefore && !this.holdsDay(t.date)) continue;
       const k = keyOf(t.date, t.account_id, t.model);
       const known = sub(this.get(t.date, t.account_id, t.model), this.unsent(k));
       this.settle(k, t, max(known, t));

@@ -5,9 +5,13 @@
 // model over that half second), and the log is
 // compacted now and then into `usage.json` (written atomically). Gateways on
 // one database share their counts through shared-usage.ts.
-// Why this file is just over 400 lines: the two stores share the record
+// Only the open days (today: what quota protection reads and requests count
+// on) are held in memory and rewritten by a compaction; older days are retired to storage (files: `usage/<day>.json`,
+// written once) and read from there when the history is asked for. So memory
+// and the cost of a compaction follow one day of use, not 90.
+// Why this file is over 400 lines: the two stores share the record
 // format, the day arithmetic and the compaction rule, and must agree on them.
-import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic-write.ts';
 import { noteWrite } from '../fsx/storage-errors.ts';
@@ -26,8 +30,15 @@ export interface UsageStore {
   add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void;
   /** Usage of one account and model on one day (zeros when none). Must be cheap: quota checks call it per selection. */
   get(date: string, accountId: string, model: string): DayUsage;
-  /** Every record whose date is >= fromDate (string order), optionally for one account. */
+  /** Every record held in memory (the days not retired) whose date is >= fromDate (string order), optionally for one account. */
   records(fromDate: string, accountId?: string): UsageRecord[];
+  /** Every record whose date is >= fromDate, retired days included (read from storage), optionally for one account. */
+  history(fromDate: string, accountId?: string): Promise<UsageRecord[]>;
+  /**
+   * Days before `beforeDate` leave memory for storage (where history() reads
+   * them); records() no longer shows them. A store with no storage keeps them.
+   */
+  retire(beforeDate: string): void;
   /** Forget days before `date`. */
   prune(beforeDate: string): void;
   /**
@@ -87,20 +98,30 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   records(fromDate: string, accountId?: string): UsageRecord[] {
-    const out: UsageRecord[] = [];
-    const days = [...this.table].filter(([date]) => date >= fromDate).sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    for (const [date, day] of days) {
-      for (const [model, byAccount] of day) {
-        if (accountId !== undefined) {
-          // One account: a lookup per model, not a walk over every account of the day.
-          const u = byAccount.get(accountId);
-          if (u) out.push({ date, account_id: accountId, model, ...u });
-          continue;
-        }
-        for (const [acct, u] of byAccount) out.push({ date, account_id: acct, model, ...u });
-      }
-    }
-    return out;
+    return recordsOf(this.table, fromDate, accountId);
+  }
+
+  async history(fromDate: string, accountId?: string): Promise<UsageRecord[]> {
+    return this.records(fromDate, accountId);
+  }
+
+  /** Nothing to retire to: the days stay in memory. */
+  retire(_beforeDate: string): void {}
+
+  /** The days held in memory (oldest first). */
+  protected days(): string[] {
+    return [...this.table.keys()].sort();
+  }
+
+  protected holdsDay(date: string): boolean {
+    return this.table.has(date);
+  }
+
+  /** Removes one day from memory and returns it. */
+  protected takeDay(date: string): Map<string, Map<string, DayUsage>> | undefined {
+    const day = this.table.get(date);
+    this.table.delete(date);
+    return day;
   }
 
   prune(beforeDate: string): void {
@@ -142,6 +163,15 @@ const LOG_NAME = /^usage\.(\d{1,15})\.log$/;
  * from N on (a line cut short by a crash is skipped). A compaction moves
  * appends to the next log, writes usage.json for it, then deletes the older
  * logs: a crash at any point counts each record once.
+ *
+ * A retired day is in `<dataDir>/usage/<day>.json`:
+ * `{"version":1,"date":"YYYY-MM-DD","log":G,"accounts":{...as in usage.json}}`,
+ * written by the compaction that moved appends to log G, before the
+ * usage.json without that day. It holds every record of that day in the
+ * logs below G and in any usage.json with a lower `log`; a start skips those
+ * (so a crash between the two writes counts nothing twice). A record for a
+ * retired day that turns up later (a log replayed after a crash) stays in
+ * memory and is added to the day's file by the next compaction.
  */
 export class FileUsageStore extends MemoryUsageStore {
   readonly path: string;
@@ -165,11 +195,15 @@ export class FileUsageStore extends MemoryUsageStore {
   /** File operations run one at a time, in order. */
   private io: Promise<void> = Promise.resolve();
   private loading: Promise<void> | null = null;
+  /** Days before this one leave memory for their day files at the next compaction ('' : none). */
+  private retireBefore = '';
+  private readonly daysDir: string;
 
   constructor(dataDir: string, opts: FileUsageStoreOptions = {}) {
     super();
     this.dataDir = dataDir;
     this.path = join(dataDir, 'usage.json');
+    this.daysDir = join(dataDir, 'usage');
     this.debounceMs = opts.debounceMs ?? 2000;
     this.appendDelayMs = opts.appendDelayMs ?? 500;
     this.compactLogBytes = opts.compactLogBytes ?? 4 * 1024 * 1024;
@@ -183,6 +217,11 @@ export class FileUsageStore extends MemoryUsageStore {
 
   private async loadOnce(): Promise<void> {
     const covered = await this.loadSnapshot();
+    // What the day files hold already: a day in usage.json that a later compaction retired (a crash came between the writes).
+    const filed = await this.filedDays();
+    for (const date of this.days()) {
+      if (filed.has(date) && (await filed.get(date)!()) > covered) this.takeDay(date);
+    }
     let names: string[] = [];
     try {
       names = await readdir(this.dataDir);
@@ -198,10 +237,10 @@ export class FileUsageStore extends MemoryUsageStore {
         continue;
       }
       this.logs.add(g);
-      replayed += await this.replay(g);
+      replayed += await this.replay(g, filed);
     }
     this.gen = Math.max(covered, (gens.at(-1) ?? 0) + 1, 1);
-    if (replayed > 0) this.changed();
+    if (replayed > 0 || this.days().some((d) => d < this.retireBefore)) this.changed();
   }
 
   override add(date: string, accountId: string, model: string, delta: Partial<DayUsage>): void {
@@ -313,12 +352,27 @@ export class FileUsageStore extends MemoryUsageStore {
       this.gen = old + 1;
       this.logBytes = 0;
       this.dirty = false;
+      // Days to retire leave the table with this snapshot: their files and usage.json describe the same moment.
+      const before = this.retireBefore;
+      const retiring = this.days().filter((d) => d < before).map((d) => [d, this.takeDay(d)!] as const);
       const text = this.serialize(this.gen);
       if (rest.size) {
         // Best effort: the snapshot below holds these records too.
         if (this.log?.gen === old) await this.log.fh.appendFile(logLines(rest)).catch(() => {});
       }
       if (this.log?.gen === old) await this.closeLog();
+      for (let i = 0; i < retiring.length; i++) {
+        try {
+          await this.writeDay(retiring[i]![0], retiring[i]![1], this.gen);
+        } catch (e) {
+          // Not retired after all: back in memory; usage.json and the logs stay as they are until the next compaction.
+          for (const [date, day] of retiring.slice(i)) this.restoreDay(date, day);
+          this.dirty = true;
+          this.onError(e as Error);
+          this.scheduleCompact();
+          return;
+        }
+      }
       try {
         await writeFileAtomic(this.path, text);
       } catch (e) {
@@ -333,6 +387,120 @@ export class FileUsageStore extends MemoryUsageStore {
         await unlink(this.logPath(g)).catch(() => {});
       }
     });
+  }
+
+  override retire(beforeDate: string): void {
+    if (beforeDate <= this.retireBefore) return;
+    this.retireBefore = beforeDate;
+    if (this.days().some((d) => d < beforeDate)) {
+      this.dirty = true;
+      this.scheduleCompact();
+    }
+  }
+
+  override async history(fromDate: string, accountId?: string): Promise<UsageRecord[]> {
+    const byKey = new Map<string, UsageRecord>();
+    // In the queue of file operations: no compaction moves a day from memory to its file while this reads both.
+    await this.run(async () => {
+      const held = this.records(fromDate, accountId);
+      const filed = await this.filedDays();
+      for (const date of [...filed.keys()].filter((d) => d >= fromDate).sort()) {
+        let day: DayTable | null;
+        try {
+          day = (await this.readDay(date))?.day ?? null;
+        } catch (e) {
+          this.onError(e as Error);
+          continue;
+        }
+        for (const [model, byAccount] of day ?? []) {
+          for (const [acct, u] of byAccount) {
+            if (accountId === undefined || acct === accountId) byKey.set(`${date}\u0000${acct}\u0000${model}`, { date, account_id: acct, model, ...u });
+          }
+        }
+      }
+      for (const r of held) {
+        const k = `${r.date}\u0000${r.account_id}\u0000${r.model}`;
+        const f = byKey.get(k);
+        if (!f) byKey.set(k, r);
+        else byKey.set(k, { ...f, requests: f.requests + r.requests, tokens_in: f.tokens_in + r.tokens_in, tokens_out: f.tokens_out + r.tokens_out });
+      }
+    });
+    return [...byKey.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+  }
+
+  override prune(beforeDate: string): void {
+    super.prune(beforeDate);
+    void this.run(async () => {
+      for (const date of (await this.filedDays()).keys()) if (date < beforeDate) await unlink(this.dayPath(date)).catch(() => {});
+    });
+  }
+
+  private dayPath(date: string): string {
+    return join(this.daysDir, `${date}.json`);
+  }
+
+  /** The day files there are, each with a reader of the `log` it was written for (read once, when first asked). */
+  private async filedDays(): Promise<FiledDays> {
+    let names: string[];
+    try {
+      names = await readdir(this.daysDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw e;
+    }
+    const out: FiledDays = new Map();
+    for (const n of names) {
+      const m = DAY_FILE.exec(n);
+      if (!m) continue;
+      let log: Promise<number> | null = null;
+      out.set(m[1]!, () => (log ??= this.readDay(m[1]!).then((d) => d?.log ?? 0, () => 0)));
+    }
+    return out;
+  }
+
+  /** One day file: its counts and the `log` it was written for; null when there is none. */
+  private async readDay(date: string): Promise<{ log: number; day: DayTable } | null> {
+    let text: string;
+    try {
+      text = await readFile(this.dayPath(date), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    let data: { log?: unknown; accounts?: unknown };
+    try {
+      data = JSON.parse(text) as typeof data;
+    } catch {
+      throw new Error(`${this.dayPath(date)} is not valid JSON; the usage of ${date} in it cannot be read`);
+    }
+    const log = typeof data?.log === 'number' && Number.isSafeInteger(data.log) && data.log > 0 ? data.log : 0;
+    return { log, day: parseDay(data?.accounts) };
+  }
+
+  /** Writes a retired day to its file, added to what the file held; `log`: the log appends now go to. */
+  private async writeDay(date: string, day: DayTable, log: number): Promise<void> {
+    let held: DayTable = new Map();
+    try {
+      held = (await this.readDay(date))?.day ?? held;
+    } catch (e) {
+      // Unreadable: what it held is lost already; the day is written anew from memory.
+      this.onError(e as Error);
+    }
+    for (const [model, byAccount] of day) {
+      let into = held.get(model);
+      if (!into) held.set(model, (into = new Map()));
+      for (const [acct, u] of byAccount) {
+        const h = into.get(acct);
+        into.set(acct, h ? { requests: h.requests + u.requests, tokens_in: h.tokens_in + u.tokens_in, tokens_out: h.tokens_out + u.tokens_out } : u);
+      }
+    }
+    await mkdir(this.daysDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.dayPath(date), `${JSON.stringify({ version: 1, date, log, accounts: dayObject(held) })}\n`);
+  }
+
+  /** Puts a day that could not be retired back into the table. */
+  private restoreDay(date: string, day: DayTable): void {
+    for (const [model, byAccount] of day) for (const [acct, u] of byAccount) this.apply(date, acct, model, u);
   }
 
   /** Reads usage.json into the table; returns the first log number it does not hold. */
@@ -358,23 +526,18 @@ export class FileUsageStore extends MemoryUsageStore {
     const table: Table = new Map();
     for (const [date, accounts] of Object.entries(days as Record<string, unknown>)) {
       if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || !accounts || typeof accounts !== 'object') continue;
-      const day = new Map<string, Map<string, DayUsage>>();
-      for (const [acct, models] of Object.entries(accounts as Record<string, unknown>)) {
-        if (!models || typeof models !== 'object') continue;
-        for (const [model, u] of Object.entries(models as Record<string, Record<string, unknown>>)) {
-          let byAccount = day.get(model);
-          if (!byAccount) day.set(model, (byAccount = new Map()));
-          byAccount.set(acct, { requests: nonNegative(u?.requests), tokens_in: nonNegative(u?.tokens_in), tokens_out: nonNegative(u?.tokens_out) });
-        }
-      }
-      table.set(date, day);
+      table.set(date, parseDay(accounts));
     }
     this.table = table;
     return covered;
   }
 
-  /** Adds one log's records to the table; returns how many. A line that does not parse (cut short by a crash) is skipped. */
-  private async replay(gen: number): Promise<number> {
+  /**
+   * Adds one log's records to the table, but for those a day file holds
+   * already (its `log` above this one); returns how many. A line that does
+   * not parse (cut short by a crash) is skipped.
+   */
+  private async replay(gen: number, filed: FiledDays): Promise<number> {
     let text: string;
     try {
       text = await readFile(this.logPath(gen), 'utf8');
@@ -394,6 +557,8 @@ export class FileUsageStore extends MemoryUsageStore {
       if (!Array.isArray(rec) || rec.length !== 6) continue;
       const [date, acct, model, r, i, o] = rec as unknown[];
       if (typeof date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(date) || typeof acct !== 'string' || typeof model !== 'string') continue;
+      const inFile = filed.get(date);
+      if (inFile && (await inFile()) > gen) continue;
       this.apply(date, acct, model, { requests: r as number, tokens_in: i as number, tokens_out: o as number });
       n++;
     }
@@ -402,15 +567,41 @@ export class FileUsageStore extends MemoryUsageStore {
 
   private serialize(log: number): string {
     const days: Record<string, Record<string, Record<string, DayUsage>>> = Object.create(null);
-    for (const [date, day] of this.table) {
-      // Null-prototype objects: an account or model named "__proto__" is just a key.
-      const d: Record<string, Record<string, DayUsage>> = (days[date] = Object.create(null));
-      for (const [model, byAccount] of day) {
-        for (const [acct, u] of byAccount) (d[acct] ??= Object.create(null))[model] = u;
-      }
-    }
+    for (const [date, day] of this.table) days[date] = dayObject(day);
     return `${JSON.stringify({ version: 1, log, days })}\n`;
   }
+}
+
+/** One day's counts: model -> account -> usage. */
+type DayTable = Map<string, Map<string, DayUsage>>;
+/** Day files by date, each with a reader of the log number it was written for. */
+type FiledDays = Map<string, () => Promise<number>>;
+
+const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.json$/;
+
+/** A day as usage.json and the day files hold it: account -> model -> usage. */
+function dayObject(day: DayTable): Record<string, Record<string, DayUsage>> {
+  // Null-prototype objects: an account or model named "__proto__" is just a key.
+  const d: Record<string, Record<string, DayUsage>> = Object.create(null);
+  for (const [model, byAccount] of day) {
+    for (const [acct, u] of byAccount) (d[acct] ??= Object.create(null))[model] = u;
+  }
+  return d;
+}
+
+/** The inverse of dayObject, for what was read from a file (anything malformed counts nothing). */
+function parseDay(accounts: unknown): DayTable {
+  const day: DayTable = new Map();
+  if (!accounts || typeof accounts !== 'object') return day;
+  for (const [acct, models] of Object.entries(accounts as Record<string, unknown>)) {
+    if (!models || typeof models !== 'object') continue;
+    for (const [model, u] of Object.entries(models as Record<string, Record<string, unknown>>)) {
+      let byAccount = day.get(model);
+      if (!byAccount) day.set(model, (byAccount = new Map()));
+      byAccount.set(acct, { requests: nonNegative(u?.requests), tokens_in: nonNegative(u?.tokens_in), tokens_out: nonNegative(u?.tokens_out) });
+    }
+  }
+  return day;
 }
 
 interface PendingRecord {
@@ -431,4 +622,22 @@ function logLines(pending: ReadonlyMap<DayUsage, PendingRecord>): string {
 
 export function nonNegative(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+}
+
+/** The records of a table whose date is >= fromDate, oldest day first, optionally for one account. */
+function recordsOf(table: Table, fromDate: string, accountId?: string): UsageRecord[] {
+  const out: UsageRecord[] = [];
+  const days = [...table].filter(([date]) => date >= fromDate).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  for (const [date, day] of days) {
+    for (const [model, byAccount] of day) {
+      if (accountId !== undefined) {
+        // One account: a lookup per model, not a walk over every account of the day.
+        const u = byAccount.get(accountId);
+        if (u) out.push({ date, account_id: accountId, model, ...u });
+        continue;
+      }
+      for (const [acct, u] of byAccount) out.push({ date, account_id: acct, model, ...u });
+    }
+  }
+  return out;
 }

@@ -175,12 +175,12 @@ export class Views {
     };
   }
 
-  /** Usage rows of the last `days` quota days (today included), optionally for one account. */
-  usage(o: { days?: number; accountId?: string } = {}): UsageRow[] {
+  /** Usage rows of the last `days` quota days (today included), optionally for one account; retired days are read from storage. */
+  async usage(o: { days?: number; accountId?: string } = {}): Promise<UsageRow[]> {
     const now = this.o.clock.now();
     const days = Math.max(1, Math.floor(o.days ?? 30));
     const from = quotaDayKeyBefore(now, days - 1);
-    return this.o.usage.records(from, o.accountId).map((r) => {
+    return (await this.o.usage.history(from, o.accountId)).map((r) => {
       const { service, model } = splitUsageModel(r.model);
       const row: UsageRow = {
         date: r.date,

@@ -66,6 +66,13 @@ export class PgUsageCounters implements UsageCounters {
     return { rows, cursor: found[0]!.horizon };
   }
 
+  async totals(fromDate: string, beforeDate: string, accountId?: string): Promise<UsageCount[]> {
+    return this.sql<UsageCount[]>`
+      SELECT ${this.sql.unsafe(COLUMNS)} FROM grantpool_usage
+      WHERE day >= ${fromDate} AND day < ${beforeDate}${accountId === undefined ? this.sql`` : this.sql` AND account_id = ${accountId}`}
+      ORDER BY day`;
+  }
+
   async prune(beforeDate: string): Promise<void> {
     await this.sql`DELETE FROM grantpool_usage WHERE day < ${beforeDate}`;
     await this.sql`DELETE FROM grantpool_usage_batches WHERE at < now() - interval '2 days'`;

@@ -28,6 +28,8 @@ export interface UsageCounters {
    * again; none is missed.
    */
   changes(cursor: string | null, fromDate: string): Promise<{ rows: UsageCount[]; cursor: string }>;
+  /** The totals of the rows dated from `fromDate` up to (not including) `beforeDate`, optionally of one account. */
+  totals(fromDate: string, beforeDate: string, accountId?: string): Promise<UsageCount[]>;
   /** Forgets the days before `beforeDate`. */
   prune(beforeDate: string): Promise<void>;
 }
@@ -64,6 +66,10 @@ export class MemoryUsageCounters implements UsageCounters {
     const since = cursor === null ? -1 : Number(cursor);
     const rows = [...this.rows.values()].filter((r) => (cursor === null ? r.date >= fromDate : r.version > since)).map(plain);
     return { rows, cursor: String(this.version) };
+  }
+
+  async totals(fromDate: string, beforeDate: string, accountId?: string): Promise<UsageCount[]> {
+    return [...this.rows.values()].filter((r) => r.date >= fromDate && r.date < beforeDate && (accountId === undefined || r.account_id === accountId)).map(plain);
   }
 
   async prune(beforeDate: string): Promise<void> {

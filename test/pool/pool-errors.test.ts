@@ -272,7 +272,7 @@ test('ok: usage is counted; last_used is written at most once a minute', async (
   assert.equal(writes, 2);
   assert.equal((await h.store.get('a'))!.last_used, NOW_S + 60);
   assert.deepEqual(h.pool.usageToday('a'), { requests: 52, tokens: 750 });
-  assert.deepEqual(h.pool.usage({ days: 7 }), [
+  assert.deepEqual(await h.pool.usage({ days: 7 }), [
     { date: '2026-01-15', account_id: 'a', email: 'a@example.com', model: 'flash', requests: 52, tokens_in: 500, tokens_out: 250 },
   ]);
 });

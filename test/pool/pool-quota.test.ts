@@ -131,7 +131,7 @@ test('pool with quota protection: accounts near their daily limit are kept out f
   assert.deepEqual(h.pool.stateOf('a'), { state: 'active' });
   assert.ok(await h.pool.acquire({ model: 'gemini-2.5-flash' }));
   // history for the chart
-  const rows = h.pool.usage({ days: 2 });
+  const rows = await h.pool.usage({ days: 2 });
   assert.deepEqual(rows.map((r) => [r.date, r.account_id, r.requests]), [
     ['2026-01-15', 'a', 9],
     ['2026-01-15', 'b', 9],
@@ -238,4 +238,29 @@ test('quota protection counts generate requests only: count-tokens, embeddings a
   }
   assert.equal(h.pool.stateOf('a')!.state, 'quota_protected');
   assert.deepEqual(h.pool.usageToday('a'), { requests: 3, tokens: 103 });
+});
+
+test('a gateway that runs for days holds only today in memory; the 30-day history still shows every day', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grantpool-usage-days-'));
+  try {
+    const usage = new FileUsageStore(dir, { debounceMs: 60_000 });
+    const h = await poolHarness([fakeAccount('a')], { usage });
+    const day = 24 * 3600_000;
+    for (let d = 0; d < 4; d++) {
+      if (d > 0) h.clock.advance(day);
+      h.pool.tick();
+      for (let i = 0; i <= d; i++) {
+        const l = await h.pool.acquire({ model: 'gemini-2.5-flash' });
+        h.pool.report(l, 'gemini-2.5-flash', { kind: 'ok', tokensIn: 1, tokensOut: 1 });
+      }
+    }
+    await usage.flush();
+    assert.deepEqual(usage.records('0000').map((r) => [r.date, r.requests]), [['2026-01-18', 4]], 'only today is held');
+    const rows = await h.pool.usage({ days: 30 });
+    assert.deepEqual(rows.map((r) => [r.date, r.requests]), [['2026-01-15', 1], ['2026-01-16', 2], ['2026-01-17', 3], ['2026-01-18', 4]]);
+    assert.deepEqual((await h.pool.usage({ days: 2 })).map((r) => r.date), ['2026-01-17', '2026-01-18']);
+    await h.pool.stop();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

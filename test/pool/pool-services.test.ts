@@ -109,7 +109,7 @@ test('services: quota protection counts per lane and model: Vertex usage does no
   assert.equal((await h.pool.acquire({ model: 'pro', services: ['vertex'] })).service, 'vertex', 'another model is not protected');
   assert.equal(h.pool.stateOf('a1')!.state, 'active', "the account's state is its Gemini API state");
   // usage rows say which service
-  const rows = h.pool.usage({ accountId: 'a1' });
+  const rows = await h.pool.usage({ accountId: 'a1' });
   assert.deepEqual(rows.map((r) => [r.model, r.service, r.requests, r.tokens_in]), [['flash', 'vertex', 2, 10]]);
   assert.deepEqual(h.pool.usageToday('a1'), { requests: 2, tokens: 12 });
 });

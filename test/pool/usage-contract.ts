@@ -63,6 +63,34 @@ export function usageStoreContract(name: string, traits: UsageTraits, backend: (
     }));
   }
 
+  test(`${name}: a retired day leaves memory but not the history${traits.durable ? ', also after a restart' : ''}`, withBackend(async (b) => {
+    const u = await b.open();
+    u.add('2026-01-01', 'a', 'm', { requests: 2, tokens_in: 20 });
+    u.add('2026-01-01', 'b', 'm', { requests: 1 });
+    u.add('2026-01-03', 'a', 'm', { requests: 5 });
+    await u.flush();
+    u.retire('2026-01-02');
+    await u.flush();
+    const all = [
+      { date: '2026-01-01', account_id: 'a', model: 'm', requests: 2, tokens_in: 20, tokens_out: 0 },
+      { date: '2026-01-01', account_id: 'b', model: 'm', requests: 1, tokens_in: 0, tokens_out: 0 },
+      { date: '2026-01-03', account_id: 'a', model: 'm', requests: 5, tokens_in: 0, tokens_out: 0 },
+    ];
+    if (traits.durable) assert.deepEqual(u.records('0000').map((r) => r.date), ['2026-01-03'], 'only the open day is held in memory');
+    assert.deepEqual(sorted(await u.history('0000')), all);
+    assert.deepEqual(await u.history('2026-01-01', 'a'), [all[0], all[2]], 'one account, oldest day first');
+    assert.deepEqual(await u.history('2026-01-02'), [all[2]]);
+    u.add('2026-01-03', 'a', 'm', { requests: 1 });
+    await u.close();
+    if (!traits.durable) return;
+    const again = await b.open();
+    again.retire('2026-01-02');
+    assert.deepEqual(sorted(await again.history('0000')), [all[0], all[1], { ...all[2], requests: 6 }], 'each count once after a restart');
+    again.prune('2026-01-02');
+    assert.deepEqual(await again.history('0000'), [{ ...all[2], requests: 6 }], 'pruned days are gone from storage too');
+    await again.close();
+  }));
+
   if (traits.shared) {
     test(`${name}: counts made by one gateway reach the other within 2 s, and both add up on one row exactly`, withBackend(async (b) => {
       const one = await b.open();

@@ -4,7 +4,7 @@
 // trip per request, and a database that goes away costs no count.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -49,6 +49,36 @@ usageStoreContract('shared (in-process counters)', { durable: true, shared: true
   };
 });
 
+test('data directory: a start after a crash between a day file and usage.json counts each record once', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grantpool-usage-'));
+  try {
+    const u = new FileUsageStore(dir, { debounceMs: 60_000 });
+    await u.load();
+    u.add('2026-01-01', 'a', 'm', { requests: 3 });
+    u.add('2026-01-03', 'a', 'm', { requests: 1 });
+    await u.flush();
+    const before = await readFile(join(dir, 'usage.json'), 'utf8');
+    const log = (JSON.parse(before) as { log: number }).log;
+    u.retire('2026-01-02');
+    await u.flush();
+    await u.close();
+    assert.ok(!(await readFile(join(dir, 'usage.json'), 'utf8')).includes('2026-01-01'), 'usage.json no longer holds the retired day');
+    // What a crash after the day file but before the new usage.json leaves: the old usage.json, and its log with one more record.
+    await writeFile(join(dir, 'usage.json'), before);
+    await writeFile(join(dir, `usage.${log}.log`), `${JSON.stringify(['2026-01-01', 'a', 'm', 2, 0, 0])}\n${JSON.stringify(['2026-01-03', 'a', 'm', 1, 0, 0])}\n`);
+    const again = new FileUsageStore(dir, { debounceMs: 60_000 });
+    await again.load();
+    again.retire('2026-01-02');
+    // The day file was written after that log (it holds its records); the 2026-01-03 record is not in any file yet.
+    assert.deepEqual((await again.history('0000')).map((r) => `${r.date} ${r.requests}`), ['2026-01-01 3', '2026-01-03 2']);
+    await again.flush();
+    assert.deepEqual(again.records('0000').map((r) => `${r.date} ${r.requests}`), ['2026-01-03 2']);
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('shared usage: a database that fails keeps every count in memory and sends it once when it is back', async () => {
   const counters = new MemoryUsageCounters();
   let down = false;
@@ -64,6 +94,7 @@ test('shared usage: a database that fails keeps every count in memory and sends 
       if (down) throw new Error('connect ECONNREFUSED');
       return counters.changes(c, d);
     },
+    totals: (f: string, b: string, a?: string) => counters.totals(f, b, a),
     prune: (d: string) => counters.prune(d),
   };
   const errors: string[] = [];

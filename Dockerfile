@@ -13,7 +13,8 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 ENV GRANTPOOL_DATA_DIR=/data \
     GRANTPOOL_HOST=0.0.0.0 \
-    MALLOC_ARENA_MAX=1
+    MALLOC_ARENA_MAX=1 \
+    MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 8045
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8045/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -30,7 +30,15 @@ export const NODE_FLAGS = ['--max-semi-space-size=4', '--no-concurrent-recompila
 // keeps what was freed in each; Node's work happens on its main thread, so one
 // arena keeps ~15 MB of resident memory away after load
 // (docs/performance-log.md). Other C libraries ignore it.
-export const NODE_ENV = { MALLOC_ARENA_MAX: '1' };
+//
+// MALLOC_MMAP_THRESHOLD_=131072: glibc serves a block of 128 KiB or more with
+// a mapping of its own, returned to the system when freed. Without it the
+// threshold rises to the largest block freed so far (up to 32 MiB), so the
+// buffers of a start (reading 100,000 accounts, a database's result pages)
+// come from the main heap afterwards and stay resident there as holes
+// (~10 MB of 25 after load at 100,000 accounts; docs/performance-log.md).
+// Setting it also fixes the trim threshold at its default, 128 KiB.
+export const NODE_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '131072' };
 
 /** NODE_ENV as shell assignments (`A=1 B=2`), as the shebang and `npm start` write them. */
 export function envAssignments(env = NODE_ENV) {

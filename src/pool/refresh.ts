@@ -8,6 +8,7 @@ import type { Clock } from '../util/clock.ts';
 import type { RefreshFailure } from './error-policy.ts';
 import { RefreshError, type TokenRefresher } from '../oauth/refresh-error.ts';
 import { classifyRefreshError } from '../oauth/refresh-classify.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 
 /** The account's own token values: never in a failure's texts. */
 const tokensOf = (a?: Account): string[] => (a ? [a.token.access_token, a.token.refresh_token] : []);
@@ -59,6 +60,12 @@ export interface RefreshDeps {
 }
 
 export interface RefreshOptions {
+  /**
+   * The account as the caller holds it: refreshed when the store cannot be
+   * read (a database that is down), so that its requests are served; the new
+   * token is written when the store is back.
+   */
+  held: Account;
   /** The access token the caller considers stale; a different, unexpired one in the store is adopted. */
   staleAccessToken: string;
   /** After an upstream 401: refresh even when the token looks fresh (unless the store holds a newer one). */
@@ -85,7 +92,10 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
   const { store, refresher, clock } = deps;
   try {
     return await store.withRefreshLock(id, async (): Promise<RefreshAttempt> => {
-      const current = await store.get(id);
+      const current = await store.get(id).catch((e: unknown) => {
+        if (e instanceof StoreUnavailableError) return opts.held;
+        throw e;
+      });
       if (!current) return { ok: false, reason: 'gone', account: null };
       if (current.disabled) return { ok: false, reason: 'disabled', account: current };
       const left = current.token.expiry_timestamp * 1000 - clock.now();
@@ -121,7 +131,8 @@ export async function refreshUnderLock(deps: RefreshDeps, id: string, opts: Refr
   } catch (e) {
     // the lock itself failed (e.g. a lock file could not be taken)
     const f = classifyRefreshError(e);
-    const account = (await store.get(id).catch(() => null)) ?? null;
+    // Gone only if the store says so: a store that cannot answer keeps the account.
+    const account = await store.get(id).catch(() => opts.held);
     if (!account) return { ok: false, reason: 'gone', account: null };
     return { ok: false, reason: 'failed', failure: new RefreshError('transient', 'refresh_lock', f.description, undefined, { cause: f.cause }), account };
   }

@@ -68,7 +68,7 @@ export class RefreshScheduler {
       // while its client is failing, this refresh is the client's probe: the next waits an interval
       clients.claimAttempt(e.clientKey, clock.now());
       changed(e.id); // refreshing
-      const attempt = await refreshUnderLock({ store, refresher, clock }, e.id, { staleAccessToken, force, marginMs, refreshBeforeMs });
+      const attempt = await refreshUnderLock({ store, refresher, clock }, e.id, { held: e.account, staleAccessToken, force, marginMs, refreshBeforeMs });
       await this.settle(e.id, attempt);
       changed(e.id);
       return attempt;

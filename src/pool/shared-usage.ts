@@ -53,6 +53,8 @@ export class SharedUsageStore extends MemoryUsageStore {
   private running: Promise<void> | null = null;
   private failing = false;
   private retryMs = 0;
+  /** The last prune sent to the database (settled when it is done or failed). */
+  private pruning: Promise<void> = Promise.resolve();
   private nextTryAt = 0;
   private closed = false;
   /** Days before this one are not held in memory once what was counted for them is sent ('': none). */
@@ -111,6 +113,7 @@ export class SharedUsageStore extends MemoryUsageStore {
     const held = this.records(fromDate, accountId);
     if (fromDate >= this.retireBefore) return held;
     let stored: UsageCount[];
+    await this.pruning;
     try {
       stored = await this.counters.totals(fromDate, this.retireBefore, accountId);
     } catch (e) {
@@ -127,7 +130,8 @@ export class SharedUsageStore extends MemoryUsageStore {
     for (const m of [this.pending, ...(this.inflight ? [this.inflight.cells] : [])]) {
       for (const [k, c] of m) if (c.date < beforeDate) m.delete(k);
     }
-    this.counters.prune(beforeDate).catch(() => {});
+    // History reads wait for it: a day pruned here is never shown again by this gateway.
+    this.pruning = this.counters.prune(beforeDate).catch(() => {});
   }
 
   /** Sends what is pending and reads the others' totals now. */

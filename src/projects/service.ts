@@ -104,6 +104,7 @@ export class ProjectService {
     const { clock, store, refresher } = this.deps;
     if (account.token.expiry_timestamp * 1000 - clock.now() > 60_000) return account.token.access_token;
     const attempt = await refreshUnderLock({ store, refresher, clock }, account.id, {
+      held: account,
       staleAccessToken: account.token.access_token,
       force: false,
       marginMs: 60_000,

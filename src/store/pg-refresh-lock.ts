@@ -5,10 +5,12 @@
 // A waiter blocks in pg_advisory_lock rather than polling: the server grants
 // the lock the moment the holder lets go (or its session ends), so the other
 // gateways' requests wait for the refresh and nothing more. lock_timeout
-// bounds the wait.
+// bounds the wait. A database that is down or silent costs a refresh at most
+// one deadline: it then goes ahead without the cross-gateway lock.
 import type { Sql } from 'postgres';
 import type postgres from 'postgres';
 import { StoreUnavailableError } from './errors.ts';
+import { answeredWithin, NoAnswerError } from './pg-answer.ts';
 import type { DbCounters } from './pg-stats.ts';
 
 /** Advisory lock keys: (class, key) pairs; the class keeps Grantpool's locks apart from anyone else's. */
@@ -17,37 +19,78 @@ const LOCK_CLASS_REFRESH = 0x67707266; // "gprf"
 /** PostgreSQL's SQLSTATE for a lock wait that ran out of lock_timeout. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** Runs `fn` holding the account's refresh lock (waiting up to `lockWaitMs`); without the lock when the database cannot be reached. */
-export async function underAdvisoryLock<T>(
-  sql: Sql,
-  id: string,
-  fn: () => Promise<T>,
-  o: { lockWaitMs: number; stats: DbCounters; unreachable: (e: Error) => void },
-): Promise<T> {
-  let conn: postgres.ReservedSql | null = null;
-  let free: boolean;
+export interface AdvisoryLockOptions {
+  lockWaitMs: number;
+  /** How long the database may take to answer the lock's own queries (pg-answer.ts). */
+  answerTimeoutMs: number;
+  stats: DbCounters;
+  /** The error that made the database count as unusable right now, or null: while it is not null no lock is tried. */
+  down: () => string | null;
+  unreachable: (e: Error) => void;
+}
+
+/**
+ * Runs `fn` holding the account's refresh lock (waiting up to `lockWaitMs` for
+ * another gateway's refresh); without the lock when the database cannot be
+ * reached or does not answer, so that a refresh never waits on a silent
+ * database for longer than `answerTimeoutMs`.
+ */
+export async function underAdvisoryLock<T>(sql: Sql, id: string, fn: () => Promise<T>, o: AdvisoryLockOptions): Promise<T> {
+  const down = o.down();
+  if (down !== null) {
+    o.unreachable(new Error(down));
+    return fn();
+  }
+  const taking = tryLock(sql, id);
+  let taken: { conn: postgres.ReservedSql; free: boolean };
   try {
-    conn = await sql.reserve();
-    // Also the check that the database can be used: uncontended, this one query takes the lock.
-    const [r] = await conn<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${LOCK_CLASS_REFRESH}, hashtext(${id})) AS ok`;
-    free = r!.ok;
+    taken = await answeredWithin(taking, o.answerTimeoutMs, (late) => letGo(late.conn, id, late.free));
   } catch (e) {
-    conn?.release();
     o.unreachable(e as Error);
     return fn();
   }
-  try {
-    if (!free) await waitForLock(conn, id, o);
-    o.stats.refreshLocksHeld++;
+  const { conn } = taken;
+  if (!taken.free) {
+    // The wait has lock_timeout on the server; this deadline is for a server that answers nothing at all.
+    const waiting = waitForLock(conn, id, o);
     try {
-      return await fn();
-    } finally {
-      o.stats.refreshLocksHeld--;
-      await conn`SELECT pg_advisory_unlock(${LOCK_CLASS_REFRESH}, hashtext(${id}))`.catch(() => {});
+      await answeredWithin(waiting, o.lockWaitMs + o.answerTimeoutMs, () => letGo(conn, id, true));
+    } catch (e) {
+      if (e instanceof NoAnswerError) {
+        waiting.catch(() => conn.release());
+        o.unreachable(e);
+        return fn();
+      }
+      conn.release();
+      throw e;
     }
-  } finally {
-    conn.release();
   }
+  o.stats.refreshLocksHeld++;
+  try {
+    return await fn();
+  } finally {
+    o.stats.refreshLocksHeld--;
+    // Not waited for: the refresh is done whether or not the database answers the unlock now.
+    letGo(conn, id, true);
+  }
+}
+
+/** A connection of its own and, uncontended, the lock in one query (also the check that the database can be used). */
+async function tryLock(sql: Sql, id: string): Promise<{ conn: postgres.ReservedSql; free: boolean }> {
+  const conn = await sql.reserve();
+  try {
+    const [r] = await conn<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${LOCK_CLASS_REFRESH}, hashtext(${id})) AS ok`;
+    return { conn, free: r!.ok };
+  } catch (e) {
+    conn.release();
+    throw e;
+  }
+}
+
+/** Unlocks (when held) and gives the connection back once the database has answered. */
+function letGo(conn: postgres.ReservedSql, id: string, held: boolean): void {
+  if (!held) return conn.release();
+  void conn`SELECT pg_advisory_unlock(${LOCK_CLASS_REFRESH}, hashtext(${id}))`.catch(() => {}).finally(() => conn.release());
 }
 
 /** Blocks until another gateway's refresh of `id` ends; fails after `lockWaitMs`. */

@@ -7,6 +7,7 @@ import type { Sql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
 import { RenewableListen, type ListenDriver } from './pg-listen.ts';
 import type { SharedEvents, SharedKv, SharedState } from './shared-state.ts';
+import { unguarded, type Guard } from './pg-answer.ts';
 
 const CHANNEL = 'grantpool_events';
 /** NOTIFY payloads are limited to 8000 bytes; events are a few hundred. */
@@ -25,10 +26,13 @@ export class PgSharedState implements SharedState {
   private lagProbe: NodeJS.Timeout | null = null;
   private readonly me = randomUUID();
   private lagMs: number | null = null;
+  private readonly guard: Guard;
 
-  constructor(sql: Sql, logger: Logger, listenDriver: ListenDriver, opts: { sweepIntervalMs?: number } = {}) {
+  /** `guard`: how the queries a caller waits for run (PgStore's: refused while the database is down, bounded in time). */
+  constructor(sql: Sql, logger: Logger, listenDriver: ListenDriver, opts: { sweepIntervalMs?: number; guard?: Guard } = {}) {
     this.sql = sql;
     this.logger = logger;
+    this.guard = opts.guard ?? unguarded;
     this.listening = new RenewableListen(listenDriver, CHANNEL, {
       onNotify: (text) => this.deliver(text),
       onError: (e) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for shared events'),
@@ -41,16 +45,16 @@ export class PgSharedState implements SharedState {
 
   readonly kv: SharedKv = {
     get: async <T>(ns: string, key: string) => {
-      const [r] = await this.sql<{ value: T }[]>`SELECT value FROM grantpool_kv WHERE ns = ${ns} AND key = ${key} AND expires_at > ${Date.now()}`;
+      const [r] = await this.guard(() => this.sql<{ value: T }[]>`SELECT value FROM grantpool_kv WHERE ns = ${ns} AND key = ${key} AND expires_at > ${Date.now()}`);
       return r ? r.value : null;
     },
     set: async (ns, key, value, expiresAtMs) => {
-      await this.sql`
+      await this.guard(() => this.sql`
         INSERT INTO grantpool_kv (ns, key, value, expires_at) VALUES (${ns}, ${key}, ${this.sql.json(value as never)}, ${Math.ceil(expiresAtMs)})
-        ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`;
+        ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`);
     },
     update: async <T, R>(ns: string, key: string, change: (current: T | null) => { value: T; expiresAtMs: number; result: R } | { result: R }) =>
-      this.sql.begin(async (tx) => {
+      this.guard(() => this.sql.begin(async (tx) => {
         // Lock the key even when it has no row yet, so two first writers are serialised too.
         await tx`SELECT pg_advisory_xact_lock(hashtext(${ns}), hashtext(${key}))`;
         const [r] = await tx<{ value: T }[]>`SELECT value FROM grantpool_kv WHERE ns = ${ns} AND key = ${key} AND expires_at > ${Date.now()}`;
@@ -61,9 +65,9 @@ export class PgSharedState implements SharedState {
             ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`;
         }
         return next.result;
-      }) as Promise<R>,
+      }) as Promise<R>),
     delete: async (ns, key) => {
-      await this.sql`DELETE FROM grantpool_kv WHERE ns = ${ns} AND key = ${key}`;
+      await this.guard(() => this.sql`DELETE FROM grantpool_kv WHERE ns = ${ns} AND key = ${key}`);
     },
   };
 
@@ -71,7 +75,7 @@ export class PgSharedState implements SharedState {
     publish: async (topic, payload) => {
       const text = JSON.stringify({ topic, payload });
       if (Buffer.byteLength(text) > MAX_EVENT_BYTES) throw new Error(`event on ${topic} is too large to share (${Buffer.byteLength(text)} bytes)`);
-      await this.sql`SELECT pg_notify(${CHANNEL}, ${text})`;
+      await this.guard(() => this.sql`SELECT pg_notify(${CHANNEL}, ${text})`);
     },
     subscribe: (topic, listener) => {
       let set = this.listeners.get(topic);

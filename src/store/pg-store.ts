@@ -26,6 +26,7 @@ import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
 import { identityBatches, upsertBatch, writeRows, type RowWrite, type UpsertItem } from './pg-bulk-write.ts';
 import { underAdvisoryLock } from './pg-refresh-lock.ts';
+import { answeredWithin, NoAnswerError } from './pg-answer.ts';
 import { readPoolStats, type DbCounters, type DbPoolStats } from './pg-stats.ts';
 import { PgLoad, readChanges, SeenVersions, type PgRow } from './pg-load.ts';
 import { StoreUnavailableError } from './errors.ts';
@@ -45,6 +46,12 @@ export interface PgStoreOptions {
   probeIntervalMs?: number;
   /** How long withRefreshLock waits for another gateway's refresh. Default 30 s. */
   lockWaitMs?: number;
+  /**
+   * How long a query the gateway waits for may go unanswered before the
+   * database counts as unreachable (a host that hangs keeps its connections
+   * open and silent). Default 10 s.
+   */
+  answerTimeoutMs?: number;
   /** How tokens are stored (token-cipher.ts). Default: written plain, encrypted ones readable by no key (locked). */
   sealer?: TokenSealer;
   /**
@@ -56,6 +63,7 @@ export interface PgStoreOptions {
 }
 
 const CHANNEL = 'grantpool_accounts';
+const DB_FIX = 'check that PostgreSQL is running and answering and that GRANTPOOL_DATABASE_URL points at it, then try again';
 
 /** Validated like a written file (defaults filled in), then read-only. */
 function stored(a: unknown, row = false): Account {
@@ -68,6 +76,7 @@ export class PgStore implements AccountStore {
   private readonly sql: Sql;
   private readonly logger: Logger;
   private readonly lockWaitMs: number;
+  private readonly answerTimeoutMs: number;
   /** The newest version seen per account id, and whether it exists at that version. */
   private readonly seen = new SeenVersions();
   private readonly watchers = new Set<(change: AccountChange) => void>();
@@ -78,8 +87,9 @@ export class PgStore implements AccountStore {
   private checking: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly probe: NodeJS.Timeout;
-  /** Why the database cannot be used right now (null while it can). */
+  /** Why the database cannot be used right now (null while it can), and the error that said so. */
   private down: string | null = null;
+  private downError = '';
   private catchingUp: Promise<void> | null = null;
   /** The comparison queued behind the one under way (catchUp). */
   private catchUpNext: Promise<void> | null = null;
@@ -100,6 +110,7 @@ export class PgStore implements AccountStore {
   constructor(opts: PgStoreOptions) {
     this.logger = opts.logger;
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? 10_000;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.max = opts.max ?? 10;
     const bg = opts.backgroundLoad === true ? {} : opts.backgroundLoad || null;
@@ -130,12 +141,12 @@ export class PgStore implements AccountStore {
 
   /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
   sharedState(): PgSharedState {
-    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver));
+    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver, { guard: (q) => this.guard(q) }));
   }
 
   /** The usage totals every gateway on this database adds to (src/pool/shared-usage.ts batches them). */
   usageCounters(): PgUsageCounters {
-    return (this.counters ??= new PgUsageCounters(this.sql));
+    return (this.counters ??= new PgUsageCounters(this.sql, (q) => this.guard(q)));
   }
 
   /** Creates or migrates the schema (idempotent, safe when several gateways start together). */
@@ -182,7 +193,7 @@ export class PgStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.loadDone;
-    const rows = await this.guard(this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
+    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -194,13 +205,13 @@ export class PgStore implements AccountStore {
   }
 
   async get(id: string): Promise<Account | null> {
-    const [r] = await this.guard(this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
+    const [r] = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
     return r ? this.parse(r) : null;
   }
 
   async update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
     this.assertOpen();
-    const result = await this.guard(this.sql.begin(async (tx) => {
+    const result = await this.guard(() => this.sql.begin(async (tx) => {
       const [r] = await tx<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
       const opened = this.open(r.id, stored(r.data, true));
@@ -230,7 +241,7 @@ export class PgStore implements AccountStore {
     this.assertOpen();
     const out: { account: Account; created: boolean }[] = [];
     for (const batch of identityBatches(items, 1000)) {
-      const done = await this.guard(this.sql.begin((tx) => upsertBatch(tx, batch, {
+      const done = await this.guard(() => this.sql.begin((tx) => upsertBatch(tx, batch, {
         channel: CHANNEL,
         open: (r) => this.open(r.id, stored(r.data, true)),
         stored: (a) => stored(a),
@@ -246,7 +257,7 @@ export class PgStore implements AccountStore {
 
   async remove(id: string): Promise<boolean> {
     this.assertOpen();
-    const version = await this.guard(this.sql.begin(async (tx) => {
+    const version = await this.guard(() => this.sql.begin(async (tx) => {
       const gone = await tx`DELETE FROM grantpool_accounts WHERE id = ${id} RETURNING id`;
       if (gone.length === 0) return null;
       const [v] = await tx<{ version: number }[]>`
@@ -274,7 +285,10 @@ export class PgStore implements AccountStore {
     return this.localLocks.run(id, () =>
       underAdvisoryLock(this.sql, id, fn, {
         lockWaitMs: this.lockWaitMs,
+        answerTimeoutMs: this.answerTimeoutMs,
         stats: this.stats,
+        // The error that made it down: told again, it changes nothing and logs nothing new.
+        down: () => (this.down === null ? null : this.downError),
         unreachable: (e) => {
           // Refreshing without the cross-gateway lock (this process still refreshes each account
           // once at a time) beats serving nothing. Google keeps the refresh token.
@@ -321,7 +335,7 @@ export class PgStore implements AccountStore {
 
   private async checkOnce(): Promise<void> {
     try {
-      await this.sql`SELECT 1`;
+      await answeredWithin(this.sql`SELECT 1`.execute(), this.answerTimeoutMs);
       if (this.down) {
         this.logger.info('Database reachable again; catching up on account changes');
         // Before reporting healthy: the driver's own LISTEN again may have given up while the database was down.
@@ -339,6 +353,7 @@ export class PgStore implements AccountStore {
     const why = `database unreachable: ${e.message}`;
     if (this.down !== why) this.logger.warn({ err: { message: e.message } }, 'Database unreachable: serving with the accounts in memory');
     this.down = why;
+    this.downError = e.message;
   }
 
   /**
@@ -442,17 +457,27 @@ export class PgStore implements AccountStore {
     }
   }
 
-  /** A query whose failure to reach the database becomes a clear 503 (the change was not made). */
-  private async guard<T>(query: Promise<T>): Promise<T> {
+  /**
+   * A query the caller waits for: refused at once while the database is known
+   * to be unreachable (the next check is started, so that its return is seen
+   * without delay), and bounded by answerTimeoutMs. Not reaching the database
+   * becomes a clear 503.
+   */
+  private async guard<T>(query: () => Promise<T>): Promise<T> {
+    if (this.down) {
+      void this.check();
+      throw new StoreUnavailableError(`the account database is unreachable (${this.downError}); nothing was changed`, { fix: DB_FIX });
+    }
     try {
-      return await query;
+      return await answeredWithin(query(), this.answerTimeoutMs);
     } catch (e) {
+      if (e instanceof NoAnswerError) {
+        this.failed(e);
+        throw new StoreUnavailableError(`the account database did not answer within ${this.answerTimeoutMs / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
+      }
       if (!isConnectionError(e)) throw e;
       this.failed(e as Error);
-      throw new StoreUnavailableError(`the account database is unreachable (${(e as Error).message}); nothing was changed`, {
-        fix: 'check that PostgreSQL is running and GRANTPOOL_DATABASE_URL points at it, then try again',
-        cause: e,
-      });
+      throw new StoreUnavailableError(`the account database is unreachable (${(e as Error).message}); nothing was changed`, { fix: DB_FIX, cause: e });
     }
   }
 

@@ -8,14 +8,17 @@
 // the transactions of several gateways interleave.
 import type { Sql } from 'postgres';
 import type { UsageCount, UsageCounters } from './usage-counters.ts';
+import { unguarded, type Guard } from './pg-answer.ts';
 
 const COLUMNS = 'day AS date, account_id, model, requests::float8 AS requests, tokens_in::float8 AS tokens_in, tokens_out::float8 AS tokens_out';
 
 export class PgUsageCounters implements UsageCounters {
   private readonly sql: Sql;
+  private readonly guard: Guard;
 
-  constructor(sql: Sql) {
+  constructor(sql: Sql, guard: Guard = unguarded) {
     this.sql = sql;
+    this.guard = guard;
   }
 
   async add(batchId: string, increments: readonly UsageCount[]): Promise<UsageCount[]> {
@@ -34,7 +37,7 @@ export class PgUsageCounters implements UsageCounters {
     }
     const sorted = [...merged.values()].sort((a, b) => cmp(a.date, b.date) || cmp(a.account_id, b.account_id) || cmp(a.model, b.model));
     const col = <K extends keyof UsageCount>(k: K) => sorted.map((r) => r[k]);
-    return this.sql.begin(async (tx) => {
+    return this.guard(() => this.sql.begin(async (tx) => {
       const fresh = await tx`INSERT INTO grantpool_usage_batches (id) VALUES (${batchId}) ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (fresh.length === 0) {
         // Counted already (the reply to an earlier try was lost): just say where the rows stand.
@@ -52,30 +55,32 @@ export class PgUsageCounters implements UsageCounters {
           tokens_out = u.tokens_out + EXCLUDED.tokens_out,
           xid = pg_current_xact_id()
         RETURNING ${tx.unsafe(COLUMNS)}`;
-    }) as Promise<UsageCount[]>;
+    }) as Promise<UsageCount[]>);
   }
 
   async changes(cursor: string | null, fromDate: string): Promise<{ rows: UsageCount[]; cursor: string }> {
     // One statement, one snapshot: the rows and the horizon come from the same view of the table.
-    const found = await this.sql<(Partial<UsageCount> & { horizon: string })[]>`
+    const found = await this.guard(() => this.sql<(Partial<UsageCount> & { horizon: string })[]>`
       WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon)
       SELECT h.horizon, ${this.sql.unsafe(COLUMNS)} FROM h
-      LEFT JOIN grantpool_usage ON ${cursor === null ? this.sql`day >= ${fromDate}` : this.sql`xid >= ${cursor}::xid8`}`;
+      LEFT JOIN grantpool_usage ON ${cursor === null ? this.sql`day >= ${fromDate}` : this.sql`xid >= ${cursor}::xid8`}`);
     const rows: UsageCount[] = [];
     for (const r of found) if (r.date !== null && r.date !== undefined) rows.push(r as UsageCount);
     return { rows, cursor: found[0]!.horizon };
   }
 
   async totals(fromDate: string, beforeDate: string, accountId?: string): Promise<UsageCount[]> {
-    return this.sql<UsageCount[]>`
+    return this.guard(() => this.sql<UsageCount[]>`
       SELECT ${this.sql.unsafe(COLUMNS)} FROM grantpool_usage
       WHERE day >= ${fromDate} AND day < ${beforeDate}${accountId === undefined ? this.sql`` : this.sql` AND account_id = ${accountId}`}
-      ORDER BY day`;
+      ORDER BY day`);
   }
 
   async prune(beforeDate: string): Promise<void> {
-    await this.sql`DELETE FROM grantpool_usage WHERE day < ${beforeDate}`;
-    await this.sql`DELETE FROM grantpool_usage_batches WHERE at < now() - interval '2 days'`;
+    await this.guard(async () => {
+      await this.sql`DELETE FROM grantpool_usage WHERE day < ${beforeDate}`;
+      await this.sql`DELETE FROM grantpool_usage_batches WHERE at < now() - interval '2 days'`;
+    });
   }
 }
 

@@ -36,6 +36,13 @@ export interface TestPostgres {
   pid(): number;
   stop(): void;
   start(): void;
+  /**
+   * Freezes the server (SIGSTOP to the postmaster and every backend): connections stay open,
+   * new ones are accepted by the kernel, and nothing answers, as a database host that hangs.
+   */
+  pause(): void;
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void;
   /** Stop and remove the cluster. */
   destroy(): void;
 }
@@ -67,6 +74,13 @@ export async function startPostgres(found: PostgresBinaries, opts: { settings?: 
   start();
   const url = `postgres://grantpool@127.0.0.1:${port}/postgres`;
   let n = 0;
+  const pidOf = () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const signalServer = (signal: NodeJS.Signals) => {
+    const postmaster = pidOf();
+    // The postmaster first: stopped, it starts no backend that the loop would miss.
+    const order = signal === 'SIGSTOP' ? [postmaster, ...childrenOf(postmaster)] : [...childrenOf(postmaster), postmaster];
+    for (const pid of order) process.kill(pid, signal);
+  };
   return {
     url,
     port,
@@ -75,9 +89,11 @@ export async function startPostgres(found: PostgresBinaries, opts: { settings?: 
       run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'grantpool', '-d', 'postgres', '-qc', `CREATE DATABASE ${db}`]);
       return `postgres://grantpool@127.0.0.1:${port}/${db}`;
     },
-    pid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
+    pid: pidOf,
     stop,
     start,
+    pause: () => signalServer('SIGSTOP'),
+    resume: () => signalServer('SIGCONT'),
     destroy() {
       try {
         stop();
@@ -86,4 +102,21 @@ export async function startPostgres(found: PostgresBinaries, opts: { settings?: 
       }
     },
   };
+}
+
+/** The processes whose parent is `pid` (Linux: /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

@@ -42,8 +42,12 @@ export async function answeredWithin<T>(pending: Promise<T>, ms: number, late?: 
   }
 }
 
-/** Runs a query the way its store does (PgStore: refused while down, bounded, a clear 503). */
-export type Guard = <T>(query: () => Promise<T>) => Promise<T>;
+/**
+ * Runs a query the way its store does (PgStore: refused while down, bounded,
+ * a clear 503). `deadlineMs` null: a bulk read whose time grows with the data
+ * (no deadline); undefined: the store's own.
+ */
+export type Guard = <T>(query: () => Promise<T>, deadlineMs?: number | null) => Promise<T>;
 
 /** The query as it is (tests and tools that use the SQL classes alone). */
 export const unguarded: Guard = (query) => query();

@@ -141,12 +141,12 @@ export class PgStore implements AccountStore {
 
   /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
   sharedState(): PgSharedState {
-    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver, { guard: (q) => this.guard(q) }));
+    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver, { guard: (q, ms) => this.guard(q, ms) }));
   }
 
   /** The usage totals every gateway on this database adds to (src/pool/shared-usage.ts batches them). */
   usageCounters(): PgUsageCounters {
-    return (this.counters ??= new PgUsageCounters(this.sql, (q) => this.guard(q)));
+    return (this.counters ??= new PgUsageCounters(this.sql, (q, ms) => this.guard(q, ms)));
   }
 
   /** Creates or migrates the schema (idempotent, safe when several gateways start together). */
@@ -193,7 +193,8 @@ export class PgStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.loadDone;
-    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`);
+    // Every row: its time grows with the pool (store copy, the CLI), so no deadline; the gateway lists from memory.
+    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`, null);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -460,20 +461,21 @@ export class PgStore implements AccountStore {
   /**
    * A query the caller waits for: refused at once while the database is known
    * to be unreachable (the next check is started, so that its return is seen
-   * without delay), and bounded by answerTimeoutMs. Not reaching the database
+   * without delay), and bounded by answerTimeoutMs (unless `deadlineMs` is
+   * null). Not reaching the database
    * becomes a clear 503.
    */
-  private async guard<T>(query: () => Promise<T>): Promise<T> {
+  private async guard<T>(query: () => Promise<T>, deadlineMs: number | null = this.answerTimeoutMs): Promise<T> {
     if (this.down) {
       void this.check();
       throw new StoreUnavailableError(`the account database is unreachable (${this.downError}); nothing was changed`, { fix: DB_FIX });
     }
     try {
-      return await answeredWithin(query(), this.answerTimeoutMs);
+      return deadlineMs === null ? await query() : await answeredWithin(query(), deadlineMs);
     } catch (e) {
       if (e instanceof NoAnswerError) {
         this.failed(e);
-        throw new StoreUnavailableError(`the account database did not answer within ${this.answerTimeoutMs / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
+        throw new StoreUnavailableError(`the account database did not answer within ${deadlineMs! / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
       }
       if (!isConnectionError(e)) throw e;
       this.failed(e as Error);

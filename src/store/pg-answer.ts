@@ -45,7 +45,7 @@ export async function answeredWithin<T>(pending: Promise<T>, ms: number, late?: 
 /**
  * Runs a query the way its store does (PgStore: refused while down, bounded,
  * a clear 503). `deadlineMs` null: a bulk read whose time grows with the data
- * (no deadline); undefined: the store's own.
+ * (a longer deadline); undefined: the store's own.
  */
 export type Guard = <T>(query: () => Promise<T>, deadlineMs?: number | null) => Promise<T>;
 

@@ -77,6 +77,8 @@ export class PgStore implements AccountStore {
   private readonly logger: Logger;
   private readonly lockWaitMs: number;
   private readonly answerTimeoutMs: number;
+  /** For reads whose time grows with the data (every account, the usage history). */
+  private readonly bulkDeadlineMs: number;
   /** The newest version seen per account id, and whether it exists at that version. */
   private readonly seen = new SeenVersions();
   private readonly watchers = new Set<(change: AccountChange) => void>();
@@ -87,6 +89,11 @@ export class PgStore implements AccountStore {
   private checking: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly probe: NodeJS.Timeout;
+  /**
+   * The health check's own connection: it measures the database, not how busy
+   * this gateway's pool is, and one that went silent is dropped for a new one.
+   */
+  private probeSql: Sql | null = null;
   /** Why the database cannot be used right now (null while it can), and the error that said so. */
   private down: string | null = null;
   private downError = '';
@@ -111,6 +118,7 @@ export class PgStore implements AccountStore {
     this.logger = opts.logger;
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 10_000;
+    this.bulkDeadlineMs = 6 * this.answerTimeoutMs;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.max = opts.max ?? 10;
     const bg = opts.backgroundLoad === true ? {} : opts.backgroundLoad || null;
@@ -193,8 +201,8 @@ export class PgStore implements AccountStore {
 
   async list(): Promise<Account[]> {
     await this.loadDone;
-    // Every row: its time grows with the pool (store copy, the CLI), so no deadline; the gateway lists from memory.
-    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`, null);
+    // Every row: its time grows with the pool (store copy, the CLI, lookups by email), so a longer deadline.
+    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`, this.bulkDeadlineMs);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -293,7 +301,7 @@ export class PgStore implements AccountStore {
         unreachable: (e) => {
           // Refreshing without the cross-gateway lock (this process still refreshes each account
           // once at a time) beats serving nothing. Google keeps the refresh token.
-          this.failed(e);
+          this.noAnswerOrFailed(e);
           this.logger.warn({ account_id: id, err: { message: e.message } }, 'Database unreachable: refreshing without the cross-gateway lock');
         },
       }),
@@ -306,6 +314,7 @@ export class PgStore implements AccountStore {
     this.load?.pages.stop();
     if (this.timer) clearInterval(this.timer);
     clearInterval(this.probe);
+    void this.probeSql?.end({ timeout: 1 }).catch(() => {});
     this.watchers.clear();
     await this.shared?.close();
     await this.listening.stop();
@@ -336,17 +345,35 @@ export class PgStore implements AccountStore {
 
   private async checkOnce(): Promise<void> {
     try {
-      await answeredWithin(this.sql`SELECT 1`.execute(), this.answerTimeoutMs);
+      const probe = (this.probeSql ??= this.listenDriver());
+      try {
+        await answeredWithin(probe`SELECT 1`.execute(), this.answerTimeoutMs);
+      } catch (e) {
+        this.probeSql = null;
+        void probe.end({ timeout: 0 }).catch(() => {});
+        throw e;
+      }
       if (this.down) {
         this.logger.info('Database reachable again; catching up on account changes');
         // Before reporting healthy: the driver's own LISTEN again may have given up while the database was down.
         await Promise.all([this.listening.renew(), this.shared?.renewListen()]);
         this.down = null;
-        await this.catchUp();
+        // Bounded: a catch-up that the database leaves unanswered must not hold up the next checks.
+        await answeredWithin(this.catchUp(), this.answerTimeoutMs).catch(() => {});
       }
     } catch (e) {
       this.failed(e as Error);
     }
+  }
+
+  /**
+   * A query without an answer may only have waited for one of this pool's busy
+   * connections: the health check, on a connection of its own, decides whether
+   * the database is down. Anything else that failed to reach it says so.
+   */
+  private noAnswerOrFailed(e: Error): void {
+    if (e instanceof NoAnswerError) void this.check();
+    else this.failed(e);
   }
 
   private failed(e: Error): void {
@@ -461,21 +488,22 @@ export class PgStore implements AccountStore {
   /**
    * A query the caller waits for: refused at once while the database is known
    * to be unreachable (the next check is started, so that its return is seen
-   * without delay), and bounded by answerTimeoutMs (unless `deadlineMs` is
-   * null). Not reaching the database
+   * without delay), and bounded by answerTimeoutMs (`deadlineMs` null: a bulk
+   * read, bounded by six times that). Not reaching the database
    * becomes a clear 503.
    */
   private async guard<T>(query: () => Promise<T>, deadlineMs: number | null = this.answerTimeoutMs): Promise<T> {
+    if (deadlineMs === null) deadlineMs = this.bulkDeadlineMs;
     if (this.down) {
       void this.check();
       throw new StoreUnavailableError(`the account database is unreachable (${this.downError}); nothing was changed`, { fix: DB_FIX });
     }
     try {
-      return deadlineMs === null ? await query() : await answeredWithin(query(), deadlineMs);
+      return await answeredWithin(query(), deadlineMs);
     } catch (e) {
       if (e instanceof NoAnswerError) {
-        this.failed(e);
-        throw new StoreUnavailableError(`the account database did not answer within ${deadlineMs! / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
+        this.noAnswerOrFailed(e);
+        throw new StoreUnavailableError(`the account database did not answer within ${deadlineMs / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
       }
       if (!isConnectionError(e)) throw e;
       this.failed(e as Error);

@@ -73,7 +73,7 @@ export class PgUsageCounters implements UsageCounters {
     return this.guard(() => this.sql<UsageCount[]>`
       SELECT ${this.sql.unsafe(COLUMNS)} FROM grantpool_usage
       WHERE day >= ${fromDate} AND day < ${beforeDate}${accountId === undefined ? this.sql`` : this.sql` AND account_id = ${accountId}`}
-      ORDER BY day`, null); // every account's days: no deadline
+      ORDER BY day`, null); // every account's days: the longer deadline of bulk reads
   }
 
   async prune(beforeDate: string): Promise<void> {

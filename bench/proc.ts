@@ -2,6 +2,7 @@
 // small request/answer protocol over the IPC channel.
 import { fork, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
+import { round } from './stats.ts';
 
 export interface Child {
   proc: ChildProcess;
@@ -99,6 +100,12 @@ export interface Resident {
   other: number;
   /** Anonymous mappings grouped by mapping size (V8 pages, thread stacks, malloc's mmaps...), most resident first. */
   anonymousBySize: { size: number; count: number; rss: number }[];
+}
+
+/** "node binary / malloc heap / anonymous" in MB, as the memory rows print it. */
+export function residentSplit(r: Resident): string {
+  const mb = (n: number) => round(n / (1024 * 1024), 1);
+  return `${mb(r.nodeBinary)} / ${mb(r.mallocHeap)} / ${mb(r.anonymous)}`;
 }
 
 /** Where a child's resident memory is, read from /proc/<pid>/smaps (Linux; null elsewhere). */

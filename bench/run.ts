@@ -29,7 +29,7 @@ import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { residentBreakdown, startChild, type Child, type Resident } from './proc.ts';
+import { residentBreakdown, residentSplit, startChild, type Child } from './proc.ts';
 import { burst, cannon, keepAliveAgent, timedRequest, type Target } from './load.ts';
 import { median, percentile, round } from './stats.ts';
 import { BENCH_ACCOUNTS_PER_LANE, benchAccountId, expiredIssuerAccount, writeAccountFile, writeAccounts } from './accounts.ts';
@@ -799,10 +799,9 @@ async function main(): Promise<void> {
       const resident = { gateway: residentBreakdown(gw.child.proc.pid!), passthrough: residentBreakdown(passthrough.proc.pid!) };
       log(`\n4. Memory after load`);
       row({ section: '4', metric: `gateway RSS after load, ${SHAPE}`, value: s.mem.rss / MB, unit: `MB (V8 heap ${round(s.mem.heapTotal / MB, 1)} MB, ${round(s.mem.heapUsed / MB, 1)} MB used)`, target: '<= 150', pass: s.mem.rss / MB <= 150 });
-      const split = (r: Resident) => `${round(r.nodeBinary / MB, 1)} / ${round(r.mallocHeap / MB, 1)} / ${round(r.anonymous / MB, 1)}`;
-      if (resident.gateway) row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: split(resident.gateway), unit: 'MB' });
+      if (resident.gateway) row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: residentSplit(resident.gateway), unit: 'MB' });
       row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags and environment)', value: ptStats.mem.rss / MB, unit: `MB (V8 heap ${round(ptStats.mem.heapTotal / MB, 1)} MB, ${round(ptStats.mem.heapUsed / MB, 1)} MB used)` });
-      if (resident.passthrough) row({ section: '4', metric: 'of which (b): node binary pages / malloc heap / anonymous', value: split(resident.passthrough), unit: 'MB' });
+      if (resident.passthrough) row({ section: '4', metric: 'of which (b): node binary pages / malloc heap / anonymous', value: residentSplit(resident.passthrough), unit: 'MB' });
       raw.afterLoad = { gateway: s, passthrough: ptStats, resident };
       if (HEAP_SNAPSHOT) {
         const path = join(RESULTS, 'profiles', 'gateway-after-load.heapsnapshot');

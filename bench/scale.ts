@@ -25,7 +25,7 @@ import postgres from 'postgres';
 import { cannon, burst, keepAliveAgent, timedRequest, type CannonResult, type Target } from './load.ts';
 import { median, percentile, round } from './stats.ts';
 import { benchAccountId, expiredIssuerAccount, writeAccounts } from './accounts.ts';
-import { residentBreakdown, type Child } from './proc.ts';
+import { residentBreakdown, residentSplit, type Child } from './proc.ts';
 import type { Row } from './row.ts';
 import { dbShare, dbWindow } from './db-share.ts';
 import { main as cli } from '../src/cli/main.ts';
@@ -390,7 +390,7 @@ async function big(ctx: ScaleContext, pg: TestPostgres, n: number, running: Chil
   const resident = residentBreakdown(g.child.proc.pid!);
   if (resident) {
     (ctx.raw.scale as Record<string, unknown>).bigResident = resident;
-    ctx.row({ section: '7', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: `${round(resident.nodeBinary / MB, 1)} / ${round(resident.mallocHeap / MB, 1)} / ${round(resident.anonymous / MB, 1)}`, unit: 'MB' });
+    ctx.row({ section: '7', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: residentSplit(resident), unit: 'MB' });
   }
   if (ctx.heapSnapshot) {
     await g.child.ask('heap-snapshot', { path: ctx.heapSnapshot });

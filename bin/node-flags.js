@@ -36,7 +36,7 @@ export const NODE_FLAGS = ['--max-semi-space-size=4', '--no-concurrent-recompila
 // threshold rises to the largest block freed so far (up to 32 MiB), so the
 // buffers of a start (reading 100,000 accounts, a database's result pages)
 // come from the main heap afterwards and stay resident there as holes
-// (~10 MB of 25 after load at 100,000 accounts; docs/performance-log.md).
+// (~12 MB of 27 after load at 100,000 accounts on files; docs/performance-log.md).
 // Setting it also fixes the trim threshold at its default, 128 KiB.
 export const NODE_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '131072' };
 

@@ -14,7 +14,8 @@ import { databaseOf, openAccountStore, persistentKvFor, sharedStateFor, usageCou
 import type { AccountStore } from '../store/store.ts';
 import { storageProblems } from '../fsx/storage-errors.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
-import { FileUsageStore, type UsageStore } from '../pool/usage.ts';
+import type { UsageStore } from '../pool/usage.ts';
+import { FileUsageStore } from '../pool/usage-file.ts';
 import { SharedUsageStore } from '../pool/shared-usage.ts';
 import { completeConsent, importRefreshToken } from '../oauth/add-account.ts';
 import { oauthCallbackHandler } from '../oauth/callback-route.ts';

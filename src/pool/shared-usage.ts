@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { UsageCount, UsageCounters } from '../store/usage-counters.ts';
 import type { DayUsage } from './quota.ts';
 import { MemoryUsageStore, nonNegative, type UsageRecord } from './usage.ts';
+import { recordKey } from './usage-days.ts';
 
 export interface SharedUsageOptions {
   /** How often increments are sent and others' totals read. Default 1000 ms. */
@@ -29,8 +30,6 @@ interface Cell {
   model: string;
   u: DayUsage;
 }
-
-const keyOf = (date: string, accountId: string, model: string) => `${date}\u0000${accountId}\u0000${model}`;
 
 /**
  * What get() answers for a row is its database total as last known plus what
@@ -87,7 +86,7 @@ export class SharedUsageStore extends MemoryUsageStore {
     const o = nonNegative(delta.tokens_out);
     if (!r && !i && !o) return;
     this.apply(date, accountId, model, { requests: r, tokens_in: i, tokens_out: o });
-    const k = keyOf(date, accountId, model);
+    const k = recordKey(date, accountId, model);
     let c = this.pending.get(k);
     if (!c) this.pending.set(k, (c = { date, account_id: accountId, model, u: { requests: 0, tokens_in: 0, tokens_out: 0 } }));
     c.u.requests += r;
@@ -199,7 +198,7 @@ export class SharedUsageStore extends MemoryUsageStore {
     const increments: UsageCount[] = [...batch.cells.values()].map((c) => ({ date: c.date, account_id: c.account_id, model: c.model, ...c.u }));
     this.roundTrips++;
     const totals = new Map<string, UsageCount>();
-    for (const t of await this.counters.add(batch.id, increments)) totals.set(keyOf(t.date, t.account_id, t.model), t);
+    for (const t of await this.counters.add(batch.id, increments)) totals.set(recordKey(t.date, t.account_id, t.model), t);
     // Confirmed: the batch is in the database's totals from now on.
     this.inflight = null;
     for (const [k, c] of batch.cells) {
@@ -215,7 +214,7 @@ export class SharedUsageStore extends MemoryUsageStore {
     for (const t of rows) {
       // A retired day's total is read from the database when asked for, not held.
       if (t.date < this.retireBefore && !this.holdsDay(t.date)) continue;
-      const k = keyOf(t.date, t.account_id, t.model);
+      const k = recordKey(t.date, t.account_id, t.model);
       const known = sub(this.get(t.date, t.account_id, t.model), this.unsent(k));
       this.settle(k, t, max(known, t));
     }

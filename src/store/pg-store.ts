@@ -13,8 +13,9 @@
 //
 // Elsewhere: the first load and the catch-up's reads (pg-load.ts), bulk
 // upserts (pg-bulk-write.ts), the refresh lock (pg-refresh-lock.ts), the
-// schema (pg-migrations.ts), shared state (pg-shared-state.ts), what /metrics
-// shows (pg-stats.ts) and the token cipher.
+// schema (pg-migrations.ts), shared state (pg-shared-state.ts), the health
+// check and the guard of every query a caller waits for (pg-health.ts), what
+// /metrics shows (pg-stats.ts) and the token cipher.
 import { randomBytes } from 'node:crypto';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../log/logger.ts';
@@ -26,7 +27,7 @@ import { PgSharedState } from './pg-shared-state.ts';
 import { PgUsageCounters } from './pg-usage-counters.ts';
 import { identityBatches, upsertBatch, writeRows, type RowWrite, type UpsertItem } from './pg-bulk-write.ts';
 import { underAdvisoryLock } from './pg-refresh-lock.ts';
-import { answeredWithin, NoAnswerError } from './pg-answer.ts';
+import { DbHealth } from './pg-health.ts';
 import { readPoolStats, type DbCounters, type DbPoolStats } from './pg-stats.ts';
 import { PgLoad, readChanges, SeenVersions, type PgRow } from './pg-load.ts';
 import { StoreUnavailableError } from './errors.ts';
@@ -63,7 +64,6 @@ export interface PgStoreOptions {
 }
 
 const CHANNEL = 'grantpool_accounts';
-const DB_FIX = 'check that PostgreSQL is running and answering and that GRANTPOOL_DATABASE_URL points at it, then try again';
 
 /** Validated like a written file (defaults filled in), then read-only. */
 function stored(a: unknown, row = false): Account {
@@ -77,8 +77,6 @@ export class PgStore implements AccountStore {
   private readonly logger: Logger;
   private readonly lockWaitMs: number;
   private readonly answerTimeoutMs: number;
-  /** For reads whose time grows with the data (every account, the usage history). */
-  private readonly bulkDeadlineMs: number;
   /** The newest version seen per account id, and whether it exists at that version. */
   private readonly seen = new SeenVersions();
   private readonly watchers = new Set<(change: AccountChange) => void>();
@@ -86,17 +84,8 @@ export class PgStore implements AccountStore {
   private readonly listening: RenewableListen;
   /** A pool of its own for each LISTEN (pg-listen.ts), with this store's connection settings. */
   private readonly listenDriver: ListenDriver;
-  private checking: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private readonly probe: NodeJS.Timeout;
-  /**
-   * The health check's own connection: it measures the database, not how busy
-   * this gateway's pool is, and one that went silent is dropped for a new one.
-   */
-  private probeSql: Sql | null = null;
-  /** Why the database cannot be used right now (null while it can), and the error that said so. */
-  private down: string | null = null;
-  private downError = '';
+  private readonly health: DbHealth;
   private catchingUp: Promise<void> | null = null;
   /** The comparison queued behind the one under way (catchUp). */
   private catchUpNext: Promise<void> | null = null;
@@ -118,7 +107,6 @@ export class PgStore implements AccountStore {
     this.logger = opts.logger;
     this.lockWaitMs = opts.lockWaitMs ?? 30_000;
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 10_000;
-    this.bulkDeadlineMs = 6 * this.answerTimeoutMs;
     this.sealer = opts.sealer ?? keyringSealer(NO_KEYS);
     this.max = opts.max ?? 10;
     const bg = opts.backgroundLoad === true ? {} : opts.backgroundLoad || null;
@@ -138,8 +126,15 @@ export class PgStore implements AccountStore {
       onListen: () => void this.catchUp(),
       onError: (e) => this.logger.warn({ err: { message: e.message } }, 'could not LISTEN for account changes; relying on the periodic catch-up'),
     });
-    this.probe = setInterval(() => void this.check(), opts.probeIntervalMs ?? 5000);
-    this.probe.unref();
+    this.health = new DbHealth({
+      logger: this.logger,
+      stats: this.stats,
+      answerTimeoutMs: this.answerTimeoutMs,
+      intervalMs: opts.probeIntervalMs ?? 5000,
+      connect: this.listenDriver,
+      relisten: () => Promise.all([this.listening.renew(), this.shared?.renewListen()]),
+      catchUp: () => this.catchUp(),
+    });
     const interval = opts.catchUpIntervalMs ?? 30_000;
     if (interval > 0) {
       this.timer = setInterval(() => void this.catchUp(), interval);
@@ -149,12 +144,12 @@ export class PgStore implements AccountStore {
 
   /** The state every gateway on this database shares (OAuth flows, sessions, events), on the same connections. */
   sharedState(): PgSharedState {
-    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver, { guard: (q, ms) => this.guard(q, ms) }));
+    return (this.shared ??= new PgSharedState(this.sql, this.logger, this.listenDriver, { guard: (q, ms) => this.health.guard(q, ms) }));
   }
 
   /** The usage totals every gateway on this database adds to (src/pool/shared-usage.ts batches them). */
   usageCounters(): PgUsageCounters {
-    return (this.counters ??= new PgUsageCounters(this.sql, (q, ms) => this.guard(q, ms)));
+    return (this.counters ??= new PgUsageCounters(this.sql, (q, ms) => this.health.guard(q, ms)));
   }
 
   /** Creates or migrates the schema (idempotent, safe when several gateways start together). */
@@ -173,7 +168,7 @@ export class PgStore implements AccountStore {
         for (const r of rows) this.applyRow(r);
       },
       failed: (e) => {
-        this.failed(e);
+        this.health.unreachable(e);
         this.logger.warn({ err: { message: e.message } }, 'reading the accounts from the database failed; trying again');
       },
     });
@@ -202,7 +197,7 @@ export class PgStore implements AccountStore {
   async list(): Promise<Account[]> {
     await this.loadDone;
     // Every row: its time grows with the pool (store copy, the CLI, lookups by email), so a longer deadline.
-    const rows = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`, this.bulkDeadlineMs);
+    const rows = await this.health.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts ORDER BY id`, null);
     const out: Account[] = [];
     for (const r of rows) {
       const account = this.parse(r);
@@ -214,13 +209,13 @@ export class PgStore implements AccountStore {
   }
 
   async get(id: string): Promise<Account | null> {
-    const [r] = await this.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
+    const [r] = await this.health.guard(() => this.sql<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id}`);
     return r ? this.parse(r) : null;
   }
 
   async update(id: string, change: (current: Account) => Account | null): Promise<Account | null> {
     this.assertOpen();
-    const result = await this.guard(() => this.sql.begin(async (tx) => {
+    const result = await this.health.guard(() => this.sql.begin(async (tx) => {
       const [r] = await tx<PgRow[]>`SELECT id, data, version::float8 AS version FROM grantpool_accounts WHERE id = ${id} FOR UPDATE`;
       if (!r) return null;
       const opened = this.open(r.id, stored(r.data, true));
@@ -250,7 +245,7 @@ export class PgStore implements AccountStore {
     this.assertOpen();
     const out: { account: Account; created: boolean }[] = [];
     for (const batch of identityBatches(items, 1000)) {
-      const done = await this.guard(() => this.sql.begin((tx) => upsertBatch(tx, batch, {
+      const done = await this.health.guard(() => this.sql.begin((tx) => upsertBatch(tx, batch, {
         channel: CHANNEL,
         open: (r) => this.open(r.id, stored(r.data, true)),
         stored: (a) => stored(a),
@@ -266,7 +261,7 @@ export class PgStore implements AccountStore {
 
   async remove(id: string): Promise<boolean> {
     this.assertOpen();
-    const version = await this.guard(() => this.sql.begin(async (tx) => {
+    const version = await this.health.guard(() => this.sql.begin(async (tx) => {
       const gone = await tx`DELETE FROM grantpool_accounts WHERE id = ${id} RETURNING id`;
       if (gone.length === 0) return null;
       const [v] = await tx<{ version: number }[]>`
@@ -297,11 +292,11 @@ export class PgStore implements AccountStore {
         answerTimeoutMs: this.answerTimeoutMs,
         stats: this.stats,
         // The error that made it down: told again, it changes nothing and logs nothing new.
-        down: () => (this.down === null ? null : this.downError),
+        down: () => this.health.downBecause(),
         unreachable: (e) => {
           // Refreshing without the cross-gateway lock (this process still refreshes each account
           // once at a time) beats serving nothing. Google keeps the refresh token.
-          this.noAnswerOrFailed(e);
+          this.health.unreachable(e);
           this.logger.warn({ account_id: id, err: { message: e.message } }, 'Database unreachable: refreshing without the cross-gateway lock');
         },
       }),
@@ -313,8 +308,7 @@ export class PgStore implements AccountStore {
     this.closed = true;
     this.load?.pages.stop();
     if (this.timer) clearInterval(this.timer);
-    clearInterval(this.probe);
-    void this.probeSql?.end({ timeout: 1 }).catch(() => {});
+    this.health.close();
     this.watchers.clear();
     await this.shared?.close();
     await this.listening.stop();
@@ -329,7 +323,8 @@ export class PgStore implements AccountStore {
   /** What is wrong with the database connection, or null (shown by /healthz and /api/status). */
   problem(): string | null {
     const locked = this.census.problem();
-    return this.down && locked ? `${this.down}; ${locked}` : (this.down ?? locked);
+    const down = this.health.problem();
+    return down && locked ? `${down}; ${locked}` : (down ?? locked);
   }
 
   /** How the tokens of the accounts are stored (/api/status, doctor). */
@@ -339,49 +334,7 @@ export class PgStore implements AccountStore {
 
   /** Checks the connection now; after an outage, LISTENs again and catches up on what was missed. */
   check(): Promise<void> {
-    // One check at a time: a second one while the first renews would renew again.
-    return (this.checking ??= this.checkOnce().finally(() => (this.checking = null)));
-  }
-
-  private async checkOnce(): Promise<void> {
-    try {
-      const probe = (this.probeSql ??= this.listenDriver());
-      try {
-        await answeredWithin(probe`SELECT 1`.execute(), this.answerTimeoutMs);
-      } catch (e) {
-        this.probeSql = null;
-        void probe.end({ timeout: 0 }).catch(() => {});
-        throw e;
-      }
-      if (this.down) {
-        this.logger.info('Database reachable again; catching up on account changes');
-        // Before reporting healthy: the driver's own LISTEN again may have given up while the database was down.
-        await Promise.all([this.listening.renew(), this.shared?.renewListen()]);
-        this.down = null;
-        // Bounded: a catch-up that the database leaves unanswered must not hold up the next checks.
-        await answeredWithin(this.catchUp(), this.answerTimeoutMs).catch(() => {});
-      }
-    } catch (e) {
-      this.failed(e as Error);
-    }
-  }
-
-  /**
-   * A query without an answer may only have waited for one of this pool's busy
-   * connections: the health check, on a connection of its own, decides whether
-   * the database is down. Anything else that failed to reach it says so.
-   */
-  private noAnswerOrFailed(e: Error): void {
-    if (e instanceof NoAnswerError) void this.check();
-    else this.failed(e);
-  }
-
-  private failed(e: Error): void {
-    this.stats.errors++;
-    const why = `database unreachable: ${e.message}`;
-    if (this.down !== why) this.logger.warn({ err: { message: e.message } }, 'Database unreachable: serving with the accounts in memory');
-    this.down = why;
-    this.downError = e.message;
+    return this.health.check();
   }
 
   /**
@@ -485,41 +438,9 @@ export class PgStore implements AccountStore {
     }
   }
 
-  /**
-   * A query the caller waits for: refused at once while the database is known
-   * to be unreachable (the next check is started, so that its return is seen
-   * without delay), and bounded by answerTimeoutMs (`deadlineMs` null: a bulk
-   * read, bounded by six times that). Not reaching the database
-   * becomes a clear 503.
-   */
-  private async guard<T>(query: () => Promise<T>, deadlineMs: number | null = this.answerTimeoutMs): Promise<T> {
-    if (deadlineMs === null) deadlineMs = this.bulkDeadlineMs;
-    if (this.down) {
-      void this.check();
-      throw new StoreUnavailableError(`the account database is unreachable (${this.downError}); nothing was changed`, { fix: DB_FIX });
-    }
-    try {
-      return await answeredWithin(query(), deadlineMs);
-    } catch (e) {
-      if (e instanceof NoAnswerError) {
-        this.noAnswerOrFailed(e);
-        throw new StoreUnavailableError(`the account database did not answer within ${deadlineMs / 1000} s; a change sent may still be made when it answers`, { fix: DB_FIX, cause: e });
-      }
-      if (!isConnectionError(e)) throw e;
-      this.failed(e as Error);
-      throw new StoreUnavailableError(`the account database is unreachable (${(e as Error).message}); nothing was changed`, { fix: DB_FIX, cause: e });
-    }
-  }
-
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('the account store is closed');
   }
-}
-
-/** The database could not be reached or went away (as opposed to a query the database refused). */
-function isConnectionError(e: unknown): boolean {
-  const code = String((e as { code?: unknown })?.code ?? '');
-  return /^E[A-Z]+$/.test(code) || /^CONNECT/.test(code) || /^08/.test(code) || /^57P0[1-3]$/.test(code);
 }
 
 /** Connects, creates or migrates the schema, and returns the store. */

@@ -13,7 +13,8 @@ import {
   quotaDayKeyBefore,
   pacificOffsetMs,
 } from '../../src/pool/quota.ts';
-import { FileUsageStore, MemoryUsageStore } from '../../src/pool/usage.ts';
+import { MemoryUsageStore } from '../../src/pool/usage.ts';
+import { FileUsageStore } from '../../src/pool/usage-file.ts';
 import { fakeAccount, poolHarness } from '../support/fake-accounts.ts';
 import { FakeClock } from '../../src/util/clock.ts';
 import { NoAccountError } from '../../src/pool/types.ts';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileUsageStore } from '../../src/pool/usage.ts';
+import { FileUsageStore } from '../../src/pool/usage-file.ts';
 import { eventually } from '../support/eventually.ts';
 
 const CHILD = join(import.meta.dirname, '..', 'support', 'usage-child.ts');

@@ -3,7 +3,7 @@
 //   adds <count> records (1 request, 10 tokens in, 5 out), one per <everyMs>,
 //   printing the total after each, then prints "added" and idles until killed.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileUsageStore } from '../../src/pool/usage.ts';
+import { FileUsageStore } from '../../src/pool/usage-file.ts';
 
 const [dataDir, count, everyMs, debounceMs] = process.argv.slice(2);
 const usage = new FileUsageStore(dataDir!, { debounceMs: Number(debounceMs) });

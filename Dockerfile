@@ -19,4 +19,4 @@ EXPOSE 8045
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8045/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The flags of bin/node-flags.js (test/app/deploy-files.test.ts keeps them in step).
-CMD ["node", "--max-semi-space-size=4", "--no-concurrent-recompilation", "--heap-growing-percent=50", "bin/grantpool.js", "serve"]
+CMD ["node", "--max-semi-space-size=4", "--no-concurrent-recompilation", "--heap-growing-percent=50", "--expose-gc", "bin/grantpool.js", "serve"]

@@ -12,6 +12,8 @@
 //   account-state {accountId} the pool's state of one account (what this gateway does with it now)
 //   select-bench {n,model}  n x pool.acquire() on the live pool: ns per selection (wall and CPU), lanes
 //   idle {ms, profile?}     CPU time used while nothing is asked of the gateway (and its CPU profile)
+//   settled {timeoutMs}     waits (nothing asked of the gateway) until it next gives memory back
+//                           after a burst (src/app/memory-settle.ts), then memory as in stats
 //   profile-start {intervalUs} / profile-stop {path}   a CPU profile of just this window
 //   heap-snapshot {path}    a V8 heap snapshot (what the heap holds after the load)
 //   close
@@ -128,6 +130,14 @@ process.on('message', async (m: Msg) => {
       const c = process.cpuUsage(c0);
       if (m.profile) await stopProfile(String(m.profile));
       send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active });
+      return;
+    }
+    case 'settled': {
+      const from = gateway.memory.settles;
+      const t0 = performance.now();
+      const until = t0 + Number(m.timeoutMs ?? 30_000);
+      while (gateway.memory.settles === from && performance.now() < until) await new Promise((r) => setTimeout(r, 250));
+      send({ type: 'settled', id: m.id, mem: mem(), spaces: spaces(), settled: gateway.memory.settles > from, waitedMs: performance.now() - t0 });
       return;
     }
     case 'profile-start':

@@ -73,7 +73,7 @@ export async function startChild(
     ready,
     async ask<T>(type: string, fields: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<T> {
       const id = nextId++;
-      const answerType = { stats: 'stats', 'gc-mem': 'gc-mem', 'sample-stop': 'sample', 'reload-mark': 'marked', 'select-bench': 'select-bench', 'account-state': 'account-state', idle: 'idle', 'stream-stats': 'stream-stats', close: 'closed' }[type] ?? 'ok';
+      const answerType = { stats: 'stats', 'gc-mem': 'gc-mem', 'sample-stop': 'sample', 'reload-mark': 'marked', 'select-bench': 'select-bench', 'account-state': 'account-state', idle: 'idle', settled: 'settled', 'stream-stats': 'stream-stats', close: 'closed' }[type] ?? 'ok';
       const p = waitFor<T>(answerType, id, timeoutMs);
       proc.send({ type, id, ...fields });
       return p;

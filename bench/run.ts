@@ -802,7 +802,11 @@ async function main(): Promise<void> {
       if (resident.gateway) row({ section: '4', metric: 'of which: node binary pages / malloc heap / anonymous (V8 heap, buffers, stacks)', value: residentSplit(resident.gateway), unit: 'MB' });
       row({ section: '4', metric: 'floor: (b) bare proxy RSS after the same load (node:http + undici only, no accounts, same Node flags and environment)', value: ptStats.mem.rss / MB, unit: `MB (V8 heap ${round(ptStats.mem.heapTotal / MB, 1)} MB, ${round(ptStats.mem.heapUsed / MB, 1)} MB used)` });
       if (resident.passthrough) row({ section: '4', metric: 'of which (b): node binary pages / malloc heap / anonymous', value: residentSplit(resident.passthrough), unit: 'MB' });
-      raw.afterLoad = { gateway: s, passthrough: ptStats, resident };
+      // What stays once the gateway has fallen idle and given back what the load left (src/app/memory-settle.ts).
+      const settled = await gw.child.ask<{ mem: Mem; settled: boolean; waitedMs: number }>('settled', { timeoutMs: 30_000 }, 40_000);
+      const when = settled.settled ? `settled ${round(settled.waitedMs / 1000, 1)} s later` : 'not settled within 30 s';
+      row({ section: '4', metric: `gateway RSS after load, ${when}, ${SHAPE}`, value: settled.mem.rss / MB, unit: `MB (V8 heap ${round(settled.mem.heapTotal / MB, 1)} MB, ${round(settled.mem.heapUsed / MB, 1)} MB used)` });
+      raw.afterLoad = { gateway: s, passthrough: ptStats, resident, settled };
       if (HEAP_SNAPSHOT) {
         const path = join(RESULTS, 'profiles', 'gateway-after-load.heapsnapshot');
         await gw.child.ask('heap-snapshot', { path });

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=4 --no-concurrent-recompilation --heap-growing-percent=50
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=4 --no-concurrent-recompilation --heap-growing-percent=50 --expose-gc
 // Launcher: Grantpool runs its TypeScript sources directly on Node >= 22.18
 // (type stripping). An older `node` on PATH hands over to the project's own
 // Node 24 from node_modules (the `node` devDependency).

@@ -43,6 +43,7 @@ import { registerRiscRoute } from '../risc/route.ts';
 import { receivedEvents, type ReceiverDeps } from '../risc/receiver.ts';
 import { RISC_PATH } from '../risc/route.ts';
 import { createSharedKeys } from './shared-keys.ts';
+import { exposedGc, watchMemory, type MemorySettle } from './memory-settle.ts';
 
 export const VERSION = '0.1.0';
 
@@ -65,6 +66,8 @@ export interface Gateway {
   requestLog: RequestLog;
   logger: Logger;
   server: Server;
+  /** Gives memory back when the gateway is idle after a burst (memory-settle.ts). */
+  memory: MemorySettle;
   close(): Promise<void>;
 }
 
@@ -246,6 +249,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  const memory = watchMemory(server, { gc: exposedGc(), clock, logger, busy: () => pool.loading() !== null });
   logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, auth_mode_reason: config.auth_mode_reason, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
   let closing: Promise<void> | null = null;
@@ -262,10 +266,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requestLog,
     logger,
     server,
+    memory,
     close: () => (closing ??= closeAll()),
   };
 
   async function closeAll(): Promise<void> {
+    memory.close();
     live.close();
     sessions.close();
     sharedKeys?.close();

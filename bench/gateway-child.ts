@@ -126,10 +126,11 @@ process.on('message', async (m: Msg) => {
       if (m.profile) await startProfile(1000);
       const c0 = process.cpuUsage();
       const e0 = performance.eventLoopUtilization();
+      const settles0 = gateway.memory.settles;
       await new Promise((r) => setTimeout(r, Number(m.ms)));
       const c = process.cpuUsage(c0);
       if (m.profile) await stopProfile(String(m.profile));
-      send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active });
+      send({ type: 'idle', id: m.id, cpuMs: (c.user + c.system) / 1000, activeMs: performance.eventLoopUtilization(e0).active, settles: gateway.memory.settles - settles0 });
       return;
     }
     case 'settled': {

@@ -815,9 +815,9 @@ async function main(): Promise<void> {
       if (phase('memory')) await timed('memory', () => memoryPhase(t, upstream, gw.child));
       if (P.idleMs > 0) {
         const idleProfile = PROFILE ? join(RESULTS, 'profiles', 'gateway-idle.cpuprofile') : undefined;
-        const idle = await gw.child.ask<{ cpuMs: number; activeMs: number }>('idle', { ms: P.idleMs, profile: idleProfile }, P.idleMs + 30_000);
+        const idle = await gw.child.ask<{ cpuMs: number; activeMs: number; settles: number }>('idle', { ms: P.idleMs, profile: idleProfile }, P.idleMs + 30_000);
         if (idleProfile) log(`profile: ${idleProfile} (idle; summary: node bench/profile-summary.ts ${idleProfile})`);
-        row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: '% of one core' });
+        row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: `% of one core${idle.settles ? ' (memory given back meanwhile: one compacting GC)' : ''}` });
         // What `top` shows once the gateway has sat idle after everything above (streams of 32 MB included).
         const settled = await gw.child.ask<{ mem: Mem }>('stats');
         row({ section: '4', metric: `gateway RSS after the streaming-memory phase (5) and ${P.idleMs / 1000} s idle`, value: settled.mem.rss / MB, unit: `MB (V8 heap ${round(settled.mem.heapTotal / MB, 1)} MB, ${round(settled.mem.heapUsed / MB, 1)} MB used)` });

@@ -380,6 +380,8 @@ async function big(ctx: ScaleContext, pg: TestPostgres, n: number, running: Chil
   const g = await ctx.startGateway('big', dir, { GRANTPOOL_GEMINI_BASE_URL: ctx.upstreamUrl, GRANTPOOL_DATABASE_URL: url }, join(ctx.root, 'gateway-scale-big.log'));
   running.push(g.child);
   await fullPool(g, n);
+  const loaded = await g.child.ask<{ mem: { rss: number; heapUsed: number } }>('stats');
+  ctx.row({ section: '7', metric: `one gateway on PostgreSQL, ${n} accounts: RSS once every account is read, before any request`, value: loaded.mem.rss / MB, unit: `MB (V8 heap ${round(loaded.mem.heapUsed / MB, 1)} MB used)` });
   const t: Target = { name: 'big', url: g.url, path: GEN_PATH, body: GEMINI_BODY, headers: { 'x-goog-api-key': ctx.apiKey } };
   await sane(t);
   // The load of the files gateway's memory row in the main phases: a throughput run's worth.
@@ -390,7 +392,7 @@ async function big(ctx: ScaleContext, pg: TestPostgres, n: number, running: Chil
   // What stays once the gateway has fallen idle and given back what the burst left (src/app/memory-settle.ts).
   const settled = await g.child.ask<{ mem: { rss: number; heapUsed: number }; settled: boolean; waitedMs: number }>('settled', { timeoutMs: 30_000 }, 40_000);
   if (!settled.settled) ctx.log(`  the gateway gave no memory back within 30 s of the burst (is --expose-gc among the Node flags?)`);
-  (ctx.raw.scale as Record<string, unknown>).big = { accounts: n, spawnToHealthyMs: g.spawnToHealthyMs, stats: s, settled, rps: r.rps };
+  (ctx.raw.scale as Record<string, unknown>).big = { accounts: n, spawnToHealthyMs: g.spawnToHealthyMs, loaded, stats: s, settled, rps: r.rps };
   startAndMemoryRows(ctx, n, g.spawnToHealthyMs, settled.mem, settled.settled ? `, settled ${round(settled.waitedMs / 1000, 1)} s after the burst` : ', not settled');
   const resident = residentBreakdown(g.child.proc.pid!);
   if (resident) {

@@ -249,7 +249,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
-  const memory = watchMemory(server, { gc: exposedGc(), clock, logger, busy: () => pool.loading() !== null });
+  const memory = watchMemory(server, { gc: exposedGc(), logger, busy: () => pool.loading() !== null });
   logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, auth_mode_reason: config.auth_mode_reason, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
   let closing: Promise<void> | null = null;

@@ -5,9 +5,10 @@
 // full GC that does not compact returns next to nothing (pages stay committed,
 // each with a few live objects). V8's own memory reducer starts only after a
 // full GC, which a burst that fits in the old generation's headroom never
-// causes. So after a burst (or the start), once the event loop has had next to
-// nothing to do for idleMs (a load balancer's health checks do not count) and
-// no request is open, one compacting GC runs
+// causes. So after a burst (or the start), once no request has come for
+// idleMs (a load balancer's health checks and the dashboard's event stream do
+// not count), none is open and the event loop has had next to nothing to do,
+// one compacting GC runs
 // (V8's "last resort" collection, as under memory pressure): with 100,000
 // accounts on PostgreSQL, RSS 211 -> 178 MB after 10,000 requests, for a
 // pause of ~0.2 s while nothing waits (docs/performance.md). It needs
@@ -18,8 +19,11 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../util/clock.ts';
 
+/** Requests that are neither activity nor open work: health checks, and the dashboard's event stream (open as long as a tab is). */
+export const QUIET_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/events']);
+
 export interface SettlePolicy {
-  /** The event loop (nearly) idle for this long. */
+  /** No request and the event loop (nearly) idle for this long. */
   idleMs: number;
   /** At most one settle in this long. */
   minIntervalMs: number;
@@ -46,7 +50,7 @@ export interface SettleFacts {
   nowMs: number;
   /** Requests open now. */
   open: number;
-  /** When the event loop was last busier than busyUtilization over a check (or other work was in progress). */
+  /** The last request, or the last check that found the event loop busier than busyUtilization (or other work in progress). */
   lastActivityMs: number;
   /** The last settle (null: none yet). */
   lastSettleMs: number | null;
@@ -72,8 +76,9 @@ export function exposedGc(): (() => void) | null {
 
 export interface MemorySettleOptions {
   gc: (() => void) | null;
-  clock: Clock;
   logger: Logger;
+  /** Monotonic by default (a step of the wall clock neither holds it off nor cuts the wait). */
+  clock?: Clock;
   /** Other work in progress that a pause would hold up (the pool's background load). */
   busy?: () => boolean;
   heapBytes?: () => number;
@@ -102,9 +107,10 @@ export interface MemorySettle {
 
 export function watchMemory(server: Server, o: MemorySettleOptions): MemorySettle {
   const policy = o.policy ?? SETTLE_POLICY;
+  const clock = o.clock ?? { now: () => performance.now() };
   const heapBytes = o.heapBytes ?? (() => getHeapStatistics().total_heap_size);
   let open = 0;
-  let lastActivityMs = o.clock.now();
+  let lastActivityMs = clock.now();
   let lastSettleMs: number | null = null;
   let heapAfterSettle = 0;
   let settles = 0;
@@ -113,8 +119,13 @@ export function watchMemory(server: Server, o: MemorySettleOptions): MemorySettl
 
   const ended = () => {
     open--;
+    lastActivityMs = clock.now();
   };
-  const onRequest = (_req: unknown, res: { once(event: 'close', fn: () => void): unknown }) => {
+  const onRequest = (req: { url?: string }, res: { once(event: 'close', fn: () => void): unknown }) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    if (QUIET_PATHS.has(q < 0 ? url : url.slice(0, q))) return;
+    lastActivityMs = clock.now();
     open++;
     res.once('close', ended);
   };
@@ -122,14 +133,14 @@ export function watchMemory(server: Server, o: MemorySettleOptions): MemorySettl
 
   const check = () => {
     if (!gc) return;
-    const nowMs = o.clock.now();
+    const nowMs = clock.now();
     if (utilization() > policy.busyUtilization || o.busy?.()) lastActivityMs = nowMs;
     const before = heapBytes();
     if (!shouldSettle({ nowMs, open, lastActivityMs, lastSettleMs, heapBytes: before, heapAfterSettle }, policy)) return;
     const t0 = performance.now();
     gc();
     heapAfterSettle = heapBytes();
-    lastSettleMs = o.clock.now();
+    lastSettleMs = clock.now();
     settles++;
     // The pause itself is not activity: the event loop was busy with the GC.
     utilization();

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { SETTLE_POLICY, shouldSettle, watchMemory, type SettleFacts } from '../../src/app/memory-settle.ts';
+import { SETTLE_POLICY, shouldSettle, watchMemory, type SettleFacts, type SettlePolicy } from '../../src/app/memory-settle.ts';
 import { FakeClock } from '../../src/util/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { NODE_FLAGS } from '../../bin/node-flags.js';
@@ -37,14 +37,14 @@ test('settles again only after the minimum interval and once the heap has grown 
   assert.equal(shouldSettle(facts({ ...later, heapAfterSettle: 20 * MB, heapBytes: 28 * MB })), true);
 });
 
-async function harness(opts: { gc: boolean }) {
+async function harness(opts: { gc: boolean; policy?: SettlePolicy; busy?: () => boolean }) {
   const clock = new FakeClock(T0);
   let heap = 150 * MB;
   let busy = 0;
   let gcs = 0;
   const held: ServerResponse[] = [];
   const server = createServer((req, res) => {
-    if (req.url === '/hold') held.push(res);
+    if (req.url === '/hold' || req.url === '/api/events') held.push(res);
     else res.end('ok');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -58,6 +58,8 @@ async function harness(opts: { gc: boolean }) {
     logger: silentLogger(),
     heapBytes: () => heap,
     utilization: () => busy,
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.busy ? { busy: opts.busy } : {}),
   });
   const get = (path: string) =>
     new Promise<number>((resolve, reject) => {
@@ -67,10 +69,11 @@ async function harness(opts: { gc: boolean }) {
       }).on('error', reject).end();
     });
   /** A request that reaches the server and stays open until held[i].end(). */
-  const hold = async () => {
+  const hold = async (path = '/hold') => {
     const n = held.length;
-    const answered = get('/hold');
+    const answered = get(path);
     while (held.length === n) await new Promise((r) => setTimeout(r, 5));
+    answered.catch(() => {}); // one still open when the test ends is cut
     return { answered };
   };
   return {
@@ -95,9 +98,12 @@ test('no compacting GC while a request is open; one once it has ended and the ga
   assert.equal(h.gcs(), 0, 'a stream is open');
   h.held[0]!.end('done');
   assert.equal(await answered, 200);
+  h.settle.check();
+  assert.equal(h.gcs(), 0, 'idle counts from the end of the request');
   // the server sees the response close a moment after the client has it
   for (let i = 0; i < 100 && h.gcs() === 0; i++) {
     await new Promise((r) => setTimeout(r, 10));
+    h.clock.advance(SETTLE_POLICY.idleMs);
     h.settle.check();
   }
   assert.equal(h.gcs(), 1);
@@ -107,11 +113,12 @@ test('no compacting GC while a request is open; one once it has ended and the ga
   assert.equal(h.gcs(), 1, 'the heap has not grown since');
   assert.equal(await h.get('/'), 200);
   h.grow(30 * MB);
+  h.clock.advance(SETTLE_POLICY.idleMs);
   h.settle.check();
   assert.equal(h.gcs(), 2, 'grown back: given back again');
 });
 
-test('a busy event loop (a reload, a refresh, a stream of light requests) puts it off until idle for long enough', async (t) => {
+test('a busy event loop (a reload, a refresh, a catch-up) puts it off until idle for long enough', async (t) => {
   const h = await harness({ gc: true });
   t.after(() => h.close());
   h.clock.advance(SETTLE_POLICY.idleMs * 2);
@@ -125,6 +132,57 @@ test('a busy event loop (a reload, a refresh, a stream of light requests) puts i
   h.clock.advance(1);
   h.settle.check();
   assert.equal(h.gcs(), 1);
+});
+
+test('a request, however light, puts it off for the idle time; health checks and the dashboard\'s event stream do not', async (t) => {
+  const h = await harness({ gc: true });
+  t.after(() => h.close());
+  h.clock.advance(SETTLE_POLICY.idleMs * 2);
+  assert.equal(await h.get('/v1/models'), 200);
+  h.settle.check();
+  assert.equal(h.gcs(), 0, 'a request came a moment ago');
+  h.clock.advance(SETTLE_POLICY.idleMs - 1);
+  h.settle.check();
+  assert.equal(h.gcs(), 0);
+  // a dashboard tab open all along, and a load balancer polling
+  await h.hold('/api/events');
+  h.clock.advance(1);
+  assert.equal(await h.get('/healthz'), 200);
+  assert.equal(await h.get('/healthz?probe=1'), 200);
+  h.settle.check();
+  assert.equal(h.gcs(), 1);
+});
+
+test('nothing while the pool is still reading its accounts', async (t) => {
+  let loading = true;
+  const h = await harness({ gc: true, busy: () => loading });
+  t.after(() => h.close());
+  h.clock.advance(SETTLE_POLICY.idleMs * 3);
+  h.settle.check();
+  assert.equal(h.gcs(), 0);
+  loading = false;
+  h.settle.check();
+  assert.equal(h.gcs(), 0, 'idle counts from the end of the load');
+  h.clock.advance(SETTLE_POLICY.idleMs);
+  h.settle.check();
+  assert.equal(h.gcs(), 1);
+});
+
+test('its timer checks on its own, and close() stops it', async (t) => {
+  const h = await harness({ gc: true, policy: { ...SETTLE_POLICY, idleMs: 0, minIntervalMs: 0, checkMs: 10 } });
+  t.after(() => h.close());
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 200 && h.gcs() < n; i++) await new Promise((r) => setTimeout(r, 5));
+  };
+  await waitFor(1);
+  assert.equal(h.gcs(), 1);
+  h.grow(30 * MB);
+  await waitFor(2);
+  assert.equal(h.gcs(), 2, 'again once the heap grew');
+  h.settle.close();
+  h.grow(30 * MB);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(h.gcs(), 2, 'closed');
 });
 
 test('without --expose-gc nothing runs', async (t) => {

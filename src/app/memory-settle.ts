@@ -8,11 +8,11 @@
 // causes. So after a burst (or the start), once no request has come for
 // idleMs (a load balancer's health checks and the dashboard's event stream do
 // not count), none is open and the event loop has had next to nothing to do,
-// one compacting GC runs
-// (V8's "last resort" collection, as under memory pressure): with 100,000
-// accounts on PostgreSQL, RSS 211 -> 178 MB after 10,000 requests, for a
-// pause of ~0.2 s while nothing waits (docs/performance.md). It needs
-// `--expose-gc` (bin/node-flags.js); without it nothing runs.
+// one compacting GC runs (V8's "last resort" collection, as under memory
+// pressure): with 100,000 accounts on PostgreSQL, RSS 216 -> 177 MB after
+// 10,000 requests, for a pause of ~0.2 s in a lull (docs/design.md,
+// docs/performance.md). It needs `--expose-gc` (bin/node-flags.js); without
+// it nothing runs.
 import type { Server } from 'node:http';
 import { getHeapStatistics } from 'node:v8';
 import { performance } from 'node:perf_hooks';

@@ -819,9 +819,9 @@ async function main(): Promise<void> {
         if (idleProfile) log(`profile: ${idleProfile} (idle; summary: node bench/profile-summary.ts ${idleProfile})`);
         row({ section: '4', metric: `gateway CPU in the ${P.idleMs / 1000} s after the load (no requests)`, value: (idle.cpuMs / P.idleMs) * 100, unit: `% of one core${idle.settles ? ' (memory given back meanwhile: one compacting GC)' : ''}` });
         // What `top` shows once the gateway has sat idle after everything above (streams of 32 MB included).
-        const settled = await gw.child.ask<{ mem: Mem }>('stats');
-        row({ section: '4', metric: `gateway RSS after the streaming-memory phase (5) and ${P.idleMs / 1000} s idle`, value: settled.mem.rss / MB, unit: `MB (V8 heap ${round(settled.mem.heapTotal / MB, 1)} MB, ${round(settled.mem.heapUsed / MB, 1)} MB used)` });
-        raw.idle = { ...idle, settled, resident: residentBreakdown(gw.child.proc.pid!) };
+        const afterIdle = await gw.child.ask<{ mem: Mem }>('stats');
+        row({ section: '4', metric: `gateway RSS after the streaming-memory phase (5) and ${P.idleMs / 1000} s idle`, value: afterIdle.mem.rss / MB, unit: `MB (V8 heap ${round(afterIdle.mem.heapTotal / MB, 1)} MB, ${round(afterIdle.mem.heapUsed / MB, 1)} MB used)` });
+        raw.idle = { ...idle, settled: afterIdle, resident: residentBreakdown(gw.child.proc.pid!) };
       }
       await gw.child.stop();
       children.pop();

@@ -26,6 +26,9 @@ const CompleteBody = z.object({ callback_url: z.string().trim().min(1, 'callback
 const PatchBody = z.object({ proxy_disabled: z.boolean() });
 const KeyBody = z.object({ label: z.string().trim().min(1).max(100).default('key') });
 
+/** The dashboard's live event stream (server-sent events, open as long as a tab is). */
+export const EVENTS_PATH = '/api/events';
+
 export type ApiAccount = ReturnType<typeof publicAccount> & {
   state: AccountState;
   usage_today: { requests: number; tokens: number };
@@ -250,7 +253,7 @@ export function registerApiRoutes(router: Router, deps: ApiDeps, logger: Logger)
     sendJson(ctx.res, 200, { ok: true, ...(await deps.saveClientSecret(JSON.stringify(raw))) });
   });
 
-  on('GET', '/api/events', async ({ req, res }) => {
+  on('GET', EVENTS_PATH, async ({ req, res }) => {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

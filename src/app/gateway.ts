@@ -20,8 +20,8 @@ import { SharedUsageStore } from '../pool/shared-usage.ts';
 import { completeConsent, importRefreshToken } from '../oauth/add-account.ts';
 import { oauthCallbackHandler } from '../oauth/callback-route.ts';
 import { createRequestLog, type RequestLog } from '../proxy/request-log.ts';
-import { registerProxyRoutes } from '../proxy/routes.ts';
-import { registerApiRoutes, apiAccount } from '../api/routes.ts';
+import { HEALTH_PATH, registerProxyRoutes } from '../proxy/routes.ts';
+import { EVENTS_PATH, registerApiRoutes, apiAccount } from '../api/routes.ts';
 import { createMetrics } from './metrics.ts';
 import { shareLaneCooldowns } from './shared-cooldowns.ts';
 import type { Account } from '../store/account.ts';
@@ -249,7 +249,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   listenUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
-  const memory = watchMemory(server, { gc: exposedGc(), logger, busy: () => pool.loading() !== null });
+  const memory = watchMemory(server, { gc: exposedGc(), logger, quietPaths: new Set([HEALTH_PATH, EVENTS_PATH]), busy: () => pool.loading() !== null });
   logger.info({ url: listenUrl, auth_mode: config.effective_auth_mode, auth_mode_reason: config.auth_mode_reason, accounts: pool.size, data_dir: config.data_dir }, `Grantpool listening on ${listenUrl}`);
 
   let closing: Promise<void> | null = null;

@@ -19,9 +19,6 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../util/clock.ts';
 
-/** Requests that are neither activity nor open work: health checks, and the dashboard's event stream (open as long as a tab is). */
-export const QUIET_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/events']);
-
 export interface SettlePolicy {
   /** No request and the event loop (nearly) idle for this long. */
   idleMs: number;
@@ -77,6 +74,8 @@ export function exposedGc(): (() => void) | null {
 export interface MemorySettleOptions {
   gc: (() => void) | null;
   logger: Logger;
+  /** Paths whose requests are neither activity nor open work (health checks, the dashboard's event stream). */
+  quietPaths?: ReadonlySet<string>;
   /** Monotonic by default (a step of the wall clock neither holds it off nor cuts the wait). */
   clock?: Clock;
   /** Other work in progress that a pause would hold up (the pool's background load). */
@@ -109,6 +108,7 @@ export function watchMemory(server: Server, o: MemorySettleOptions): MemorySettl
   const policy = o.policy ?? SETTLE_POLICY;
   const clock = o.clock ?? { now: () => performance.now() };
   const heapBytes = o.heapBytes ?? (() => getHeapStatistics().total_heap_size);
+  const quiet = o.quietPaths ?? new Set<string>();
   let open = 0;
   let lastActivityMs = clock.now();
   let lastSettleMs: number | null = null;
@@ -124,7 +124,7 @@ export function watchMemory(server: Server, o: MemorySettleOptions): MemorySettl
   const onRequest = (req: { url?: string }, res: { once(event: 'close', fn: () => void): unknown }) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    if (QUIET_PATHS.has(q < 0 ? url : url.slice(0, q))) return;
+    if (quiet.has(q < 0 ? url : url.slice(0, q))) return;
     lastActivityMs = clock.now();
     open++;
     res.once('close', ended);

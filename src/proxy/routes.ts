@@ -24,6 +24,9 @@ import { preflightOnly, unknownRoute } from './routes/fallbacks.ts';
 
 export type { ProxyConfig, ProxyRouteDeps } from './routes/context.ts';
 
+/** The health check a load balancer polls. */
+export const HEALTH_PATH = '/healthz';
+
 export interface ProxyRoutes {
   /** Closes the upstream client if it was created here. */
   close(): Promise<void>;
@@ -51,7 +54,7 @@ export function registerProxyRoutes(router: Router, deps: ProxyRouteDeps): Proxy
   const v1UnknownProtocol = (ctx: RequestContext): Protocol =>
     ctx.req.headers['anthropic-version'] !== undefined || ctx.req.headers['x-api-key'] !== undefined ? 'anthropic' : v1Protocol(ctx);
 
-  on('GET', '/healthz', guarded('gemini', health, { health: true }));
+  on('GET', HEALTH_PATH, guarded('gemini', health, { health: true }));
   on('GET', '/v1/models', guarded(v1Protocol, (ctx) => (isGoogleClient(ctx.req, ctx.url) ? models.listGemini(ctx) : models.listOpenAI(ctx))));
   on('GET', '/v1beta/models', guarded('gemini', models.listGemini));
   on('GET', '/v1beta/models/:model', guarded('gemini', (ctx) => models.getModel(ctx, 'v1beta', true)));

@@ -11,6 +11,8 @@ import { SETTLE_POLICY, shouldSettle, watchMemory, type SettleFacts, type Settle
 import { FakeClock } from '../../src/util/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { NODE_FLAGS } from '../../bin/node-flags.js';
+import { HEALTH_PATH } from '../../src/proxy/routes.ts';
+import { EVENTS_PATH } from '../../src/api/routes.ts';
 
 const MB = 1024 * 1024;
 const T0 = Date.UTC(2026, 11, 3);
@@ -44,7 +46,7 @@ async function harness(opts: { gc: boolean; policy?: SettlePolicy; busy?: () => 
   let gcs = 0;
   const held: ServerResponse[] = [];
   const server = createServer((req, res) => {
-    if (req.url === '/hold' || req.url === '/api/events') held.push(res);
+    if (req.url === '/hold' || req.url === EVENTS_PATH) held.push(res);
     else res.end('ok');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -56,6 +58,7 @@ async function harness(opts: { gc: boolean; policy?: SettlePolicy; busy?: () => 
     } : null,
     clock,
     logger: silentLogger(),
+    quietPaths: new Set([HEALTH_PATH, EVENTS_PATH]),
     heapBytes: () => heap,
     utilization: () => busy,
     ...(opts.policy ? { policy: opts.policy } : {}),
@@ -145,10 +148,10 @@ test('a request, however light, puts it off for the idle time; health checks and
   h.settle.check();
   assert.equal(h.gcs(), 0);
   // a dashboard tab open all along, and a load balancer polling
-  await h.hold('/api/events');
+  await h.hold(EVENTS_PATH);
   h.clock.advance(1);
-  assert.equal(await h.get('/healthz'), 200);
-  assert.equal(await h.get('/healthz?probe=1'), 200);
+  assert.equal(await h.get(HEALTH_PATH), 200);
+  assert.equal(await h.get(`${HEALTH_PATH}?probe=1`), 200);
   h.settle.check();
   assert.equal(h.gcs(), 1);
 });
